@@ -1,0 +1,440 @@
+// Package flow is the auth_session state machine behind the native
+// authorization endpoint (FiPA-04 §5, "authorization challenge endpoint").
+// It takes a parsed request — the client, the initial parameters or a
+// follow-up's answers — and returns one outcome: a challenge, an error, or
+// an authorization code. It knows nothing of HTTP.
+//
+// An auth_session value (FiPA-04 §5.1, §5.3.1) is 48 random bytes,
+// base64url: a 16-byte lookup ID and a 32-byte one-step secret. Only the ID
+// and a SHA-256 digest of the secret are stored; every step swaps the
+// digest with a compare-and-swap, so each value is good for exactly one
+// step and a replay changes nothing (PROTOCOL-NOTES "auth_session").
+package flow
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
+	"go.uber.org/zap"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/fedas/fedas/storage"
+)
+
+// Stages of a local sign-in.
+const (
+	StagePassword = "password"
+	StageOTP      = "otp"
+)
+
+// AMR values (RFC 8176 §2).
+const (
+	AMRPassword = "pwd"
+	AMROTP      = "otp"
+)
+
+// Carried lists the initial-request parameters kept in the session and
+// bound to the code (FiPA-04 §5.1; RFC 7636 §4.3).
+var Carried = []string{"scope", "code_challenge", "code_challenge_method", "state", "nonce", "acr_values", "login_hint", "max_age", "native_callback_uri"}
+
+// User is a local account.
+type User struct {
+	Username     string
+	Subject      string
+	PasswordHash string
+	TOTPSecret   string
+}
+
+// Grant is what the engine asks the code issuer to bind to a new code.
+type Grant struct {
+	ClientID string
+	Request  map[string]string
+	Subject  string
+	Username string
+	AMR      []string
+	AuthTime time.Time
+}
+
+// CodeIssuer mints and stores an authorization code for a grant
+// (implemented by the server on fosite). It MUST NOT return a code whose
+// state was not stored.
+type CodeIssuer interface {
+	IssueCode(ctx context.Context, g Grant) (string, error)
+}
+
+// Client is what the engine needs to know about the calling client.
+type Client struct {
+	ID string
+	// CredentialChallenges allows password and OTP challenges: first-party
+	// clients, or federating clients that opted in (PROTOCOL-NOTES Q10).
+	CredentialChallenges bool
+}
+
+// Options configure an Engine.
+type Options struct {
+	Sessions    storage.AuthSessionStore
+	Replay      storage.ReplayStore
+	Users       []User
+	Issuer      CodeIssuer
+	TTL         time.Duration
+	MaxFailures int
+	Logger      *zap.Logger
+	// Now is the clock (tests).
+	Now func() time.Time
+}
+
+// Engine runs auth sessions.
+type Engine struct {
+	o     Options
+	users map[string]User
+	// dummyHash equalises the time of an unknown-user check with a
+	// wrong-password check.
+	dummyHash []byte
+}
+
+// New builds an Engine.
+func New(o Options) *Engine {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	e := &Engine{o: o, users: make(map[string]User, len(o.Users))}
+	for _, u := range o.Users {
+		e.users[u.Username] = u
+		if e.dummyHash == nil {
+			e.dummyHash = []byte(u.PasswordHash)
+		}
+	}
+	if e.dummyHash == nil {
+		e.dummyHash, _ = bcrypt.GenerateFromPassword([]byte("x"), bcrypt.MinCost)
+	}
+	return e
+}
+
+// Error is a protocol outcome other than success: an RFC 6749 §5.2 error,
+// possibly carrying a new auth_session and a challenge (FiPA-04 §5.2.2).
+type Error struct {
+	Status      int
+	Code        string
+	Description string
+	AuthSession string
+	Challenge   *Challenge
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Description }
+
+// Challenge is the self-describing member fedas adds to
+// insufficient_authorization (PROTOCOL-NOTES "Local authentication
+// challenges are self-describing").
+type Challenge struct {
+	Type   string           `json:"type"`
+	Inputs map[string]Input `json:"inputs"`
+}
+
+// Input describes one field the client collects.
+type Input struct {
+	Title       string `json:"title,omitempty"`
+	Hint        string `json:"hint,omitempty"`
+	Description string `json:"description,omitempty"`
+	Secret      bool   `json:"secret"`
+}
+
+func invalidSession() *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "invalid_session", Description: "The auth_session is invalid, expired or already used."}
+}
+
+func invalidRequest(desc string) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Description: desc}
+}
+
+// handle is a parsed auth_session value.
+type handle struct {
+	id       string
+	stepHash string
+}
+
+const (
+	idLen     = 16
+	secretLen = 32
+)
+
+var b64 = base64.RawURLEncoding
+
+func newHandle() (value string, h handle, err error) {
+	var b [idLen + secretLen]byte
+	if _, err = rand.Read(b[:]); err != nil {
+		return "", handle{}, err
+	}
+	return b64.EncodeToString(b[:]), handle{id: b64.EncodeToString(b[:idLen]), stepHash: stepHash(b[idLen:])}, nil
+}
+
+func stepHash(secret []byte) string {
+	sum := sha256.Sum256(secret)
+	return b64.EncodeToString(sum[:])
+}
+
+// parseHandle accepts only the exact shape we mint, so that no client
+// input ever reaches a storage key unchecked (SECURITY.md A12).
+func parseHandle(v string) (handle, bool) {
+	if len(v) != b64.EncodedLen(idLen+secretLen) {
+		return handle{}, false
+	}
+	b, err := b64.DecodeString(v)
+	if err != nil || len(b) != idLen+secretLen {
+		return handle{}, false
+	}
+	return handle{id: b64.EncodeToString(b[:idLen]), stepHash: stepHash(b[idLen:])}, true
+}
+
+// Start begins an auth session for a validated initial request and
+// returns the first challenge (always an *Error with Status 403).
+func (e *Engine) Start(ctx context.Context, c Client, req map[string]string) error {
+	if !c.CredentialChallenges {
+		return &Error{Status: http.StatusBadRequest, Code: "unauthorized_client", Description: "This client may not receive credential challenges."}
+	}
+	now := e.o.Now()
+	s := storage.AuthSession{
+		ClientID:  c.ID,
+		CreatedAt: now,
+		ExpiresAt: now.Add(e.o.TTL),
+		Stage:     StagePassword,
+		Request:   req,
+	}
+	if hint := req["login_hint"]; hint != "" {
+		s.Username = hint
+	}
+	value, h, err := newHandle()
+	if err != nil {
+		return err
+	}
+	s.ID, s.StepHash = h.id, h.stepHash
+	if err := e.o.Sessions.CreateAuthSession(ctx, s); err != nil {
+		return err
+	}
+	return e.challenge(s, value, "")
+}
+
+func (e *Engine) challenge(s storage.AuthSession, value, desc string) *Error {
+	ch := &Challenge{Inputs: map[string]Input{}}
+	switch s.Stage {
+	case StagePassword:
+		ch.Type = "password"
+		if s.Username == "" {
+			ch.Inputs["username"] = Input{Title: "Username", Hint: "username"}
+		}
+		ch.Inputs["password"] = Input{Title: "Password", Hint: "current-password", Secret: true}
+		if desc == "" {
+			desc = "Sign in with your username and password."
+		}
+	case StageOTP:
+		ch.Type = "otp"
+		ch.Inputs["otp"] = Input{Title: "One-time code", Hint: "one-time-code", Description: "The 6-digit code from your authenticator app."}
+		if desc == "" {
+			desc = "Enter the one-time code from your authenticator app."
+		}
+	}
+	return &Error{Status: http.StatusForbidden, Code: "insufficient_authorization", Description: desc, AuthSession: value, Challenge: ch}
+}
+
+// Continue advances the session named by value with the client's answers.
+// clientID is the client_id of the follow-up, if it sent one. It returns
+// the authorization code on success, an *Error for every protocol
+// outcome, or another error (storage.ErrUnavailable, …) for failures.
+func (e *Engine) Continue(ctx context.Context, clientID, value string, answers url.Values) (string, error) {
+	h, ok := parseHandle(value)
+	if !ok {
+		return "", invalidSession()
+	}
+	s, err := e.o.Sessions.AuthSession(ctx, h.id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", invalidSession()
+	} else if err != nil {
+		return "", err
+	}
+	if subtle.ConstantTimeCompare([]byte(s.StepHash), []byte(h.stepHash)) != 1 {
+		return "", invalidSession()
+	}
+	if clientID != "" && clientID != s.ClientID {
+		// FiPA-04 §5.1: the client_id MUST match the session's; reject
+		// without touching the victim's session (SECURITY.md A04).
+		return "", invalidRequest("The client_id does not match the auth_session.")
+	}
+	switch s.Stage {
+	case StagePassword:
+		return e.password(ctx, s, h, answers)
+	case StageOTP:
+		return e.otp(ctx, s, h, answers)
+	}
+	return "", invalidSession()
+}
+
+func field(answers url.Values, name string, max int) (string, *Error) {
+	v := answers.Get(name)
+	if v == "" {
+		return "", invalidRequest(fmt.Sprintf("The %s input is required.", name))
+	}
+	if len(v) > max {
+		return "", invalidRequest(fmt.Sprintf("The %s input is too long.", name))
+	}
+	return v, nil
+}
+
+func (e *Engine) password(ctx context.Context, s storage.AuthSession, h handle, answers url.Values) (string, error) {
+	username := s.Username
+	if username == "" {
+		u, perr := field(answers, "username", 256)
+		if perr != nil {
+			return "", perr
+		}
+		username = u
+	}
+	pw, perr := field(answers, "password", 1024)
+	if perr != nil {
+		return "", perr
+	}
+	user, known := e.users[username]
+	hash := e.dummyHash
+	if known {
+		hash = []byte(user.PasswordHash)
+	}
+	okPW := bcrypt.CompareHashAndPassword(hash, []byte(pw)) == nil && known
+	if !okPW {
+		// The same answer whether or not the user exists.
+		return e.fail(ctx, s, h, "The username or password is not correct.")
+	}
+	s.Username, s.Subject = user.Username, user.Subject
+	s.AMR = []string{AMRPassword}
+	s.AuthTime = e.o.Now()
+	if user.TOTPSecret != "" {
+		s.Stage = StageOTP
+		s.Failures = 0
+		return e.step(ctx, s, h, "")
+	}
+	return e.finish(ctx, s, h)
+}
+
+func (e *Engine) otp(ctx context.Context, s storage.AuthSession, h handle, answers url.Values) (string, error) {
+	code, perr := field(answers, "otp", 10)
+	if perr != nil {
+		return "", perr
+	}
+	user, known := e.users[s.Username]
+	if !known || user.TOTPSecret == "" {
+		return "", invalidSession()
+	}
+	counter, ok := matchTOTP(user.TOTPSecret, code, e.o.Now())
+	if ok {
+		// RFC 6238 §5.2: a code is accepted once. The marker outlives the
+		// ±1 step window.
+		exp := time.Unix((counter+3)*30, 0)
+		err := e.o.Replay.MarkUsed(ctx, "totp:"+user.Subject+":"+strconv.FormatInt(counter, 10), exp)
+		if errors.Is(err, storage.ErrConflict) {
+			ok = false
+		} else if err != nil {
+			return "", err
+		}
+	}
+	if !ok {
+		return e.fail(ctx, s, h, "The one-time code is not correct.")
+	}
+	s.AMR = append(s.AMR, AMROTP)
+	s.AuthTime = e.o.Now()
+	return e.finish(ctx, s, h)
+}
+
+// matchTOTP checks code against the steps t-1, t, t+1 (RFC 6238 §5.2) and
+// returns the matching counter.
+func matchTOTP(secret, code string, now time.Time) (int64, bool) {
+	opts := totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1}
+	base := now.Unix() / 30
+	found, counter := false, int64(0)
+	for _, d := range []int64{-1, 0, 1} {
+		want, err := totp.GenerateCodeCustom(secret, time.Unix((base+d)*30, 0), opts)
+		if err != nil {
+			return 0, false
+		}
+		if subtle.ConstantTimeCompare([]byte(want), []byte(code)) == 1 && !found {
+			found, counter = true, base+d
+		}
+	}
+	return counter, found
+}
+
+// fail counts a wrong answer: the session survives with a new step value
+// until MaxFailures, then it ends (SECURITY.md J06).
+func (e *Engine) fail(ctx context.Context, s storage.AuthSession, h handle, desc string) (string, error) {
+	s.Failures++
+	if s.Failures >= e.o.MaxFailures {
+		err := e.o.Sessions.DeleteAuthSession(ctx, s.ID, h.stepHash)
+		if err := casErr(err); err != nil {
+			return "", err
+		}
+		return "", &Error{Status: http.StatusBadRequest, Code: "access_denied", Description: "Too many failed attempts; start again."}
+	}
+	return e.step(ctx, s, h, desc)
+}
+
+// step stores s under a fresh step value and answers with its challenge.
+func (e *Engine) step(ctx context.Context, s storage.AuthSession, h handle, desc string) (string, error) {
+	value, nh, err := newHandleFor(s.ID)
+	if err != nil {
+		return "", err
+	}
+	s.StepHash = nh.stepHash
+	if err := casErr(e.o.Sessions.UpdateAuthSession(ctx, h.stepHash, s)); err != nil {
+		return "", err
+	}
+	return "", e.challenge(s, value, desc)
+}
+
+// finish ends the session (its value is dead once the code exists:
+// FiPA-04 §5.3.1) and issues the code.
+func (e *Engine) finish(ctx context.Context, s storage.AuthSession, h handle) (string, error) {
+	if err := casErr(e.o.Sessions.DeleteAuthSession(ctx, s.ID, h.stepHash)); err != nil {
+		return "", err
+	}
+	return e.o.Issuer.IssueCode(ctx, Grant{
+		ClientID: s.ClientID,
+		Request:  s.Request,
+		Subject:  s.Subject,
+		Username: s.Username,
+		AMR:      s.AMR,
+		AuthTime: s.AuthTime,
+	})
+}
+
+// casErr turns a lost compare-and-swap into invalid_session: another
+// request used this step value first.
+func casErr(err error) error {
+	if errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrNotFound) {
+		return invalidSession()
+	}
+	return err
+}
+
+// newHandleFor mints a new step value for an existing session ID.
+func newHandleFor(id string) (string, handle, error) {
+	raw, err := b64.DecodeString(id)
+	if err != nil || len(raw) != idLen {
+		return "", handle{}, errors.New("flow: corrupt session id")
+	}
+	var b [idLen + secretLen]byte
+	copy(b[:idLen], raw)
+	if _, err := rand.Read(b[idLen:]); err != nil {
+		return "", handle{}, err
+	}
+	return b64.EncodeToString(b[:]), handle{id: id, stepHash: stepHash(b[idLen:])}, nil
+}

@@ -1,0 +1,156 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	"github.com/ory/fosite"
+	"go.uber.org/zap"
+
+	"github.com/fedas/fedas/flow"
+	"github.com/fedas/fedas/storage"
+)
+
+// errorBody is an RFC 6749 §5.2 error response plus the FiPA-04 §5.2.2
+// members fedas uses.
+type errorBody struct {
+	Error            string          `json:"error"`
+	ErrorDescription string          `json:"error_description,omitempty"`
+	ErrorURI         string          `json:"error_uri,omitempty"`
+	AuthSession      string          `json:"auth_session,omitempty"`
+	Challenge        *flow.Challenge `json:"challenge,omitempty"`
+}
+
+// protoError is a protocol error with its HTTP status.
+type protoError struct {
+	status int
+	body   errorBody
+}
+
+func (e *protoError) Error() string { return e.body.Error + ": " + e.body.ErrorDescription }
+
+func newError(status int, code, desc string) *protoError {
+	return &protoError{status: status, body: errorBody{Error: code, ErrorDescription: desc}}
+}
+
+func errInvalidRequest(desc string) *protoError {
+	return newError(http.StatusBadRequest, "invalid_request", desc)
+}
+
+// cleanDescription keeps error_description within the RFC 6749 §5.2
+// character set (%x20-21 / %x23-5B / %x5D-7E) and bounded, so that no
+// quote, backslash, control character or angle-bracket markup from any
+// source (fosite hints may quote input) is reflected.
+func cleanDescription(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r == '<' || r == '>' {
+			continue
+		}
+		if r >= 0x20 && r <= 0x7e && r != '"' && r != '\\' {
+			b.WriteRune(r)
+		}
+		if b.Len() >= 300 {
+			break
+		}
+	}
+	return b.String()
+}
+
+// toProtoError is the one place that maps every error to an HTTP status and
+// an RFC 6749 body.
+func toProtoError(err error) (*protoError, bool) {
+	var pe *protoError
+	var fe *flow.Error
+	var re *fosite.RFC6749Error
+	switch {
+	case errors.As(err, &pe):
+		return pe, false
+	case errors.As(err, &fe):
+		return &protoError{status: fe.Status, body: errorBody{Error: fe.Code, ErrorDescription: fe.Description, AuthSession: fe.AuthSession, Challenge: fe.Challenge}}, false
+	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return newError(http.StatusServiceUnavailable, "temporarily_unavailable", "The service is temporarily unavailable; retry shortly."), true
+	case errors.As(err, &re):
+		if errors.Is(re, fosite.ErrTemporarilyUnavailable) || errors.Is(re.Unwrap(), storage.ErrUnavailable) {
+			return newError(http.StatusServiceUnavailable, "temporarily_unavailable", "The service is temporarily unavailable; retry shortly."), true
+		}
+		if re.CodeField >= 500 {
+			return newError(http.StatusInternalServerError, "server_error", "The server could not complete the request."), true
+		}
+		desc := re.DescriptionField
+		if re.HintField != "" {
+			desc = re.HintField
+		}
+		return newError(re.CodeField, re.ErrorField, desc), false
+	}
+	return newError(http.StatusInternalServerError, "server_error", "The server could not complete the request."), true
+}
+
+// writeError writes err as JSON with Cache-Control: no-store, 401 +
+// WWW-Authenticate for invalid_client after HTTP auth (RFC 6749 §5.2) and
+// Retry-After on 503.
+func (s *Server) writeError(c echo.Context, err error) error {
+	pe, internal := toProtoError(err)
+	if internal {
+		s.log.Warn("request failed", zap.String("path", c.Path()), zap.Error(err))
+	}
+	h := c.Response().Header()
+	if pe.body.Error == "invalid_client" {
+		pe.status = http.StatusUnauthorized
+		if c.Request().Header.Get("Authorization") != "" {
+			h.Set("WWW-Authenticate", `Basic realm="fedas", error="invalid_client"`)
+		}
+	}
+	if pe.status == http.StatusServiceUnavailable {
+		h.Set("Retry-After", "1")
+	}
+	body := pe.body
+	body.ErrorDescription = cleanDescription(body.ErrorDescription)
+	return writeJSON(c, pe.status, body)
+}
+
+func writeJSON(c echo.Context, status int, v any) error {
+	h := c.Response().Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	c.Response().WriteHeader(status)
+	_, err = c.Response().Write(b)
+	return err
+}
+
+// echoError turns echo's own errors (404, 405, 413, a panic recovered as
+// an error) into RFC 6749 bodies too.
+func (s *Server) echoError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		code := "invalid_request"
+		desc := http.StatusText(he.Code)
+		switch {
+		case he.Code == http.StatusNotFound:
+			code, desc = "not_found", "No such endpoint."
+		case he.Code == http.StatusMethodNotAllowed:
+			desc = "This endpoint accepts only POST."
+			if c.Request().Method == http.MethodPost {
+				desc = "Method not allowed."
+			}
+		case he.Code >= 500:
+			code = "server_error"
+		}
+		_ = writeJSON(c, he.Code, errorBody{Error: code, ErrorDescription: desc})
+		return
+	}
+	_ = s.writeError(c, err)
+}

@@ -1,0 +1,259 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/ory/fosite"
+
+	"github.com/fedas/fedas/storage"
+)
+
+// fositeStore adapts a storage.Store to the storage interfaces fosite's
+// handlers call (handler/oauth2, handler/pkce, PAR). It is the one place
+// where fosite requesters are serialised (client ID + form + scopes +
+// session JSON, as ory/hydra stores them) and rehydrated into the caller's
+// session prototype.
+type fositeStore struct {
+	st        storage.Store
+	clients   *clientRegistry
+	lifetimes func(storage.Kind) time.Duration
+}
+
+var (
+	_ fosite.Storage    = (*fositeStore)(nil)
+	_ fosite.PARStorage = (*fositeStore)(nil)
+)
+
+// GetClient implements fosite.ClientManager.
+func (s *fositeStore) GetClient(_ context.Context, id string) (fosite.Client, error) {
+	c, ok := s.clients.lookup(id)
+	if !ok {
+		return nil, fosite.ErrNotFound
+	}
+	return c, nil
+}
+
+// ClientAssertionJWTValid implements fosite.ClientManager. The real check
+// is the atomic MarkUsed in SetClientAssertionJWT: a check-then-set here
+// would race (fosite GHSA-v3q9-2p3m-7g43).
+func (s *fositeStore) ClientAssertionJWTValid(context.Context, string) error { return nil }
+
+// SetClientAssertionJWT records a client assertion jti once (RFC 7523 §3
+// item 7); a second use gets ErrJTIKnown.
+func (s *fositeStore) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
+	err := s.st.MarkUsed(ctx, "jti:"+jti, exp)
+	switch {
+	case errors.Is(err, storage.ErrConflict):
+		return fosite.ErrJTIKnown
+	case err != nil:
+		return storageErr(err)
+	}
+	return nil
+}
+
+// storageErr maps backend failures into fosite errors: not-found stays
+// fosite.ErrNotFound (so an unknown code is invalid_grant, never 500), an
+// unavailable backend becomes temporarily_unavailable (503).
+func storageErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, storage.ErrNotFound):
+		return fosite.ErrNotFound
+	case errors.Is(err, storage.ErrUnavailable):
+		return fosite.ErrTemporarilyUnavailable.WithWrap(err).WithDebug(err.Error())
+	}
+	return fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
+}
+
+func toRecord(r fosite.Requester) (storage.Record, error) {
+	sess, err := json.Marshal(r.GetSession())
+	if err != nil {
+		return storage.Record{}, fmt.Errorf("encode session: %w", err)
+	}
+	rec := storage.Record{
+		RequestID:         r.GetID(),
+		ClientID:          r.GetClient().GetID(),
+		RequestedAt:       r.GetRequestedAt(),
+		Form:              r.GetRequestForm().Encode(),
+		RequestedScopes:   r.GetRequestedScopes(),
+		GrantedScopes:     r.GetGrantedScopes(),
+		RequestedAudience: r.GetRequestedAudience(),
+		GrantedAudience:   r.GetGrantedAudience(),
+		Session:           sess,
+	}
+	if ar, ok := r.(fosite.AuthorizeRequester); ok {
+		rec.ResponseTypes = ar.GetResponseTypes()
+		rec.State = ar.GetState()
+		if u := ar.GetRedirectURI(); u != nil {
+			rec.RedirectURI = u.String()
+		}
+	}
+	return rec, nil
+}
+
+func (s *fositeStore) fromRecord(rec storage.Record, session fosite.Session) (*fosite.AuthorizeRequest, error) {
+	client, ok := s.clients.lookup(rec.ClientID)
+	if !ok {
+		// The client was removed from configuration since: treat its
+		// artefacts as gone.
+		return nil, fosite.ErrNotFound
+	}
+	form, err := url.ParseQuery(rec.Form)
+	if err != nil {
+		return nil, fosite.ErrServerError.WithDebug("stored form is corrupt")
+	}
+	if session != nil && len(rec.Session) > 0 {
+		if err := json.Unmarshal(rec.Session, session); err != nil {
+			return nil, fosite.ErrServerError.WithDebug("stored session is corrupt")
+		}
+	}
+	ar := fosite.NewAuthorizeRequest()
+	ar.ID = rec.RequestID
+	ar.RequestedAt = rec.RequestedAt
+	ar.Client = client
+	ar.Form = form
+	ar.RequestedScope = rec.RequestedScopes
+	ar.GrantedScope = rec.GrantedScopes
+	ar.RequestedAudience = rec.RequestedAudience
+	ar.GrantedAudience = rec.GrantedAudience
+	ar.Session = session
+	ar.ResponseTypes = rec.ResponseTypes
+	ar.State = rec.State
+	if rec.RedirectURI != "" {
+		ar.RedirectURI, _ = url.Parse(rec.RedirectURI)
+	}
+	return ar, nil
+}
+
+func (s *fositeStore) create(ctx context.Context, kind storage.Kind, sig string, r fosite.Requester) error {
+	rec, err := toRecord(r)
+	if err != nil {
+		return fosite.ErrServerError.WithWrap(err)
+	}
+	return storageErr(s.st.CreateToken(ctx, kind, sig, rec, s.lifetimes(kind)))
+}
+
+func (s *fositeStore) get(ctx context.Context, kind storage.Kind, sig string, session fosite.Session) (fosite.Requester, error) {
+	rec, err := s.st.Token(ctx, kind, sig)
+	if err != nil && !errors.Is(err, storage.ErrInvalidated) {
+		return nil, storageErr(err)
+	}
+	ar, ferr := s.fromRecord(rec, session)
+	if ferr != nil {
+		return nil, ferr
+	}
+	if errors.Is(err, storage.ErrInvalidated) {
+		return ar, fosite.ErrInvalidatedAuthorizeCode
+	}
+	return ar, nil
+}
+
+// CreateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage.
+func (s *fositeStore) CreateAuthorizeCodeSession(ctx context.Context, sig string, r fosite.Requester) error {
+	return s.create(ctx, storage.KindCode, sig, r)
+}
+
+// GetAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage; a
+// redeemed code comes back with fosite.ErrInvalidatedAuthorizeCode so that
+// fosite revokes what the first redemption issued (RFC 6749 §4.1.2).
+func (s *fositeStore) GetAuthorizeCodeSession(ctx context.Context, sig string, session fosite.Session) (fosite.Requester, error) {
+	return s.get(ctx, storage.KindCode, sig, session)
+}
+
+// InvalidateAuthorizeCodeSession implements oauth2.AuthorizeCodeStorage.
+// It is the single atomic step that decides which concurrent redemption
+// wins; losers get invalid_grant instead of fosite's default 500.
+func (s *fositeStore) InvalidateAuthorizeCodeSession(ctx context.Context, sig string) error {
+	err := s.st.InvalidateCode(ctx, sig)
+	if errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrNotFound) {
+		return fosite.ErrInvalidGrant.WithHint("The authorization code has already been used.")
+	}
+	return storageErr(err)
+}
+
+// CreatePKCERequestSession implements pkce.PKCERequestStorage.
+func (s *fositeStore) CreatePKCERequestSession(ctx context.Context, sig string, r fosite.Requester) error {
+	return s.create(ctx, storage.KindPKCE, sig, r)
+}
+
+// GetPKCERequestSession implements pkce.PKCERequestStorage.
+func (s *fositeStore) GetPKCERequestSession(ctx context.Context, sig string, session fosite.Session) (fosite.Requester, error) {
+	return s.get(ctx, storage.KindPKCE, sig, session)
+}
+
+// DeletePKCERequestSession implements pkce.PKCERequestStorage.
+func (s *fositeStore) DeletePKCERequestSession(ctx context.Context, sig string) error {
+	return storageErr(s.st.DeleteToken(ctx, storage.KindPKCE, sig))
+}
+
+// CreateAccessTokenSession implements oauth2.AccessTokenStorage.
+func (s *fositeStore) CreateAccessTokenSession(ctx context.Context, sig string, r fosite.Requester) error {
+	return s.create(ctx, storage.KindAccess, sig, r)
+}
+
+// GetAccessTokenSession implements oauth2.AccessTokenStorage.
+func (s *fositeStore) GetAccessTokenSession(ctx context.Context, sig string, session fosite.Session) (fosite.Requester, error) {
+	return s.get(ctx, storage.KindAccess, sig, session)
+}
+
+// DeleteAccessTokenSession implements oauth2.AccessTokenStorage.
+func (s *fositeStore) DeleteAccessTokenSession(ctx context.Context, sig string) error {
+	return storageErr(s.st.DeleteToken(ctx, storage.KindAccess, sig))
+}
+
+// CreateRefreshTokenSession implements oauth2.RefreshTokenStorage.
+func (s *fositeStore) CreateRefreshTokenSession(ctx context.Context, sig, _ string, r fosite.Requester) error {
+	return s.create(ctx, storage.KindRefresh, sig, r)
+}
+
+// GetRefreshTokenSession implements oauth2.RefreshTokenStorage.
+func (s *fositeStore) GetRefreshTokenSession(ctx context.Context, sig string, session fosite.Session) (fosite.Requester, error) {
+	return s.get(ctx, storage.KindRefresh, sig, session)
+}
+
+// DeleteRefreshTokenSession implements oauth2.RefreshTokenStorage.
+func (s *fositeStore) DeleteRefreshTokenSession(ctx context.Context, sig string) error {
+	return storageErr(s.st.DeleteToken(ctx, storage.KindRefresh, sig))
+}
+
+// RotateRefreshToken implements oauth2.RefreshTokenStorage. fedas does not
+// rotate refresh tokens (FAPI 2.0 §5.3.2.1-9, SECURITY.md D10): the old
+// refresh token stays valid until it expires or is revoked, so a client
+// retrying a refresh whose response it lost is never locked out.
+func (s *fositeStore) RotateRefreshToken(context.Context, string, string) error { return nil }
+
+// RevokeRefreshToken implements oauth2.TokenRevocationStorage (RFC 7009 §2.1).
+func (s *fositeStore) RevokeRefreshToken(ctx context.Context, requestID string) error {
+	return storageErr(s.st.RevokeRequest(ctx, storage.KindRefresh, requestID))
+}
+
+// RevokeAccessToken implements oauth2.TokenRevocationStorage (RFC 7009 §2.1).
+func (s *fositeStore) RevokeAccessToken(ctx context.Context, requestID string) error {
+	return storageErr(s.st.RevokeRequest(ctx, storage.KindAccess, requestID))
+}
+
+// CreatePARSession implements fosite.PARStorage (RFC 9126 §2.2).
+func (s *fositeStore) CreatePARSession(ctx context.Context, requestURI string, r fosite.AuthorizeRequester) error {
+	return s.create(ctx, storage.KindPAR, requestURI, r)
+}
+
+// GetPARSession implements fosite.PARStorage. It consumes the request_uri
+// in one atomic step (RFC 9126 §4: single use), because fosite reads and
+// then deletes in two steps, which lets concurrent callers both proceed.
+func (s *fositeStore) GetPARSession(ctx context.Context, requestURI string) (fosite.AuthorizeRequester, error) {
+	rec, err := s.st.ConsumeToken(ctx, storage.KindPAR, requestURI)
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	return s.fromRecord(rec, newSession())
+}
+
+// DeletePARSession implements fosite.PARStorage; GetPARSession already
+// consumed the request.
+func (s *fositeStore) DeletePARSession(context.Context, string) error { return nil }

@@ -1,0 +1,76 @@
+package server
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"encoding/base64"
+	"net/http"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/labstack/echo/v4"
+)
+
+func (s *Server) initJWKS(key *ecdsa.PrivateKey) error {
+	pub := jose.JSONWebKey{Key: &key.PublicKey, Algorithm: string(jose.ES256), Use: "sig"}
+	tp, err := pub.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return err
+	}
+	pub.KeyID = base64.RawURLEncoding.EncodeToString(tp)
+	s.jwks = jose.JSONWebKeySet{Keys: []jose.JSONWebKey{pub}}
+	return nil
+}
+
+// Metadata returns the RFC 8414 §2 authorization server metadata. The
+// native endpoint is published under both names (PROTOCOL-NOTES Q1):
+// authorization_challenge_endpoint (FiPA-04 §8) and
+// native_authorization_endpoint (federation draft §4.1).
+func (s *Server) Metadata() map[string]any {
+	return map[string]any{
+		"issuer":                                           s.cfg.Issuer,
+		"authorization_challenge_endpoint":                 s.url(PathNative),
+		"native_authorization_endpoint":                    s.url(PathNative),
+		"token_endpoint":                                   s.url(PathToken),
+		"pushed_authorization_request_endpoint":            s.url(PathPAR),
+		"revocation_endpoint":                              s.url(PathRevoke),
+		"introspection_endpoint":                           s.url(PathIntrospect),
+		"jwks_uri":                                         s.url(PathJWKS),
+		"response_types_supported":                         []string{"code"},
+		"grant_types_supported":                            []string{"authorization_code", "refresh_token"},
+		"code_challenge_methods_supported":                 []string{"S256"},
+		"token_endpoint_auth_methods_supported":            []string{"none", "client_secret_basic", "client_secret_post", "private_key_jwt"},
+		"token_endpoint_auth_signing_alg_values_supported": []string{"ES256", "PS256", "EdDSA"},
+		"pushed_authorization_request_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "private_key_jwt"},
+		"revocation_endpoint_auth_methods_supported":                   []string{"none", "client_secret_basic", "client_secret_post", "private_key_jwt"},
+		"introspection_endpoint_auth_methods_supported":                []string{"client_secret_basic", "client_secret_post", "private_key_jwt"},
+		"scopes_supported":                      s.cfg.Scopes,
+		"require_pushed_authorization_requests": false,
+	}
+}
+
+func (s *Server) metadata(c echo.Context) error {
+	c.Response().Header().Set("Cache-Control", "public, max-age=300")
+	return c.JSON(http.StatusOK, s.Metadata())
+}
+
+// jwksHandler publishes our public keys (RFC 7517 §5).
+func (s *Server) jwksHandler(c echo.Context) error {
+	c.Response().Header().Set("Cache-Control", "public, max-age=300")
+	return c.JSON(http.StatusOK, s.jwks)
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz reports ready only while storage answers within a second.
+func (s *Server) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), readinessDeadline)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		c.Response().Header().Set("Retry-After", "1")
+		return writeJSON(c, http.StatusServiceUnavailable, errorBody{Error: "temporarily_unavailable", ErrorDescription: "Storage is not reachable."})
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}

@@ -1,0 +1,249 @@
+// Package server is fedas's HTTP layer: echo routes, fosite wiring, and the
+// translation between HTTP requests and the flow engine, and between errors
+// and RFC 6749 §5.2 bodies. One file per endpoint.
+package server
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/labstack/echo/v4"
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
+	fositepar "github.com/ory/fosite/handler/par"
+	"github.com/ory/fosite/handler/pkce"
+	"github.com/ory/fosite/token/hmac"
+	"go.uber.org/zap"
+
+	"github.com/fedas/fedas/config"
+	"github.com/fedas/fedas/flow"
+	"github.com/fedas/fedas/storage"
+)
+
+// Endpoint paths, relative to the issuer.
+const (
+	PathMetadata      = "/.well-known/oauth-authorization-server"
+	PathJWKS          = "/jwks.json"
+	PathNative        = "/native/authorize"
+	PathToken         = "/oauth2/token"
+	PathPAR           = "/oauth2/par"
+	PathRevoke        = "/oauth2/revoke"
+	PathIntrospect    = "/oauth2/introspect"
+	PathHealth        = "/healthz"
+	PathReady         = "/readyz"
+	requestURIPrefix  = "urn:ietf:params:oauth:request_uri:"
+	requestDeadline   = 10 * time.Second
+	readinessDeadline = time.Second
+)
+
+// Options are a Server's dependencies.
+type Options struct {
+	Config *config.Config
+	Store  storage.Store
+	Logger *zap.Logger
+	// SigningKey signs what we sign and is published at jwks_uri; nil
+	// means an ephemeral P-256 key.
+	SigningKey *ecdsa.PrivateKey
+	// HMACSecret (≥32 bytes) keys fosite's codes and tokens; nil means
+	// ephemeral. Instances sharing a store must share it.
+	HMACSecret []byte
+}
+
+// Server is one fedas authorization server.
+type Server struct {
+	cfg      *config.Config
+	store    storage.Store
+	log      *zap.Logger
+	clients  *clientRegistry
+	oauth    fosite.OAuth2Provider
+	fcfg     *fositeConfig
+	strategy *oauth2.HMACSHAStrategy
+	fstore   *fositeStore
+	flow     *flow.Engine
+	jwks     jose.JSONWebKeySet
+	echo     *echo.Echo
+	http     *http.Server
+	// Ephemeral reports which keys were generated at start.
+	EphemeralSigningKey, EphemeralHMACSecret bool
+}
+
+// fositeConfig accepts the issuer and the PAR endpoint, besides the token
+// endpoint, as the audience of client assertions (RFC 9126 §2; RFC 7523
+// §3 item 3).
+type fositeConfig struct {
+	*fosite.Config
+	tokenURLs []string
+}
+
+// GetTokenURLs implements fosite.TokenURLProvider.
+func (c *fositeConfig) GetTokenURLs(context.Context) []string { return c.tokenURLs }
+
+// New builds a Server from its options.
+func New(o Options) (*Server, error) {
+	if o.Config == nil || o.Store == nil {
+		return nil, errors.New("server: config and store are required")
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	cfg := o.Config
+	s := &Server{cfg: cfg, store: o.Store, log: o.Logger}
+	if o.SigningKey == nil {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		o.SigningKey, s.EphemeralSigningKey = k, true
+	}
+	if o.HMACSecret == nil {
+		o.HMACSecret = make([]byte, 32)
+		if _, err := rand.Read(o.HMACSecret); err != nil {
+			return nil, err
+		}
+		s.EphemeralHMACSecret = true
+	}
+	clients, err := newClientRegistry(cfg.Clients)
+	if err != nil {
+		return nil, err
+	}
+	s.clients = clients
+	if err := s.initJWKS(o.SigningKey); err != nil {
+		return nil, err
+	}
+
+	lt := cfg.Lifetimes
+	fc := &fositeConfig{Config: &fosite.Config{
+		AccessTokenLifespan:             lt.AccessToken,
+		RefreshTokenLifespan:            lt.RefreshToken,
+		AuthorizeCodeLifespan:           lt.AuthorizationCode,
+		PushedAuthorizeContextLifespan:  lt.PushedRequest,
+		PushedAuthorizeRequestURIPrefix: requestURIPrefix,
+		GlobalSecret:                    o.HMACSecret,
+		TokenURL:                        cfg.Issuer + PathToken,
+		AccessTokenIssuer:               cfg.Issuer,
+		EnforcePKCEForPublicClients:     true,
+		ScopeStrategy:                   fosite.ExactScopeStrategy,
+		ClientSecretsHasher:             secretHasher{},
+		MinParameterEntropy:             8,
+		SendDebugMessagesToClients:      false,
+	}, tokenURLs: []string{cfg.Issuer + PathToken, cfg.Issuer, cfg.Issuer + PathPAR}}
+	s.fcfg = fc
+	s.strategy = oauth2.NewHMACSHAStrategy(&hmac.HMACStrategy{Config: fc}, fc)
+	s.fstore = &fositeStore{st: o.Store, clients: clients, lifetimes: func(k storage.Kind) time.Duration {
+		switch k {
+		case storage.KindCode, storage.KindPKCE:
+			return lt.AuthorizationCode
+		case storage.KindAccess:
+			return lt.AccessToken
+		case storage.KindRefresh:
+			return lt.RefreshToken
+		case storage.KindPAR:
+			return lt.PushedRequest
+		}
+		return lt.AccessToken
+	}}
+	// Handlers are built with typed fields rather than compose's
+	// interface{} factories, so a missing storage method fails to compile
+	// instead of failing at request time.
+	explicit := &oauth2.AuthorizeExplicitGrantHandler{
+		AccessTokenStrategy:    s.strategy,
+		RefreshTokenStrategy:   s.strategy,
+		AuthorizeCodeStrategy:  s.strategy,
+		CoreStorage:            s.fstore,
+		TokenRevocationStorage: s.fstore,
+		Config:                 fc,
+	}
+	refresh := &oauth2.RefreshTokenGrantHandler{
+		AccessTokenStrategy:    s.strategy,
+		RefreshTokenStrategy:   s.strategy,
+		TokenRevocationStorage: s.fstore,
+		Config:                 fc,
+	}
+	pk := &pkce.Handler{AuthorizeCodeStrategy: s.strategy, Storage: s.fstore, Config: fc}
+	validator := &oauth2.CoreValidator{CoreStrategy: s.strategy, CoreStorage: s.fstore, Config: fc}
+	revoke := &oauth2.TokenRevocationHandler{TokenRevocationStorage: s.fstore, AccessTokenStrategy: s.strategy, RefreshTokenStrategy: s.strategy}
+	parh := &fositepar.PushedAuthorizeHandler{Storage: s.fstore, Config: fc}
+	fc.TokenEndpointHandlers.Append(explicit)
+	fc.TokenEndpointHandlers.Append(refresh)
+	fc.TokenEndpointHandlers.Append(pk)
+	fc.TokenIntrospectionHandlers.Append(validator)
+	fc.RevocationHandlers.Append(revoke)
+	fc.PushedAuthorizeEndpointHandlers.Append(parh)
+	s.oauth = fosite.NewOAuth2Provider(s.fstore, fc)
+
+	users := make([]flow.User, 0, len(cfg.Users))
+	for _, u := range cfg.Users {
+		users = append(users, flow.User{Username: u.Username, Subject: u.Subject, PasswordHash: u.PasswordHash, TOTPSecret: u.TOTPSecret})
+	}
+	s.flow = flow.New(flow.Options{
+		Sessions:    o.Store,
+		Replay:      o.Store,
+		Users:       users,
+		Issuer:      s,
+		TTL:         lt.AuthSession,
+		MaxFailures: cfg.Limits.MaxFailures,
+		Logger:      o.Logger.Named("flow"),
+	})
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) routes() {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.echoError
+	e.Use(s.recoverer, s.accessLog, s.deadline)
+	form := s.formParser
+	e.GET(PathMetadata, s.metadata)
+	e.GET(PathJWKS, s.jwksHandler)
+	e.POST(PathNative, s.native, form(true))
+	e.POST(PathToken, s.token, form(false))
+	e.POST(PathPAR, s.par, form(false))
+	e.POST(PathRevoke, s.revoke, form(false))
+	e.POST(PathIntrospect, s.introspect, form(false))
+	e.GET(PathHealth, s.healthz)
+	e.GET(PathReady, s.readyz)
+	s.echo = e
+}
+
+// Handler returns the HTTP handler (tests mount it on their own listener).
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Serve serves on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.http = &http.Server{
+		Handler:           s.echo,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+	}
+	err := s.http.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting connections and waits for in-flight requests
+// (until ctx ends).
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.http == nil {
+		return nil
+	}
+	return s.http.Shutdown(ctx)
+}
+
+func (s *Server) url(path string) string { return s.cfg.Issuer + path }
+
+// String describes the server for logs.
+func (s *Server) String() string { return fmt.Sprintf("fedas(%s)", s.cfg.Issuer) }

@@ -1,0 +1,129 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/ory/fosite"
+)
+
+// token serves the token endpoint (RFC 6749 §3.2) through fosite: the
+// authorization_code grant with PKCE and no redirect_uri (FiPA-04 §6), and
+// refresh_token. A second redemption of a code gets invalid_grant and
+// revokes what the first issued (RFC 6749 §4.1.2).
+func (s *Server) token(c echo.Context) error {
+	ctx := c.Request().Context()
+	if gt := formOf(c).Get("grant_type"); gt != "authorization_code" && gt != "refresh_token" {
+		if gt == "" {
+			return s.writeError(c, errInvalidRequest("The grant_type parameter is required."))
+		}
+		return s.writeError(c, newError(http.StatusBadRequest, "unsupported_grant_type", "Only authorization_code and refresh_token are supported."))
+	}
+	ar, err := s.oauth.NewAccessRequest(ctx, c.Request(), newSession())
+	if err != nil {
+		return s.writeError(c, err)
+	}
+	resp, err := s.oauth.NewAccessResponse(ctx, ar)
+	if err != nil {
+		return s.writeError(c, err)
+	}
+	return writeJSON(c, http.StatusOK, resp.ToMap())
+}
+
+// par serves the pushed authorization request endpoint (RFC 9126 §2)
+// through fosite: authenticated confidential clients only; the request_uri
+// lives at most lifetimes.pushed_request and is consumed atomically.
+func (s *Server) par(c echo.Context) error {
+	ctx := c.Request().Context()
+	form := formOf(c)
+	if form.Get("request_uri") != "" {
+		return s.writeError(c, errInvalidRequest("request_uri must not be sent to the PAR endpoint (RFC 9126 §2.1)."))
+	}
+	if m := form.Get("code_challenge_method"); m != "" && m != "S256" {
+		return s.writeError(c, errInvalidRequest("Only code_challenge_method=S256 is supported."))
+	}
+	if form.Get("code_challenge") != "" && !pkceChallenge.MatchString(form.Get("code_challenge")) {
+		return s.writeError(c, errInvalidRequest("The code_challenge is not a valid S256 challenge."))
+	}
+	ar, err := s.oauth.NewPushedAuthorizeRequest(ctx, c.Request())
+	if err != nil {
+		return s.writeError(c, err)
+	}
+	if ar.GetClient().IsPublic() {
+		return s.writeError(c, newError(http.StatusUnauthorized, "invalid_client", "The PAR endpoint requires client authentication."))
+	}
+	resp, err := s.oauth.NewPushedAuthorizeResponse(ctx, ar, newSession())
+	if err != nil {
+		return s.writeError(c, err)
+	}
+	return writeJSON(c, http.StatusCreated, map[string]any{"request_uri": resp.GetRequestURI(), "expires_in": resp.GetExpiresIn()})
+}
+
+// revoke serves token revocation (RFC 7009 §2). A storage failure is a
+// 503, never a 200 that would leave the token alive (CVE-2020-15223).
+func (s *Server) revoke(c echo.Context) error {
+	err := s.oauth.NewRevocationRequest(c.Request().Context(), c.Request())
+	if err != nil {
+		return s.writeError(c, err)
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.NoContent(http.StatusOK)
+}
+
+// introspect serves token introspection (RFC 7662 §2) for authenticated
+// clients; an unknown or revoked token is {"active": false}.
+func (s *Server) introspect(c echo.Context) error {
+	ctx := c.Request().Context()
+	ir, err := s.oauth.NewIntrospectionRequest(ctx, c.Request(), newSession())
+	if err != nil {
+		if errors.Is(err, fosite.ErrInactiveToken) || errors.Is(err, fosite.ErrNotFound) || errors.Is(err, fosite.ErrTokenExpired) || errors.Is(err, fosite.ErrInvalidTokenFormat) || errors.Is(err, fosite.ErrTokenSignatureMismatch) {
+			return writeJSON(c, http.StatusOK, map[string]any{"active": false})
+		}
+		return s.writeError(c, err)
+	}
+	if !ir.IsActive() {
+		return writeJSON(c, http.StatusOK, map[string]any{"active": false})
+	}
+	ar := ir.GetAccessRequester()
+	out := map[string]any{
+		"active":     true,
+		"client_id":  ar.GetClient().GetID(),
+		"scope":      joinScopes(ar.GetGrantedScopes()),
+		"iat":        ar.GetRequestedAt().Unix(),
+		"iss":        s.cfg.Issuer,
+		"token_type": "Bearer",
+	}
+	sess := ar.GetSession()
+	if sub := sess.GetSubject(); sub != "" {
+		out["sub"] = sub
+	}
+	if u := sess.GetUsername(); u != "" {
+		out["username"] = u
+	}
+	if exp := sess.GetExpiresAt(fosite.TokenType(ir.GetTokenUse())); !exp.IsZero() {
+		out["exp"] = exp.Unix()
+	}
+	if ir.GetTokenUse() == fosite.RefreshToken {
+		out["token_type"] = "refresh_token"
+	}
+	if ds, ok := sess.(*fosite.DefaultSession); ok {
+		for _, k := range []string{"auth_time", "amr"} {
+			if v, ok := ds.Extra[k]; ok {
+				out[k] = v
+			}
+		}
+	}
+	return writeJSON(c, http.StatusOK, out)
+}
+
+func joinScopes(a fosite.Arguments) string {
+	out := ""
+	for i, s := range a {
+		if i > 0 {
+			out += " "
+		}
+		out += s
+	}
+	return out
+}

@@ -1,0 +1,169 @@
+// Package storage defines the contracts every fedas storage backend
+// fulfils and the domain types they store.
+//
+// Backends (storage/memory, storage/redisstore) store opaque, already
+// serialised records; the translation to and from fosite requesters lives in
+// one adapter in the server package, so that a backend never has to know
+// fosite's types. Every backend runs the same conformance suite
+// (storage/storagetest).
+//
+// Contract rules, binding for every backend:
+//   - Every artefact has a lifetime; a backend MUST NOT return an artefact
+//     after its TTL has passed, and MUST NOT keep it forever.
+//   - Every single-use transition (InvalidateCode, ConsumeToken,
+//     UpdateAuthSession, DeleteAuthSession, MarkUsed) MUST be one atomic
+//     step: of N concurrent callers exactly one succeeds.
+//   - A backend MUST return ErrNotFound (wrapped or not) for unknown or
+//     expired keys and ErrUnavailable (wrapped) when the backing service
+//     fails, never a driver-specific sentinel such as redis.Nil.
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Errors every backend maps its own failures to. Compare with errors.Is.
+var (
+	// ErrNotFound means the artefact does not exist or has expired.
+	ErrNotFound = errors.New("storage: not found")
+	// ErrConflict means a single-use artefact was already used, or a
+	// compare-and-swap lost its race.
+	ErrConflict = errors.New("storage: conflict")
+	// ErrInvalidated is returned by Token for an authorization code that
+	// has been redeemed already; the record is returned with it so the
+	// caller can revoke what the first redemption issued (RFC 6749 §4.1.2).
+	ErrInvalidated = errors.New("storage: authorization code already redeemed")
+	// ErrUnavailable means the backing service failed; the server answers
+	// 503 temporarily_unavailable and issues nothing.
+	ErrUnavailable = errors.New("storage: backend unavailable")
+)
+
+// Kind names a class of token-like artefact keyed by its signature.
+type Kind string
+
+// The artefact kinds fosite persists.
+const (
+	KindCode    Kind = "code"    // authorization codes (RFC 6749 §4.1.2)
+	KindPKCE    Kind = "pkce"    // PKCE request sessions, keyed by the code signature (RFC 7636)
+	KindAccess  Kind = "access"  // access tokens
+	KindRefresh Kind = "refresh" // refresh tokens
+	KindPAR     Kind = "par"     // pushed authorization requests, keyed by request_uri (RFC 9126)
+)
+
+// Kinds lists every Kind, for tests and sweeps.
+var Kinds = []Kind{KindCode, KindPKCE, KindAccess, KindRefresh, KindPAR}
+
+// Record is a serialised OAuth request as fosite hands it to storage: the
+// client, the original form, scopes and audiences, and the session as JSON.
+// The server package rehydrates it into fosite's types.
+type Record struct {
+	RequestID         string          `json:"id"`
+	ClientID          string          `json:"client_id"`
+	RequestedAt       time.Time       `json:"requested_at"`
+	Form              string          `json:"form,omitempty"` // url-encoded
+	RequestedScopes   []string        `json:"scopes,omitempty"`
+	GrantedScopes     []string        `json:"granted_scopes,omitempty"`
+	RequestedAudience []string        `json:"audience,omitempty"`
+	GrantedAudience   []string        `json:"granted_audience,omitempty"`
+	ResponseTypes     []string        `json:"response_types,omitempty"`
+	State             string          `json:"state,omitempty"`
+	RedirectURI       string          `json:"redirect_uri,omitempty"`
+	Session           json.RawMessage `json:"session,omitempty"`
+}
+
+// TokenStore persists fosite's artefacts by kind and signature.
+type TokenStore interface {
+	// CreateToken stores rec under (kind, signature) for ttl. For
+	// KindAccess and KindRefresh it also indexes the signature under
+	// rec.RequestID so that RevokeRequest can find it.
+	CreateToken(ctx context.Context, kind Kind, signature string, rec Record, ttl time.Duration) error
+	// CreateCode stores an authorization code and its PKCE request session
+	// (same signature, same record) in one step, for ttl.
+	CreateCode(ctx context.Context, signature string, rec Record, ttl time.Duration) error
+	// Token returns the record. For an invalidated code it returns the
+	// record together with ErrInvalidated.
+	Token(ctx context.Context, kind Kind, signature string) (Record, error)
+	// DeleteToken removes the artefact; deleting a missing one is not an error.
+	DeleteToken(ctx context.Context, kind Kind, signature string) error
+	// InvalidateCode marks a code redeemed, atomically. It returns
+	// ErrConflict when the code was already invalidated and ErrNotFound when
+	// it does not exist. The code stays readable (with ErrInvalidated) until
+	// its TTL ends so that a second redemption can be recognised.
+	InvalidateCode(ctx context.Context, signature string) error
+	// ConsumeToken atomically reads and deletes an artefact (single use,
+	// e.g. a PAR request_uri). Of concurrent callers exactly one gets the
+	// record; the others get ErrNotFound.
+	ConsumeToken(ctx context.Context, kind Kind, signature string) (Record, error)
+	// RevokeRequest deletes every artefact of kind (KindAccess or
+	// KindRefresh) issued for requestID.
+	RevokeRequest(ctx context.Context, kind Kind, requestID string) error
+}
+
+// AuthSession is the server-side state behind a FiPA auth_session
+// (FiPA-04 §5.1, §5.3.1). The value the client holds is never stored: the
+// backend keeps ID (a random lookup key) and StepHash (a digest of the
+// current one-step secret), and each step swaps StepHash atomically.
+type AuthSession struct {
+	ID        string    `json:"-"`
+	StepHash  string    `json:"-"`
+	ClientID  string    `json:"client_id"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	// Stage is the flow's position: which challenge is outstanding.
+	Stage string `json:"stage"`
+	// Failures counts wrong answers; the flow ends the session at its cap.
+	Failures int `json:"failures,omitempty"`
+	// Request holds the parameters of the initial request that are carried
+	// through to the code (scope, code_challenge, state, nonce, …).
+	Request map[string]string `json:"request,omitempty"`
+	// Subject and Username are set once the first factor passed.
+	Subject  string    `json:"sub,omitempty"`
+	Username string    `json:"username,omitempty"`
+	AMR      []string  `json:"amr,omitempty"`
+	AuthTime time.Time `json:"auth_time,omitempty"`
+	// DPoPJKT binds the session to the device key (FiPA-04 §9.6.1).
+	DPoPJKT string `json:"dpop_jkt,omitempty"`
+	// Extra carries flow-specific state (federation hops, prompts) that
+	// later milestones add without changing the contract.
+	Extra json.RawMessage `json:"extra,omitempty"`
+}
+
+// AuthSessionStore persists auth sessions with compare-and-swap steps.
+type AuthSessionStore interface {
+	// CreateAuthSession stores s (keyed by s.ID, current step s.StepHash)
+	// until s.ExpiresAt. It returns ErrConflict if s.ID exists.
+	CreateAuthSession(ctx context.Context, s AuthSession) error
+	// AuthSession reads the session by ID, StepHash included.
+	AuthSession(ctx context.Context, id string) (AuthSession, error)
+	// UpdateAuthSession replaces the session atomically if and only if its
+	// current StepHash equals expectStep; next.StepHash becomes the current
+	// step and next.ExpiresAt its expiry. It returns ErrConflict when the
+	// step does not match (a replayed or raced step) and ErrNotFound when
+	// the session is gone.
+	UpdateAuthSession(ctx context.Context, expectStep string, next AuthSession) error
+	// DeleteAuthSession removes the session atomically if its current
+	// StepHash equals expectStep, with the same errors as UpdateAuthSession.
+	DeleteAuthSession(ctx context.Context, id, expectStep string) error
+}
+
+// ReplayStore records single-use identifiers (client assertion and DPoP
+// jti values, used TOTP counters).
+type ReplayStore interface {
+	// MarkUsed records key until exp. It returns ErrConflict when key was
+	// already recorded and has not expired.
+	MarkUsed(ctx context.Context, key string, exp time.Time) error
+}
+
+// Store is everything a backend provides.
+type Store interface {
+	TokenStore
+	AuthSessionStore
+	ReplayStore
+	// Ping reports whether the backend is reachable (readiness).
+	Ping(ctx context.Context) error
+	// Close releases the backend's resources.
+	Close() error
+}
