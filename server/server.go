@@ -132,7 +132,6 @@ func New(o Options) (*Server, error) {
 		EnforcePKCEForPublicClients:     true,
 		ScopeStrategy:                   fosite.ExactScopeStrategy,
 		ClientSecretsHasher:             secretHasher{},
-		MinParameterEntropy:             8,
 		SendDebugMessagesToClients:      false,
 	}, tokenURLs: []string{cfg.Issuer + PathToken, cfg.Issuer, cfg.Issuer + PathPAR}}
 	s.fcfg = fc
@@ -212,6 +211,14 @@ func (s *Server) routes() {
 	e.GET(PathHealth, s.healthz)
 	e.GET(PathReady, s.readyz)
 	s.echo = e
+	s.http = &http.Server{
+		Handler:           e,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+	}
 }
 
 // Handler returns the HTTP handler (tests mount it on their own listener).
@@ -219,14 +226,6 @@ func (s *Server) Handler() http.Handler { return s.echo }
 
 // Serve serves on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	s.http = &http.Server{
-		Handler:           s.echo,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    32 << 10,
-	}
 	err := s.http.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -235,12 +234,13 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // Shutdown stops accepting connections and waits for in-flight requests
-// (until ctx ends).
+// until ctx ends; then it closes whatever is left.
 func (s *Server) Shutdown(ctx context.Context) error {
-	if s.http == nil {
-		return nil
+	err := s.http.Shutdown(ctx)
+	if err != nil {
+		_ = s.http.Close()
 	}
-	return s.http.Shutdown(ctx)
+	return err
 }
 
 func (s *Server) url(path string) string { return s.cfg.Issuer + path }

@@ -26,6 +26,12 @@ func (s *Server) token(c echo.Context) error {
 	}
 	resp, err := s.oauth.NewAccessResponse(ctx, ar)
 	if err != nil {
+		if errors.Is(err, fosite.ErrInvalidGrant) || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+			// fosite wraps our store's "already redeemed" answer from the
+			// atomic invalidation in a server_error: the loser of a
+			// redemption race gets invalid_grant, not a 500 (SECURITY.md C1).
+			err = fosite.ErrInvalidGrant.WithHint("The authorization code has already been used.")
+		}
 		return s.writeError(c, err)
 	}
 	return writeJSON(c, http.StatusOK, resp.ToMap())

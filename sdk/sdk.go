@@ -1,0 +1,307 @@
+// Package sdk is a native client for FiPA authorization challenge endpoints
+// (draft-ietf-oauth-first-party-apps-04) and the native-clients federation
+// draft: it drives any such server as a native app would, with no browser.
+// It renders challenges and prompts through a callback, follows `federate`
+// with a stack of (response_uri, auth_session) hops, and redeems the final
+// code. Clients branch on the `error` member, never on the HTTP status
+// (PROTOCOL-NOTES Q2).
+package sdk
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Metadata is the part of RFC 8414 metadata a native client needs.
+type Metadata struct {
+	Issuer                         string `json:"issuer"`
+	AuthorizationChallengeEndpoint string `json:"authorization_challenge_endpoint"`
+	NativeAuthorizationEndpoint    string `json:"native_authorization_endpoint"`
+	TokenEndpoint                  string `json:"token_endpoint"`
+	IntrospectionEndpoint          string `json:"introspection_endpoint"`
+	RevocationEndpoint             string `json:"revocation_endpoint"`
+	PAREndpoint                    string `json:"pushed_authorization_request_endpoint"`
+}
+
+// NativeEndpoint returns the FiPA endpoint under either of its names.
+func (m Metadata) NativeEndpoint() string {
+	if m.AuthorizationChallengeEndpoint != "" {
+		return m.AuthorizationChallengeEndpoint
+	}
+	return m.NativeAuthorizationEndpoint
+}
+
+// Response is any answer of a native endpoint (FiPA-04 §5.2; federation
+// draft §4.3), decoded loosely so that one type fits every outcome.
+type Response struct {
+	Status            int                        `json:"-"`
+	AuthorizationCode string                     `json:"authorization_code,omitempty"`
+	Error             string                     `json:"error,omitempty"`
+	ErrorDescription  string                     `json:"error_description,omitempty"`
+	ErrorURI          string                     `json:"error_uri,omitempty"`
+	AuthSession       string                     `json:"auth_session,omitempty"`
+	Challenge         *Challenge                 `json:"challenge,omitempty"`
+	FederationURI     string                     `json:"federation_uri,omitempty"`
+	FederationBody    string                     `json:"federation_body,omitempty"`
+	ResponseURI       string                     `json:"response_uri,omitempty"`
+	DeepLink          string                     `json:"deep_link,omitempty"`
+	UserPrompt        map[string]json.RawMessage `json:"userPrompt,omitempty"`
+	Logo              string                     `json:"logo,omitempty"`
+	RequestURI        string                     `json:"request_uri,omitempty"`
+	ExpiresIn         int                        `json:"expires_in,omitempty"`
+	// From is the endpoint that produced the response.
+	From string `json:"-"`
+}
+
+// Challenge is fedas's self-describing insufficient_authorization member.
+type Challenge struct {
+	Type   string           `json:"type"`
+	Inputs map[string]Input `json:"inputs"`
+}
+
+// Input describes one field to collect from the user.
+type Input struct {
+	Title       string `json:"title,omitempty"`
+	Hint        string `json:"hint,omitempty"`
+	Description string `json:"description,omitempty"`
+	Secret      bool   `json:"secret"`
+}
+
+// Err is a terminal error answer.
+type Err struct{ Response }
+
+func (e *Err) Error() string {
+	return fmt.Sprintf("%s (HTTP %d): %s", e.Response.Error, e.Status, e.ErrorDescription)
+}
+
+// UI answers what the server asks of the user: a challenge
+// (insufficient_authorization) or a routing prompt
+// (insufficient_information). It returns the answers to post, or an error
+// to abort.
+type UI func(ctx context.Context, r Response) (url.Values, error)
+
+// Client drives one native client against one (first) authorization server.
+type Client struct {
+	HTTP     *http.Client
+	ClientID string
+	Meta     Metadata
+	// OnExchange, when set, sees every request and response (demo output).
+	OnExchange func(method, url string, form url.Values, status int, body []byte)
+}
+
+// Discover fetches RFC 8414 metadata from issuer and checks its issuer.
+func Discover(ctx context.Context, hc *http.Client, issuer string) (Metadata, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, issuer+"/.well-known/oauth-authorization-server", nil)
+	if err != nil {
+		return Metadata{}, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return Metadata{}, err
+	}
+	defer resp.Body.Close()
+	var m Metadata
+	if resp.StatusCode != http.StatusOK {
+		return m, fmt.Errorf("sdk: metadata: HTTP %d", resp.StatusCode)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&m); err != nil {
+		return m, fmt.Errorf("sdk: metadata: %w", err)
+	}
+	if m.Issuer != issuer {
+		return m, fmt.Errorf("sdk: metadata issuer %q != %q (RFC 8414 §3.3)", m.Issuer, issuer)
+	}
+	return m, nil
+}
+
+// PKCE is an RFC 7636 verifier and its S256 challenge.
+type PKCE struct{ Verifier, Challenge string }
+
+// NewPKCE makes a fresh S256 pair (RFC 7636 §4.1, §4.2).
+func NewPKCE() PKCE {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	v := base64.RawURLEncoding.EncodeToString(b[:])
+	sum := sha256.Sum256([]byte(v))
+	return PKCE{Verifier: v, Challenge: base64.RawURLEncoding.EncodeToString(sum[:])}
+}
+
+// Post sends a form to endpoint and decodes the native response.
+func (c *Client) Post(ctx context.Context, endpoint string, form url.Values) (Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return Response{}, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return Response{}, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return Response{}, err
+	}
+	if c.OnExchange != nil {
+		c.OnExchange(http.MethodPost, endpoint, form, resp.StatusCode, body)
+	}
+	var r Response
+	if err := json.Unmarshal(body, &r); err != nil {
+		return Response{Status: resp.StatusCode}, fmt.Errorf("sdk: %s answered HTTP %d with non-JSON", endpoint, resp.StatusCode)
+	}
+	r.Status, r.From = resp.StatusCode, endpoint
+	return r, nil
+}
+
+// hop is one federation level: where to send the downstream result and
+// with which auth_session (federation draft §4.3.1; PROTOCOL-NOTES Q13).
+type hop struct{ responseURI, authSession string }
+
+// Authorize runs the native flow from the initial request to our
+// authorization code: it answers challenges and prompts through ui,
+// follows `federate` to downstream native endpoints and posts each result
+// to the nearest federating AS. params are the initial request's extra
+// parameters (scope, login_hint, …); PKCE is added. It returns the code
+// and the PKCE pair to redeem it with.
+func (c *Client) Authorize(ctx context.Context, params url.Values, ui UI) (string, PKCE, error) {
+	pk := NewPKCE()
+	form := url.Values{}
+	for k, v := range params {
+		form[k] = append([]string(nil), v...)
+	}
+	form.Set("client_id", c.ClientID)
+	form.Set("response_type", "code")
+	form.Set("code_challenge", pk.Challenge)
+	form.Set("code_challenge_method", "S256")
+	endpoint := c.Meta.NativeEndpoint()
+	var stack []hop
+	for steps := 0; steps < 32; steps++ {
+		r, err := c.Post(ctx, endpoint, form)
+		if err != nil {
+			return "", pk, err
+		}
+		if r.AuthorizationCode != "" {
+			if len(stack) == 0 {
+				return r.AuthorizationCode, pk, nil
+			}
+			// A downstream's code goes to the AS that federated us there.
+			top := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			endpoint = top.responseURI
+			form = url.Values{"authorization_code": {r.AuthorizationCode}, "auth_session": {top.authSession}}
+			continue
+		}
+		switch r.Error {
+		case "insufficient_authorization", "insufficient_information":
+			answers, err := ui(ctx, r)
+			if err != nil {
+				return "", pk, err
+			}
+			form = url.Values{}
+			for k, v := range answers {
+				form[k] = append([]string(nil), v...)
+			}
+			form.Set("auth_session", r.AuthSession)
+		case "federate":
+			body, err := url.ParseQuery(r.FederationBody)
+			if err != nil || r.FederationURI == "" || r.ResponseURI == "" {
+				return "", pk, &Err{r}
+			}
+			stack = append(stack, hop{responseURI: r.ResponseURI, authSession: r.AuthSession})
+			if body.Get("response_type") == "" {
+				body.Set("response_type", "code") // PROTOCOL-NOTES Q4
+			}
+			endpoint, form = r.FederationURI, body
+		default:
+			if len(stack) > 0 && r.Error != "" {
+				// A downstream failure is reported to the AS that
+				// federated us (federation draft §4.3.1).
+				top := stack[len(stack)-1]
+				stack = stack[:len(stack)-1]
+				endpoint = top.responseURI
+				form = url.Values{"error": {r.Error}, "auth_session": {top.authSession}}
+				if r.ErrorDescription != "" {
+					form.Set("error_description", r.ErrorDescription)
+				}
+				continue
+			}
+			return "", pk, &Err{r}
+		}
+	}
+	return "", pk, errors.New("sdk: too many steps")
+}
+
+// Token is an RFC 6749 §5.1 token response.
+type Token struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int    `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope,omitempty"`
+	IDToken      string `json:"id_token,omitempty"`
+}
+
+// Exchange redeems a code at the token endpoint (RFC 6749 §4.1.3, no
+// redirect_uri per FiPA-04 §6; RFC 7636 §4.5).
+func (c *Client) Exchange(ctx context.Context, code string, pk PKCE) (Token, error) {
+	return c.tokenRequest(ctx, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "code_verifier": {pk.Verifier}, "client_id": {c.ClientID}})
+}
+
+// Refresh uses a refresh token (RFC 6749 §6).
+func (c *Client) Refresh(ctx context.Context, refreshToken string) (Token, error) {
+	return c.tokenRequest(ctx, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}, "client_id": {c.ClientID}})
+}
+
+func (c *Client) tokenRequest(ctx context.Context, form url.Values) (Token, error) {
+	r, body, err := c.postRaw(ctx, c.Meta.TokenEndpoint, form)
+	if err != nil {
+		return Token{}, err
+	}
+	if r.StatusCode != http.StatusOK {
+		var e Response
+		_ = json.Unmarshal(body, &e)
+		e.Status = r.StatusCode
+		return Token{}, &Err{e}
+	}
+	var t Token
+	if err := json.Unmarshal(body, &t); err != nil {
+		return t, err
+	}
+	return t, nil
+}
+
+func (c *Client) postRaw(ctx context.Context, endpoint string, form url.Values) (*http.Response, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if c.OnExchange != nil {
+		c.OnExchange(http.MethodPost, endpoint, form, resp.StatusCode, body)
+	}
+	return resp, body, err
+}
+
+// NewHTTPClient returns a client with timeouts that never follows
+// redirects (a native endpoint never redirects).
+func NewHTTPClient() *http.Client {
+	return &http.Client{
+		Timeout:       10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
