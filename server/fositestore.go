@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,7 +48,9 @@ func (s *fositeStore) ClientAssertionJWTValid(context.Context, string) error { r
 // SetClientAssertionJWT records a client assertion jti once (RFC 7523 §3
 // item 7); a second use gets ErrJTIKnown.
 func (s *fositeStore) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
-	err := s.st.MarkUsed(ctx, "jti:"+jti, exp)
+	// The jti is client input: store its digest, never the raw value.
+	sum := sha256.Sum256([]byte(jti))
+	err := s.st.MarkUsed(ctx, "jti:"+hex.EncodeToString(sum[:]), exp)
 	switch {
 	case errors.Is(err, storage.ErrConflict):
 		return fosite.ErrJTIKnown

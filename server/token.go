@@ -52,6 +52,11 @@ func (s *Server) par(c echo.Context) error {
 	if form.Get("code_challenge") != "" && !pkceChallenge.MatchString(form.Get("code_challenge")) {
 		return s.writeError(c, errInvalidRequest("The code_challenge is not a valid S256 challenge."))
 	}
+	if _, _, basic := c.Request().BasicAuth(); !basic && form.Get("client_secret") == "" && form.Get("client_assertion") == "" {
+		// RFC 9126 §2: fedas takes pushed requests only from clients that
+		// authenticate; say so before validating anything else.
+		return s.writeError(c, newError(http.StatusUnauthorized, "invalid_client", "The PAR endpoint requires client authentication."))
+	}
 	ar, err := s.oauth.NewPushedAuthorizeRequest(ctx, c.Request())
 	if err != nil {
 		return s.writeError(c, err)
