@@ -169,11 +169,11 @@ func requireOAuthError(tb testing.TB, r reply, status int, codes ...string) {
 	require.NotContains(tb, r.body, "access_token")
 }
 
-func (in instance) native() string  { return in.URL + "/native/authorize" }
-func (in instance) token() string   { return in.URL + "/oauth2/token" }
-func (in instance) intro() string   { return in.URL + "/oauth2/introspect" }
-func (in instance) parURL() string  { return in.URL + "/oauth2/par" }
-func (in instance) revoke() string  { return in.URL + "/oauth2/revoke" }
+func (in instance) native() string         { return in.URL + "/native/authorize" }
+func (in instance) token() string          { return in.URL + "/oauth2/token" }
+func (in instance) intro() string          { return in.URL + "/oauth2/introspect" }
+func (in instance) parURL() string         { return in.URL + "/oauth2/par" }
+func (in instance) revoke() string         { return in.URL + "/oauth2/revoke" }
 func wrap(i *servertest.Instance) instance { return instance{i} }
 
 type instance struct{ *servertest.Instance }

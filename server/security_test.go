@@ -180,7 +180,7 @@ func TestAuthSession_InjectionCharacters(t *testing.T) {
 	require.NoError(t, err)
 	_, err = rs.Do("SLOWLOG", "RESET")
 	require.NoError(t, err)
-	for _, v := range []string{"*", "?x", "a:b", "\r\nSET x 1", strings.Repeat("A", 10<<10 - 100), "%00", "\xff\xfe", "{as:x}", strings.Repeat("*", 64)} {
+	for _, v := range []string{"*", "?x", "a:b", "\r\nSET x 1", strings.Repeat("A", 10<<10-100), "%00", "\xff\xfe", "{as:x}", strings.Repeat("*", 64)} {
 		body := "auth_session=" + url.QueryEscape(v) + "&password=x"
 		r := postBody(t, in.native(), "application/x-www-form-urlencoded", body)
 		if r.status == http.StatusBadRequest && r.str("error") == "invalid_request" {
