@@ -5,6 +5,7 @@
 //	fedas hash-password            (reads the password from stdin)
 //	fedas pkce                     (prints a verifier and its S256 challenge)
 //	fedas totp SECRET              (prints the current RFC 6238 code)
+//	fedas healthcheck URL          (exit 0 when URL answers 200)
 package main
 
 import (
@@ -18,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -25,6 +27,7 @@ import (
 	"time"
 
 	"github.com/pquerna/otp/totp"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 
@@ -89,6 +92,21 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintln(stdout, code)
 		return nil
+	case "healthcheck":
+		// For container HEALTHCHECKs: images have no curl.
+		if len(args) != 1 {
+			return errors.New("usage: fedas healthcheck URL")
+		}
+		hc := &http.Client{Timeout: 2 * time.Second}
+		resp, err := hc.Get(args[0])
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("health: HTTP %d", resp.StatusCode)
+		}
+		return nil
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, "usage: fedas [serve|config check FILE|hash-password|pkce|totp SECRET]")
 		return nil
@@ -114,6 +132,9 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// go-redis logs dial failures through its own global logger; route
+	// them through zap (never with command arguments).
+	redis.SetLogger(redisLogger{log.Named("go-redis")})
 	defer func() { _ = log.Sync() }()
 
 	cfg := config.Default()
@@ -229,4 +250,11 @@ func loadSigningKey(path string) (*ecdsa.PrivateKey, error) {
 		return nil, fmt.Errorf("%s: not an EC private key", path)
 	}
 	return ek, nil
+}
+
+// redisLogger adapts zap to go-redis's internal logger.
+type redisLogger struct{ l *zap.Logger }
+
+func (r redisLogger) Printf(_ context.Context, format string, v ...any) {
+	r.l.Warn(fmt.Sprintf(format, v...))
 }

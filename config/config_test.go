@@ -1,0 +1,125 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fedas/fedas/config"
+)
+
+func TestDefault_IsTheDemo(t *testing.T) {
+	c := config.Default()
+	require.Equal(t, "http://127.0.0.1:8080", c.Issuer)
+	require.Nil(t, c.Storage.Redis, "the demo runs on memory")
+	ids := map[string]config.Client{}
+	for _, cl := range c.Clients {
+		ids[cl.ID] = cl
+	}
+	require.True(t, ids["demo-app"].FirstParty)
+	require.True(t, ids["demo-app"].Public())
+	users := map[string]config.User{}
+	for _, u := range c.Users {
+		users[u.Username] = u
+	}
+	require.Contains(t, users, "alice")
+	require.Equal(t, "JBSWY3DPEHPK3PXP", users["bob"].TOTPSecret)
+	require.NoError(t, c.Validate())
+}
+
+func TestParse_RejectsUnknownKeys(t *testing.T) {
+	_, err := config.Parse([]byte("issuer: https://as.example\nlisten: 127.0.0.1:1\nbogus: 1\n"))
+	require.ErrorContains(t, err, "bogus")
+}
+
+// Validate reports every problem at once, each with its path.
+func TestValidate_ReportsEveryProblem(t *testing.T) {
+	yaml := `
+issuer: http://as.example/
+lifetimes: {authorization_code: 11m, pushed_request: 5m}
+scopes: [openid]
+clients:
+  - id: a
+    token_endpoint_auth_method: none
+    scopes: [openid, admin]
+    native_callback_uris: ["javascript:alert(1)", "https://app.example/cb#frag", "myapp:/cb"]
+  - id: a
+    token_endpoint_auth_method: client_secret_basic
+  - id: b
+    token_endpoint_auth_method: magic
+users:
+  - username: u
+    password_hash: plaintext
+    totp_secret: "not base32!"
+  - username: u
+    password_hash: $2a$10$abcdefghijklmnopqrstuv
+`
+	_, err := config.Parse([]byte(yaml))
+	require.Error(t, err)
+	msg := err.Error()
+	for _, want := range []string{
+		"issuer:",
+		"lifetimes.authorization_code",
+		"lifetimes.pushed_request",
+		"clients[0].scopes: \"admin\"",
+		"clients[0].native_callback_uris[0]",
+		"clients[0].native_callback_uris[1]",
+		"clients[0].native_callback_uris[2]",
+		"clients[1].id: \"a\" duplicates clients[0]",
+		"clients[1]: a secret is required",
+		"clients[2].token_endpoint_auth_method",
+		"users[0].password_hash",
+		"users[0].totp_secret",
+		"users[1].username: \"u\" duplicates users[0]",
+	} {
+		require.Contains(t, msg, want)
+	}
+	require.GreaterOrEqual(t, strings.Count(msg, "\n"), 12)
+}
+
+func TestURLs_LoopbackOnlyInDev(t *testing.T) {
+	tests := []struct {
+		url  string
+		dev  bool
+		okay bool
+	}{
+		{"https://as.example", false, true},
+		{"http://127.0.0.1:8080", true, true},
+		{"http://127.0.0.1:8080", false, false},
+		{"http://as.example", true, false},
+		{"https://user@as.example", false, false},
+		{"ftp://as.example", true, false},
+	}
+	for _, tc := range tests {
+		c := &config.Config{Dev: config.Dev{AllowLoopbackHTTP: tc.dev}}
+		err := c.CheckURL(tc.url)
+		require.Equal(t, tc.okay, err == nil, "%s dev=%v: %v", tc.url, tc.dev, err)
+	}
+}
+
+func TestSecrets_FromEnvAndFile(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "secret")
+	require.NoError(t, os.WriteFile(file, []byte("from-file\n"), 0o600))
+	t.Setenv("FEDAS_TEST_SECRET", "from-env")
+	yaml := `
+issuer: https://as.example
+clients:
+  - id: env
+    token_endpoint_auth_method: client_secret_basic
+    secret_env: FEDAS_TEST_SECRET
+  - id: file
+    token_endpoint_auth_method: client_secret_post
+    secret_file: ` + file + `
+`
+	c, err := config.Parse([]byte(yaml))
+	require.NoError(t, err)
+	require.Equal(t, config.SecretDigest("from-env"), c.Clients[0].SecretSHA256)
+	require.Equal(t, config.SecretDigest("from-file"), c.Clients[1].SecretSHA256)
+
+	_, err = config.Parse([]byte(strings.Replace(yaml, "FEDAS_TEST_SECRET", "FEDAS_UNSET_VAR", 1)))
+	require.ErrorContains(t, err, "FEDAS_UNSET_VAR is not set")
+}
