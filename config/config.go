@@ -47,6 +47,110 @@ type Config struct {
 	Clients []Client `yaml:"clients"`
 	// Users who can sign in locally.
 	Users []User `yaml:"users"`
+	// Downstreams are the authorization servers we federate to.
+	Downstreams []Downstream `yaml:"downstreams"`
+	// Prompt is the insufficient_information userPrompt we show to decide
+	// where to federate (federation draft §4.3.3).
+	Prompt *Prompt `yaml:"prompt"`
+	// Routes map prompt answers (and clients) to a downstream or to local
+	// sign-in; the first matching rule wins.
+	Routes []Route `yaml:"routes"`
+	// DefaultRoute applies when no route matches: "local" (default),
+	// "deny", or a downstream id.
+	DefaultRoute string `yaml:"default_route"`
+}
+
+// Downstream is an authorization server we federate to: we are its client
+// and push requests to its PAR endpoint (RFC 9126).
+type Downstream struct {
+	ID     string `yaml:"id"`
+	Issuer string `yaml:"issuer"`
+	Name   string `yaml:"name"`
+	Logo   string `yaml:"logo"`
+	// ClientID is our client_id at the downstream.
+	ClientID string `yaml:"client_id"`
+	// Auth is our client authentication there.
+	Auth DownstreamAuth `yaml:"auth"`
+	// Scopes maps our scopes to the downstream's; unmapped scopes are
+	// not forwarded. "openid" is always requested so that the downstream
+	// identity comes as a signed ID token.
+	Scopes map[string]string `yaml:"scopes"`
+	// Claims lists ID token claims copied into our session.
+	Claims []string `yaml:"claims"`
+	// Timeout bounds every call to the downstream (default 3s).
+	Timeout time.Duration `yaml:"timeout"`
+	// IDTokenAlgs allow-lists ID token algorithms (default ES256, PS256, EdDSA).
+	IDTokenAlgs []string `yaml:"id_token_algs"`
+}
+
+// DownstreamAuth is our client authentication at a downstream.
+type DownstreamAuth struct {
+	// Method is private_key_jwt or client_secret_basic.
+	Method string `yaml:"method"`
+	// KeyFile / KeyEnv hold a private JWK (JSON, with kid and alg).
+	KeyFile string `yaml:"key_file"`
+	KeyEnv  string `yaml:"key_env"`
+	// Key is the resolved private JWK (JSON); it may also be inline.
+	Key string `yaml:"key"`
+	// SecretEnv / SecretFile hold the client secret.
+	SecretEnv  string `yaml:"secret_env"`
+	SecretFile string `yaml:"secret_file"`
+	// Secret is the resolved secret; never inline in a file.
+	Secret string `yaml:"-"`
+}
+
+// Prompt is a userPrompt definition (federation draft §4.3.3).
+type Prompt struct {
+	// Logo of this AS, for branding.
+	Logo    string         `yaml:"logo"`
+	Options []PromptOption `yaml:"options"`
+	// Inputs are free-text inputs: only "email" and "phone" (ZFed-ED §5.2).
+	Inputs []PromptInput `yaml:"inputs"`
+	// MaxAttempts caps invalid answers per session (default 5).
+	MaxAttempts int `yaml:"max_attempts"`
+}
+
+// PromptOption is a select input.
+type PromptOption struct {
+	Key         string        `yaml:"key"`
+	Title       string        `yaml:"title"`
+	Description string        `yaml:"description"`
+	Values      []PromptValue `yaml:"values"`
+}
+
+// PromptValue is one choice of an option.
+type PromptValue struct {
+	Value string `yaml:"value"`
+	Name  string `yaml:"name"`
+	Logo  string `yaml:"logo"`
+}
+
+// PromptInput is a free-text input.
+type PromptInput struct {
+	Key         string `yaml:"key"`
+	Title       string `yaml:"title"`
+	Hint        string `yaml:"hint"`
+	Description string `yaml:"description"`
+}
+
+// Route maps answers to a target. All given conditions must hold.
+type Route struct {
+	// Downstream is a downstream id; or Local is true.
+	Downstream string `yaml:"downstream"`
+	Local      bool   `yaml:"local"`
+	// EmailDomains match the email input's domain (case-insensitive).
+	EmailDomains []string `yaml:"email_domains"`
+	// Option matches a chosen option value.
+	Option *RouteOption `yaml:"option"`
+	// Clients match the requesting client_id; a route with only clients
+	// routes without prompting.
+	Clients []string `yaml:"clients"`
+}
+
+// RouteOption matches key=value.
+type RouteOption struct {
+	Key   string `yaml:"key"`
+	Value string `yaml:"value"`
 }
 
 // Dev holds developer-only switches.
@@ -289,6 +393,24 @@ func (c *Config) resolveSecrets() error {
 			cl.JWKS = string(b)
 		}
 	}
+	for i := range c.Downstreams {
+		d := &c.Downstreams[i]
+		p := fmt.Sprintf("downstreams[%d].auth", i)
+		sec, err := secretFrom(p+".secret", d.Auth.SecretEnv, d.Auth.SecretFile)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		d.Auth.Secret = sec
+		key, err := secretFrom(p+".key", d.Auth.KeyEnv, d.Auth.KeyFile)
+		if err != nil {
+			errs = append(errs, err)
+		} else if key != "" {
+			if d.Auth.Key != "" {
+				errs = append(errs, fmt.Errorf("%s: set only one of key, key_env, key_file", p))
+			}
+			d.Auth.Key = key
+		}
+	}
 	for i := range c.Users {
 		u := &c.Users[i]
 		s, err := secretFrom(fmt.Sprintf("users[%d].totp_secret", i), u.TOTPSecretEnv, u.TOTPSecretFile)
@@ -455,6 +577,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	errs = append(errs, c.validateFederation()...)
 	return errors.Join(errs...)
 }
 

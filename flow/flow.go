@@ -29,13 +29,22 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/fedas/fedas/federation"
 	"github.com/fedas/fedas/storage"
 )
 
-// Stages of a local sign-in.
+// Stages of an auth session.
 const (
 	StagePassword = "password"
 	StageOTP      = "otp"
+	// StageRoute waits for an insufficient_information answer.
+	StageRoute = "route"
+	// StageFederating holds the session while we push to a downstream.
+	StageFederating = "federating"
+	// StageFederated waits for the downstream's result at response_uri.
+	StageFederated = "federated"
+	// StageRedeeming holds the session while we redeem the downstream code.
+	StageRedeeming = "redeeming"
 )
 
 // AMR values (RFC 8176 §2).
@@ -64,6 +73,8 @@ type Grant struct {
 	Username string
 	AMR      []string
 	AuthTime time.Time
+	// Claims are extra claims for the session (idp, idp_sub, mapped claims).
+	Claims map[string]any
 }
 
 // CodeIssuer mints and stores an authorization code for a grant
@@ -92,6 +103,10 @@ type Options struct {
 	Logger      *zap.Logger
 	// Now is the clock (tests).
 	Now func() time.Time
+	// Fed routes and federates; nil means local sign-in only.
+	Fed *federation.Federator
+	// ResponseURI builds the per-hop response_uri.
+	ResponseURI func(hopID string) string
 }
 
 // Engine runs auth sessions.
@@ -132,6 +147,13 @@ type Error struct {
 	Description string
 	AuthSession string
 	Challenge   *Challenge
+	// federate (federation draft §4.3.1)
+	FederationURI  string
+	FederationBody string
+	ResponseURI    string
+	// insufficient_information (federation draft §4.3.3)
+	UserPrompt map[string]any
+	Logo       string
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Description }
@@ -202,8 +224,21 @@ func parseHandle(v string) (handle, bool) {
 // Start begins an auth session for a validated initial request and
 // returns the first challenge (always an *Error with Status 403).
 func (e *Engine) Start(ctx context.Context, c Client, req map[string]string) error {
+	if f := e.o.Fed; f != nil {
+		if t, ok := f.RouteClient(c.ID); ok {
+			return e.startRouted(ctx, c, req, t)
+		}
+		if f.HasPrompt() {
+			return e.startPrompt(ctx, c, req)
+		}
+	}
+	return e.startLocal(ctx, c, req)
+}
+
+// startLocal begins a local sign-in with a password challenge.
+func (e *Engine) startLocal(ctx context.Context, c Client, req map[string]string) error {
 	if !c.CredentialChallenges {
-		return &Error{Status: http.StatusBadRequest, Code: "unauthorized_client", Description: "This client may not receive credential challenges."}
+		return noNativePath()
 	}
 	now := e.o.Now()
 	s := storage.AuthSession{
@@ -277,7 +312,10 @@ func (e *Engine) Continue(ctx context.Context, clientID, value string, answers u
 		return e.password(ctx, s, h, answers)
 	case StageOTP:
 		return e.otp(ctx, s, h, answers)
+	case StageRoute:
+		return "", e.answerPrompt(ctx, s, h, answers)
 	}
+	// A federated session continues only at its response_uri.
 	return "", invalidSession()
 }
 

@@ -221,6 +221,10 @@ func (c *Client) Authorize(ctx context.Context, params url.Values, ui UI) (strin
 				body.Set("response_type", "code") // PROTOCOL-NOTES Q4
 			}
 			endpoint, form = r.FederationURI, body
+		case "redirect_to_web", "redirect_to_app":
+			// The client handles these itself (federation draft §4.3.1):
+			// the caller opens the browser or the app.
+			return "", pk, &Err{r}
 		default:
 			if len(stack) > 0 && r.Error != "" {
 				// A downstream failure is reported to the AS that

@@ -23,6 +23,11 @@ type errorBody struct {
 	ErrorURI         string          `json:"error_uri,omitempty"`
 	AuthSession      string          `json:"auth_session,omitempty"`
 	Challenge        *flow.Challenge `json:"challenge,omitempty"`
+	FederationURI    string          `json:"federation_uri,omitempty"`
+	FederationBody   string          `json:"federation_body,omitempty"`
+	ResponseURI      string          `json:"response_uri,omitempty"`
+	UserPrompt       map[string]any  `json:"userPrompt,omitempty"`
+	Logo             string          `json:"logo,omitempty"`
 }
 
 // protoError is a protocol error with its HTTP status.
@@ -71,7 +76,8 @@ func toProtoError(err error) (*protoError, bool) {
 	case errors.As(err, &pe):
 		return pe, false
 	case errors.As(err, &fe):
-		return &protoError{status: fe.Status, body: errorBody{Error: fe.Code, ErrorDescription: fe.Description, AuthSession: fe.AuthSession, Challenge: fe.Challenge}}, false
+		return &protoError{status: fe.Status, body: errorBody{Error: fe.Code, ErrorDescription: fe.Description, AuthSession: fe.AuthSession, Challenge: fe.Challenge,
+			FederationURI: fe.FederationURI, FederationBody: fe.FederationBody, ResponseURI: fe.ResponseURI, UserPrompt: fe.UserPrompt, Logo: fe.Logo}}, fe.Status >= 500
 	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return newError(http.StatusServiceUnavailable, "temporarily_unavailable", "The service is temporarily unavailable; retry shortly."), true
 	case errors.As(err, &re):

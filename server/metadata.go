@@ -11,7 +11,9 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-func (s *Server) initJWKS(key *ecdsa.PrivateKey) error {
+// initKeys publishes the public key (kid = RFC 7638 thumbprint) and
+// prepares the ES256 signer for ID tokens (PERFORMANCE.md trap 2: ES256).
+func (s *Server) initKeys(key *ecdsa.PrivateKey) error {
 	pub := jose.JSONWebKey{Key: &key.PublicKey, Algorithm: string(jose.ES256), Use: "sig"}
 	tp, err := pub.Thumbprint(crypto.SHA256)
 	if err != nil {
@@ -19,7 +21,9 @@ func (s *Server) initJWKS(key *ecdsa.PrivateKey) error {
 	}
 	pub.KeyID = base64.RawURLEncoding.EncodeToString(tp)
 	s.jwks = jose.JSONWebKeySet{Keys: []jose.JSONWebKey{pub}}
-	return nil
+	s.signer, err = jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: key, KeyID: pub.KeyID}},
+		(&jose.SignerOptions{}).WithType("JWT"))
+	return err
 }
 
 // Metadata returns the RFC 8414 §2 authorization server metadata. The

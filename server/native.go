@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -12,6 +13,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/fedas/fedas/flow"
+	"github.com/fedas/fedas/storage"
 )
 
 // pkceChallenge is the shape of an S256 code_challenge (RFC 7636 §4.2).
@@ -38,6 +40,9 @@ func (s *Server) native(c echo.Context) error {
 		}
 		return writeJSON(c, http.StatusOK, map[string]string{"authorization_code": code})
 	}
+	if form.Get("request_uri") != "" {
+		return s.writeError(c, s.nativeFromPAR(c, form))
+	}
 	client, err := s.nativeClient(c, form)
 	if err != nil {
 		return s.writeError(c, err)
@@ -48,6 +53,57 @@ func (s *Server) native(c echo.Context) error {
 	}
 	err = s.flow.Start(ctx, flow.Client{ID: client.GetID(), CredentialChallenges: client.FirstParty || client.AllowCredentialChallenges}, req)
 	return s.writeError(c, err)
+}
+
+// nativeFromPAR starts a session in the downstream role (PROTOCOL-NOTES
+// Q3; federation draft §4.3.1): a federating AS pushed the request to our
+// PAR endpoint with client authentication, and the device presents
+// client_id + request_uri. The request_uri authenticates the client: it is
+// consumed atomically, must be unexpired and bound to that client
+// (RFC 9126 §4). Password/OTP challenges go to the client only when its
+// registration opts in (Q10).
+func (s *Server) nativeFromPAR(c echo.Context, form url.Values) error {
+	ctx := c.Request().Context()
+	id, ru := form.Get("client_id"), form.Get("request_uri")
+	if id == "" {
+		return errInvalidRequest("The client_id parameter is required with request_uri.")
+	}
+	if !strings.HasPrefix(ru, requestURIPrefix) || len(ru) > 256 {
+		// Only our own request_uris: never fetch a URL (SECURITY.md K04).
+		return errInvalidRequest("The request_uri is not valid.")
+	}
+	client, ok := s.clients.lookup(id)
+	if !ok {
+		return newError(http.StatusUnauthorized, "invalid_client", "Unknown client.")
+	}
+	rec, err := s.store.ConsumeToken(ctx, storage.KindPAR, ru)
+	if errors.Is(err, storage.ErrNotFound) {
+		return errInvalidRequest("The request_uri is invalid, expired or already used.")
+	} else if err != nil {
+		return err
+	}
+	if rec.ClientID != id {
+		return errInvalidRequest("The request_uri was not issued to this client.")
+	}
+	if !client.Federating && !client.FirstParty {
+		return newError(http.StatusBadRequest, "unauthorized_client", "This client may not use the native authorization endpoint.")
+	}
+	pushed, err := url.ParseQuery(rec.Form)
+	if err != nil {
+		return errInvalidRequest("The pushed request is not valid.")
+	}
+	if rt := pushed.Get("response_type"); rt != "code" {
+		return newError(http.StatusBadRequest, "unsupported_response_type", "Only response_type=code is supported.")
+	}
+	pushed.Set("scope", strings.Join(rec.GrantedScopes, " "))
+	if len(rec.GrantedScopes) == 0 {
+		pushed.Set("scope", strings.Join(rec.RequestedScopes, " "))
+	}
+	req, err := s.validateInitial(client, pushed)
+	if err != nil {
+		return err
+	}
+	return s.flow.StartFromPAR(ctx, flow.Client{ID: client.GetID(), CredentialChallenges: client.FirstParty || client.AllowCredentialChallenges}, req)
 }
 
 // nativeClient identifies the client of an initial request. A client that
@@ -157,7 +213,17 @@ func (s *Server) IssueCode(ctx context.Context, g flow.Grant) (string, error) {
 	}
 	sess := newSession()
 	sess.Subject, sess.Username = g.Subject, g.Username
-	sess.Extra = map[string]any{"auth_time": g.AuthTime.Unix(), "amr": g.AMR}
+	sess.Extra = map[string]any{}
+	for k, v := range g.Claims {
+		sess.Extra[k] = v
+	}
+	sess.Extra["auth_time"] = g.AuthTime.Unix()
+	if len(g.AMR) > 0 {
+		sess.Extra["amr"] = g.AMR
+	}
+	if n := g.Request["nonce"]; n != "" {
+		sess.Extra["nonce"] = n
+	}
 	ar.Session = sess
 	code, sig, err := s.strategy.GenerateAuthorizeCode(ctx, ar)
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/fedas/fedas/config"
+	"github.com/fedas/fedas/federation"
 	"github.com/fedas/fedas/flow"
 	"github.com/fedas/fedas/storage"
 )
@@ -37,6 +38,7 @@ const (
 	PathPAR           = "/oauth2/par"
 	PathRevoke        = "/oauth2/revoke"
 	PathIntrospect    = "/oauth2/introspect"
+	PathResponse      = "/native/response/"
 	PathHealth        = "/healthz"
 	PathReady         = "/readyz"
 	requestURIPrefix  = "urn:ietf:params:oauth:request_uri:"
@@ -69,6 +71,7 @@ type Server struct {
 	fstore   *fositeStore
 	flow     *flow.Engine
 	jwks     jose.JSONWebKeySet
+	signer   jose.Signer
 	echo     *echo.Echo
 	http     *http.Server
 	// Ephemeral reports which keys were generated at start.
@@ -115,7 +118,7 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s.clients = clients
-	if err := s.initJWKS(o.SigningKey); err != nil {
+	if err := s.initKeys(o.SigningKey); err != nil {
 		return nil, err
 	}
 
@@ -182,7 +185,15 @@ func New(o Options) (*Server, error) {
 	for _, u := range cfg.Users {
 		users = append(users, flow.User{Username: u.Username, Subject: u.Subject, PasswordHash: u.PasswordHash, TOTPSecret: u.TOTPSecret})
 	}
+	var fed *federation.Federator
+	if len(cfg.Downstreams) > 0 || cfg.Prompt != nil || len(cfg.Routes) > 0 {
+		if fed, err = federation.New(cfg, o.Logger.Named("federation")); err != nil {
+			return nil, err
+		}
+	}
 	s.flow = flow.New(flow.Options{
+		Fed:         fed,
+		ResponseURI: func(hopID string) string { return cfg.Issuer + PathResponse + hopID },
 		Sessions:    o.Store,
 		Replay:      o.Store,
 		Users:       users,
@@ -204,6 +215,7 @@ func (s *Server) routes() {
 	e.GET(PathMetadata, s.metadata)
 	e.GET(PathJWKS, s.jwksHandler)
 	e.POST(PathNative, s.native, form(true))
+	e.POST(PathResponse+":hop", s.respond, form(false))
 	e.POST(PathToken, s.token, form(false))
 	e.POST(PathPAR, s.par, form(false))
 	e.POST(PathRevoke, s.revoke, form(false))

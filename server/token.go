@@ -34,7 +34,15 @@ func (s *Server) token(c echo.Context) error {
 		}
 		return s.writeError(c, err)
 	}
-	return writeJSON(c, http.StatusOK, resp.ToMap())
+	out := resp.ToMap()
+	if ar.GetGrantTypes().ExactOne("authorization_code") && ar.GetGrantedScopes().Has("openid") {
+		idt, err := s.idToken(ar)
+		if err != nil {
+			return s.writeError(c, err)
+		}
+		out["id_token"] = idt
+	}
+	return writeJSON(c, http.StatusOK, out)
 }
 
 // par serves the pushed authorization request endpoint (RFC 9126 §2)
@@ -56,6 +64,14 @@ func (s *Server) par(c echo.Context) error {
 		// RFC 9126 §2: fedas takes pushed requests only from clients that
 		// authenticate; say so before validating anything else.
 		return s.writeError(c, newError(http.StatusUnauthorized, "invalid_client", "The PAR endpoint requires client authentication."))
+	}
+	if form.Get("redirect_uri") == "" {
+		// RFC 9126 §2.1 leaves redirect_uri to the AS: native federation
+		// needs none (PROTOCOL-NOTES Q14), but fosite insists on one for
+		// openid requests, so use the client's only registered one.
+		if cl, ok := s.clients.lookup(form.Get("client_id")); ok && len(cl.GetRedirectURIs()) == 1 {
+			form.Set("redirect_uri", cl.GetRedirectURIs()[0])
+		}
 	}
 	ar, err := s.oauth.NewPushedAuthorizeRequest(ctx, c.Request())
 	if err != nil {
