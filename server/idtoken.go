@@ -32,5 +32,3 @@ func (s *Server) idToken(ar fosite.AccessRequester) (string, error) {
 	}
 	return jwt.Signed(s.signer).Claims(claims).Serialize()
 }
-
-
