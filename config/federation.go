@@ -116,8 +116,13 @@ func (c *Config) validateFederation() []error {
 		}
 	}
 	clients := map[string]bool{}
-	for _, cl := range c.Clients {
+	for i, cl := range c.Clients {
 		clients[cl.ID] = true
+		if cl.Federating && len(cl.RedirectURIs) == 0 {
+			// Its web callback (PROTOCOL-NOTES Q7); fosite also needs a
+			// redirect_uri to take an openid PAR.
+			add("clients[%d]: a federating client needs its web callback in redirect_uris", i)
+		}
 	}
 	target := func(p, ds string, local bool) {
 		switch {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -125,12 +126,16 @@ func writeJSON(c echo.Context, status int, v any) error {
 	h.Set("Pragma", "no-cache")
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
-	b, err := json.Marshal(v)
-	if err != nil {
+	// No HTML escaping: federation_body is form encoding and must read
+	// as such (& not \u0026); the content type is JSON, never HTML.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return err
 	}
 	c.Response().WriteHeader(status)
-	_, err = c.Response().Write(b)
+	_, err := c.Response().Write(bytes.TrimRight(buf.Bytes(), "\n"))
 	return err
 }
 

@@ -30,5 +30,9 @@ func (s *Server) idToken(ar fosite.AccessRequester) (string, error) {
 			claims[k] = v
 		}
 	}
+	// Stored sessions come back from JSON with numbers as float64.
+	if f, ok := claims["auth_time"].(float64); ok {
+		claims["auth_time"] = int64(f)
+	}
 	return jwt.Signed(s.signer).Claims(claims).Serialize()
 }

@@ -135,10 +135,13 @@ func (s *Server) introspect(c echo.Context) error {
 		out["token_type"] = "refresh_token"
 	}
 	if ds, ok := sess.(*fosite.DefaultSession); ok {
-		for _, k := range []string{"auth_time", "amr"} {
+		for _, k := range []string{"auth_time", "amr", "idp"} {
 			if v, ok := ds.Extra[k]; ok {
 				out[k] = v
 			}
+		}
+		if f, ok := out["auth_time"].(float64); ok {
+			out["auth_time"] = int64(f)
 		}
 	}
 	return writeJSON(c, http.StatusOK, out)

@@ -1,6 +1,7 @@
 // Command fedas runs the fedas authorization server and its helpers.
 //
 //	fedas [serve] [--config FILE] [--redis URL] [--listen ADDR]
+//	fedas demo                     (two ASes on loopback, a federated native sign-in)
 //	fedas config check FILE
 //	fedas hash-password            (reads the password from stdin)
 //	fedas pkce                     (prints a verifier and its S256 challenge)
@@ -54,6 +55,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	switch cmd {
 	case "serve":
 		return serve(args, stderr)
+	case "demo":
+		return demo(args, stdout)
 	case "config":
 		if len(args) != 2 || args[0] != "check" {
 			return errors.New("usage: fedas config check FILE")
@@ -108,7 +111,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 		return nil
 	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, "usage: fedas [serve|config check FILE|hash-password|pkce|totp SECRET]")
+		fmt.Fprintln(stdout, "usage: fedas [serve|demo|config check FILE|hash-password|pkce|totp SECRET|healthcheck URL]")
 		return nil
 	}
 	return fmt.Errorf("unknown command %q (try: fedas help)", cmd)

@@ -41,3 +41,14 @@ func TestHelpers(t *testing.T) {
 	require.True(t, strings.HasPrefix(out.String(), "$2a$"))
 	require.Error(t, run([]string{"nonsense"}, nil, &out, &out))
 }
+
+// TestDemo runs `fedas demo`: two ASes, a federated native sign-in.
+func TestDemo(t *testing.T) {
+	var out bytes.Buffer
+	require.NoError(t, run([]string{"demo"}, nil, &out, &out))
+	s := out.String()
+	for _, want := range []string{`"error":"insufficient_information"`, `"error":"federate"`, `"error":"insufficient_authorization"`, `"authorization_code"`, "/native/response/", "Signed in at AS1 through AS2"} {
+		require.Contains(t, s, want)
+	}
+	require.NotContains(t, s, "password=builder", "the demo masks the password")
+}
