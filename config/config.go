@@ -58,6 +58,27 @@ type Config struct {
 	// DefaultRoute applies when no route matches: "local" (default),
 	// "deny", or a downstream id.
 	DefaultRoute string `yaml:"default_route"`
+	// Apps are our own first-party apps that can authenticate users for
+	// other apps (redirect_to_app, federation draft §4.3.2).
+	Apps []App `yaml:"apps"`
+}
+
+// App is one of our own native apps, invoked by deep link.
+type App struct {
+	ID string `yaml:"id"`
+	// ClientID is the first-party client the app itself uses: only its
+	// access tokens may call the app completion API.
+	ClientID string `yaml:"client_id"`
+	// DeepLink is the https base URL the app claims; we append client_id
+	// and request_uri.
+	DeepLink string `yaml:"deep_link"`
+	// DownstreamRole sends users of federating clients to the app.
+	DownstreamRole bool `yaml:"downstream_role"`
+	// Clients sends local sign-ins of these clients to the app.
+	Clients []string `yaml:"clients"`
+	// EnrolledOnly limits the above to users (named by login_hint) who
+	// have the app enrolled (users[].apps).
+	EnrolledOnly bool `yaml:"enrolled_only"`
 }
 
 // Downstream is an authorization server we federate to: we are its client
@@ -145,6 +166,8 @@ type Route struct {
 	// Clients match the requesting client_id; a route with only clients
 	// routes without prompting.
 	Clients []string `yaml:"clients"`
+	// App sends matching users to one of our apps (redirect_to_app).
+	App string `yaml:"app"`
 }
 
 // RouteOption matches key=value.
@@ -262,6 +285,8 @@ type User struct {
 	TOTPSecretEnv  string            `yaml:"totp_secret_env"`
 	TOTPSecretFile string            `yaml:"totp_secret_file"`
 	Claims         map[string]string `yaml:"claims"`
+	// Apps lists the ids of our apps this user has enrolled.
+	Apps []string `yaml:"apps"`
 }
 
 // Default returns the embedded demo configuration.

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"regexp"
 	"time"
 )
@@ -124,12 +125,46 @@ func (c *Config) validateFederation() []error {
 			add("clients[%d]: a federating client needs its web callback in redirect_uris", i)
 		}
 	}
-	target := func(p, ds string, local bool) {
+	apps := map[string]bool{}
+	for i, a := range c.Apps {
+		p := fmt.Sprintf("apps[%d]", i)
+		if !promptKey.MatchString(a.ID) || apps[a.ID] {
+			add("%s.id: %q must be a unique short identifier", p, a.ID)
+		}
+		apps[a.ID] = true
+		if !clients[a.ClientID] {
+			add("%s.client_id: %q is not a registered client", p, a.ClientID)
+		}
+		if u, err := url.Parse(a.DeepLink); err != nil || u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			add("%s.deep_link: %q must be an https URL without query, fragment or user info", p, a.DeepLink)
+		}
+		for _, id := range a.Clients {
+			if !clients[id] {
+				add("%s.clients: %q is not a registered client", p, id)
+			}
+		}
+	}
+	for i, u := range c.Users {
+		for _, a := range u.Apps {
+			if !apps[a] {
+				add("users[%d].apps: %q is not a configured app", i, a)
+			}
+		}
+	}
+	target := func(p, ds string, local bool, app string) {
+		n := 0
+		for _, set := range []bool{local, ds != "", app != ""} {
+			if set {
+				n++
+			}
+		}
 		switch {
-		case local && ds != "":
-			add("%s: set either downstream or local", p)
-		case !local && ds == "":
-			add("%s: set downstream or local: true", p)
+		case n > 1:
+			add("%s: set only one of downstream, local, app", p)
+		case n == 0:
+			add("%s: set downstream, app or local: true", p)
+		case app != "" && !apps[app]:
+			add("%s.app: %q is not a configured app", p, app)
 		case ds != "":
 			if _, ok := ids[ds]; !ok {
 				add("%s.downstream: %q is not a configured downstream", p, ds)
@@ -138,7 +173,7 @@ func (c *Config) validateFederation() []error {
 	}
 	for i, r := range c.Routes {
 		p := fmt.Sprintf("routes[%d]", i)
-		target(p, r.Downstream, r.Local)
+		target(p, r.Downstream, r.Local, r.App)
 		if len(r.EmailDomains) > 0 && !inputs["email"] {
 			add("%s.email_domains: the prompt has no email input", p)
 		}

@@ -44,6 +44,8 @@ type Target struct {
 	Local      bool
 	Deny       bool
 	Downstream string
+	// App names one of our own apps (redirect_to_app).
+	App string
 }
 
 // Hop is one federation level's server-side state: everything needed to
@@ -103,7 +105,7 @@ type Federator struct {
 	meta    *MetadataCache
 	jwks    *JWKSCache
 	log     *zap.Logger
-	userLog map[string]any
+	userPrompt map[string]any
 	logo    string
 }
 
@@ -122,7 +124,7 @@ func New(cfg *config.Config, log *zap.Logger) (*Federator, error) {
 	f.meta = NewMetadataCache(MetadataOptions{AllowLoopbackHTTP: cfg.Dev.AllowLoopbackHTTP, Logger: log.Named("metadata")})
 	f.jwks = NewJWKSCache(JWKSOptions{AllowLoopbackHTTP: cfg.Dev.AllowLoopbackHTTP, Logger: log.Named("jwks")})
 	if cfg.Prompt != nil {
-		f.userLog = buildPrompt(cfg.Prompt)
+		f.userPrompt = buildPrompt(cfg.Prompt)
 		f.logo = cfg.Prompt.Logo
 	}
 	for _, d := range cfg.Downstreams {
@@ -163,7 +165,7 @@ func (f *Federator) HasPrompt() bool { return f.prompt != nil }
 
 // UserPrompt returns the userPrompt member and the logo (federation draft
 // §4.3.3, in the normative shape of PROTOCOL-NOTES Q11).
-func (f *Federator) UserPrompt() (map[string]any, string) { return f.userLog, f.logo }
+func (f *Federator) UserPrompt() (map[string]any, string) { return f.userPrompt, f.logo }
 
 // MaxAttempts is how many invalid answers a prompt survives.
 func (f *Federator) MaxAttempts() int {
@@ -222,7 +224,7 @@ func buildPrompt(p *config.Prompt) map[string]any {
 func (f *Federator) RouteClient(clientID string) (Target, bool) {
 	for _, r := range f.routes {
 		if len(r.EmailDomains) == 0 && r.Option == nil && contains(r.Clients, clientID) {
-			return Target{Local: r.Local, Downstream: r.Downstream}, true
+			return Target{Local: r.Local, Downstream: r.Downstream, App: r.App}, true
 		}
 	}
 	return Target{}, false
@@ -309,7 +311,7 @@ func (f *Federator) Answer(clientID string, answers url.Values) (Target, error) 
 		if r.Option != nil && got[r.Option.Key] != r.Option.Value {
 			continue
 		}
-		return Target{Local: r.Local, Downstream: r.Downstream}, nil
+		return Target{Local: r.Local, Downstream: r.Downstream, App: r.App}, nil
 	}
 	switch f.def {
 	case "", "local":

@@ -124,6 +124,11 @@ func (e *Engine) startRouted(ctx context.Context, c Client, req map[string]strin
 		return accessDenied("Sign-in is not available for this client.")
 	case t.Local:
 		return e.startLocal(ctx, c, req)
+	case t.App != "":
+		if app := e.app(t.App); app != nil && req["native_callback_uri"] != "" {
+			return e.startApp(ctx, c, req, app)
+		}
+		return e.startLocal(ctx, c, req)
 	}
 	hop, f, err := e.o.Fed.Begin(ctx, t.Downstream, hopRequest(req))
 	if err != nil {
@@ -202,12 +207,14 @@ func (e *Engine) answerPrompt(ctx context.Context, s storage.AuthSession, h hand
 			return err
 		}
 		return accessDenied("Sign-in is not available for this account.")
-	case t.Local:
+	case t.App != "" && e.app(t.App) != nil && s.Request["native_callback_uri"] != "":
+		return e.appHop(ctx, s, h, e.app(t.App))
+	case t.Local || t.App != "":
 		if !x.Cred {
 			if err := casErr(e.o.Sessions.DeleteAuthSession(ctx, s.ID, h.stepHash)); err != nil {
 				return err
 			}
-			return noNativePath()
+			return e.webFallback(ctx, s.ClientID, s.Request)
 		}
 		s.Stage, s.Failures = StagePassword, 0
 		if email := answers.Get("email"); email != "" && s.Username == "" {
@@ -257,59 +264,59 @@ func (e *Engine) beginHop(ctx context.Context, s storage.AuthSession, h handle, 
 // auth_session. The hop is enforced: its per-hop URL, its pinned issuer,
 // and an `iss` that must match when present (PROTOCOL-NOTES Q8). The code
 // is redeemed exactly once under the session lock (SECURITY.md C2).
-func (e *Engine) Respond(ctx context.Context, hopID, value string, form url.Values) (string, error) {
+func (e *Engine) Respond(ctx context.Context, hopID, value string, form url.Values) (Outcome, error) {
 	h, ok := parseHandle(value)
 	if !ok {
-		return "", invalidSession()
+		return Outcome{}, invalidSession()
 	}
 	s, err := e.o.Sessions.AuthSession(ctx, h.id)
 	if errors.Is(err, storage.ErrNotFound) {
-		return "", invalidSession()
+		return Outcome{}, invalidSession()
 	} else if err != nil {
-		return "", err
+		return Outcome{}, err
 	}
 	x := readExtra(s)
 	if subtle.ConstantTimeCompare([]byte(s.StepHash), []byte(h.stepHash)) != 1 || s.Stage != StageFederated || x.Hop == nil ||
 		subtle.ConstantTimeCompare([]byte(x.Hop.ID), []byte(hopID)) != 1 {
-		return "", invalidSession()
+		return Outcome{}, invalidSession()
 	}
 	if cid := form.Get("client_id"); cid != "" && cid != s.ClientID {
-		return "", invalidRequest("The client_id does not match the auth_session.")
+		return Outcome{}, invalidRequest("The client_id does not match the auth_session.")
 	}
 	code, dsErr := form.Get("authorization_code"), form.Get("error")
 	switch {
 	case code != "" && dsErr != "":
-		return "", invalidRequest("Send either authorization_code or error, not both.")
+		return Outcome{}, invalidRequest("Send either authorization_code or error, not both.")
 	case dsErr != "":
-		return "", e.downstreamError(ctx, s, h, *x.Hop, dsErr)
+		return Outcome{}, e.downstreamError(ctx, s, h, *x.Hop, dsErr)
 	case code == "":
-		return "", invalidRequest("The authorization_code parameter is required.")
+		return Outcome{}, invalidRequest("The authorization_code parameter is required.")
 	case len(code) > 4096:
-		return "", invalidRequest("The authorization_code is too long.")
+		return Outcome{}, invalidRequest("The authorization_code is too long.")
 	}
 	hop := *x.Hop
 	if iss := form.Get("iss"); iss != "" && iss != hop.Issuer {
 		// Mix-up: abort before any token call (RFC 9207 §2.4).
 		e.end(ctx, s.ID, h.stepHash)
 		e.o.Logger.Warn("response_uri: iss does not match the hop's issuer", zap.String("downstream", hop.Downstream))
-		return "", accessDenied("The response came from an unexpected authorization server.")
+		return Outcome{}, accessDenied("The response came from an unexpected authorization server.")
 	}
 	locked, lockHash, err := e.lock(ctx, s, h, StageRedeeming)
 	if err != nil {
-		return "", err
+		return Outcome{}, err
 	}
 	id, err := e.o.Fed.Complete(ctx, hop, code, form.Get("iss"))
 	if err != nil {
 		e.o.Logger.Warn("federation failed to complete", zap.String("downstream", hop.Downstream), zap.Error(err))
 		if temporary(err) {
 			e.unlock(ctx, locked, lockHash, s)
-			return "", unavailable()
+			return Outcome{}, unavailable()
 		}
 		e.end(ctx, s.ID, lockHash)
-		return "", accessDenied("The sign-in at the authorization server that holds this account could not be completed.")
+		return Outcome{}, accessDenied("The sign-in at the authorization server that holds this account could not be completed.")
 	}
 	if err := casErr(e.o.Sessions.DeleteAuthSession(ctx, s.ID, lockHash)); err != nil {
-		return "", err
+		return Outcome{}, err
 	}
 	authTime := id.AuthTime
 	if authTime.IsZero() {
@@ -319,7 +326,7 @@ func (e *Engine) Respond(ctx context.Context, hopID, value string, form url.Valu
 	for k, v := range id.Claims {
 		claims[k] = v
 	}
-	return e.o.Issuer.IssueCode(ctx, Grant{
+	return e.issue(ctx, Grant{
 		ClientID: s.ClientID,
 		Request:  s.Request,
 		Subject:  hop.Downstream + "|" + id.Subject,

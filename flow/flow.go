@@ -45,6 +45,8 @@ const (
 	StageFederated = "federated"
 	// StageRedeeming holds the session while we redeem the downstream code.
 	StageRedeeming = "redeeming"
+	// StageApp waits for the code our app delivered on native_callback_uri.
+	StageApp = "app"
 )
 
 // AMR values (RFC 8176 §2).
@@ -55,7 +57,7 @@ const (
 
 // Carried lists the initial-request parameters kept in the session and
 // bound to the code (FiPA-04 §5.1; RFC 7636 §4.3).
-var Carried = []string{"scope", "code_challenge", "code_challenge_method", "state", "nonce", "acr_values", "login_hint", "max_age", "native_callback_uri"}
+var Carried = []string{"scope", "code_challenge", "code_challenge_method", "state", "nonce", "acr_values", "login_hint", "max_age", "native_callback_uri", "redirect_uri"}
 
 // User is a local account.
 type User struct {
@@ -63,6 +65,8 @@ type User struct {
 	Subject      string
 	PasswordHash string
 	TOTPSecret   string
+	// Apps lists our apps the user has enrolled.
+	Apps []string
 }
 
 // Grant is what the engine asks the code issuer to bind to a new code.
@@ -82,11 +86,17 @@ type Grant struct {
 // state was not stored.
 type CodeIssuer interface {
 	IssueCode(ctx context.Context, g Grant) (string, error)
+	// RedeemCode redeems, once, a code issued to clientID and bound to the
+	// S256 challenge of verifier, and returns what it was issued for (the
+	// app-delivered code of a local redirect_to_app, PROTOCOL-NOTES Q6).
+	RedeemCode(ctx context.Context, clientID, code, verifier string) (Grant, error)
 }
 
 // Client is what the engine needs to know about the calling client.
 type Client struct {
 	ID string
+	// Federating marks another AS that federated the user to us.
+	Federating bool
 	// CredentialChallenges allows password and OTP challenges: first-party
 	// clients, or federating clients that opted in (PROTOCOL-NOTES Q10).
 	CredentialChallenges bool
@@ -107,6 +117,10 @@ type Options struct {
 	Fed *federation.Federator
 	// ResponseURI builds the per-hop response_uri.
 	ResponseURI func(hopID string) string
+	// Apps are our own apps for redirect_to_app.
+	Apps []App
+	// Pusher stores pushed requests for deep links and browser fallback.
+	Pusher Pusher
 }
 
 // Engine runs auth sessions.
@@ -154,6 +168,11 @@ type Error struct {
 	// insufficient_information (federation draft §4.3.3)
 	UserPrompt map[string]any
 	Logo       string
+	// redirect_to_app (federation draft §4.3.2)
+	DeepLink string
+	// redirect_to_web (FiPA-04 §5.2.2.1.1)
+	RequestURI string
+	ExpiresIn  int
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Description }
@@ -224,6 +243,9 @@ func parseHandle(v string) (handle, bool) {
 // Start begins an auth session for a validated initial request and
 // returns the first challenge (always an *Error with Status 403).
 func (e *Engine) Start(ctx context.Context, c Client, req map[string]string) error {
+	if app := e.appFor(c, req); app != nil {
+		return e.startApp(ctx, c, req, app)
+	}
 	if f := e.o.Fed; f != nil {
 		if t, ok := f.RouteClient(c.ID); ok {
 			return e.startRouted(ctx, c, req, t)
@@ -235,10 +257,17 @@ func (e *Engine) Start(ctx context.Context, c Client, req map[string]string) err
 	return e.startLocal(ctx, c, req)
 }
 
+// StartBrowser begins a sign-in on our own browser pages (the
+// redirect_to_web fallback, FiPA-04 §5.2.2.1.1): local challenges only,
+// since the pages are ours whatever the client.
+func (e *Engine) StartBrowser(ctx context.Context, clientID string, req map[string]string) error {
+	return e.startLocal(ctx, Client{ID: clientID, CredentialChallenges: true}, req)
+}
+
 // startLocal begins a local sign-in with a password challenge.
 func (e *Engine) startLocal(ctx context.Context, c Client, req map[string]string) error {
 	if !c.CredentialChallenges {
-		return noNativePath()
+		return e.webFallback(ctx, c.ID, req)
 	}
 	now := e.o.Now()
 	s := storage.AuthSession{
@@ -288,24 +317,24 @@ func (e *Engine) challenge(s storage.AuthSession, value, desc string) *Error {
 // clientID is the client_id of the follow-up, if it sent one. It returns
 // the authorization code on success, an *Error for every protocol
 // outcome, or another error (storage.ErrUnavailable, …) for failures.
-func (e *Engine) Continue(ctx context.Context, clientID, value string, answers url.Values) (string, error) {
+func (e *Engine) Continue(ctx context.Context, clientID, value string, answers url.Values) (Outcome, error) {
 	h, ok := parseHandle(value)
 	if !ok {
-		return "", invalidSession()
+		return Outcome{}, invalidSession()
 	}
 	s, err := e.o.Sessions.AuthSession(ctx, h.id)
 	if errors.Is(err, storage.ErrNotFound) {
-		return "", invalidSession()
+		return Outcome{}, invalidSession()
 	} else if err != nil {
-		return "", err
+		return Outcome{}, err
 	}
 	if subtle.ConstantTimeCompare([]byte(s.StepHash), []byte(h.stepHash)) != 1 {
-		return "", invalidSession()
+		return Outcome{}, invalidSession()
 	}
 	if clientID != "" && clientID != s.ClientID {
 		// FiPA-04 §5.1: the client_id MUST match the session's; reject
 		// without touching the victim's session (SECURITY.md A04).
-		return "", invalidRequest("The client_id does not match the auth_session.")
+		return Outcome{}, invalidRequest("The client_id does not match the auth_session.")
 	}
 	switch s.Stage {
 	case StagePassword:
@@ -313,10 +342,12 @@ func (e *Engine) Continue(ctx context.Context, clientID, value string, answers u
 	case StageOTP:
 		return e.otp(ctx, s, h, answers)
 	case StageRoute:
-		return "", e.answerPrompt(ctx, s, h, answers)
+		return Outcome{}, e.answerPrompt(ctx, s, h, answers)
+	case StageApp:
+		return e.appReturn(ctx, s, h, answers)
 	}
 	// A federated session continues only at its response_uri.
-	return "", invalidSession()
+	return Outcome{}, invalidSession()
 }
 
 func field(answers url.Values, name string, max int) (string, *Error) {
@@ -330,18 +361,18 @@ func field(answers url.Values, name string, max int) (string, *Error) {
 	return v, nil
 }
 
-func (e *Engine) password(ctx context.Context, s storage.AuthSession, h handle, answers url.Values) (string, error) {
+func (e *Engine) password(ctx context.Context, s storage.AuthSession, h handle, answers url.Values) (Outcome, error) {
 	username := s.Username
 	if username == "" {
 		u, perr := field(answers, "username", 256)
 		if perr != nil {
-			return "", perr
+			return Outcome{}, perr
 		}
 		username = u
 	}
 	pw, perr := field(answers, "password", 1024)
 	if perr != nil {
-		return "", perr
+		return Outcome{}, perr
 	}
 	user, known := e.users[username]
 	hash := e.dummyHash
@@ -364,14 +395,14 @@ func (e *Engine) password(ctx context.Context, s storage.AuthSession, h handle, 
 	return e.finish(ctx, s, h)
 }
 
-func (e *Engine) otp(ctx context.Context, s storage.AuthSession, h handle, answers url.Values) (string, error) {
+func (e *Engine) otp(ctx context.Context, s storage.AuthSession, h handle, answers url.Values) (Outcome, error) {
 	code, perr := field(answers, "otp", 10)
 	if perr != nil {
-		return "", perr
+		return Outcome{}, perr
 	}
 	user, known := e.users[s.Username]
 	if !known || user.TOTPSecret == "" {
-		return "", invalidSession()
+		return Outcome{}, invalidSession()
 	}
 	counter, ok := matchTOTP(user.TOTPSecret, code, e.o.Now())
 	if ok {
@@ -382,7 +413,7 @@ func (e *Engine) otp(ctx context.Context, s storage.AuthSession, h handle, answe
 		if errors.Is(err, storage.ErrConflict) {
 			ok = false
 		} else if err != nil {
-			return "", err
+			return Outcome{}, err
 		}
 	}
 	if !ok {
@@ -413,38 +444,38 @@ func matchTOTP(secret, code string, now time.Time) (int64, bool) {
 
 // fail counts a wrong answer: the session survives with a new step value
 // until MaxFailures, then it ends (SECURITY.md J06).
-func (e *Engine) fail(ctx context.Context, s storage.AuthSession, h handle, desc string) (string, error) {
+func (e *Engine) fail(ctx context.Context, s storage.AuthSession, h handle, desc string) (Outcome, error) {
 	s.Failures++
 	if s.Failures >= e.o.MaxFailures {
 		err := e.o.Sessions.DeleteAuthSession(ctx, s.ID, h.stepHash)
 		if err := casErr(err); err != nil {
-			return "", err
+			return Outcome{}, err
 		}
-		return "", &Error{Status: http.StatusBadRequest, Code: "access_denied", Description: "Too many failed attempts; start again."}
+		return Outcome{}, &Error{Status: http.StatusBadRequest, Code: "access_denied", Description: "Too many failed attempts; start again."}
 	}
 	return e.step(ctx, s, h, desc)
 }
 
 // step stores s under a fresh step value and answers with its challenge.
-func (e *Engine) step(ctx context.Context, s storage.AuthSession, h handle, desc string) (string, error) {
+func (e *Engine) step(ctx context.Context, s storage.AuthSession, h handle, desc string) (Outcome, error) {
 	value, nh, err := newHandleFor(s.ID)
 	if err != nil {
-		return "", err
+		return Outcome{}, err
 	}
 	s.StepHash = nh.stepHash
 	if err := casErr(e.o.Sessions.UpdateAuthSession(ctx, h.stepHash, s)); err != nil {
-		return "", err
+		return Outcome{}, err
 	}
-	return "", e.challenge(s, value, desc)
+	return Outcome{}, e.challenge(s, value, desc)
 }
 
 // finish ends the session (its value is dead once the code exists:
 // FiPA-04 §5.3.1) and issues the code.
-func (e *Engine) finish(ctx context.Context, s storage.AuthSession, h handle) (string, error) {
+func (e *Engine) finish(ctx context.Context, s storage.AuthSession, h handle) (Outcome, error) {
 	if err := casErr(e.o.Sessions.DeleteAuthSession(ctx, s.ID, h.stepHash)); err != nil {
-		return "", err
+		return Outcome{}, err
 	}
-	return e.o.Issuer.IssueCode(ctx, Grant{
+	return e.issue(ctx, Grant{
 		ClientID: s.ClientID,
 		Request:  s.Request,
 		Subject:  s.Subject,
@@ -452,6 +483,22 @@ func (e *Engine) finish(ctx context.Context, s storage.AuthSession, h handle) (s
 		AMR:      s.AMR,
 		AuthTime: s.AuthTime,
 	})
+}
+
+// Outcome is a finished session: our authorization code, and the
+// parameters of the request it answers (the browser endpoint needs its
+// redirect_uri and state).
+type Outcome struct {
+	Code    string
+	Request map[string]string
+}
+
+func (e *Engine) issue(ctx context.Context, g Grant) (Outcome, error) {
+	code, err := e.o.Issuer.IssueCode(ctx, g)
+	if err != nil {
+		return Outcome{}, err
+	}
+	return Outcome{Code: code, Request: g.Request}, nil
 }
 
 // casErr turns a lost compare-and-swap into invalid_session: another

@@ -97,7 +97,14 @@ type Client struct {
 	Meta     Metadata
 	// OnExchange, when set, sees every request and response (demo output).
 	OnExchange func(method, url string, form url.Values, status int, body []byte)
+	// OpenApp opens a redirect_to_app deep link through the OS and returns
+	// the query parameters the app delivered on our native_callback_uri;
+	// ErrNoApp when no app claims the link (federation draft §4.3.2).
+	OpenApp func(ctx context.Context, deepLink string) (url.Values, error)
 }
+
+// ErrNoApp: no installed app claims the deep link.
+var ErrNoApp = errors.New("sdk: no app claims the deep link")
 
 // Discover fetches RFC 8414 metadata from issuer and checks its issuer.
 func Discover(ctx context.Context, hc *http.Client, issuer string) (Metadata, error) {
@@ -137,22 +144,9 @@ func NewPKCE() PKCE {
 
 // Post sends a form to endpoint and decodes the native response.
 func (c *Client) Post(ctx context.Context, endpoint string, form url.Values) (Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	resp, body, err := c.postRaw(ctx, endpoint, form)
 	if err != nil {
 		return Response{}, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
-		return Response{}, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return Response{}, err
-	}
-	if c.OnExchange != nil {
-		c.OnExchange(http.MethodPost, endpoint, form, resp.StatusCode, body)
 	}
 	var r Response
 	if err := json.Unmarshal(body, &r); err != nil {
@@ -221,9 +215,14 @@ func (c *Client) Authorize(ctx context.Context, params url.Values, ui UI) (strin
 				body.Set("response_type", "code") // PROTOCOL-NOTES Q4
 			}
 			endpoint, form = r.FederationURI, body
-		case "redirect_to_web", "redirect_to_app":
-			// The client handles these itself (federation draft §4.3.1):
-			// the caller opens the browser or the app.
+		case "redirect_to_app":
+			next, nextForm, err := c.openApp(ctx, r, &stack)
+			if err != nil {
+				return "", pk, err
+			}
+			endpoint, form = next, nextForm
+		case "redirect_to_web":
+			// The caller opens the browser (FiPA-04 §5.2.2.1.1).
 			return "", pk, &Err{r}
 		default:
 			if len(stack) > 0 && r.Error != "" {
@@ -242,6 +241,90 @@ func (c *Client) Authorize(ctx context.Context, params url.Values, ui UI) (strin
 		}
 	}
 	return "", pk, errors.New("sdk: too many steps")
+}
+
+// openApp follows redirect_to_app and decides where the app's result goes
+// (PROTOCOL-NOTES Q6): to the AS that sent redirect_to_app when it gave
+// us an auth_session, else to the response_uri of the AS that federated
+// us. A code from a callback is never redeemed at a token endpoint.
+func (c *Client) openApp(ctx context.Context, r Response, stack *[]hop) (string, url.Values, error) {
+	if c.OpenApp == nil || r.DeepLink == "" {
+		return "", nil, &Err{r}
+	}
+	params, err := c.OpenApp(ctx, r.DeepLink)
+	if errors.Is(err, ErrNoApp) && r.AuthSession != "" {
+		// Ask the AS for its browser fallback (redirect_to_web).
+		return r.From, url.Values{"auth_session": {r.AuthSession}, "deep_link_unavailable": {"true"}}, nil
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	form := url.Values{}
+	for _, k := range []string{"authorization_code", "iss", "error", "error_description"} {
+		if v := params.Get(k); v != "" {
+			form.Set(k, v)
+		}
+	}
+	if r.AuthSession != "" {
+		form.Set("auth_session", r.AuthSession)
+		return r.From, form, nil
+	}
+	if n := len(*stack); n > 0 {
+		top := (*stack)[n-1]
+		*stack = (*stack)[:n-1]
+		form.Set("auth_session", top.authSession)
+		return top.responseURI, form, nil
+	}
+	return "", nil, errors.New("sdk: redirect_to_app without auth_session outside a federation")
+}
+
+// CompleteApp is the app side of redirect_to_app: our app, holding an
+// access token for its signed-in user, completes the deep link's pushed
+// request at its AS and gets the callback to invoke (the native_callback_uri
+// with authorization_code and iss). It returns the callback URL and its
+// query parameters.
+func (c *Client) CompleteApp(ctx context.Context, deepLink, accessToken string) (string, url.Values, error) {
+	u, err := url.Parse(deepLink)
+	if err != nil {
+		return "", nil, err
+	}
+	q := u.Query()
+	form := url.Values{"request_uri": {q.Get("request_uri")}, "client_id": {q.Get("client_id")}}
+	endpoint := strings.TrimSuffix(c.Meta.Issuer, "/") + "/native/app/complete"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return "", nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Bearer "+accessToken)
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return "", nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return "", nil, err
+	}
+	if c.OnExchange != nil {
+		c.OnExchange(http.MethodPost, endpoint, form, resp.StatusCode, body)
+	}
+	var out struct {
+		Callback string `json:"callback"`
+		Response
+	}
+	if err := json.Unmarshal(body, &out); err != nil {
+		return "", nil, fmt.Errorf("sdk: app completion answered HTTP %d with non-JSON", resp.StatusCode)
+	}
+	if resp.StatusCode != http.StatusOK || out.Callback == "" {
+		out.Response.Status = resp.StatusCode
+		return "", nil, &Err{out.Response}
+	}
+	cb, err := url.Parse(out.Callback)
+	if err != nil {
+		return "", nil, err
+	}
+	return out.Callback, cb.Query(), nil
 }
 
 // Token is an RFC 6749 §5.1 token response.

@@ -29,6 +29,9 @@ type errorBody struct {
 	ResponseURI      string          `json:"response_uri,omitempty"`
 	UserPrompt       map[string]any  `json:"userPrompt,omitempty"`
 	Logo             string          `json:"logo,omitempty"`
+	DeepLink         string          `json:"deep_link,omitempty"`
+	RequestURI       string          `json:"request_uri,omitempty"`
+	ExpiresIn        int             `json:"expires_in,omitempty"`
 }
 
 // protoError is a protocol error with its HTTP status.
@@ -78,7 +81,8 @@ func toProtoError(err error) (*protoError, bool) {
 		return pe, false
 	case errors.As(err, &fe):
 		return &protoError{status: fe.Status, body: errorBody{Error: fe.Code, ErrorDescription: fe.Description, AuthSession: fe.AuthSession, Challenge: fe.Challenge,
-			FederationURI: fe.FederationURI, FederationBody: fe.FederationBody, ResponseURI: fe.ResponseURI, UserPrompt: fe.UserPrompt, Logo: fe.Logo}}, fe.Status >= 500
+			FederationURI: fe.FederationURI, FederationBody: fe.FederationBody, ResponseURI: fe.ResponseURI, UserPrompt: fe.UserPrompt, Logo: fe.Logo,
+			DeepLink: fe.DeepLink, RequestURI: fe.RequestURI, ExpiresIn: fe.ExpiresIn}}, fe.Status >= 500
 	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return newError(http.StatusServiceUnavailable, "temporarily_unavailable", "The service is temporarily unavailable; retry shortly."), true
 	case errors.As(err, &re):

@@ -24,6 +24,7 @@ var pkceChallenge = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
 var paramLimits = map[string]int{
 	"scope": 1024, "state": 512, "nonce": 512, "login_hint": 256, "acr_values": 256,
 	"max_age": 10, "native_callback_uri": 2048, "code_challenge": 43, "code_challenge_method": 5,
+	"redirect_uri": 2048,
 }
 
 // native serves the native authorization endpoint (FiPA-04 §5: the
@@ -38,7 +39,7 @@ func (s *Server) native(c echo.Context) error {
 		if err != nil {
 			return s.writeError(c, err)
 		}
-		return writeJSON(c, http.StatusOK, map[string]string{"authorization_code": code})
+		return writeJSON(c, http.StatusOK, map[string]string{"authorization_code": code.Code})
 	}
 	if form.Get("request_uri") != "" {
 		return s.writeError(c, s.nativeFromPAR(c, form))
@@ -51,7 +52,7 @@ func (s *Server) native(c echo.Context) error {
 	if err != nil {
 		return s.writeError(c, err)
 	}
-	err = s.flow.Start(ctx, flow.Client{ID: client.GetID(), CredentialChallenges: client.FirstParty || client.AllowCredentialChallenges}, req)
+	err = s.flow.Start(ctx, flowClient(client), req)
 	return s.writeError(c, err)
 }
 
@@ -95,6 +96,9 @@ func (s *Server) nativeFromPAR(c echo.Context, form url.Values) error {
 	if rt := pushed.Get("response_type"); rt != "code" {
 		return newError(http.StatusBadRequest, "unsupported_response_type", "Only response_type=code is supported.")
 	}
+	if rec.RedirectURI != "" {
+		pushed.Set("redirect_uri", rec.RedirectURI)
+	}
 	pushed.Set("scope", strings.Join(rec.GrantedScopes, " "))
 	if len(rec.GrantedScopes) == 0 {
 		pushed.Set("scope", strings.Join(rec.RequestedScopes, " "))
@@ -103,7 +107,11 @@ func (s *Server) nativeFromPAR(c echo.Context, form url.Values) error {
 	if err != nil {
 		return err
 	}
-	return s.flow.StartFromPAR(ctx, flow.Client{ID: client.GetID(), CredentialChallenges: client.FirstParty || client.AllowCredentialChallenges}, req)
+	return s.flow.StartFromPAR(ctx, flowClient(client), req)
+}
+
+func flowClient(c *Client) flow.Client {
+	return flow.Client{ID: c.GetID(), Federating: c.Federating, CredentialChallenges: c.FirstParty || c.AllowCredentialChallenges}
 }
 
 // nativeClient identifies the client of an initial request. A client that
@@ -168,6 +176,9 @@ func (s *Server) validateInitial(client *Client, form url.Values) (map[string]st
 		if !fosite.ExactScopeStrategy(client.GetScopes(), sc) {
 			return nil, newError(http.StatusBadRequest, "invalid_scope", "A requested scope is not allowed for this client.")
 		}
+	}
+	if ru := req["redirect_uri"]; ru != "" && !exactMatch(ru, client.GetRedirectURIs()) {
+		return nil, errInvalidRequest("The redirect_uri is not registered for this client.")
 	}
 	if cb := req["native_callback_uri"]; cb != "" && !exactMatch(cb, client.NativeCallbackURIs) {
 		// Exact string comparison only (RFC 9700 §2.1; PROTOCOL-NOTES Q15).

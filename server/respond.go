@@ -24,5 +24,5 @@ func (s *Server) respond(c echo.Context) error {
 	if err != nil {
 		return s.writeError(c, err)
 	}
-	return writeJSON(c, http.StatusOK, map[string]string{"authorization_code": code})
+	return writeJSON(c, http.StatusOK, map[string]string{"authorization_code": code.Code})
 }

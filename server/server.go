@@ -183,7 +183,11 @@ func New(o Options) (*Server, error) {
 
 	users := make([]flow.User, 0, len(cfg.Users))
 	for _, u := range cfg.Users {
-		users = append(users, flow.User{Username: u.Username, Subject: u.Subject, PasswordHash: u.PasswordHash, TOTPSecret: u.TOTPSecret})
+		users = append(users, flow.User{Username: u.Username, Subject: u.Subject, PasswordHash: u.PasswordHash, TOTPSecret: u.TOTPSecret, Apps: u.Apps})
+	}
+	apps := make([]flow.App, 0, len(cfg.Apps))
+	for _, a := range cfg.Apps {
+		apps = append(apps, flow.App{ID: a.ID, DeepLink: a.DeepLink, DownstreamRole: a.DownstreamRole, Clients: a.Clients, EnrolledOnly: a.EnrolledOnly})
 	}
 	var fed *federation.Federator
 	if len(cfg.Downstreams) > 0 || cfg.Prompt != nil || len(cfg.Routes) > 0 {
@@ -193,6 +197,8 @@ func New(o Options) (*Server, error) {
 	}
 	s.flow = flow.New(flow.Options{
 		Fed:         fed,
+		Apps:        apps,
+		Pusher:      s,
 		ResponseURI: func(hopID string) string { return cfg.Issuer + PathResponse + hopID },
 		Sessions:    o.Store,
 		Replay:      o.Store,
@@ -216,6 +222,9 @@ func (s *Server) routes() {
 	e.GET(PathJWKS, s.jwksHandler)
 	e.POST(PathNative, s.native, form(true))
 	e.POST(PathResponse+":hop", s.respond, form(false))
+	e.POST(PathAppComplete, s.appComplete, form(false))
+	e.GET(PathAuthorize, s.authorizePage)
+	e.POST(PathAuthorize, s.authorizeSubmit, form(false))
 	e.POST(PathToken, s.token, form(false))
 	e.POST(PathPAR, s.par, form(false))
 	e.POST(PathRevoke, s.revoke, form(false))

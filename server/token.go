@@ -69,7 +69,7 @@ func (s *Server) par(c echo.Context) error {
 		// RFC 9126 §2.1 leaves redirect_uri to the AS: native federation
 		// needs none (PROTOCOL-NOTES Q14), but fosite insists on one for
 		// openid requests, so use the client's only registered one.
-		if cl, ok := s.clients.lookup(form.Get("client_id")); ok && len(cl.GetRedirectURIs()) == 1 {
+		if cl, ok := s.clients.lookup(form.Get("client_id")); ok && cl.Federating && len(cl.GetRedirectURIs()) == 1 {
 			form.Set("redirect_uri", cl.GetRedirectURIs()[0])
 		}
 	}
