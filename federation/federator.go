@@ -98,15 +98,15 @@ type downstream struct {
 // authentication, and completes the hop by redeeming the code at the
 // pinned issuer's token endpoint and verifying its ID token.
 type Federator struct {
-	ds      map[string]*downstream
-	prompt  *config.Prompt
-	routes  []config.Route
-	def     string
-	meta    *MetadataCache
-	jwks    *JWKSCache
-	log     *zap.Logger
+	ds         map[string]*downstream
+	prompt     *config.Prompt
+	routes     []config.Route
+	def        string
+	meta       *MetadataCache
+	jwks       *JWKSCache
+	log        *zap.Logger
 	userPrompt map[string]any
-	logo    string
+	logo       string
 }
 
 // New builds a Federator from configuration.
