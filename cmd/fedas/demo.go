@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -27,7 +28,12 @@ import (
 // email is @bank.example to AS2 — and walks a scripted native client
 // through the federated flow of the federation draft's Appendix A.1,
 // printing every request and response.
+//
+// `fedas demo app` runs the app-to-app variant: AS2 answers
+// redirect_to_app, a simulated bank app (signed in to AS2 itself)
+// completes the deep link, and the client returns to AS1's response_uri.
 func demo(args []string, out io.Writer) error {
+	appVariant := len(args) > 0 && args[0] == "app"
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	log := zap.NewNop()
@@ -43,8 +49,13 @@ func demo(args []string, out io.Writer) error {
 	// AS2: the bank that holds bob's account; AS1 is registered there as
 	// a federating client that may receive credential challenges.
 	as2, stop2, err := startDemoAS(func(c *config.Config) {
+		if appVariant {
+			c.Clients = append(c.Clients, config.Client{ID: "bank-app", Name: "Bank app", FirstParty: true, TokenEndpointAuthMethod: "none",
+				Scopes: []string{"openid"}, GrantTypes: []string{"authorization_code", "refresh_token"}})
+			c.Apps = []config.App{{ID: "bank", ClientID: "bank-app", DeepLink: "https://bank.example/app", DownstreamRole: true}}
+		}
 		c.Clients = append(c.Clients, config.Client{
-			ID: "as1", Name: "AS1 (federating)", Federating: true, AllowCredentialChallenges: true,
+			ID: "as1", Name: "AS1 (federating)", Federating: true, AllowCredentialChallenges: !appVariant,
 			TokenEndpointAuthMethod: "private_key_jwt", JWKS: string(pubJSON), SigningAlg: "ES256",
 			Scopes: []string{"openid", "profile", "email"}, GrantTypes: []string{"authorization_code"},
 			RedirectURIs:       []string{"https://as1.example/web-callback"},
@@ -101,6 +112,13 @@ func demo(args []string, out io.Writer) error {
 		}
 		return nil, fmt.Errorf("unexpected %s", r.Error)
 	}
+	if appVariant {
+		open, err := demoApp(ctx, hc, as2, ui, out)
+		if err != nil {
+			return err
+		}
+		client.OpenApp = open
+	}
 	code, pk, err := client.Authorize(ctx, url.Values{"scope": {"openid email"}, "native_callback_uri": {"https://app.example/cb"}}, ui)
 	if err != nil {
 		return err
@@ -111,6 +129,35 @@ func demo(args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "Signed in at AS1 through AS2 without a browser: access token %s… (%d s)\n", tok.AccessToken[:12], tok.ExpiresIn)
 	return nil
+}
+
+// demoApp signs bob in to the bank app at AS2 (the app is a first-party
+// client there) and returns an OpenApp that completes deep links as the
+// app would, printing what it does.
+func demoApp(ctx context.Context, hc *http.Client, as2 string, ui sdk.UI, out io.Writer) (func(context.Context, string) (url.Values, error), error) {
+	meta, err := sdk.Discover(ctx, hc, as2)
+	if err != nil {
+		return nil, err
+	}
+	app := &sdk.Client{HTTP: hc, ClientID: "bank-app", Meta: meta}
+	code, pk, err := app.Authorize(ctx, url.Values{"scope": {"openid"}}, ui)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := app.Exchange(ctx, code, pk)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "(the bank app on this device is signed in to AS2 as bob)\n\n")
+	return func(ctx context.Context, link string) (url.Values, error) {
+		fmt.Fprintf(out, "── the OS opens the bank app with the deep link\n   %s\n\n", link)
+		cb, params, err := app.CompleteApp(ctx, link, tok.AccessToken)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(out, "── the bank app completed the request at AS2 and invokes the client's native_callback_uri\n   %s\n\n", cb)
+		return params, nil
+	}, nil
 }
 
 func startDemoAS(edit func(*config.Config), log *zap.Logger) (string, func(), error) {

@@ -1,7 +1,7 @@
 // Command fedas runs the fedas authorization server and its helpers.
 //
 //	fedas [serve] [--config FILE] [--redis URL] [--listen ADDR]
-//	fedas demo                     (two ASes on loopback, a federated native sign-in)
+//	fedas demo [app]               (two ASes on loopback, a federated native sign-in; app: via our app)
 //	fedas config check FILE
 //	fedas hash-password            (reads the password from stdin)
 //	fedas pkce                     (prints a verifier and its S256 challenge)

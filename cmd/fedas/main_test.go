@@ -52,3 +52,13 @@ func TestDemo(t *testing.T) {
 	}
 	require.NotContains(t, s, "password=builder", "the demo masks the password")
 }
+
+// TestDemoApp runs `fedas demo app`: the app-to-app variant.
+func TestDemoApp(t *testing.T) {
+	var out bytes.Buffer
+	require.NoError(t, run([]string{"demo", "app"}, nil, &out, &out))
+	s := out.String()
+	for _, want := range []string{`"error":"federate"`, `"error":"redirect_to_app"`, "https://bank.example/app?client_id=as1", "the bank app completed", "https://app.example/cb?authorization_code=", "Signed in at AS1 through AS2"} {
+		require.Contains(t, s, want)
+	}
+}
