@@ -402,7 +402,7 @@ func testRequest() Request {
 // half and returns its header and raw claims.
 func verifyAssertion(t *testing.T, tok string, key jose.JSONWebKey) (jose.Header, map[string]json.RawMessage) {
 	t.Helper()
-	jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.ES256, jose.PS256, jose.EdDSA})
+	jws, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.ES256, jose.PS256, jose.EdDSA})
 	require.NoError(t, err)
 	require.Len(t, jws.Signatures, 1)
 	payload, err := jws.Verify(key.Public())

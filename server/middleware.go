@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -39,16 +38,17 @@ func (s *Server) formParser(allowJSON bool) echo.MiddlewareFunc {
 				return s.writeError(c, newError(http.StatusRequestEntityTooLarge, "invalid_request", "The request body is too large."))
 			}
 			var form url.Values
+			var perr *protoError
 			switch {
 			case mt == "application/x-www-form-urlencoded":
-				form, err = parseStrictForm(string(body), s.cfg.Limits.MaxParams)
+				form, perr = parseStrictForm(string(body), s.cfg.Limits.MaxParams)
 			case allowJSON && mt == "application/json":
-				form, err = parseStrictJSON(body, s.cfg.Limits.MaxParams)
+				form, perr = parseStrictJSON(body, s.cfg.Limits.MaxParams)
 			default:
-				err = errors.New("The request must be application/x-www-form-urlencoded.")
+				perr = errInvalidRequest("The request must be application/x-www-form-urlencoded.")
 			}
-			if err != nil {
-				return s.writeError(c, errInvalidRequest(err.Error()))
+			if perr != nil {
+				return s.writeError(c, perr)
 			}
 			// RFC 6749 §2.3.1: a client_id in the body must agree with
 			// the one authenticated by HTTP Basic (SECURITY.md D06).
@@ -68,39 +68,39 @@ func (s *Server) formParser(allowJSON bool) echo.MiddlewareFunc {
 	}
 }
 
-func parseStrictForm(body string, maxParams int) (url.Values, error) {
+func parseStrictForm(body string, maxParams int) (url.Values, *protoError) {
 	form, err := url.ParseQuery(body)
 	if err != nil {
-		return nil, errors.New("The request body is not valid form encoding.")
+		return nil, errInvalidRequest("The request body is not valid form encoding.")
 	}
 	if len(form) > maxParams {
-		return nil, errors.New("Too many parameters.")
+		return nil, errInvalidRequest("Too many parameters.")
 	}
 	for k, v := range form {
 		if len(v) > 1 {
-			return nil, fmt.Errorf("The %s parameter is repeated.", safeName(k))
+			return nil, errInvalidRequest(fmt.Sprintf("The %s parameter is repeated.", safeName(k)))
 		}
 		if !utf8.ValidString(k) || !utf8.ValidString(v[0]) {
-			return nil, errors.New("Parameters must be UTF-8.")
+			return nil, errInvalidRequest("Parameters must be UTF-8.")
 		}
 	}
 	return form, nil
 }
 
-func parseStrictJSON(body []byte, maxParams int) (url.Values, error) {
+func parseStrictJSON(body []byte, maxParams int) (url.Values, *protoError) {
 	var m map[string]any
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&m); err != nil {
-		return nil, errors.New("The request body is not a JSON object.")
+		return nil, errInvalidRequest("The request body is not a JSON object.")
 	}
 	if len(m) > maxParams {
-		return nil, errors.New("Too many parameters.")
+		return nil, errInvalidRequest("Too many parameters.")
 	}
 	form := url.Values{}
 	for k, v := range m {
 		str, ok := v.(string)
 		if !ok {
-			return nil, fmt.Errorf("The %s member must be a string.", safeName(k))
+			return nil, errInvalidRequest(fmt.Sprintf("The %s member must be a string.", safeName(k)))
 		}
 		form.Set(k, str)
 	}

@@ -112,16 +112,16 @@ func (o Options) validate() error {
 		errs = append(errs, errors.New("set exactly one of URL and Addrs"))
 	}
 	if o.Cluster && o.MasterName != "" {
-		errs = append(errs, errors.New("Cluster and MasterName exclude each other"))
+		errs = append(errs, errors.New("options Cluster and MasterName exclude each other"))
 	}
 	if o.URL != "" && o.MasterName != "" {
-		errs = append(errs, errors.New("Sentinel (MasterName) takes the sentinels in Addrs, not URL"))
+		errs = append(errs, errors.New("sentinel mode (MasterName) takes the sentinels in Addrs, not URL"))
 	}
 	if len(o.Addrs) > 1 && !o.Cluster && o.MasterName == "" {
 		errs = append(errs, errors.New("several Addrs need Cluster or MasterName"))
 	}
 	if o.Cluster && o.DB != 0 {
-		errs = append(errs, errors.New("Redis Cluster has only DB 0"))
+		errs = append(errs, errors.New("a Redis Cluster has only DB 0"))
 	}
 	if err := checkPrefix(o.Prefix); err != nil {
 		errs = append(errs, err)
