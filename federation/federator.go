@@ -367,6 +367,9 @@ func (f *Federator) Begin(ctx context.Context, id string, r HopRequest) (Hop, Fe
 	if !ok {
 		return Hop{}, Federate{}, ErrHopGone
 	}
+	// The downstream's timeout bounds discovery too, not only PAR.
+	ctx, cancel := context.WithTimeout(ctx, ds.http.Timeout)
+	defer cancel()
 	meta, err := f.meta.Get(ctx, ds.cfg.Issuer)
 	if err != nil {
 		return Hop{}, Federate{}, err
@@ -420,6 +423,8 @@ func (f *Federator) Complete(ctx context.Context, hop Hop, code, iss string) (Id
 	if !ok || ds.cfg.Issuer != hop.Issuer {
 		return Identity{}, ErrHopGone
 	}
+	ctx, cancel := context.WithTimeout(ctx, ds.http.Timeout)
+	defer cancel()
 	meta, err := f.meta.Get(ctx, hop.Issuer)
 	if err != nil {
 		return Identity{}, err

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -165,6 +166,10 @@ func (e *Engine) lock(ctx context.Context, s storage.AuthSession, h handle, stag
 // unlock puts the session back as it was, so the client may retry with
 // the same auth_session after a temporary failure.
 func (e *Engine) unlock(ctx context.Context, locked storage.AuthSession, lockHash string, orig storage.AuthSession) {
+	// Even when the device gave up (its request context is cancelled),
+	// the session must not stay locked until its TTL.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
 	if err := e.o.Sessions.UpdateAuthSession(ctx, lockHash, orig); err != nil {
 		e.o.Logger.Warn("could not restore session after a temporary failure", zap.Error(err))
 	}
@@ -172,6 +177,8 @@ func (e *Engine) unlock(ctx context.Context, locked storage.AuthSession, lockHas
 
 // end deletes the session (terminal outcomes).
 func (e *Engine) end(ctx context.Context, id, stepHash string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
 	if err := e.o.Sessions.DeleteAuthSession(ctx, id, stepHash); err != nil && !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, storage.ErrConflict) {
 		e.o.Logger.Warn("could not end session", zap.Error(err))
 	}
@@ -329,7 +336,10 @@ func (e *Engine) Respond(ctx context.Context, hopID, value string, form url.Valu
 	return e.issue(ctx, Grant{
 		ClientID: s.ClientID,
 		Request:  s.Request,
-		Subject:  hop.Downstream + "|" + id.Subject,
+		// Keyed by the issuer, not the configurable downstream id: if an
+		// admin re-points an id to another issuer, that issuer's users must
+		// not inherit the old one's local identities.
+		Subject: hop.Issuer + "|" + id.Subject,
 		AMR:      id.AMR,
 		AuthTime: authTime,
 		Claims:   claims,
@@ -345,7 +355,13 @@ func (e *Engine) downstreamError(ctx context.Context, s storage.AuthSession, h h
 			return err
 		}
 		return accessDenied("The user or the authorization server that holds this account denied the request.")
-	case "invalid_request", "server_error", "temporarily_unavailable":
+	case "server_error", "temporarily_unavailable":
+		// Passed through; the session stays as it is (PROTOCOL-NOTES Q9).
+		if code == "server_error" {
+			return &Error{Status: http.StatusInternalServerError, Code: "server_error", Description: "The authorization server that holds this account failed."}
+		}
+		return unavailable()
+	case "invalid_request":
 		// Most often an expired request_uri: push once more.
 		if !hop.Retried {
 			return e.beginHop(ctx, s, h, hop.Downstream, true)

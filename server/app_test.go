@@ -81,7 +81,7 @@ func TestAppToApp_AppendixA1(t *testing.T) {
 			require.Equal(t, []string{"client_id", "request_uri"}, keys(u.Query()))
 			tok, err := c.Exchange(context.Background(), code, pk)
 			require.NoError(t, err)
-			require.Equal(t, "as2|carol", as1.introspect(t, tok.AccessToken).str("sub"))
+			require.Equal(t, as2.URL+"|carol", as1.introspect(t, tok.AccessToken).str("sub"))
 		})
 	}
 }

@@ -124,7 +124,7 @@ func TestFederation_AppendixA1(t *testing.T) {
 			require.NoError(t, err)
 			ir := as1.introspect(t, tok.AccessToken)
 			require.Equal(t, true, ir.body["active"])
-			require.Equal(t, "as2|carol", ir.str("sub"))
+			require.Equal(t, as2.URL+"|carol", ir.str("sub"))
 			require.Equal(t, "demo-app", ir.str("client_id"))
 			_ = as2
 		})
@@ -165,7 +165,7 @@ func TestFederation_ThreeHops(t *testing.T) {
 	require.NotEqual(t, sessions[0], sessions[1])
 	tok, err := c.Exchange(context.Background(), code, pk)
 	require.NoError(t, err)
-	require.Equal(t, "as2|as3|carol", as1.introspect(t, tok.AccessToken).str("sub"))
+	require.Equal(t, as2.URL+"|"+as3.URL+"|carol", as1.introspect(t, tok.AccessToken).str("sub"))
 }
 
 // A18: as a downstream we never serve credential challenges to a
