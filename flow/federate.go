@@ -339,7 +339,7 @@ func (e *Engine) Respond(ctx context.Context, hopID, value string, form url.Valu
 		// Keyed by the issuer, not the configurable downstream id: if an
 		// admin re-points an id to another issuer, that issuer's users must
 		// not inherit the old one's local identities.
-		Subject: hop.Issuer + "|" + id.Subject,
+		Subject:  hop.Issuer + "|" + id.Subject,
 		AMR:      id.AMR,
 		AuthTime: authTime,
 		Claims:   claims,
