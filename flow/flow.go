@@ -318,6 +318,18 @@ func (e *Engine) challenge(s storage.AuthSession, value, desc string) *Error {
 // the authorization code on success, an *Error for every protocol
 // outcome, or another error (storage.ErrUnavailable, …) for failures.
 func (e *Engine) Continue(ctx context.Context, clientID, value string, answers url.Values) (Outcome, error) {
+	return e.cont(ctx, clientID, value, answers, false)
+}
+
+// ContinueBrowser is Continue for sessions our browser pages started
+// (StartBrowser). Sessions stay in their channel: a browser session's
+// value posted to the native endpoint, or a native one to the pages, is
+// invalid_session, so one pushed request never yields two codes.
+func (e *Engine) ContinueBrowser(ctx context.Context, value string, answers url.Values) (Outcome, error) {
+	return e.cont(ctx, "", value, answers, true)
+}
+
+func (e *Engine) cont(ctx context.Context, clientID, value string, answers url.Values, browser bool) (Outcome, error) {
 	h, ok := parseHandle(value)
 	if !ok {
 		return Outcome{}, invalidSession()
@@ -329,6 +341,9 @@ func (e *Engine) Continue(ctx context.Context, clientID, value string, answers u
 		return Outcome{}, err
 	}
 	if subtle.ConstantTimeCompare([]byte(s.StepHash), []byte(h.stepHash)) != 1 {
+		return Outcome{}, invalidSession()
+	}
+	if (s.Request["request_uri"] != "") != browser {
 		return Outcome{}, invalidSession()
 	}
 	if clientID != "" && clientID != s.ClientID {

@@ -183,6 +183,11 @@ func (s *Server) appComplete(c echo.Context) error {
 	if !strings.HasPrefix(ru, requestURIPrefix) || len(ru) > 256 {
 		return s.writeError(c, errInvalidRequest("The request_uri is not valid."))
 	}
+	if peek, err := s.store.Token(ctx, storage.KindPAR, ru); err == nil && form.Get("client_id") != "" && peek.ClientID != form.Get("client_id") {
+		// Checked before consuming: a wrong client_id must not burn the
+		// request for its rightful owner.
+		return s.writeError(c, errInvalidRequest("The request_uri was not issued for this client."))
+	}
 	rec, err := s.store.ConsumeToken(ctx, storage.KindPAR, ru)
 	if errors.Is(err, storage.ErrNotFound) {
 		return s.writeError(c, errInvalidRequest("The request_uri is invalid, expired or already used."))

@@ -139,7 +139,7 @@ func (s *Server) authorizePage(c echo.Context) error {
 func (s *Server) authorizeSubmit(c echo.Context) error {
 	ctx := c.Request().Context()
 	form := formOf(c)
-	out, err := s.flow.Continue(ctx, "", form.Get("auth_session"), form)
+	out, err := s.flow.ContinueBrowser(ctx, form.Get("auth_session"), form)
 	var fe *flow.Error
 	switch {
 	case errors.As(err, &fe) && fe.Challenge != nil:

@@ -77,6 +77,11 @@ func (s *Server) nativeFromPAR(c echo.Context, form url.Values) error {
 	if !ok {
 		return newError(http.StatusUnauthorized, "invalid_client", "Unknown client.")
 	}
+	// Check the binding before consuming, so that a wrong client_id
+	// cannot burn the request for its rightful owner.
+	if peek, err := s.store.Token(ctx, storage.KindPAR, ru); err == nil && peek.ClientID != id {
+		return errInvalidRequest("The request_uri was not issued to this client.")
+	}
 	rec, err := s.store.ConsumeToken(ctx, storage.KindPAR, ru)
 	if errors.Is(err, storage.ErrNotFound) {
 		return errInvalidRequest("The request_uri is invalid, expired or already used.")

@@ -73,6 +73,11 @@ func (s *Server) par(c echo.Context) error {
 			form.Set("redirect_uri", cl.GetRedirectURIs()[0])
 		}
 	}
+	if form.Get("redirect_uri") == "" {
+		// FAPI 2.0 §5.3.2.2-6 (SECURITY.md H06): a pushed request names
+		// its redirect_uri; fosite would quietly use the only registered one.
+		return s.writeError(c, errInvalidRequest("The redirect_uri parameter is required."))
+	}
 	ar, err := s.oauth.NewPushedAuthorizeRequest(ctx, c.Request())
 	if err != nil {
 		return s.writeError(c, err)
