@@ -181,7 +181,7 @@ func TestFederate_OutboundAssertionShape(t *testing.T) {
 			jtis[a.Str("jti")] = true
 			require.Equal(t, id+"-key", a.Kid())
 			kids[id] = a.Kid()
-			jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256, jose.PS256, jose.EdDSA})
+			jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.ES256, jose.PS256, jose.EdDSA})
 			require.NoError(t, err)
 			_, err = jws.Verify(set.Keys[0].Key)
 			require.NoError(t, err, "signed with the key configured for %s", id)
