@@ -272,18 +272,12 @@ func (e *Engine) beginHop(ctx context.Context, s storage.AuthSession, h handle, 
 // and an `iss` that must match when present (PROTOCOL-NOTES Q8). The code
 // is redeemed exactly once under the session lock (SECURITY.md C2).
 func (e *Engine) Respond(ctx context.Context, hopID, value string, form url.Values) (Outcome, error) {
-	h, ok := parseHandle(value)
-	if !ok {
-		return Outcome{}, invalidSession()
-	}
-	s, err := e.o.Sessions.AuthSession(ctx, h.id)
-	if errors.Is(err, storage.ErrNotFound) {
-		return Outcome{}, invalidSession()
-	} else if err != nil {
+	s, h, err := e.load(ctx, value)
+	if err != nil {
 		return Outcome{}, err
 	}
 	x := readExtra(s)
-	if subtle.ConstantTimeCompare([]byte(s.StepHash), []byte(h.stepHash)) != 1 || s.Stage != StageFederated || x.Hop == nil ||
+	if s.Stage != StageFederated || x.Hop == nil ||
 		subtle.ConstantTimeCompare([]byte(x.Hop.ID), []byte(hopID)) != 1 {
 		return Outcome{}, invalidSession()
 	}

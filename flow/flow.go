@@ -329,19 +329,29 @@ func (e *Engine) ContinueBrowser(ctx context.Context, value string, answers url.
 	return e.cont(ctx, "", value, answers, true)
 }
 
-func (e *Engine) cont(ctx context.Context, clientID, value string, answers url.Values, browser bool) (Outcome, error) {
+// load finds the session a value names, if that value is its current
+// step; any other value is invalid_session and changes nothing.
+func (e *Engine) load(ctx context.Context, value string) (storage.AuthSession, handle, error) {
 	h, ok := parseHandle(value)
 	if !ok {
-		return Outcome{}, invalidSession()
+		return storage.AuthSession{}, h, invalidSession()
 	}
 	s, err := e.o.Sessions.AuthSession(ctx, h.id)
 	if errors.Is(err, storage.ErrNotFound) {
-		return Outcome{}, invalidSession()
+		return s, h, invalidSession()
 	} else if err != nil {
-		return Outcome{}, err
+		return s, h, err
 	}
 	if subtle.ConstantTimeCompare([]byte(s.StepHash), []byte(h.stepHash)) != 1 {
-		return Outcome{}, invalidSession()
+		return s, h, invalidSession()
+	}
+	return s, h, nil
+}
+
+func (e *Engine) cont(ctx context.Context, clientID, value string, answers url.Values, browser bool) (Outcome, error) {
+	s, h, err := e.load(ctx, value)
+	if err != nil {
+		return Outcome{}, err
 	}
 	if (s.Request["request_uri"] != "") != browser {
 		return Outcome{}, invalidSession()
