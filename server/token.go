@@ -20,6 +20,7 @@ func (s *Server) token(c echo.Context) error {
 		}
 		return s.writeError(c, newError(http.StatusBadRequest, "unsupported_grant_type", "Only authorization_code and refresh_token are supported."))
 	}
+	ctx = withCodeMemo(ctx)
 	ar, err := s.oauth.NewAccessRequest(ctx, c.Request(), newSession())
 	if err != nil {
 		return s.writeError(c, err)
