@@ -224,10 +224,12 @@ func (s *fositeStore) GetPKCERequestSession(ctx context.Context, sig string, ses
 	return s.get(ctx, storage.KindPKCE, sig, session)
 }
 
-// DeletePKCERequestSession implements pkce.PKCERequestStorage.
-func (s *fositeStore) DeletePKCERequestSession(ctx context.Context, sig string) error {
-	return storageErr(s.st.DeleteToken(ctx, storage.KindPKCE, sig))
-}
+// DeletePKCERequestSession implements pkce.PKCERequestStorage. It does
+// nothing: our PKCE request is the code's own record (CreateCode), read
+// through the code memo, and dies with the code, which the atomic
+// InvalidateCode makes single-use. Deleting it would cost a round trip
+// and protect nothing.
+func (s *fositeStore) DeletePKCERequestSession(context.Context, string) error { return nil }
 
 // CreateAccessTokenSession implements oauth2.AccessTokenStorage.
 func (s *fositeStore) CreateAccessTokenSession(ctx context.Context, sig string, r fosite.Requester) error {
