@@ -1,5 +1,6 @@
 // Package redistest runs real redis-server processes on loopback for tests:
-// a single node (Start, StartWith) or a three-master cluster (StartCluster).
+// a single node (Start, StartWith), a three-master cluster (StartCluster), or
+// a Sentinel group with a master, a replica and three sentinels (StartSentinel).
 //
 // Tests use a real server rather than a fake because the properties the
 // storage contract promises — atomic single use, TTLs, hash-tag slots,
