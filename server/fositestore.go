@@ -140,18 +140,29 @@ func (s *fositeStore) create(ctx context.Context, kind storage.Kind, sig string,
 	if err != nil {
 		return fosite.ErrServerError.WithWrap(err)
 	}
+	if m := memoOf(ctx); m != nil && m.tx && (kind == storage.KindAccess || kind == storage.KindRefresh) {
+		m.writes = append(m.writes, storage.TokenWrite{Kind: kind, Signature: sig, Rec: rec, TTL: s.lifetimes(kind)})
+		return nil
+	}
 	return storageErr(s.st.CreateToken(ctx, kind, sig, rec, s.lifetimes(kind)))
 }
 
-// codeMemo keeps, for one token request, the code record fosite reads
-// three times (code, PKCE — the same record, stored together by
-// CreateCode — and the code again before invalidating it): one storage
-// round trip instead of three. Safe because the decision is the atomic
-// InvalidateCode, never a read.
+// codeMemo is per token request. It keeps the code record fosite reads
+// twice (Handle, then Populate before invalidating) and the PKCE record:
+// on a storage.CodeReader backend both come from one atomic step that also
+// consumes the PKCE record, so that a failed code_verifier burns the code
+// (RFC 7636 §4.6; TestPKCE_Verifier). Safe because the single-use decision
+// is the atomic InvalidateCode, never a read. It also buffers the token
+// writes between BeginTX and Commit (fosite storage.Transactional), which
+// go out as one storage.TokenBatcher call.
 type codeMemo struct {
-	sig string
-	rec storage.Record
-	err error
+	sig      string
+	rec      storage.Record
+	err      error
+	pkceRead bool
+	pkce     *storage.Record
+	tx       bool
+	writes   []storage.TokenWrite
 }
 
 type memoKey struct{}
@@ -161,19 +172,80 @@ func withCodeMemo(ctx context.Context) context.Context {
 	return context.WithValue(ctx, memoKey{}, &codeMemo{})
 }
 
-func (s *fositeStore) token(ctx context.Context, kind storage.Kind, sig string) (storage.Record, error) {
+func memoOf(ctx context.Context) *codeMemo {
 	m, _ := ctx.Value(memoKey{}).(*codeMemo)
+	return m
+}
+
+func (s *fositeStore) token(ctx context.Context, kind storage.Kind, sig string) (storage.Record, error) {
+	m := memoOf(ctx)
 	if m == nil || (kind != storage.KindCode && kind != storage.KindPKCE) {
 		return s.st.Token(ctx, kind, sig)
 	}
-	if m.sig == sig {
-		return m.rec, m.err
+	if m.sig != sig {
+		cr, ok := s.st.(storage.CodeReader)
+		if !ok {
+			rec, err := s.st.Token(ctx, kind, sig)
+			if kind == storage.KindCode && (err == nil || errors.Is(err, storage.ErrInvalidated)) {
+				m.sig, m.rec, m.err, m.pkceRead = sig, rec, err, false
+			}
+			return rec, err
+		}
+		rec, pkce, err := cr.ReadCodeConsumePKCE(ctx, sig)
+		if err != nil && !errors.Is(err, storage.ErrInvalidated) && !errors.Is(err, storage.ErrNotFound) {
+			return storage.Record{}, err
+		}
+		m.sig, m.rec, m.err, m.pkceRead, m.pkce = sig, rec, err, true, pkce
 	}
-	rec, err := s.st.Token(ctx, storage.KindCode, sig)
-	if err == nil || errors.Is(err, storage.ErrInvalidated) {
-		m.sig, m.rec, m.err = sig, rec, err
+	if kind == storage.KindPKCE {
+		if !m.pkceRead {
+			return s.st.Token(ctx, kind, sig)
+		}
+		if m.pkce == nil {
+			return storage.Record{}, storage.ErrNotFound
+		}
+		return *m.pkce, nil
 	}
-	return rec, err
+	return m.rec, m.err
+}
+
+// BeginTX implements fosite's storage.Transactional: access and refresh
+// token writes are buffered until Commit.
+func (s *fositeStore) BeginTX(ctx context.Context) (context.Context, error) {
+	m := memoOf(ctx)
+	if m == nil {
+		ctx = withCodeMemo(ctx)
+		m = memoOf(ctx)
+	}
+	m.tx, m.writes = true, nil
+	return ctx, nil
+}
+
+// Commit writes the buffered tokens in one step (one pipeline on Redis).
+func (s *fositeStore) Commit(ctx context.Context) error {
+	m := memoOf(ctx)
+	if m == nil || !m.tx {
+		return nil
+	}
+	writes := m.writes
+	m.tx, m.writes = false, nil
+	if b, ok := s.st.(storage.TokenBatcher); ok {
+		return storageErr(b.CreateTokens(ctx, writes, storage.KindPKCE, nil))
+	}
+	for _, w := range writes {
+		if err := s.st.CreateToken(ctx, w.Kind, w.Signature, w.Rec, w.TTL); err != nil {
+			return storageErr(err)
+		}
+	}
+	return nil
+}
+
+// Rollback drops the buffered writes.
+func (s *fositeStore) Rollback(ctx context.Context) error {
+	if m := memoOf(ctx); m != nil {
+		m.tx, m.writes = false, nil
+	}
+	return nil
 }
 
 func (s *fositeStore) get(ctx context.Context, kind storage.Kind, sig string, session fosite.Session) (fosite.Requester, error) {

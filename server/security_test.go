@@ -443,7 +443,8 @@ func TestPKCE_Verifier(t *testing.T) {
 			requireOAuthError(t, r, http.StatusBadRequest, tc.codes...)
 			// The real verifier no longer works either: a failed attempt
 			// does not leave the code redeemable for a guessing loop.
-			_ = in.redeem(t, "demo-app", code, pk)
+			r = in.redeem(t, "demo-app", code, pk)
+			require.Equal(t, http.StatusBadRequest, r.status, r.raw)
 		})
 	}
 	t.Run("E05 downgrade", func(t *testing.T) {

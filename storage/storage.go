@@ -167,3 +167,23 @@ type Store interface {
 	// Close releases the backend's resources.
 	Close() error
 }
+
+// TokenWrite is one CreateToken of a batch.
+type TokenWrite struct {
+	Kind      Kind
+	Signature string
+	Rec       Record
+	TTL       time.Duration
+}
+
+// TokenBatcher writes several tokens and deletes several artefacts in one
+// step (one round trip on Redis). Not atomic.
+type TokenBatcher interface {
+	CreateTokens(ctx context.Context, writes []TokenWrite, deleteKind Kind, deletes []string) error
+}
+
+// CodeReader reads a code and consumes its PKCE request session (same
+// signature) in one atomic step. pkce is nil when there was none left.
+type CodeReader interface {
+	ReadCodeConsumePKCE(ctx context.Context, signature string) (rec Record, pkce *Record, err error)
+}

@@ -388,3 +388,39 @@ func cloneRaw(m json.RawMessage) json.RawMessage {
 	}
 	return append(json.RawMessage{}, m...)
 }
+
+// CreateTokens implements storage.TokenBatcher.
+func (s *Store) CreateTokens(ctx context.Context, writes []storage.TokenWrite, kind storage.Kind, deletes []string) error {
+	for _, w := range writes {
+		if err := s.CreateToken(ctx, w.Kind, w.Signature, w.Rec, w.TTL); err != nil {
+			return err
+		}
+	}
+	for _, d := range deletes {
+		if err := s.DeleteToken(ctx, kind, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ReadCodeConsumePKCE implements storage.CodeReader.
+func (s *Store) ReadCodeConsumePKCE(ctx context.Context, sig string) (storage.Record, *storage.Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	var pkce *storage.Record
+	if e, ok := s.live(tokenKey{storage.KindPKCE, sig}, now); ok {
+		r := cloneRecord(e.rec)
+		pkce = &r
+		delete(s.tokens, tokenKey{storage.KindPKCE, sig})
+	}
+	e, ok := s.live(tokenKey{storage.KindCode, sig}, now)
+	if !ok {
+		return storage.Record{}, pkce, storage.ErrNotFound
+	}
+	if e.used {
+		return cloneRecord(e.rec), pkce, storage.ErrInvalidated
+	}
+	return cloneRecord(e.rec), pkce, nil
+}

@@ -599,3 +599,86 @@ func infoField(info, name string) (string, bool) {
 
 // Close implements storage.Store: it closes the client.
 func (s *Store) Close() error { return s.client.Close() }
+
+// CreateTokens implements storage.TokenBatcher: one pipeline.
+func (s *Store) CreateTokens(ctx context.Context, writes []storage.TokenWrite, kind storage.Kind, deletes []string) error {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	pipe := s.client.Pipeline()
+	type idx struct {
+		cmd  *redis.Cmd
+		keys []string
+		sig  string
+		ms   int64
+	}
+	var idxs []idx
+	for _, w := range writes {
+		if !validKey(w.Signature) || !validKey(w.Rec.RequestID) {
+			return ErrInvalidKey
+		}
+		v, err := encodeRecord(w.Rec)
+		if err != nil {
+			return err
+		}
+		ms := millis(w.TTL)
+		if w.Kind == storage.KindAccess || w.Kind == storage.KindRefresh {
+			keys := []string{s.indexKey(w.Kind, w.Rec.RequestID)}
+			idxs = append(idxs, idx{indexAdd.EvalSha(ctx, pipe, keys, w.Signature, ms), keys, w.Signature, ms})
+		}
+		pipe.Set(ctx, s.tokenKey(w.Kind, w.Signature), v, time.Duration(ms)*time.Millisecond)
+	}
+	for _, d := range deletes {
+		if validKey(d) {
+			pipe.Del(ctx, s.tokenKey(kind, d))
+		}
+	}
+	cmds, _ := pipe.Exec(ctx)
+	for _, i := range idxs {
+		err := i.cmd.Err()
+		if redis.HasErrorPrefix(err, "NOSCRIPT") {
+			err = indexAdd.Run(ctx, s.client, i.keys, i.sig, i.ms).Err()
+		}
+		if err != nil {
+			return s.fail("CreateTokens", err)
+		}
+	}
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && !redis.HasErrorPrefix(err, "NOSCRIPT") {
+			return s.fail("CreateTokens", err)
+		}
+	}
+	return nil
+}
+
+var readCodeConsumePKCE = redis.NewScript(`
+local v = redis.call('HMGET', KEYS[1], 'rec', 'used')
+local p = redis.call('GETDEL', KEYS[2])
+return {v[1], v[2], p}
+`)
+
+// ReadCodeConsumePKCE implements storage.CodeReader: one script on the
+// signature's hash tag.
+func (s *Store) ReadCodeConsumePKCE(ctx context.Context, sig string) (storage.Record, *storage.Record, error) {
+	if !validKey(sig) {
+		return storage.Record{}, nil, storage.ErrNotFound
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	vals, err := readCodeConsumePKCE.Run(ctx, s.client, []string{s.tokenKey(storage.KindCode, sig), s.tokenKey(storage.KindPKCE, sig)}).Slice()
+	if err != nil {
+		return storage.Record{}, nil, s.fail("ReadCodeConsumePKCE", err)
+	}
+	for len(vals) < 3 {
+		vals = append(vals, nil)
+	}
+	var pkce *storage.Record
+	if p, ok := vals[2].(string); ok {
+		r, err := decodeRecord(p)
+		if err != nil {
+			return storage.Record{}, nil, err
+		}
+		pkce = &r
+	}
+	rec, err := codeResult(vals[:2])
+	return rec, pkce, err
+}

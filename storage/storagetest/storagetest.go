@@ -55,6 +55,8 @@ func Run(t *testing.T, newStore func(t testing.TB) storage.Store) {
 		{"InvalidArguments", testInvalidArguments},
 		{"Expiry", testExpiry},
 		{"Race", testRace},
+		{"TokenBatcher", testTokenBatcher},
+		{"CodeReader", testCodeReader},
 		{"Ping", func(t *testing.T, s storage.Store) { require.NoError(t, s.Ping(t.Context())) }},
 	}
 	for _, tt := range tests {
@@ -715,4 +717,79 @@ func isAny(err error, targets []error) bool {
 		}
 	}
 	return false
+}
+
+// testTokenBatcher covers the optional storage.TokenBatcher capability:
+// batched writes round-trip, are indexed for RevokeRequest, and the
+// batch's deletes apply.
+func testTokenBatcher(t *testing.T, s storage.Store) {
+	b, ok := s.(storage.TokenBatcher)
+	if !ok {
+		t.Fatalf("%T does not implement storage.TokenBatcher; every fedas backend must", s)
+	}
+	ctx := t.Context()
+	rec := record()
+	gone := id("gone")
+	require.NoError(t, s.CreateToken(ctx, storage.KindPKCE, gone, rec, time.Minute))
+	at, rt := id("at"), id("rt")
+	require.NoError(t, b.CreateTokens(ctx, []storage.TokenWrite{
+		{Kind: storage.KindAccess, Signature: at, Rec: rec, TTL: time.Minute},
+		{Kind: storage.KindRefresh, Signature: rt, Rec: rec, TTL: time.Minute},
+	}, storage.KindPKCE, []string{gone}))
+	for _, k := range []struct {
+		kind storage.Kind
+		sig  string
+	}{{storage.KindAccess, at}, {storage.KindRefresh, rt}} {
+		got, err := s.Token(ctx, k.kind, k.sig)
+		require.NoError(t, err)
+		require.Equal(t, rec.RequestID, got.RequestID)
+	}
+	_, err := s.Token(ctx, storage.KindPKCE, gone)
+	require.ErrorIs(t, err, storage.ErrNotFound)
+	require.NoError(t, s.RevokeRequest(ctx, storage.KindAccess, rec.RequestID))
+	_, err = s.Token(ctx, storage.KindAccess, at)
+	require.ErrorIs(t, err, storage.ErrNotFound)
+}
+
+// testCodeReader covers the optional storage.CodeReader capability: one
+// step reads the code and consumes its PKCE request; of concurrent
+// readers exactly one gets the PKCE record; an invalidated code reads
+// with ErrInvalidated.
+func testCodeReader(t *testing.T, s storage.Store) {
+	cr, ok := s.(storage.CodeReader)
+	if !ok {
+		t.Fatalf("%T does not implement storage.CodeReader; every fedas backend must", s)
+	}
+	ctx := t.Context()
+	rec := record()
+	sig := id("code")
+	require.NoError(t, s.CreateCode(ctx, sig, rec, time.Minute))
+
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	gate := make(chan struct{})
+	for i := 0; i < racers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-gate
+			got, pkce, err := cr.ReadCodeConsumePKCE(ctx, sig)
+			if !assert.NoError(t, err) {
+				return
+			}
+			assert.Equal(t, rec.RequestID, got.RequestID)
+			if pkce != nil {
+				wins.Add(1)
+			}
+		}()
+	}
+	close(gate)
+	wg.Wait()
+	require.EqualValues(t, 1, wins.Load(), "exactly one reader consumes the PKCE record")
+
+	require.NoError(t, s.InvalidateCode(ctx, sig))
+	_, _, err := cr.ReadCodeConsumePKCE(ctx, sig)
+	require.ErrorIs(t, err, storage.ErrInvalidated)
+	_, _, err = cr.ReadCodeConsumePKCE(ctx, id("missing"))
+	require.ErrorIs(t, err, storage.ErrNotFound)
 }
