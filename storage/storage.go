@@ -134,7 +134,9 @@ type AuthSession struct {
 // AuthSessionStore persists auth sessions with compare-and-swap steps.
 type AuthSessionStore interface {
 	// CreateAuthSession stores s (keyed by s.ID, current step s.StepHash)
-	// until s.ExpiresAt. It returns ErrConflict if s.ID exists.
+	// until s.ExpiresAt. It returns ErrConflict if s.ID exists with
+	// another step; with the same step it succeeds (idempotent, so that a
+	// driver's retry of a create that applied is not an error).
 	CreateAuthSession(ctx context.Context, s AuthSession) error
 	// AuthSession reads the session by ID, StepHash included.
 	AuthSession(ctx context.Context, id string) (AuthSession, error)
@@ -142,7 +144,9 @@ type AuthSessionStore interface {
 	// current StepHash equals expectStep; next.StepHash becomes the current
 	// step and next.ExpiresAt its expiry. It returns ErrConflict when the
 	// step does not match (a replayed or raced step) and ErrNotFound when
-	// the session is gone.
+	// the session is gone. When the current step already equals
+	// next.StepHash (a fresh random value), the update already applied and
+	// it returns nil: idempotent under a driver's retry.
 	UpdateAuthSession(ctx context.Context, expectStep string, next AuthSession) error
 	// DeleteAuthSession removes the session atomically if its current
 	// StepHash equals expectStep, with the same errors as UpdateAuthSession.

@@ -266,7 +266,10 @@ func (s *Store) CreateAuthSession(_ context.Context, sess storage.AuthSession) e
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.liveSession(sess.ID); ok {
+	if e, ok := s.liveSession(sess.ID); ok {
+		if e.StepHash == sess.StepHash {
+			return nil // idempotent: this very create already applied
+		}
 		return storage.ErrConflict
 	}
 	s.sessions[sess.ID] = cloneSession(sess)
@@ -295,6 +298,8 @@ func (s *Store) UpdateAuthSession(_ context.Context, expectStep string, next sto
 	switch {
 	case !ok:
 		return storage.ErrNotFound
+	case e.StepHash == next.StepHash:
+		return nil // idempotent: this very update already applied
 	case e.StepHash != expectStep:
 		return storage.ErrConflict
 	}

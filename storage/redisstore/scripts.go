@@ -52,21 +52,29 @@ end
 return 1
 `)
 
-	// createSession stores a new auth session unless the ID exists.
+	// createSession stores a new auth session unless the ID exists. It is
+	// idempotent: go-redis retries a command once after a timeout, and a
+	// retry of a write that did apply finds its own (random) step there.
 	// KEYS: session; ARGV: step, data JSON, expiry unix ms.
 	createSession = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('HGET', KEYS[1], 'step') == ARGV[1] then return 1 end
+  return -1
+end
 redis.call('HSET', KEYS[1], 'step', ARGV[1], 'data', ARGV[2])
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 return 1
 `)
 
 	// updateSession swaps step and data if the current step is the
-	// expected one. KEYS: session; ARGV: expected step, next step, data
-	// JSON, expiry unix ms.
+	// expected one. Idempotent like createSession: the next step is a
+	// fresh random value, so finding it already current means this very
+	// call applied before a retry. KEYS: session; ARGV: expected step,
+	// next step, data JSON, expiry unix ms.
 	updateSession = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], 'step')
 if not cur then return 0 end
+if cur == ARGV[2] then return 1 end
 if cur ~= ARGV[1] then return -1 end
 redis.call('HSET', KEYS[1], 'step', ARGV[2], 'data', ARGV[3])
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])

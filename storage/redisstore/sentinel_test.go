@@ -239,7 +239,9 @@ func TestSentinel_Failover(t *testing.T) {
 	nextSess := got
 	nextSess.StepHash = "step-2"
 	require.NoError(t, st.UpdateAuthSession(ctx, "step-1", nextSess))
-	require.ErrorIs(t, st.UpdateAuthSession(ctx, "step-1", nextSess), storage.ErrConflict)
+	other := nextSess
+	other.StepHash = "step-3"
+	require.ErrorIs(t, st.UpdateAuthSession(ctx, "step-1", other), storage.ErrConflict)
 
 	// New writes land on the new primary and single use still holds.
 	require.NoError(t, st.MarkUsed(ctx, "jti-after", exp))
