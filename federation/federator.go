@@ -63,6 +63,9 @@ type Hop struct {
 
 // HopRequest carries what the upstream request asks of the downstream.
 type HopRequest struct {
+	// State is sent as the downstream's state; the browser brings it back
+	// to our web callback if the downstream falls back to the web.
+	State             string
 	Scope             string
 	NativeCallbackURI string
 	ACRValues         string
@@ -381,7 +384,11 @@ func (f *Federator) Begin(ctx context.Context, id string, r HopRequest) (Hop, Fe
 		return Hop{}, Federate{}, fmt.Errorf("%w: downstream has no PAR endpoint", ErrFederateUnsupported)
 	}
 	verifier, challenge := par.NewPKCE()
-	hop := Hop{ID: random(32), Downstream: id, Issuer: ds.cfg.Issuer, Verifier: verifier, State: random(16), Nonce: random(16), Began: time.Now()}
+	state := r.State
+	if state == "" {
+		state = random(16)
+	}
+	hop := Hop{ID: random(32), Downstream: id, Issuer: ds.cfg.Issuer, Verifier: verifier, State: state, Nonce: random(16), Began: time.Now()}
 	pushed, err := f.client(ds, meta).Push(ctx, par.Request{
 		ClientID:          ds.cfg.ClientID,
 		Scope:             f.mapScope(ds, r.Scope),

@@ -2,7 +2,9 @@ package flow
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -21,6 +23,8 @@ import (
 type extra struct {
 	// Hop is the open federation hop, pinned when it began.
 	Hop *federation.Hop `json:"hop,omitempty"`
+	// Claims of a downstream identity awaiting the device (Q7).
+	Claims map[string]any `json:"claims,omitempty"`
 	// Cred records whether the client may get credential challenges.
 	Cred bool `json:"cred,omitempty"`
 }
@@ -105,8 +109,12 @@ func (e *Engine) startPrompt(ctx context.Context, c Client, req map[string]strin
 	return e.prompt(value, "")
 }
 
-func hopRequest(req map[string]string) federation.HopRequest {
-	r := federation.HopRequest{Scope: req["scope"], NativeCallbackURI: req["native_callback_uri"], ACRValues: req["acr_values"]}
+// hopRequest maps our request onto the downstream's. The state is our
+// session ID sealed with AES-GCM (random nonce), so that a browser the
+// downstream sends back to our web callback finds the session (Q7) while
+// the downstream learns nothing it could correlate or use.
+func (e *Engine) hopRequest(sessionID string, req map[string]string) federation.HopRequest {
+	r := federation.HopRequest{State: e.sealState(sessionID), Scope: req["scope"], NativeCallbackURI: req["native_callback_uri"], ACRValues: req["acr_values"]}
 	if v, err := strconv.Atoi(req["max_age"]); err == nil && v >= 0 {
 		r.MaxAge = &v
 	}
@@ -131,15 +139,18 @@ func (e *Engine) startRouted(ctx context.Context, c Client, req map[string]strin
 		}
 		return e.startLocal(ctx, c, req)
 	}
-	hop, f, err := e.o.Fed.Begin(ctx, t.Downstream, hopRequest(req))
+	s, value, _, err := e.newSession(c, req, StageFederated, extra{})
+	if err != nil {
+		return err
+	}
+	hop, f, err := e.o.Fed.Begin(ctx, t.Downstream, e.hopRequest(s.ID, req))
 	if err != nil {
 		e.o.Logger.Warn("federation failed to begin", zap.String("downstream", t.Downstream), zap.Error(err))
 		return hopErr(err)
 	}
-	s, value, _, err := e.newSession(c, req, StageFederated, extra{Hop: &hop})
-	if err != nil {
-		return err
-	}
+	x := readExtra(s)
+	x.Hop = &hop
+	x.into(&s)
 	if err := e.o.Sessions.CreateAuthSession(ctx, s); err != nil {
 		return err
 	}
@@ -240,7 +251,7 @@ func (e *Engine) beginHop(ctx context.Context, s storage.AuthSession, h handle, 
 	if err != nil {
 		return err
 	}
-	hop, f, err := e.o.Fed.Begin(ctx, ds, hopRequest(s.Request))
+	hop, f, err := e.o.Fed.Begin(ctx, ds, e.hopRequest(s.ID, s.Request))
 	if err != nil {
 		e.o.Logger.Warn("federation failed to begin", zap.String("downstream", ds), zap.Error(err))
 		if temporary(err) {
@@ -277,6 +288,12 @@ func (e *Engine) Respond(ctx context.Context, hopID, value string, form url.Valu
 		return Outcome{}, err
 	}
 	x := readExtra(s)
+	if s.Stage == StageAuthenticated && x.Hop != nil && subtle.ConstantTimeCompare([]byte(x.Hop.ID), []byte(hopID)) == 1 &&
+		form.Get("authorization_code") == "" && form.Get("error") == "" {
+		// The downstream's browser flow already ended at our web
+		// callback (Q7): the device only brings its auth_session.
+		return e.finish(ctx, s, h)
+	}
 	if s.Stage != StageFederated || x.Hop == nil ||
 		subtle.ConstantTimeCompare([]byte(x.Hop.ID), []byte(hopID)) != 1 {
 		return Outcome{}, invalidSession()
@@ -377,4 +394,94 @@ func (e *Engine) downstreamError(ctx context.Context, s storage.AuthSession, h h
 // registration opts in (Q10).
 func (e *Engine) StartFromPAR(ctx context.Context, c Client, req map[string]string) error {
 	return e.Start(ctx, c, req)
+}
+
+// WebCallback completes a hop whose downstream fell back to the browser
+// (PROTOCOL-NOTES Q7): the downstream's browser flow ends at our web
+// callback with code, state and iss. We check state against the hop,
+// enforce iss (RFC 9207 §2.4), redeem the code exactly as at response_uri,
+// and mark the session authenticated under the device's current
+// auth_session value, which the device then posts to our native endpoint
+// to receive our code. It returns the native_callback_uri to send the
+// browser back to (empty when the request had none).
+func (e *Engine) WebCallback(ctx context.Context, state, code, iss, dsErr string) (string, error) {
+	id, ok := e.openState(state)
+	if !ok {
+		return "", invalidSession()
+	}
+	s, err := e.o.Sessions.AuthSession(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", invalidSession()
+	} else if err != nil {
+		return "", err
+	}
+	x := readExtra(s)
+	if s.Stage != StageFederated || x.Hop == nil || subtle.ConstantTimeCompare([]byte(x.Hop.State), []byte(state)) != 1 {
+		return "", invalidSession()
+	}
+	if dsErr != "" || code == "" || len(code) > 4096 {
+		e.end(ctx, s.ID, s.StepHash)
+		return s.Request["native_callback_uri"], accessDenied("The sign-in at the authorization server that holds this account did not complete.")
+	}
+	h := handle{id: s.ID, stepHash: s.StepHash}
+	hop := *x.Hop
+	if iss != "" && iss != hop.Issuer {
+		e.end(ctx, s.ID, h.stepHash)
+		return "", accessDenied("The response came from an unexpected authorization server.")
+	}
+	locked, lockHash, err := e.lock(ctx, s, h, StageRedeeming)
+	if err != nil {
+		return "", err
+	}
+	ident, err := e.o.Fed.Complete(ctx, hop, code, iss)
+	if err != nil {
+		e.o.Logger.Warn("federation failed to complete (web callback)", zap.String("downstream", hop.Downstream), zap.Error(err))
+		if temporary(err) {
+			e.unlock(ctx, locked, lockHash, s)
+			return "", unavailable()
+		}
+		e.end(ctx, s.ID, lockHash)
+		return s.Request["native_callback_uri"], accessDenied("The sign-in at the authorization server that holds this account could not be completed.")
+	}
+	next := s // keeps the device's step: its auth_session value stays valid
+	next.Stage = StageAuthenticated
+	next.Subject = hop.Issuer + "|" + ident.Subject
+	next.AMR, next.AuthTime = ident.AMR, ident.AuthTime
+	if next.AuthTime.IsZero() {
+		next.AuthTime = e.o.Now()
+	}
+	x.Claims = map[string]any{"idp": ident.Issuer, "idp_sub": ident.Subject}
+	for k, v := range ident.Claims {
+		x.Claims[k] = v
+	}
+	x.into(&next)
+	if err := casErr(e.o.Sessions.UpdateAuthSession(ctx, lockHash, next)); err != nil {
+		return "", err
+	}
+	return s.Request["native_callback_uri"], nil
+}
+
+// sealState encrypts a session ID into an opaque state value.
+func (e *Engine) sealState(id string) string {
+	nonce := make([]byte, e.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		panic(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(e.aead.Seal(nonce, nonce, []byte(id), []byte("fedas-state")))
+}
+
+// openState recovers the session ID from a state value we sealed.
+func (e *Engine) openState(state string) (string, bool) {
+	if len(state) > 256 {
+		return "", false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(state)
+	if err != nil || len(b) < e.aead.NonceSize() {
+		return "", false
+	}
+	id, err := e.aead.Open(nil, b[:e.aead.NonceSize()], b[e.aead.NonceSize():], []byte("fedas-state"))
+	if err != nil {
+		return "", false
+	}
+	return string(id), true
 }

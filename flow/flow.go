@@ -13,6 +13,8 @@ package flow
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -47,6 +49,9 @@ const (
 	StageRedeeming = "redeeming"
 	// StageApp waits for the code our app delivered on native_callback_uri.
 	StageApp = "app"
+	// StageAuthenticated: a downstream's browser flow finished at our web
+	// callback; the device's next post gets our code.
+	StageAuthenticated = "authenticated"
 )
 
 // AMR values (RFC 8176 §2).
@@ -121,11 +126,15 @@ type Options struct {
 	Apps []App
 	// Pusher stores pushed requests for deep links and browser fallback.
 	Pusher Pusher
+	// StateKey (32 bytes) seals the state we send downstream; instances
+	// sharing a store must share it. Nil means a random key.
+	StateKey []byte
 }
 
 // Engine runs auth sessions.
 type Engine struct {
 	o     Options
+	aead  cipher.AEAD
 	users map[string]User
 	// dummyHash equalises the time of an unknown-user check with a
 	// wrong-password check.
@@ -141,6 +150,20 @@ func New(o Options) *Engine {
 		o.Logger = zap.NewNop()
 	}
 	e := &Engine{o: o, users: make(map[string]User, len(o.Users))}
+	key := o.StateKey
+	if len(key) != 32 {
+		key = make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			panic(err)
+		}
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		panic(err)
+	}
+	if e.aead, err = cipher.NewGCM(block); err != nil {
+		panic(err)
+	}
 	for _, u := range o.Users {
 		e.users[u.Username] = u
 		if e.dummyHash == nil {
@@ -370,6 +393,8 @@ func (e *Engine) cont(ctx context.Context, clientID, value string, answers url.V
 		return Outcome{}, e.answerPrompt(ctx, s, h, answers)
 	case StageApp:
 		return e.appReturn(ctx, s, h, answers)
+	case StageAuthenticated:
+		return e.finish(ctx, s, h)
 	}
 	// A federated session continues only at its response_uri.
 	return Outcome{}, invalidSession()
@@ -507,6 +532,7 @@ func (e *Engine) finish(ctx context.Context, s storage.AuthSession, h handle) (O
 		Username: s.Username,
 		AMR:      s.AMR,
 		AuthTime: s.AuthTime,
+		Claims:   readExtra(s).Claims,
 	})
 }
 

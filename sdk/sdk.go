@@ -31,6 +31,7 @@ type Metadata struct {
 	IntrospectionEndpoint          string `json:"introspection_endpoint"`
 	RevocationEndpoint             string `json:"revocation_endpoint"`
 	PAREndpoint                    string `json:"pushed_authorization_request_endpoint"`
+	AuthorizationEndpoint          string `json:"authorization_endpoint"`
 }
 
 // NativeEndpoint returns the FiPA endpoint under either of its names.
@@ -101,6 +102,12 @@ type Client struct {
 	// the query parameters the app delivered on our native_callback_uri;
 	// ErrNoApp when no app claims the link (federation draft §4.3.2).
 	OpenApp func(ctx context.Context, deepLink string) (url.Values, error)
+	// OpenBrowser opens an authorization URL in the system browser
+	// (redirect_to_web, FiPA-04 §5.2.2.1.1) and returns the query of the
+	// callback the browser finally hands back to the app: the client's
+	// redirect_uri (code, state, iss) for our own AS, or its
+	// native_callback_uri after a downstream's browser flow (Q7).
+	OpenBrowser func(ctx context.Context, authorizeURL string) (url.Values, error)
 }
 
 // ErrNoApp: no installed app claims the deep link.
@@ -177,6 +184,7 @@ func (c *Client) Authorize(ctx context.Context, params url.Values, ui UI) (strin
 	form.Set("code_challenge", pk.Challenge)
 	form.Set("code_challenge_method", "S256")
 	endpoint := c.Meta.NativeEndpoint()
+	clientID := c.ClientID // the client_id at the AS we are talking to
 	var stack []hop
 	for steps := 0; steps < 32; steps++ {
 		r, err := c.Post(ctx, endpoint, form)
@@ -211,6 +219,7 @@ func (c *Client) Authorize(ctx context.Context, params url.Values, ui UI) (strin
 				return "", pk, &Err{r}
 			}
 			stack = append(stack, hop{responseURI: r.ResponseURI, authSession: r.AuthSession})
+			clientID = body.Get("client_id")
 			if body.Get("response_type") == "" {
 				body.Set("response_type", "code") // PROTOCOL-NOTES Q4
 			}
@@ -222,8 +231,31 @@ func (c *Client) Authorize(ctx context.Context, params url.Values, ui UI) (strin
 			}
 			endpoint, form = next, nextForm
 		case "redirect_to_web":
-			// The caller opens the browser (FiPA-04 §5.2.2.1.1).
-			return "", pk, &Err{r}
+			if c.OpenBrowser == nil || r.RequestURI == "" {
+				return "", pk, &Err{r}
+			}
+			authz, err := c.authorizationEndpoint(ctx, r.From)
+			if err != nil {
+				return "", pk, err
+			}
+			params, err := c.OpenBrowser(ctx, authz+"?"+url.Values{"client_id": {clientID}, "request_uri": {r.RequestURI}}.Encode())
+			if err != nil {
+				return "", pk, err
+			}
+			if len(stack) == 0 {
+				// Our own AS: the browser delivered its code to our
+				// redirect_uri, bound to our PKCE; check its iss (RFC 9207).
+				if params.Get("code") == "" || params.Get("iss") != c.Meta.Issuer {
+					return "", pk, &Err{r}
+				}
+				return params.Get("code"), pk, nil
+			}
+			// A downstream's browser flow ended at the federating AS's web
+			// callback; the app was sent back to its native_callback_uri
+			// and now brings the auth_session to that AS's response_uri.
+			top := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			endpoint, form = top.responseURI, url.Values{"auth_session": {top.authSession}}
 		default:
 			if len(stack) > 0 && r.Error != "" {
 				// A downstream failure is reported to the AS that
@@ -325,6 +357,27 @@ func (c *Client) CompleteApp(ctx context.Context, deepLink, accessToken string) 
 		return "", nil, err
 	}
 	return out.Callback, cb.Query(), nil
+}
+
+// authorizationEndpoint finds the browser authorization endpoint of the
+// AS whose native endpoint answered: its metadata at the endpoint's
+// origin must name that same native endpoint.
+func (c *Client) authorizationEndpoint(ctx context.Context, nativeEndpoint string) (string, error) {
+	if nativeEndpoint == c.Meta.NativeEndpoint() && c.Meta.AuthorizationEndpoint != "" {
+		return c.Meta.AuthorizationEndpoint, nil
+	}
+	u, err := url.Parse(nativeEndpoint)
+	if err != nil {
+		return "", err
+	}
+	m, err := Discover(ctx, c.HTTP, u.Scheme+"://"+u.Host)
+	if err != nil {
+		return "", err
+	}
+	if m.NativeEndpoint() != nativeEndpoint || m.AuthorizationEndpoint == "" {
+		return "", fmt.Errorf("sdk: no browser endpoint for %s", nativeEndpoint)
+	}
+	return m.AuthorizationEndpoint, nil
 }
 
 // Token is an RFC 6749 §5.1 token response.

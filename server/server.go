@@ -7,7 +7,9 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
@@ -20,7 +22,7 @@ import (
 	"github.com/ory/fosite/handler/oauth2"
 	fositepar "github.com/ory/fosite/handler/par"
 	"github.com/ory/fosite/handler/pkce"
-	"github.com/ory/fosite/token/hmac"
+	fositehmac "github.com/ory/fosite/token/hmac"
 	"go.uber.org/zap"
 
 	"github.com/fedas/fedas/config"
@@ -138,7 +140,7 @@ func New(o Options) (*Server, error) {
 		SendDebugMessagesToClients:      false,
 	}, tokenURLs: []string{cfg.Issuer + PathToken, cfg.Issuer, cfg.Issuer + PathPAR}}
 	s.fcfg = fc
-	s.strategy = oauth2.NewHMACSHAStrategy(&hmac.HMACStrategy{Config: fc}, fc)
+	s.strategy = oauth2.NewHMACSHAStrategy(&fositehmac.HMACStrategy{Config: fc}, fc)
 	s.fstore = &fositeStore{st: o.Store, clients: clients, lifetimes: func(k storage.Kind) time.Duration {
 		switch k {
 		case storage.KindCode, storage.KindPKCE:
@@ -197,6 +199,7 @@ func New(o Options) (*Server, error) {
 	}
 	s.flow = flow.New(flow.Options{
 		Fed:         fed,
+		StateKey:    derivedKey(o.HMACSecret, "fedas/federation-state/v1"),
 		Apps:        apps,
 		Pusher:      s,
 		ResponseURI: func(hopID string) string { return cfg.Issuer + PathResponse + hopID },
@@ -223,6 +226,7 @@ func (s *Server) routes() {
 	e.POST(PathNative, s.native, form(true))
 	e.POST(PathResponse+":hop", s.respond, form(false))
 	e.POST(PathAppComplete, s.appComplete, form(false))
+	e.GET(PathWebCallback, s.webCallback)
 	e.GET(PathAuthorize, s.authorizePage)
 	e.POST(PathAuthorize, s.authorizeSubmit, form(false))
 	e.POST(PathToken, s.token, form(false))
@@ -268,3 +272,11 @@ func (s *Server) url(path string) string { return s.cfg.Issuer + path }
 
 // String describes the server for logs.
 func (s *Server) String() string { return fmt.Sprintf("fedas(%s)", s.cfg.Issuer) }
+
+// derivedKey derives a 32-byte purpose-bound key from the shared secret,
+// so that instances sharing a store agree on it.
+func derivedKey(secret []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
+}

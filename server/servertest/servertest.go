@@ -36,14 +36,20 @@ type Options struct {
 	Configure func(*config.Config)
 	// HMACSecret lets several instances share codes through one store.
 	HMACSecret []byte
+	// Listener, when set, is used instead of a fresh loopback listener
+	// (to know an instance's URL before configuring another).
+	Listener net.Listener
 }
 
 // Start starts an instance of the demo configuration.
 func Start(tb testing.TB, o Options) *Instance {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatalf("servertest: listen: %v", err)
+	ln := o.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			tb.Fatalf("servertest: listen: %v", err)
+		}
 	}
 	cfg := config.Default()
 	cfg.Issuer = "http://" + ln.Addr().String()

@@ -1,0 +1,1083 @@
+// Command fedasbench is fedas's load driver: it starts fedas in-process on
+// loopback (one instance, or two federating ones as `fedas demo` does) and
+// drives complete native flows through the sdk package from concurrent
+// workers, then reports throughput, per-flow latency, failures by error
+// code, connection reuse and process CPU per flow.
+//
+//	fedasbench [-scenario initial|local|federated|par] [-c 8] [-n 2000] [-d 10s]
+//	           [-redis redis://127.0.0.1:6379/0] [-bcrypt-cost 4] [-json] [-cpuprofile FILE]
+//
+// Scenarios:
+//
+//	initial    the native initial request only (→ insufficient_authorization)
+//	local      initial → password challenge → code → token exchange (ID token)
+//	federated  AS1 prompts for an email, federates @bank.example to AS2 (a
+//	           downstream PAR with private_key_jwt), AS2 challenges for the
+//	           password (AS1 opted in to credential challenges), the device
+//	           posts AS2's code to AS1's response_uri (AS1 redeems it at AS2)
+//	           and redeems AS1's code
+//	par        the PAR endpoint with a client_secret_basic client
+//
+// Every loop is bounded in count (-n flows) and time (-d; a flow in flight
+// at the deadline is allowed to finish within a per-flow timeout), and all
+// traffic stays on 127.0.0.1. 1 + c uncounted warm-up flows come first, so
+// that connection reuse and latency describe the steady state.
+//
+// One user per worker is generated with a bcrypt.MinCost hash so that
+// bcrypt does not dominate (cost 4 is still ~1.4 ms per check on a 2 vCPU
+// Xeon); -bcrypt-cost 10 measures with a real cost (~80 ms per check).
+// Without -redis, state lives in fedas's memory backend; with it, in an
+// already running Redis under a fresh key prefix that is deleted at the end.
+//
+// The exit status is 1 when any flow failed. fedasbench is never run by
+// `go test` beyond a tiny smoke test.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/fedas/fedas/config"
+	"github.com/fedas/fedas/sdk"
+	"github.com/fedas/fedas/server"
+	"github.com/fedas/fedas/storage"
+	"github.com/fedas/fedas/storage/memory"
+	"github.com/fedas/fedas/storage/redisstore"
+)
+
+const (
+	// flowTimeout bounds one flow end to end (every request has its own
+	// 10 s client timeout as well).
+	flowTimeout = 10 * time.Second
+	// drainGrace is how long after -d the run may last at most: in-flight
+	// flows get flowTimeout, then everything is cancelled.
+	drainGrace = flowTimeout + 5*time.Second
+	// maxSamples is how many distinct error messages are kept.
+	maxSamples = 5
+
+	benchPassword = "fedasbench-password"
+	benchDomain   = "bank.example"
+	benchScope    = "openid email"
+	nativeCB      = "https://app.example/cb"
+	parClientID   = "bench-partner"
+	parRedirect   = "https://partner.example/cb"
+)
+
+var scenarios = []string{"initial", "local", "federated", "par"}
+
+func main() {
+	// The first interrupt stops new flows (those in flight finish and the
+	// report is printed); a second one kills the process.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	res, err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fedasbench:", err)
+		os.Exit(2)
+	}
+	if res.Failures > 0 {
+		os.Exit(1)
+	}
+}
+
+// options are the command-line flags.
+type options struct {
+	scenario    string
+	concurrency int
+	maxFlows    int
+	duration    time.Duration
+	redisURL    string
+	bcryptCost  int
+	json        bool
+	cpuProfile  string
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("fedasbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.scenario, "scenario", "federated", "one of "+strings.Join(scenarios, ", "))
+	fs.IntVar(&o.concurrency, "c", 8, "concurrent flows (workers)")
+	fs.IntVar(&o.maxFlows, "n", 2000, "maximum number of flows")
+	fs.DurationVar(&o.duration, "d", 10*time.Second, "maximum duration (flows in flight at the deadline finish)")
+	fs.StringVar(&o.redisURL, "redis", "", "URL of an already running Redis (default: the memory backend)")
+	fs.IntVar(&o.bcryptCost, "bcrypt-cost", bcrypt.MinCost, "bcrypt cost of the generated users' password hashes")
+	fs.BoolVar(&o.json, "json", false, "machine-readable output (one JSON object)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured window (servers and driver) to this file")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: fedasbench [-scenario initial|local|federated|par] [-c N] [-n N] [-d DURATION] [-redis URL] [-bcrypt-cost N] [-json] [-cpuprofile FILE]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	case !slices.Contains(scenarios, o.scenario):
+		return o, fmt.Errorf("unknown scenario %q (one of %s)", o.scenario, strings.Join(scenarios, ", "))
+	case o.concurrency < 1 || o.concurrency > 4096:
+		return o, errors.New("-c must be in [1, 4096]")
+	case o.maxFlows < 1:
+		return o, errors.New("-n must be at least 1")
+	case o.duration <= 0 || o.duration > 24*time.Hour:
+		return o, errors.New("-d must be in (0, 24h]")
+	case o.bcryptCost < bcrypt.MinCost || o.bcryptCost > 16:
+		return o, fmt.Errorf("-bcrypt-cost must be in [%d, 16]", bcrypt.MinCost)
+	}
+	return o, nil
+}
+
+// run parses args, runs the benchmark and writes the report.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*result, error) {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return nil, err
+	}
+	res, err := bench(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	if o.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return res, enc.Encode(res)
+	}
+	res.writeText(stdout)
+	return res, nil
+}
+
+// result is the report; its JSON form is the -json output.
+type result struct {
+	Scenario    string `json:"scenario"`
+	Store       string `json:"store"`
+	Concurrency int    `json:"concurrency"`
+	MaxFlows    int    `json:"max_flows"`
+	MaxDuration string `json:"max_duration"`
+	Users       int    `json:"users"`
+	BcryptCost  int    `json:"bcrypt_cost"`
+	UsersNote   string `json:"users_note"`
+	GoVersion   string `json:"go_version"`
+	NumCPU      int    `json:"num_cpu"`
+	GOMAXPROCS  int    `json:"gomaxprocs"`
+	// SetupMS includes the 1 + c warm-up flows, which are not counted.
+	SetupMS     float64 `json:"setup_ms"`
+	WarmupFlows int     `json:"warmup_flows"`
+
+	Flows          int            `json:"flows"`
+	Failures       int            `json:"failures"`
+	FailuresByCode map[string]int `json:"failures_by_code"`
+	ErrorSamples   []string       `json:"error_samples,omitempty"`
+	ElapsedS       float64        `json:"elapsed_s"`
+	FlowsPerS      float64        `json:"flows_per_s"`
+	// LatencyMS is over successful flows only.
+	LatencyMS latency `json:"latency_ms"`
+
+	// Device is every request the simulated devices sent (client-side
+	// httptrace); Downstream is what AS1 sent to AS2 (federated only,
+	// counted on AS2's listener).
+	Device     reuse  `json:"device_requests"`
+	Downstream *reuse `json:"downstream_requests,omitempty"`
+
+	// CPU is the whole process's user+system time over the measured
+	// window: the servers and the driver run in this process.
+	CPUS         float64 `json:"process_cpu_s"`
+	CPUPerFlowUS float64 `json:"process_cpu_per_flow_us"`
+	CPUCores     float64 `json:"process_cpu_cores_busy"`
+	GCCycles     uint32  `json:"gc_cycles"`
+	HeapInuseMB  float64 `json:"heap_inuse_mb_end"`
+	// Redis (with -redis) is the stores' round trips over the measured
+	// window, counted by a go-redis hook, and the redis-server's own CPU
+	// and commands from INFO (the whole server: other clients count too).
+	Redis *redisStats `json:"redis,omitempty"`
+}
+
+type redisStats struct {
+	RoundTrips        int64   `json:"round_trips"`
+	RoundTripsPerFlow float64 `json:"round_trips_per_flow"`
+	CPUS              float64 `json:"cpu_s"`
+	CPUPerFlowUS      float64 `json:"cpu_per_flow_us"`
+	Commands          int64   `json:"commands"`
+	CommandsPerFlow   float64 `json:"commands_per_flow"`
+}
+
+type latency struct {
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P99  float64 `json:"p99"`
+	Max  float64 `json:"max"`
+	Mean float64 `json:"mean"`
+}
+
+type reuse struct {
+	Requests       int64   `json:"requests"`
+	PerFlow        float64 `json:"per_flow"`
+	NewConnections int64   `json:"new_connections"`
+	ReusedPct      float64 `json:"reused_pct"`
+}
+
+func newReuse(reqs, reused int64, flows int) reuse {
+	r := reuse{Requests: reqs, NewConnections: reqs - reused}
+	if reqs > 0 {
+		r.ReusedPct = 100 * float64(reused) / float64(reqs)
+	}
+	if flows > 0 {
+		r.PerFlow = float64(reqs) / float64(flows)
+	}
+	return r
+}
+
+func (r *result) writeText(w io.Writer) {
+	fmt.Fprintf(w, "fedasbench  scenario=%s store=%s c=%d n=%d d=%s  (%s, %d CPUs, GOMAXPROCS %d; setup %.0f ms incl. %d uncounted warm-up flows)\n",
+		r.Scenario, r.Store, r.Concurrency, r.MaxFlows, r.MaxDuration, r.GoVersion, r.NumCPU, r.GOMAXPROCS, r.SetupMS, r.WarmupFlows)
+	fmt.Fprintf(w, "users       %s\n", r.UsersNote)
+	fmt.Fprintf(w, "flows       %d completed, %d failed in %.2f s → %.1f flows/s\n", r.Flows, r.Failures, r.ElapsedS, r.FlowsPerS)
+	l := r.LatencyMS
+	fmt.Fprintf(w, "latency     per flow: p50 %s  p90 %s  p99 %s  max %s  (mean %s)\n", ms(l.P50), ms(l.P90), ms(l.P99), ms(l.Max), ms(l.Mean))
+	fmt.Fprintf(w, "device      %d requests (%.1f/flow), %.2f %% on reused connections (%d new)\n",
+		r.Device.Requests, r.Device.PerFlow, r.Device.ReusedPct, r.Device.NewConnections)
+	if d := r.Downstream; d != nil {
+		fmt.Fprintf(w, "downstream  AS1→AS2 %d requests (%.1f/flow), %.2f %% on reused connections (%d new)\n",
+			d.Requests, d.PerFlow, d.ReusedPct, d.NewConnections)
+	}
+	fmt.Fprintf(w, "cpu         %.2f s process CPU → %.0f µs/flow (servers + driver in one process; %.2f cores busy); %d GC cycles, heap in use %.0f MB at end\n",
+		r.CPUS, r.CPUPerFlowUS, r.CPUCores, r.GCCycles, r.HeapInuseMB)
+	if rs := r.Redis; rs != nil {
+		fmt.Fprintf(w, "redis       %d round trips (%.1f/flow); redis-server %.2f s CPU → %.0f µs/flow (not in the process CPU above), %d commands incl. those inside scripts (%.1f/flow)\n",
+			rs.RoundTrips, rs.RoundTripsPerFlow, rs.CPUS, rs.CPUPerFlowUS, rs.Commands, rs.CommandsPerFlow)
+	}
+	if r.Failures == 0 {
+		fmt.Fprintln(w, "failures    none")
+		return
+	}
+	keys := make([]string, 0, len(r.FailuresByCode))
+	for k := range r.FailuresByCode {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return r.FailuresByCode[keys[i]] > r.FailuresByCode[keys[j]] })
+	fmt.Fprintln(w, "failures    by code:")
+	for _, k := range keys {
+		fmt.Fprintf(w, "  %6d  %s\n", r.FailuresByCode[k], k)
+	}
+	for _, s := range r.ErrorSamples {
+		fmt.Fprintf(w, "  e.g. %s\n", s)
+	}
+}
+
+func ms(v float64) string {
+	if v < 1 {
+		return fmt.Sprintf("%.0f µs", v*1000)
+	}
+	return fmt.Sprintf("%.2f ms", v)
+}
+
+// ---------------------------------------------------------------------
+// The environment: fedas instances on loopback.
+
+type instance struct {
+	url   string
+	srv   *server.Server
+	store storage.Store
+	purge func() // deletes this instance's Redis keys
+	done  chan struct{}
+}
+
+func (in *instance) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = in.srv.Shutdown(ctx)
+	select {
+	case <-in.done:
+	case <-ctx.Done():
+	}
+	in.purge()
+	_ = in.store.Close()
+}
+
+// env is one benchmark run's servers, device HTTP client and counters.
+type env struct {
+	o        options
+	runID    string
+	hc       *http.Client
+	tr       *http.Transport
+	trace    *tracingRT
+	as1, as2 *instance
+	meta     sdk.Metadata
+	down     *downstreamCounter // AS2's listener (federated)
+	rt       rtCounter          // Redis round trips of every store
+	users    []string           // one per worker
+	secret   string             // the PAR client's secret
+	cleanups []func()
+}
+
+func (e *env) close() {
+	for i := len(e.cleanups) - 1; i >= 0; i-- {
+		e.cleanups[i]()
+	}
+}
+
+// openStore opens the memory backend or, with -redis, a Redis store under
+// a prefix of this run; purge deletes its keys.
+func (e *env) openStore(ctx context.Context, name string) (st storage.Store, purge func(), err error) {
+	if e.o.redisURL == "" {
+		return memory.New(), func() {}, nil
+	}
+	prefix := "fedasbench:" + e.runID + ":" + name + ":"
+	rs, err := redisstore.New(ctx, redisstore.Options{URL: e.o.redisURL, Prefix: prefix}, zap.NewNop())
+	if err != nil {
+		return nil, nil, fmt.Errorf("redis %s: %w", redactURL(e.o.redisURL), err)
+	}
+	rs.Client().AddHook(&e.rt)
+	return rs, func() { deletePrefix(rs, prefix) }, nil
+}
+
+// deletePrefix removes this run's keys (bounded in iterations and time).
+func deletePrefix(st *redisstore.Store, prefix string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := st.Client()
+	var cursor uint64
+	for range 100_000 {
+		keys, next, err := c.Scan(ctx, cursor, prefix+"*", 1000).Result()
+		if err != nil {
+			return
+		}
+		if len(keys) > 0 {
+			_ = c.Unlink(ctx, keys...).Err()
+		}
+		if cursor = next; cursor == 0 {
+			return
+		}
+	}
+}
+
+// start starts one fedas instance on a loopback port.
+func (e *env) start(ctx context.Context, name string, edit func(*config.Config), wrap func(net.Listener) net.Listener) (*instance, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	cfg := config.Default()
+	cfg.Issuer, cfg.Listen = "http://"+ln.Addr().String(), ln.Addr().String()
+	cfg.Users = nil
+	if edit != nil {
+		edit(cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("%s config: %w", name, err)
+	}
+	st, purge, err := e.openStore(ctx, name)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	srv, err := server.New(server.Options{Config: cfg, Store: st, Logger: zap.NewNop()})
+	if err != nil {
+		ln.Close()
+		_ = st.Close()
+		return nil, err
+	}
+	if wrap != nil {
+		ln = wrap(ln)
+	}
+	in := &instance{url: cfg.Issuer, srv: srv, store: st, purge: purge, done: make(chan struct{})}
+	go func() {
+		defer close(in.done)
+		_ = srv.Serve(ln)
+	}()
+	e.cleanups = append(e.cleanups, in.stop)
+	return in, nil
+}
+
+// usersConfig returns one user per worker, all with the same password
+// hashed once at the chosen cost.
+func usersConfig(names []string, hash string) []config.User {
+	us := make([]config.User, len(names))
+	for i, n := range names {
+		us[i] = config.User{Username: n, Subject: n, PasswordHash: hash,
+			Claims: map[string]string{"email": n + "@" + benchDomain, "name": n}}
+	}
+	return us
+}
+
+func setup(ctx context.Context, o options) (*env, error) {
+	e := &env{o: o, runID: randHex(6)}
+	ok := false
+	defer func() {
+		if !ok {
+			e.close()
+		}
+	}()
+	e.tr = newTransport(o.concurrency)
+	e.trace = &tracingRT{base: e.tr}
+	e.hc = &http.Client{Transport: e.trace, Timeout: flowTimeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	e.cleanups = append(e.cleanups, e.tr.CloseIdleConnections)
+
+	e.users = make([]string, o.concurrency)
+	for i := range e.users {
+		e.users[i] = fmt.Sprintf("bench-%d", i)
+	}
+	needUsers := o.scenario == "local" || o.scenario == "federated"
+	var users []config.User
+	if needUsers {
+		h, err := bcrypt.GenerateFromPassword([]byte(benchPassword), o.bcryptCost)
+		if err != nil {
+			return nil, err
+		}
+		users = usersConfig(e.users, string(h))
+	}
+
+	var err error
+	switch o.scenario {
+	case "initial", "local":
+		e.as1, err = e.start(ctx, "as1", func(c *config.Config) { c.Users = users }, nil)
+	case "par":
+		e.secret = randHex(32)
+		e.as1, err = e.start(ctx, "as1", func(c *config.Config) {
+			c.Clients = append(c.Clients, config.Client{ID: parClientID, Name: "fedasbench PAR client",
+				TokenEndpointAuthMethod: "client_secret_basic", SecretSHA256: config.SecretDigest(e.secret),
+				Scopes: []string{"openid", "profile", "email"}, GrantTypes: []string{"authorization_code"},
+				RedirectURIs: []string{parRedirect}})
+		}, nil)
+	case "federated":
+		err = e.startFederation(ctx, users)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if e.meta, err = sdk.Discover(ctx, e.hc, e.as1.url); err != nil {
+		return nil, err
+	}
+	ok = true
+	return e, nil
+}
+
+// startFederation starts AS2 (holds the users; AS1 is its federating
+// client with allow_credential_challenges) and AS1 (routes @bank.example
+// to AS2), as `fedas demo` does.
+func (e *env) startFederation(ctx context.Context, users []config.User) error {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	priv := jose.JSONWebKey{Key: k, KeyID: "as1-at-as2", Algorithm: string(jose.ES256), Use: "sig"}
+	privJSON, err := json.Marshal(priv)
+	if err != nil {
+		return err
+	}
+	pubJSON, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{priv.Public()}})
+	if err != nil {
+		return err
+	}
+	e.down = &downstreamCounter{}
+	e.as2, err = e.start(ctx, "as2", func(c *config.Config) {
+		c.Users = users
+		c.Clients = append(c.Clients, config.Client{
+			ID: "as1", Name: "AS1 (federating)", Federating: true, AllowCredentialChallenges: true,
+			TokenEndpointAuthMethod: "private_key_jwt", JWKS: string(pubJSON), SigningAlg: "ES256",
+			Scopes: []string{"openid", "profile", "email"}, GrantTypes: []string{"authorization_code"},
+			RedirectURIs:       []string{"https://as1.example/web-callback"},
+			NativeCallbackURIs: []string{nativeCB},
+		})
+	}, e.down.wrap)
+	if err != nil {
+		return err
+	}
+	e.as1, err = e.start(ctx, "as1", func(c *config.Config) {
+		c.Downstreams = []config.Downstream{{
+			ID: "bank", Issuer: e.as2.url, Name: "Bank", ClientID: "as1",
+			Auth:   config.DownstreamAuth{Method: "private_key_jwt", Key: string(privJSON)},
+			Scopes: map[string]string{"openid": "openid", "email": "email"},
+		}}
+		c.Prompt = &config.Prompt{Inputs: []config.PromptInput{{Key: "email", Title: "Email", Hint: "you@example.com"}}}
+		c.Routes = []config.Route{{Downstream: "bank", EmailDomains: []string{benchDomain}}}
+	}, nil)
+	return err
+}
+
+// newTransport is the one tuned transport all workers share: enough idle
+// connections per host for every worker (PERFORMANCE.md trap 3), loopback
+// dial and header timeouts, no proxy, no compression.
+func newTransport(concurrency int) *http.Transport {
+	return &http.Transport{
+		Proxy:                  nil,
+		DialContext:            (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:           4*concurrency + 16,
+		MaxIdleConnsPerHost:    concurrency + 8,
+		IdleConnTimeout:        90 * time.Second,
+		ResponseHeaderTimeout:  flowTimeout,
+		ExpectContinueTimeout:  time.Second,
+		DisableCompression:     true,
+		MaxResponseHeaderBytes: 64 << 10,
+	}
+}
+
+// tracingRT counts the device's requests and those sent on a reused
+// connection (httptrace GotConn).
+type tracingRT struct {
+	base         http.RoundTripper
+	reqs, reused atomic.Int64
+}
+
+func (t *tracingRT) RoundTrip(r *http.Request) (*http.Response, error) {
+	tr := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
+		t.reqs.Add(1)
+		if i.Reused {
+			t.reused.Add(1)
+		}
+	}}
+	return t.base.RoundTrip(r.WithContext(httptrace.WithClientTrace(r.Context(), tr)))
+}
+
+// downstreamCounter counts, on AS2's listener, the requests that did not
+// come from the device (anything but POST /native/…: AS1's PAR, token,
+// metadata and JWKS requests) and how many of them opened their
+// connection. HTTP/1.1 without pipelining: the first bytes read after a
+// response was written start the next request.
+type downstreamCounter struct {
+	reqs, newConns atomic.Int64
+}
+
+func (d *downstreamCounter) wrap(ln net.Listener) net.Listener {
+	return &countingListener{Listener: ln, d: d}
+}
+
+type countingListener struct {
+	net.Listener
+	d *downstreamCounter
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	cc := &countingConn{Conn: c, d: l.d, first: true, collecting: true}
+	return cc, nil
+}
+
+var deviceRequest = []byte("POST /native/")
+
+type countingConn struct {
+	net.Conn
+	d       *downstreamCounter
+	written atomic.Bool // a response was written since the last request began
+	// Read-side state: net/http never reads a connection from two
+	// goroutines at once.
+	first      bool
+	collecting bool
+	head       [16]byte
+	n          int
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		if c.written.Swap(false) {
+			c.collecting, c.n = true, 0
+		}
+		if c.collecting {
+			c.n += copy(c.head[c.n:], p[:n])
+			if c.n >= len(deviceRequest) {
+				c.collecting = false
+				if !bytes.HasPrefix(c.head[:c.n], deviceRequest) {
+					c.d.reqs.Add(1)
+					if c.first {
+						c.d.newConns.Add(1)
+					}
+				}
+				c.first = false
+			}
+		}
+	}
+	return n, err
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.written.Store(true)
+	return c.Conn.Write(p)
+}
+
+// ---------------------------------------------------------------------
+// Flows.
+
+// worker is one simulated device at a time: its user and SDK client.
+type worker struct {
+	e      *env
+	client *sdk.Client
+	user   string
+}
+
+// flowError is a failed flow, keyed by where and with which error code.
+type flowError struct {
+	key string
+	err error
+}
+
+func (f *flowError) Error() string { return f.key + ": " + f.err.Error() }
+func (f *flowError) Unwrap() error { return f.err }
+
+func (w *worker) fail(step string, err error) error {
+	var se *sdk.Err
+	code := ""
+	switch {
+	case errors.As(err, &se):
+		if se.From != "" {
+			step = w.e.where(se.From)
+		}
+		code = se.Response.Error
+		if code == "" {
+			code = fmt.Sprintf("HTTP %d", se.Status)
+		}
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		code = "timeout"
+	case errors.Is(err, context.Canceled):
+		code = "canceled"
+	default:
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			code = "transport"
+		} else {
+			code = "unexpected"
+		}
+	}
+	return &flowError{key: step + ": " + code, err: err}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// where names an endpoint URL as "as1 native", "as2 native", "as1 response_uri", …
+func (e *env) where(u string) string {
+	who := "?"
+	switch {
+	case e.as1 != nil && strings.HasPrefix(u, e.as1.url+"/"):
+		who, u = "as1", strings.TrimPrefix(u, e.as1.url)
+	case e.as2 != nil && strings.HasPrefix(u, e.as2.url+"/"):
+		who, u = "as2", strings.TrimPrefix(u, e.as2.url)
+	}
+	switch {
+	case u == server.PathNative:
+		return who + " native"
+	case strings.HasPrefix(u, server.PathResponse):
+		return who + " response_uri"
+	}
+	return who + " " + u
+}
+
+// ui answers as the user would: the email prompt and the password challenge.
+func (w *worker) ui(_ context.Context, r sdk.Response) (url.Values, error) {
+	switch {
+	case r.Error == "insufficient_information":
+		return url.Values{"email": {w.user + "@" + benchDomain}}, nil
+	case r.Error == "insufficient_authorization" && r.Challenge != nil && r.Challenge.Type == "password":
+		v := url.Values{"password": {benchPassword}}
+		if _, ok := r.Challenge.Inputs["username"]; ok {
+			v.Set("username", w.user)
+		}
+		return v, nil
+	}
+	if r.Challenge != nil {
+		r.Error += " (" + r.Challenge.Type + " challenge)"
+	}
+	return nil, &sdk.Err{Response: r}
+}
+
+func (w *worker) flow(ctx context.Context) error {
+	switch w.e.o.scenario {
+	case "initial":
+		return w.initial(ctx)
+	case "par":
+		return w.par(ctx)
+	}
+	return w.signIn(ctx)
+}
+
+func (w *worker) initial(ctx context.Context) error {
+	pk := sdk.NewPKCE()
+	r, err := w.client.Post(ctx, w.e.meta.NativeEndpoint(), url.Values{"client_id": {"demo-app"}, "response_type": {"code"},
+		"scope": {benchScope}, "code_challenge": {pk.Challenge}, "code_challenge_method": {"S256"}})
+	if err != nil {
+		return w.fail("as1 native", err)
+	}
+	if r.Error != "insufficient_authorization" || r.AuthSession == "" {
+		return w.fail("as1 native", &sdk.Err{Response: r})
+	}
+	return nil
+}
+
+// signIn is the local or the federated sign-in and the token exchange.
+func (w *worker) signIn(ctx context.Context) error {
+	code, pk, err := w.client.Authorize(ctx, url.Values{"scope": {benchScope}, "native_callback_uri": {nativeCB}}, w.ui)
+	if err != nil {
+		return w.fail("authorize", err)
+	}
+	tok, err := w.client.Exchange(ctx, code, pk)
+	if err != nil {
+		return w.fail("as1 token", err)
+	}
+	if tok.AccessToken == "" || tok.IDToken == "" {
+		return w.fail("as1 token", errors.New("token response without access_token or id_token"))
+	}
+	return nil
+}
+
+func (w *worker) par(ctx context.Context) error {
+	pk := sdk.NewPKCE()
+	form := url.Values{"response_type": {"code"}, "client_id": {parClientID}, "redirect_uri": {parRedirect},
+		"scope": {benchScope}, "state": {pk.Verifier[:16]}, "code_challenge": {pk.Challenge}, "code_challenge_method": {"S256"}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.e.meta.PAREndpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return w.fail("as1 par", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(parClientID), url.QueryEscape(w.e.secret))
+	resp, err := w.e.hc.Do(req)
+	if err != nil {
+		return w.fail("as1 par", err)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if err != nil {
+		return w.fail("as1 par", err)
+	}
+	var r sdk.Response
+	_ = json.Unmarshal(body, &r)
+	r.Status, r.From = resp.StatusCode, w.e.meta.PAREndpoint
+	if resp.StatusCode != http.StatusCreated || !strings.HasPrefix(r.RequestURI, "urn:ietf:params:oauth:request_uri:") {
+		return w.fail("as1 par", &sdk.Err{Response: r})
+	}
+	return nil
+}
+
+// ---------------------------------------------------------------------
+// The run.
+
+// collector gathers the outcome of every flow.
+type collector struct {
+	mu       sync.Mutex
+	lat      []time.Duration
+	failures map[string]int
+	samples  []string
+}
+
+func (c *collector) add(d time.Duration, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err == nil {
+		c.lat = append(c.lat, d)
+		return
+	}
+	key := "unexpected"
+	var fe *flowError
+	if errors.As(err, &fe) {
+		key = fe.key
+	}
+	c.failures[key]++
+	if len(c.samples) < maxSamples {
+		msg := err.Error()
+		if len(msg) > 300 {
+			msg = msg[:300] + "…"
+		}
+		if !slices.Contains(c.samples, msg) {
+			c.samples = append(c.samples, msg)
+		}
+	}
+}
+
+func bench(ctx context.Context, o options) (*result, error) {
+	t0 := time.Now()
+	e, err := setup(ctx, o)
+	if err != nil {
+		return nil, fmt.Errorf("setup: %w", err)
+	}
+	defer e.close()
+	workers := make([]*worker, o.concurrency)
+	for i := range workers {
+		workers[i] = &worker{e: e, user: e.users[i], client: &sdk.Client{HTTP: e.hc, ClientID: "demo-app", Meta: e.meta}}
+	}
+	if err := warmUp(ctx, workers); err != nil {
+		return nil, err
+	}
+	setupDur := time.Since(t0)
+
+	// Flows in flight when -d passes (or at an interrupt) finish; hard
+	// bounds them all.
+	hard, cancelHard := context.WithTimeout(context.WithoutCancel(ctx), o.duration+drainGrace)
+	defer cancelHard()
+	col := &collector{failures: map[string]int{}, lat: make([]time.Duration, 0, min(o.maxFlows, 1<<20))}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+
+	devReqs0, devReused0 := e.trace.reqs.Load(), e.trace.reused.Load()
+	var downReqs0, downNew0 int64
+	if e.down != nil {
+		downReqs0, downNew0 = e.down.reqs.Load(), e.down.newConns.Load()
+	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	redis0, redisOK := e.redisInfo(ctx)
+	rt0 := e.rt.n.Load()
+	var ms0 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	cpu0 := cpuTime()
+	start := time.Now()
+	deadline := start.Add(o.duration)
+	for _, w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range o.maxFlows { // never more than -n iterations per worker
+				if ctx.Err() != nil || time.Now().After(deadline) || next.Add(1) > int64(o.maxFlows) {
+					return
+				}
+				fctx, cancel := context.WithTimeout(hard, flowTimeout)
+				t := time.Now()
+				err := w.flow(fctx)
+				d := time.Since(t)
+				cancel()
+				col.add(d, err)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	cpu := cpuTime() - cpu0
+	pprof.StopCPUProfile() // a no-op without -cpuprofile
+	rt := e.rt.n.Load() - rt0
+	redis1, redis1OK := e.redisInfo(ctx)
+	var ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms1)
+
+	res := &result{
+		Scenario: o.scenario, Store: "memory", Concurrency: o.concurrency, MaxFlows: o.maxFlows,
+		MaxDuration: o.duration.String(), BcryptCost: o.bcryptCost,
+		GoVersion: runtime.Version(), NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
+		SetupMS: float64(setupDur.Microseconds()) / 1000, WarmupFlows: 1 + o.concurrency,
+		Flows: len(col.lat), FailuresByCode: col.failures, ErrorSamples: col.samples,
+		ElapsedS: elapsed.Seconds(),
+		CPUS:     cpu.Seconds(), CPUCores: cpu.Seconds() / elapsed.Seconds(),
+		GCCycles: ms1.NumGC - ms0.NumGC, HeapInuseMB: float64(ms1.HeapInuse) / (1 << 20),
+	}
+	if o.redisURL != "" {
+		res.Store = "redis " + redactURL(o.redisURL)
+	}
+	for _, n := range col.failures {
+		res.Failures += n
+	}
+	switch o.scenario {
+	case "local", "federated":
+		res.Users = len(e.users)
+		res.UsersNote = fmt.Sprintf("%d generated users with bcrypt cost %d", res.Users, o.bcryptCost)
+		if o.bcryptCost == bcrypt.MinCost {
+			res.UsersNote += " (bcrypt.MinCost, a fast hash so that bcrypt does not dominate; -bcrypt-cost 10 for a real cost)"
+		}
+	default:
+		res.UsersNote = "none: this scenario checks no password"
+	}
+	res.FlowsPerS = float64(res.Flows) / elapsed.Seconds()
+	if total := res.Flows + res.Failures; total > 0 {
+		res.CPUPerFlowUS = float64(cpu.Microseconds()) / float64(total)
+	}
+	res.LatencyMS = percentiles(col.lat)
+	if total := res.Flows + res.Failures; redisOK && redis1OK && total > 0 {
+		cpu := redis1.cpu - redis0.cpu
+		cmds := redis1.commands - redis0.commands - 1 // our own INFO
+		res.Redis = &redisStats{RoundTrips: rt, RoundTripsPerFlow: float64(rt) / float64(total),
+			CPUS: cpu, CPUPerFlowUS: cpu * 1e6 / float64(total),
+			Commands: cmds, CommandsPerFlow: float64(cmds) / float64(total)}
+	}
+	res.Device = newReuse(e.trace.reqs.Load()-devReqs0, e.trace.reused.Load()-devReused0, res.Flows+res.Failures)
+	if e.down != nil {
+		reqs := e.down.reqs.Load() - downReqs0
+		d := newReuse(reqs, reqs-(e.down.newConns.Load()-downNew0), res.Flows+res.Failures)
+		res.Downstream = &d
+	}
+	return res, nil
+}
+
+// warmUp runs flows that are not counted: one alone, which proves the
+// setup (a misconfiguration fails here, not 2000 times), loads the Redis
+// scripts and fills AS1's cache of AS2's metadata and JWKS; then one per
+// worker at once, which opens the connections the measured window reuses.
+func warmUp(ctx context.Context, workers []*worker) error {
+	wctx, cancel := context.WithTimeout(ctx, flowTimeout)
+	defer cancel()
+	if err := workers[0].flow(wctx); err != nil {
+		return fmt.Errorf("warm-up flow: %w", err)
+	}
+	errs := make([]error, len(workers))
+	var wg sync.WaitGroup
+	for i, w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = w.flow(wctx)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("warm-up flows: %w", err)
+	}
+	return nil
+}
+
+func percentiles(lat []time.Duration) latency {
+	if len(lat) == 0 {
+		return latency{}
+	}
+	slices.Sort(lat)
+	at := func(q float64) float64 {
+		i := int(q*float64(len(lat))+0.5) - 1
+		i = max(0, min(i, len(lat)-1))
+		return float64(lat[i].Nanoseconds()) / 1e6
+	}
+	var sum time.Duration
+	for _, d := range lat {
+		sum += d
+	}
+	return latency{P50: at(0.50), P90: at(0.90), P99: at(0.99), Max: at(1),
+		Mean: float64(sum.Nanoseconds()) / float64(len(lat)) / 1e6}
+}
+
+// cpuTime is this process's user + system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// rtCounter is a go-redis hook counting round trips: one per command sent
+// on its own, one per pipeline.
+type rtCounter struct{ n atomic.Int64 }
+
+func (c *rtCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *rtCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (c *rtCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.n.Add(1)
+		return next(ctx, cmds)
+	}
+}
+
+type redisSnapshot struct {
+	cpu      float64 // used_cpu_sys + used_cpu_user, seconds
+	commands int64   // total_commands_processed
+}
+
+// redisInfo reads the redis-server's CPU time and command count (one
+// INFO round trip); ok is false without Redis or when INFO fails.
+func (e *env) redisInfo(ctx context.Context) (redisSnapshot, bool) {
+	st, ok := e.as1.store.(*redisstore.Store)
+	if !ok {
+		return redisSnapshot{}, false
+	}
+	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	info, err := st.Client().Info(ictx, "cpu", "stats").Result()
+	if err != nil {
+		return redisSnapshot{}, false
+	}
+	var snap redisSnapshot
+	found := 0
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "used_cpu_sys", "used_cpu_user":
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return redisSnapshot{}, false
+			}
+			snap.cpu += f
+			found++
+		case "total_commands_processed":
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return redisSnapshot{}, false
+			}
+			snap.commands = n
+			found++
+		}
+	}
+	return snap, found == 3
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// redactURL drops credentials from a Redis URL for the report.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	if u.User != nil {
+		u.User = url.User("…")
+	}
+	return u.String()
+}

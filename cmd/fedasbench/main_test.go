@@ -1,0 +1,77 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"testing"
+
+	"github.com/fedas/fedas/storage/redistest"
+)
+
+// TestSmoke runs every scenario for 20 flows at concurrency 2, on memory
+// and on a real redis-server, through the command's own flag parsing and
+// JSON output: no failures, exactly 20 flows. It is a smoke test, not a
+// measurement.
+func TestSmoke(t *testing.T) {
+	rs := redistest.Start(t)
+	for _, store := range []struct{ name, redis string }{{"memory", ""}, {"redis", rs.URL()}} {
+		for _, sc := range scenarios {
+			t.Run(store.name+"/"+sc, func(t *testing.T) {
+				args := []string{"-scenario", sc, "-n", "20", "-c", "2", "-d", "5s", "-json"}
+				if store.redis != "" {
+					args = append(args, "-redis", store.redis)
+				}
+				var out, errOut bytes.Buffer
+				res, err := run(context.Background(), args, &out, &errOut)
+				if err != nil {
+					t.Fatalf("run: %v\n%s", err, errOut.String())
+				}
+				var got result
+				if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+					t.Fatalf("JSON output: %v\n%s", err, out.String())
+				}
+				if got.Failures != 0 || res.Failures != 0 {
+					t.Fatalf("%d failures: %v %v", got.Failures, got.FailuresByCode, got.ErrorSamples)
+				}
+				if got.Flows != 20 {
+					t.Fatalf("flows = %d, want 20", got.Flows)
+				}
+				if got.Device.Requests < 20 || got.LatencyMS.P50 <= 0 || got.LatencyMS.Max < got.LatencyMS.P99 {
+					t.Fatalf("implausible report: %+v", got)
+				}
+				if store.redis != "" && (got.Redis == nil || got.Redis.RoundTripsPerFlow < 1) {
+					t.Fatalf("redis stats = %+v, want ≥ 1 round trip per flow", got.Redis)
+				}
+				if sc == "federated" {
+					if got.Downstream == nil || got.Downstream.Requests != 40 {
+						t.Fatalf("downstream requests = %+v, want 2 per flow", got.Downstream)
+					}
+				}
+				if store.redis != "" {
+					if n, err := rs.Do("DBSIZE"); err != nil || n != "0" {
+						t.Fatalf("DBSIZE after the run = %q, %v: want the run's keys purged", n, err)
+					}
+				}
+				var text bytes.Buffer
+				res.writeText(&text)
+				t.Logf("\n%s", text.String())
+			})
+		}
+	}
+}
+
+func TestFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-scenario", "nope"}, {"-c", "0"}, {"-n", "0"}, {"-d", "0s"}, {"-bcrypt-cost", "3"}, {"extra"},
+	} {
+		if _, err := parseFlags(args, io.Discard); err == nil {
+			t.Errorf("%q: accepted", args)
+		}
+	}
+	o, err := parseFlags(nil, io.Discard)
+	if err != nil || o.concurrency != 8 || o.maxFlows != 2000 || o.duration.String() != "10s" || o.redisURL != "" {
+		t.Fatalf("defaults: %+v, %v", o, err)
+	}
+}
