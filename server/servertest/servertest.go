@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/fedas/fedas/config"
@@ -39,6 +40,8 @@ type Options struct {
 	// Listener, when set, is used instead of a fresh loopback listener
 	// (to know an instance's URL before configuring another).
 	Listener net.Listener
+	// Logger defaults to the test's logger.
+	Logger *zap.Logger
 }
 
 // Start starts an instance of the demo configuration.
@@ -65,7 +68,10 @@ func Start(tb testing.TB, o Options) *Instance {
 		tb.Cleanup(func() { _ = m.Close() })
 		o.Store = m
 	}
-	srv, err := server.New(server.Options{Config: cfg, Store: o.Store, Logger: zaptest.NewLogger(tb).Named(cfg.Issuer), HMACSecret: o.HMACSecret})
+	if o.Logger == nil {
+		o.Logger = zaptest.NewLogger(tb)
+	}
+	srv, err := server.New(server.Options{Config: cfg, Store: o.Store, Logger: o.Logger.Named(cfg.Issuer), HMACSecret: o.HMACSecret})
 	if err != nil {
 		tb.Fatalf("servertest: %v", err)
 	}
