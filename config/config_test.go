@@ -123,3 +123,37 @@ clients:
 	_, err = config.Parse([]byte(strings.Replace(yaml, "FEDAS_TEST_SECRET", "FEDAS_UNSET_VAR", 1)))
 	require.ErrorContains(t, err, "FEDAS_UNSET_VAR is not set")
 }
+
+// Federation and app configuration errors are reported with their paths.
+func TestValidate_FederationProblems(t *testing.T) {
+	yaml := `
+issuer: https://as.example
+clients:
+  - {id: app, token_endpoint_auth_method: none}
+  - {id: fed, token_endpoint_auth_method: client_secret_basic, secret_sha256: "` + config.SecretDigest("x") + `", federating: true}
+downstreams:
+  - {id: ds1, issuer: "http://ds1.example", client_id: us, auth: {method: magic}}
+  - {id: ds2, issuer: "http://ds1.example", client_id: us, auth: {method: client_secret_basic}}
+prompt:
+  inputs: [{key: password}]
+  options: [{key: bank, values: [{value: b1, name: B1}, {value: b1, name: dup}]}]
+routes:
+  - {downstream: nope, email_domains: [x.example]}
+  - {local: true, downstream: ds1, option: {key: bank, value: b9}}
+  - {app: ghost, clients: [app]}
+apps:
+  - {id: bank, client_id: app, deep_link: "http://bank.example/app?x=1"}
+default_route: elsewhere
+`
+	_, err := config.Parse([]byte(yaml))
+	require.Error(t, err)
+	msg := err.Error()
+	for _, want := range []string{
+		"downstreams[0].issuer", "downstreams[0].auth.method", "downstreams[1].auth: client_secret_basic needs",
+		"prompt.inputs[0].key", "prompt.options[0].values[1]",
+		"routes[0].downstream", "routes[0].email_domains", "routes[1]: set only one", "routes[1].option.value", "routes[2].app",
+		"apps[0].client_id", "apps[0].deep_link", "clients[1]: a federating client needs its web callback", "default_route",
+	} {
+		require.Contains(t, msg, want)
+	}
+}

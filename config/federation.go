@@ -117,8 +117,10 @@ func (c *Config) validateFederation() []error {
 		}
 	}
 	clients := map[string]bool{}
+	firstParty := map[string]bool{}
 	for i, cl := range c.Clients {
 		clients[cl.ID] = true
+		firstParty[cl.ID] = cl.FirstParty
 		if cl.Federating && len(cl.RedirectURIs) == 0 {
 			// Its web callback (PROTOCOL-NOTES Q7); fosite also needs a
 			// redirect_uri to take an openid PAR.
@@ -134,6 +136,9 @@ func (c *Config) validateFederation() []error {
 		apps[a.ID] = true
 		if !clients[a.ClientID] {
 			add("%s.client_id: %q is not a registered client", p, a.ClientID)
+		} else if !firstParty[a.ClientID] {
+			// The app signs its own user in through the native endpoint.
+			add("%s.client_id: %q must be a first_party client", p, a.ClientID)
 		}
 		if u, err := url.Parse(a.DeepLink); err != nil || u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 			add("%s.deep_link: %q must be an https URL without query, fragment or user info", p, a.DeepLink)
