@@ -50,6 +50,7 @@ func testConfig(c *config.Config) {
 		config.Client{ID: "c2", FirstParty: true, TokenEndpointAuthMethod: "none", Scopes: []string{"openid", "offline_access"}, GrantTypes: []string{"authorization_code", "refresh_token"}},
 		config.Client{ID: "fp-conf", FirstParty: true, TokenEndpointAuthMethod: "client_secret_basic", SecretSHA256: config.SecretDigest("fp-conf-secret"), Scopes: []string{"openid", "offline_access"}, GrantTypes: []string{"authorization_code", "refresh_token"}},
 		config.Client{ID: "third-party", TokenEndpointAuthMethod: "none", Scopes: []string{"openid"}, GrantTypes: []string{"authorization_code"}},
+		config.Client{ID: "post-client", TokenEndpointAuthMethod: "client_secret_post", SecretSHA256: config.SecretDigest("post-secret"), Scopes: []string{"openid"}, GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{"https://post.example/cb"}},
 	)
 	c.Users = append(c.Users, config.User{Username: "carol", Subject: "carol", PasswordHash: carolHash})
 }

@@ -513,3 +513,69 @@ func TestMetadata_Contents(t *testing.T) {
 	require.Equal(t, "ES256", k["alg"])
 	require.NotContains(t, k, "d", "private part never published")
 }
+
+// RFC 7009: revoking an access token deactivates it; revoking a refresh
+// token deactivates it and the access tokens of its grant. An unknown
+// token is a 200 too (§2.2).
+func TestRevocation(t *testing.T) {
+	in := wrap(start(t, nil))
+	code, pk := in.signIn(t, "demo-app", "carol", "carol-pw", "")
+	tok := in.redeem(t, "demo-app", code, pk)
+	at, rt := tok.str("access_token"), tok.str("refresh_token")
+
+	// Revoking the access token revokes its grant's refresh token too
+	// (fosite's choice; RFC 7009 §2.1 allows it).
+	r := post(t, in.revoke(), url.Values{"token": {at}, "token_type_hint": {"access_token"}, "client_id": {"demo-app"}})
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+	require.Equal(t, false, in.introspect(t, at).body["active"])
+	require.Equal(t, false, in.introspect(t, rt).body["active"])
+
+	code, pk = in.signIn(t, "demo-app", "carol", "carol-pw", "")
+	rt = in.redeem(t, "demo-app", code, pk).str("refresh_token")
+	ref, err := in.Client(t, "demo-app").Refresh(context.Background(), rt)
+	require.NoError(t, err)
+	r = post(t, in.revoke(), url.Values{"token": {rt}, "client_id": {"demo-app"}})
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+	require.Equal(t, false, in.introspect(t, rt).body["active"])
+	require.Equal(t, false, in.introspect(t, ref.AccessToken).body["active"])
+
+	r = post(t, in.revoke(), url.Values{"token": {"ory_at_unknown.unknown"}, "client_id": {"demo-app"}})
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+	// Another client cannot revoke demo-app's tokens.
+	code, pk = in.signIn(t, "demo-app", "carol", "carol-pw", "")
+	at = in.redeem(t, "demo-app", code, pk).str("access_token")
+	_ = post(t, in.revoke(), url.Values{"token": {at}}, basic("demo-partner", partnerSecret))
+	require.Equal(t, true, in.introspect(t, at).body["active"])
+}
+
+// The PAR endpoint takes every confidential authentication method we
+// publish: client_secret_basic, client_secret_post (private_key_jwt is
+// exercised by every federation test).
+func TestPAR_ClientAuthMethods(t *testing.T) {
+	in := wrap(start(t, nil))
+	tests := []struct {
+		name string
+		form url.Values
+		auth func(*http.Request)
+	}{
+		{"client_secret_basic", url.Values{"client_id": {"demo-partner"}, "redirect_uri": {"https://partner.example/cb"}}, basic("demo-partner", partnerSecret)},
+		{"client_secret_post", url.Values{"client_id": {"post-client"}, "client_secret": {"post-secret"}, "redirect_uri": {"https://post.example/cb"}}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.form.Set("response_type", "code")
+			tc.form.Set("state", "state-12345")
+			var opts []func(*http.Request)
+			if tc.auth != nil {
+				opts = append(opts, tc.auth)
+			}
+			r := post(t, in.parURL(), tc.form, opts...)
+			require.Equal(t, http.StatusCreated, r.status, r.raw)
+			require.True(t, strings.HasPrefix(r.str("request_uri"), "urn:ietf:params:oauth:request_uri:"))
+		})
+	}
+	t.Run("client_secret_post with a wrong secret", func(t *testing.T) {
+		r := post(t, in.parURL(), url.Values{"client_id": {"post-client"}, "client_secret": {"nope"}, "redirect_uri": {"https://post.example/cb"}, "response_type": {"code"}, "state": {"state-12345"}})
+		requireOAuthError(t, r, http.StatusUnauthorized, "invalid_client")
+	})
+}

@@ -222,6 +222,9 @@ func (s *Server) routes() {
 	e.Use(s.recoverer, s.accessLog, s.deadline)
 	form := s.formParser
 	e.GET(PathMetadata, s.metadata)
+	// OIDC Discovery §4: we issue ID tokens, so the same document is
+	// published under the OpenID name too.
+	e.GET("/.well-known/openid-configuration", s.metadata)
 	e.GET(PathJWKS, s.jwksHandler)
 	e.POST(PathNative, s.native, form(true))
 	e.POST(PathResponse+":hop", s.respond, form(false))
