@@ -202,7 +202,12 @@ func (c *Client) Authorize(ctx context.Context, params url.Values, ui UI) (strin
 			form = url.Values{"authorization_code": {r.AuthorizationCode}, "auth_session": {top.authSession}}
 			continue
 		}
-		switch r.Error {
+		kind := r.Error
+		if kind == "invalid_request" && r.UserPrompt != nil && r.AuthSession != "" {
+			// fedas re-asks an invalid prompt answer (PROTOCOL-NOTES Q11).
+			kind = "insufficient_information"
+		}
+		switch kind {
 		case "insufficient_authorization", "insufficient_information":
 			answers, err := ui(ctx, r)
 			if err != nil {
