@@ -228,3 +228,26 @@ func TestRedis_EveryKeyHasBoundedTTL(t *testing.T) {
 		}
 	}
 }
+
+// An invalid prompt answer is asked again (invalid_request with a fresh
+// auth_session and the userPrompt); the SDK re-prompts and the flow goes on.
+func TestFederation_InvalidAnswerReprompts(t *testing.T) {
+	as1, _ := pair(t, nil, nil, nil, nil)
+	c := as1.Client(t, "demo-app")
+	var prompts int
+	good := answerAll("carol@as2.example")
+	code, pk, err := c.Authorize(context.Background(), url.Values{"scope": {"openid"}}, func(ctx context.Context, r sdk.Response) (url.Values, error) {
+		if r.UserPrompt != nil {
+			prompts++
+			if prompts == 1 {
+				return url.Values{"email": {"not an email"}}, nil
+			}
+			require.Equal(t, "invalid_request", r.Error)
+		}
+		return good(ctx, r)
+	})
+	require.NoError(t, err)
+	require.Equal(t, 2, prompts)
+	_, err = c.Exchange(context.Background(), code, pk)
+	require.NoError(t, err)
+}
