@@ -243,6 +243,7 @@ func TestFederation_InvalidAnswerReprompts(t *testing.T) {
 				return url.Values{"email": {"not an email"}}, nil
 			}
 			require.Equal(t, "invalid_request", r.Error)
+			return url.Values{"email": {"carol@as2.example"}}, nil
 		}
 		return good(ctx, r)
 	})
