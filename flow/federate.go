@@ -78,7 +78,7 @@ func temporary(err error) bool {
 
 func (e *Engine) newSession(c Client, req map[string]string, stage string, x extra) (storage.AuthSession, string, handle, error) {
 	now := e.o.Now()
-	s := storage.AuthSession{ClientID: c.ID, CreatedAt: now, ExpiresAt: now.Add(e.o.TTL), Stage: stage, Request: req}
+	s := storage.AuthSession{ClientID: c.ID, CreatedAt: now, ExpiresAt: now.Add(e.o.TTL), Stage: stage, Request: req, DPoPJKT: c.DPoPJKT}
 	x.Cred = c.CredentialChallenges
 	x.into(&s)
 	value, h, err := newHandle()
@@ -282,9 +282,12 @@ func (e *Engine) beginHop(ctx context.Context, s storage.AuthSession, h handle, 
 // auth_session. The hop is enforced: its per-hop URL, its pinned issuer,
 // and an `iss` that must match when present (PROTOCOL-NOTES Q8). The code
 // is redeemed exactly once under the session lock (SECURITY.md C2).
-func (e *Engine) Respond(ctx context.Context, hopID, value string, form url.Values) (Outcome, error) {
+func (e *Engine) Respond(ctx context.Context, hopID, value string, form url.Values, jkt string) (Outcome, error) {
 	s, h, err := e.load(ctx, value)
 	if err != nil {
+		return Outcome{}, err
+	}
+	if err := keyBound(s, jkt); err != nil {
 		return Outcome{}, err
 	}
 	x := readExtra(s)

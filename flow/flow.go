@@ -84,6 +84,8 @@ type Grant struct {
 	AuthTime time.Time
 	// Claims are extra claims for the session (idp, idp_sub, mapped claims).
 	Claims map[string]any
+	// DPoPJKT binds the code to the device key (RFC 9449 §10).
+	DPoPJKT string
 }
 
 // CodeIssuer mints and stores an authorization code for a grant
@@ -100,6 +102,9 @@ type CodeIssuer interface {
 // Client is what the engine needs to know about the calling client.
 type Client struct {
 	ID string
+	// DPoPJKT is the thumbprint of the key of the DPoP proof the initial
+	// request carried: the session is bound to it (FiPA-04 §9.6.1).
+	DPoPJKT string
 	// Federating marks another AS that federated the user to us.
 	Federating bool
 	// CredentialChallenges allows password and OTP challenges: first-party
@@ -292,22 +297,13 @@ func (e *Engine) startLocal(ctx context.Context, c Client, req map[string]string
 	if !c.CredentialChallenges {
 		return e.webFallback(ctx, c.ID, req)
 	}
-	now := e.o.Now()
-	s := storage.AuthSession{
-		ClientID:  c.ID,
-		CreatedAt: now,
-		ExpiresAt: now.Add(e.o.TTL),
-		Stage:     StagePassword,
-		Request:   req,
+	s, value, _, err := e.newSession(c, req, StagePassword, extra{})
+	if err != nil {
+		return err
 	}
 	if hint := req["login_hint"]; hint != "" {
 		s.Username = hint
 	}
-	value, h, err := newHandle()
-	if err != nil {
-		return err
-	}
-	s.ID, s.StepHash = h.id, h.stepHash
 	if err := e.o.Sessions.CreateAuthSession(ctx, s); err != nil {
 		return err
 	}
@@ -341,7 +337,15 @@ func (e *Engine) challenge(s storage.AuthSession, value, desc string) *Error {
 // the authorization code on success, an *Error for every protocol
 // outcome, or another error (storage.ErrUnavailable, …) for failures.
 func (e *Engine) Continue(ctx context.Context, clientID, value string, answers url.Values) (Outcome, error) {
-	return e.cont(ctx, clientID, value, answers, false)
+	return e.cont(ctx, clientID, value, answers, "", false)
+}
+
+// ContinueDPoP is Continue for a request that carried a valid DPoP proof
+// for the key jkt ("" when it carried none). A session bound to a key
+// moves only with a proof for that key; anything else is
+// invalid_dpop_proof and changes nothing (SECURITY.md A08, A09).
+func (e *Engine) ContinueDPoP(ctx context.Context, clientID, value string, answers url.Values, jkt string) (Outcome, error) {
+	return e.cont(ctx, clientID, value, answers, jkt, false)
 }
 
 // ContinueBrowser is Continue for sessions our browser pages started
@@ -349,7 +353,15 @@ func (e *Engine) Continue(ctx context.Context, clientID, value string, answers u
 // value posted to the native endpoint, or a native one to the pages, is
 // invalid_session, so one pushed request never yields two codes.
 func (e *Engine) ContinueBrowser(ctx context.Context, value string, answers url.Values) (Outcome, error) {
-	return e.cont(ctx, "", value, answers, true)
+	return e.cont(ctx, "", value, answers, "", true)
+}
+
+// keyBound refuses a request without a proof for the session's key.
+func keyBound(s storage.AuthSession, jkt string) error {
+	if s.DPoPJKT != "" && subtle.ConstantTimeCompare([]byte(s.DPoPJKT), []byte(jkt)) != 1 {
+		return &Error{Status: http.StatusBadRequest, Code: "invalid_dpop_proof", Description: "This auth_session is bound to a DPoP key: send a proof for that key."}
+	}
+	return nil
 }
 
 // load finds the session a value names, if that value is its current
@@ -371,9 +383,12 @@ func (e *Engine) load(ctx context.Context, value string) (storage.AuthSession, h
 	return s, h, nil
 }
 
-func (e *Engine) cont(ctx context.Context, clientID, value string, answers url.Values, browser bool) (Outcome, error) {
+func (e *Engine) cont(ctx context.Context, clientID, value string, answers url.Values, jkt string, browser bool) (Outcome, error) {
 	s, h, err := e.load(ctx, value)
 	if err != nil {
+		return Outcome{}, err
+	}
+	if err := keyBound(s, jkt); err != nil {
 		return Outcome{}, err
 	}
 	if (s.Request["request_uri"] != "") != browser {
@@ -533,6 +548,7 @@ func (e *Engine) finish(ctx context.Context, s storage.AuthSession, h handle) (O
 		AMR:      s.AMR,
 		AuthTime: s.AuthTime,
 		Claims:   readExtra(s).Claims,
+		DPoPJKT:  s.DPoPJKT,
 	})
 }
 

@@ -20,6 +20,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/fedas/fedas/dpop"
 )
 
 // Metadata is the part of RFC 8414 metadata a native client needs.
@@ -108,6 +110,10 @@ type Client struct {
 	// redirect_uri (code, state, iss) for our own AS, or its
 	// native_callback_uri after a downstream's browser flow (Q7).
 	OpenBrowser func(ctx context.Context, authorizeURL string) (url.Values, error)
+	// DPoP, when set, signs a proof (RFC 9449) for every request to our own
+	// AS (URLs under Meta.Issuer) — never to downstreams (PROTOCOL-NOTES
+	// Q5) — binding the auth_session, the code and the tokens to this key.
+	DPoP *dpop.Key
 }
 
 // ErrNoApp: no installed app claims the deep link.
@@ -430,6 +436,13 @@ func (c *Client) postRaw(ctx context.Context, endpoint string, form url.Values) 
 		return nil, nil, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if c.DPoP != nil && c.Meta.Issuer != "" && strings.HasPrefix(endpoint, c.Meta.Issuer+"/") {
+		proof, err := c.DPoP.Proof(http.MethodPost, endpoint, "")
+		if err != nil {
+			return nil, nil, err
+		}
+		req.Header.Set("DPoP", proof)
+	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		return nil, nil, err

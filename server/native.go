@@ -34,15 +34,19 @@ var paramLimits = map[string]int{
 func (s *Server) native(c echo.Context) error {
 	form := formOf(c)
 	ctx := c.Request().Context()
+	jkt, err := s.dpopProof(c, PathNative, "")
+	if err != nil {
+		return s.writeError(c, err)
+	}
 	if as := form.Get("auth_session"); as != "" {
-		code, err := s.flow.Continue(ctx, form.Get("client_id"), as, form)
+		code, err := s.flow.ContinueDPoP(ctx, form.Get("client_id"), as, form, jkt)
 		if err != nil {
 			return s.writeError(c, err)
 		}
 		return writeJSON(c, http.StatusOK, map[string]string{"authorization_code": code.Code})
 	}
 	if form.Get("request_uri") != "" {
-		return s.writeError(c, s.nativeFromPAR(c, form))
+		return s.writeError(c, s.nativeFromPAR(c, form, jkt))
 	}
 	client, err := s.nativeClient(c, form)
 	if err != nil {
@@ -52,7 +56,9 @@ func (s *Server) native(c echo.Context) error {
 	if err != nil {
 		return s.writeError(c, err)
 	}
-	err = s.flow.Start(ctx, flowClient(client), req)
+	fc := flowClient(client)
+	fc.DPoPJKT = jkt
+	err = s.flow.Start(ctx, fc, req)
 	return s.writeError(c, err)
 }
 
@@ -63,7 +69,7 @@ func (s *Server) native(c echo.Context) error {
 // consumed atomically, must be unexpired and bound to that client
 // (RFC 9126 §4). Password/OTP challenges go to the client only when its
 // registration opts in (Q10).
-func (s *Server) nativeFromPAR(c echo.Context, form url.Values) error {
+func (s *Server) nativeFromPAR(c echo.Context, form url.Values, jkt string) error {
 	ctx := c.Request().Context()
 	id, ru := form.Get("client_id"), form.Get("request_uri")
 	if id == "" {
@@ -112,7 +118,9 @@ func (s *Server) nativeFromPAR(c echo.Context, form url.Values) error {
 	if err != nil {
 		return err
 	}
-	return s.flow.StartFromPAR(ctx, flowClient(client), req)
+	fc := flowClient(client)
+	fc.DPoPJKT = jkt
+	return s.flow.StartFromPAR(ctx, fc, req)
 }
 
 func flowClient(c *Client) flow.Client {
@@ -239,6 +247,10 @@ func (s *Server) IssueCode(ctx context.Context, g flow.Grant) (string, error) {
 	}
 	if n := g.Request["nonce"]; n != "" {
 		sess.Extra["nonce"] = n
+	}
+	if g.DPoPJKT != "" {
+		// RFC 9449 §10: the code is bound to the device key.
+		sess.Extra["dpop_jkt"] = g.DPoPJKT
 	}
 	ar.Session = sess
 	code, sig, err := s.strategy.GenerateAuthorizeCode(ctx, ar)

@@ -23,7 +23,11 @@ func (s *Server) respond(c echo.Context) error {
 	if as == "" {
 		return s.writeError(c, errInvalidRequest("The auth_session parameter is required."))
 	}
-	code, err := s.flow.Respond(c.Request().Context(), hop, as, form)
+	jkt, err := s.dpopProof(c, PathResponse+hop, "")
+	if err != nil {
+		return s.writeError(c, err)
+	}
+	code, err := s.flow.Respond(c.Request().Context(), hop, as, form, jkt)
 	if err != nil {
 		return s.writeError(c, err)
 	}

@@ -26,6 +26,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/fedas/fedas/config"
+	"github.com/fedas/fedas/dpop"
 	"github.com/fedas/fedas/federation"
 	"github.com/fedas/fedas/flow"
 	"github.com/fedas/fedas/storage"
@@ -74,6 +75,7 @@ type Server struct {
 	flow     *flow.Engine
 	jwks     jose.JSONWebKeySet
 	signer   jose.Signer
+	dpop     *dpop.Verifier
 	echo     *echo.Echo
 	http     *http.Server
 	// Ephemeral reports which keys were generated at start.
@@ -211,6 +213,7 @@ func New(o Options) (*Server, error) {
 		MaxFailures: cfg.Limits.MaxFailures,
 		Logger:      o.Logger.Named("flow"),
 	})
+	s.dpop = &dpop.Verifier{Replay: dpopReplay{o.Store}}
 	s.routes()
 	return s, nil
 }

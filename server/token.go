@@ -20,10 +20,29 @@ func (s *Server) token(c echo.Context) error {
 		}
 		return s.writeError(c, newError(http.StatusBadRequest, "unsupported_grant_type", "Only authorization_code and refresh_token are supported."))
 	}
+	jkt, err := s.dpopProof(c, PathToken, "")
+	if err != nil {
+		return s.writeError(c, err)
+	}
 	ctx = withCodeMemo(ctx)
 	ar, err := s.oauth.NewAccessRequest(ctx, c.Request(), newSession())
 	if err != nil {
 		return s.writeError(c, err)
+	}
+	// RFC 9449 §5, §10: a code or refresh token bound to a key is used only
+	// with a proof for that key; a proof binds the new tokens. A failed
+	// attempt on a code burns it (its PKCE record is already consumed), as
+	// a wrong code_verifier does.
+	sess, ok := ar.GetSession().(*fosite.DefaultSession)
+	if !ok || sess.Extra == nil {
+		return s.writeError(c, fosite.ErrServerError.WithDebug("unexpected session type"))
+	}
+	bound, _ := sess.Extra["dpop_jkt"].(string)
+	switch {
+	case bound != "" && jkt != bound:
+		return s.writeError(c, errInvalidDPoP("This grant is bound to a DPoP key: send a proof for that key."))
+	case bound == "" && jkt != "":
+		sess.Extra["dpop_jkt"] = jkt
 	}
 	resp, err := s.oauth.NewAccessResponse(ctx, ar)
 	if err != nil {
@@ -36,6 +55,9 @@ func (s *Server) token(c echo.Context) error {
 		return s.writeError(c, err)
 	}
 	out := resp.ToMap()
+	if sess.Extra["dpop_jkt"] != nil {
+		out["token_type"] = "DPoP"
+	}
 	if ar.GetGrantTypes().ExactOne("authorization_code") && ar.GetGrantedScopes().Has("openid") {
 		idt, err := s.idToken(ar)
 		if err != nil {
@@ -144,6 +166,13 @@ func (s *Server) introspect(c echo.Context) error {
 		for _, k := range []string{"auth_time", "amr", "idp"} {
 			if v, ok := ds.Extra[k]; ok {
 				out[k] = v
+			}
+		}
+		if jkt, ok := ds.Extra["dpop_jkt"].(string); ok && jkt != "" {
+			// RFC 9449 §6.2: confirmation of a DPoP-bound token.
+			out["cnf"] = map[string]string{"jkt": jkt}
+			if ir.GetTokenUse() == fosite.AccessToken {
+				out["token_type"] = "DPoP"
 			}
 		}
 		if f, ok := out["auth_time"].(float64); ok {
