@@ -2,6 +2,7 @@ package federation
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -19,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/fedas/fedas/config"
+	"github.com/fedas/fedas/dpop"
 	"github.com/fedas/fedas/par"
 )
 
@@ -110,10 +112,15 @@ type Federator struct {
 	log        *zap.Logger
 	userPrompt map[string]any
 	logo       string
+	// dpop is our key for downstream codes (PROTOCOL-NOTES Q5).
+	dpop *dpop.Key
 }
 
-// New builds a Federator from configuration.
-func New(cfg *config.Config, log *zap.Logger) (*Federator, error) {
+// New builds a Federator from configuration. dpopSeed (32 bytes) derives
+// our DPoP key for downstreams: an Ed25519 key, deterministic so that
+// every instance sharing a store redeems codes another instance bound
+// (nil: no DPoP binding of downstream codes).
+func New(cfg *config.Config, log *zap.Logger, dpopSeed []byte) (*Federator, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -123,6 +130,13 @@ func New(cfg *config.Config, log *zap.Logger) (*Federator, error) {
 		routes: cfg.Routes,
 		def:    cfg.DefaultRoute,
 		log:    log,
+	}
+	if len(dpopSeed) == ed25519.SeedSize {
+		k, err := dpop.NewKey(ed25519.NewKeyFromSeed(dpopSeed), jose.EdDSA)
+		if err != nil {
+			return nil, err
+		}
+		f.dpop = k
 	}
 	f.meta = NewMetadataCache(MetadataOptions{AllowLoopbackHTTP: cfg.Dev.AllowLoopbackHTTP, Logger: log.Named("metadata")})
 	f.jwks = NewJWKSCache(JWKSOptions{AllowLoopbackHTTP: cfg.Dev.AllowLoopbackHTTP, Logger: log.Named("jwks")})
@@ -358,6 +372,7 @@ func (f *Federator) client(ds *downstream, meta Metadata) *par.Client {
 		Timeout:       ds.http.Timeout,
 		HTTPClient:    ds.http,
 		Logger:        f.log.Named("par"),
+		DPoP:          f.dpop,
 	})
 }
 

@@ -209,7 +209,7 @@ func (e *Engine) appReturn(ctx context.Context, s storage.AuthSession, h handle,
 	if err := casErr(e.o.Sessions.DeleteAuthSession(ctx, s.ID, lockHash)); err != nil {
 		return Outcome{}, err
 	}
-	g.ClientID, g.Request, g.DPoPJKT = s.ClientID, s.Request, s.DPoPJKT
+	g.ClientID, g.Request, g.DPoPJKT = s.ClientID, s.Request, codeKey(s)
 	return e.issue(ctx, g)
 }
 

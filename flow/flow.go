@@ -356,6 +356,16 @@ func (e *Engine) ContinueBrowser(ctx context.Context, value string, answers url.
 	return e.cont(ctx, "", value, answers, "", true)
 }
 
+// codeKey is the key the session's code is bound to: the one a
+// federating AS named in its PAR (dpop_jkt, RFC 9449 §10.1: it redeems
+// the code, the device cannot), else the device's own.
+func codeKey(s storage.AuthSession) string {
+	if k := s.Request["dpop_jkt"]; k != "" {
+		return k
+	}
+	return s.DPoPJKT
+}
+
 // keyBound refuses a request without a proof for the session's key.
 func keyBound(s storage.AuthSession, jkt string) error {
 	if s.DPoPJKT != "" && subtle.ConstantTimeCompare([]byte(s.DPoPJKT), []byte(jkt)) != 1 {
@@ -548,7 +558,7 @@ func (e *Engine) finish(ctx context.Context, s storage.AuthSession, h handle) (O
 		AMR:      s.AMR,
 		AuthTime: s.AuthTime,
 		Claims:   readExtra(s).Claims,
-		DPoPJKT:  s.DPoPJKT,
+		DPoPJKT:  codeKey(s),
 	})
 }
 

@@ -28,6 +28,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/fedas/fedas/dpop"
 )
 
 const (
@@ -147,6 +149,10 @@ type Options struct {
 	// Logger, if set, receives one entry per failed request. Assertions,
 	// secrets, codes and tokens are never logged.
 	Logger *zap.Logger
+	// DPoP, if set, binds the downstream's code to our key: the PAR carries
+	// dpop_jkt (RFC 9449 §10.1) and the token request a proof for that key
+	// (PROTOCOL-NOTES Q5), so a code intercepted on the device is useless.
+	DPoP *dpop.Key
 }
 
 // Validate checks the options as New would, so that misconfiguration can
@@ -213,6 +219,7 @@ type Client struct {
 	timeout     time.Duration
 	hc          *http.Client
 	log         *zap.Logger
+	dpop        *dpop.Key
 	cfgErr      error
 }
 
@@ -228,6 +235,7 @@ func New(o Options) *Client {
 		auth:        o.Auth,
 		timeout:     o.Timeout,
 		log:         o.Logger,
+		dpop:        o.DPoP,
 	}
 	if err := o.Validate(); err != nil {
 		c.cfgErr = permanent("invalid configuration", err)
@@ -399,6 +407,9 @@ func (c *Client) pushForm(r Request) (url.Values, error) {
 		form.Set("max_age", strconv.Itoa(*r.MaxAge))
 	}
 	setIf(form, "native_callback_uri", r.NativeCallbackURI)
+	if c.dpop != nil {
+		form.Set("dpop_jkt", c.dpop.JKT)
+	}
 	setIf(form, "redirect_uri", c.redirectURI)
 	return form, nil
 }
@@ -554,6 +565,13 @@ func (c *Client) post(ctx context.Context, op, endpoint string, form url.Values)
 	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(enc)), nil }
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
+	if c.dpop != nil && op == "exchange" {
+		proof, err := c.dpop.Proof(http.MethodPost, endpoint, "")
+		if err != nil {
+			return 0, nil, c.fail(op, permanent("DPoP proof", err))
+		}
+		req.Header.Set("DPoP", proof)
+	}
 
 	resp, err := c.hc.Do(req)
 	if err != nil {

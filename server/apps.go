@@ -214,6 +214,7 @@ func (s *Server) appComplete(c echo.Context) error {
 			g.Request[k] = v
 		}
 	}
+	g.DPoPJKT = pushed.Get("dpop_jkt")
 	if !containsAMR(g.AMR, "app") {
 		g.AMR = append(g.AMR, "app")
 	}

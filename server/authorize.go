@@ -115,7 +115,7 @@ func (s *Server) authorizePage(c echo.Context) error {
 		return s.errorPage(c, http.StatusBadRequest, "The request has no registered redirect URI.")
 	}
 	req := map[string]string{"redirect_uri": rec.RedirectURI, "request_uri": ru}
-	for _, k := range []string{"scope", "state", "nonce", "code_challenge", "code_challenge_method", "login_hint"} {
+	for _, k := range []string{"scope", "state", "nonce", "code_challenge", "code_challenge_method", "login_hint", "dpop_jkt"} {
 		if v := pushed.Get(k); v != "" {
 			req[k] = v
 		}

@@ -5,8 +5,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/json"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -146,4 +148,60 @@ func TestDPoP_FederatedOnlyToOurAS(t *testing.T) {
 	tok, err := c.Exchange(context.Background(), code, pk)
 	require.NoError(t, err)
 	require.Equal(t, "DPoP", tok.TokenType)
+}
+
+// Q5 / F04: our PAR binds the downstream code to our key (dpop_jkt), the
+// redemption carries a proof for it, and a fedas downstream refuses the
+// code without that proof; a PAR whose DPoP proof disagrees with its
+// dpop_jkt is refused.
+func TestDPoP_DownstreamCodeBoundToOurKey(t *testing.T) {
+	as1, as2 := pair(t, nil, nil, nil, nil)
+	c := as1.Client(t, "demo-app")
+	var downstreamCode string
+	c.OnExchange = func(_ string, u string, _ url.Values, _ int, body []byte) {
+		var r sdk.Response
+		_ = json.Unmarshal(body, &r)
+		if strings.HasPrefix(u, as2.URL) && r.AuthorizationCode != "" {
+			downstreamCode = r.AuthorizationCode
+		}
+	}
+	code, pk, err := c.Authorize(context.Background(), url.Values{"scope": {"openid"}}, answerAll("carol@as2.example"))
+	require.NoError(t, err)
+	_, err = c.Exchange(context.Background(), code, pk)
+	require.NoError(t, err)
+	require.NotEmpty(t, downstreamCode)
+	// The code was for AS1's client and is spent now; what matters is that
+	// a code bound at PAR time is refused without a proof: push one.
+	k := dpopKey(t)
+	r := post(t, as2.parURL(), url.Values{"response_type": {"code"}, "client_id": {"demo-partner"}, "redirect_uri": {"https://partner.example/cb"},
+		"state": {"state-12345"}, "dpop_jkt": {k.JKT}}, basic("demo-partner", partnerSecret), withProof(t, dpopKey(t), as2.parURL()))
+	requireOAuthError(t, r, http.StatusBadRequest, "invalid_dpop_proof")
+	r = post(t, as2.parURL(), url.Values{"response_type": {"code"}, "client_id": {"demo-partner"}, "redirect_uri": {"https://partner.example/cb"},
+		"state": {"state-12345"}, "dpop_jkt": {"not-a-thumbprint"}}, basic("demo-partner", partnerSecret))
+	requireOAuthError(t, r, http.StatusBadRequest, "invalid_request")
+	r = post(t, as2.parURL(), url.Values{"response_type": {"code"}, "client_id": {"demo-partner"}, "redirect_uri": {"https://partner.example/cb"},
+		"state": {"state-12345"}, "dpop_jkt": {k.JKT}}, basic("demo-partner", partnerSecret), withProof(t, k, as2.parURL()))
+	require.Equal(t, http.StatusCreated, r.status, r.raw)
+
+	// Turn that pushed request into a code (browser pages) and redeem it.
+	params, err := browserSim(t, "carol", "carol-pw", "https://partner.example/cb")(context.Background(),
+		as2.URL+"/oauth2/authorize?"+url.Values{"client_id": {"demo-partner"}, "request_uri": {r.str("request_uri")}}.Encode())
+	require.NoError(t, err)
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {params.Get("code")}}
+	requireOAuthError(t, post(t, as2.token(), form, basic("demo-partner", partnerSecret)), http.StatusBadRequest, "invalid_dpop_proof")
+	params, err = browserSim(t, "carol", "carol-pw", "https://partner.example/cb")(context.Background(),
+		as2.URL+"/oauth2/authorize?"+url.Values{"client_id": {"demo-partner"}, "request_uri": {pushBound(t, as2, k)}}.Encode())
+	require.NoError(t, err)
+	form.Set("code", params.Get("code"))
+	r = post(t, as2.token(), form, basic("demo-partner", partnerSecret), withProof(t, k, as2.token()))
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+	require.Equal(t, "DPoP", r.str("token_type"))
+}
+
+func pushBound(t *testing.T, in instance, k *dpop.Key) string {
+	t.Helper()
+	r := post(t, in.parURL(), url.Values{"response_type": {"code"}, "client_id": {"demo-partner"}, "redirect_uri": {"https://partner.example/cb"},
+		"state": {"state-12345"}, "dpop_jkt": {k.JKT}}, basic("demo-partner", partnerSecret))
+	require.Equal(t, http.StatusCreated, r.status, r.raw)
+	return r.str("request_uri")
 }

@@ -78,9 +78,8 @@ func TestFederate_ResponseShapeAndPARCall(t *testing.T) {
 	for _, secret := range []string{f.Get("client_assertion"), f.Get("code_challenge"), f.Get("nonce"), f.Get("state")} {
 		require.NotContains(t, fed.raw, secret)
 	}
-	if f.Get("dpop_jkt") == "" && push.Header.Get("DPoP") == "" {
-		t.Log("SECURITY.md B01: fedas does not bind the downstream code with dpop_jkt/DPoP yet (PROTOCOL-NOTES Q5); not asserted")
-	}
+	// PROTOCOL-NOTES Q5: the downstream code is bound to our key.
+	require.Regexp(t, `^[A-Za-z0-9_-]{43}$`, f.Get("dpop_jkt"))
 	require.EqualValues(t, 1, ds.Count(fedtest.Metadata))
 	// The request_uri is DS1's own and usable once by the device.
 	require.NotEmpty(t, atDownstream(t, fed))

@@ -118,6 +118,10 @@ func (s *Server) nativeFromPAR(c echo.Context, form url.Values, jkt string) erro
 	if err != nil {
 		return err
 	}
+	if k := pushed.Get("dpop_jkt"); k != "" {
+		// The federating AS bound the code to its key at PAR time.
+		req["dpop_jkt"] = k
+	}
 	fc := flowClient(client)
 	fc.DPoPJKT = jkt
 	return s.flow.StartFromPAR(ctx, fc, req)

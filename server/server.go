@@ -195,7 +195,7 @@ func New(o Options) (*Server, error) {
 	}
 	var fed *federation.Federator
 	if len(cfg.Downstreams) > 0 || cfg.Prompt != nil || len(cfg.Routes) > 0 {
-		if fed, err = federation.New(cfg, o.Logger.Named("federation")); err != nil {
+		if fed, err = federation.New(cfg, o.Logger.Named("federation"), derivedKey(o.HMACSecret, "fedas/downstream-dpop/v1")); err != nil {
 			return nil, err
 		}
 	}

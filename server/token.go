@@ -68,6 +68,9 @@ func (s *Server) token(c echo.Context) error {
 	return writeJSON(c, http.StatusOK, out)
 }
 
+// jktShape is a base64url SHA-256 thumbprint (RFC 7638).
+var jktShape = pkceChallenge
+
 // par serves the pushed authorization request endpoint (RFC 9126 §2)
 // through fosite: authenticated confidential clients only; the request_uri
 // lives at most lifetimes.pushed_request and is consumed atomically.
@@ -76,6 +79,20 @@ func (s *Server) par(c echo.Context) error {
 	form := formOf(c)
 	if form.Get("request_uri") != "" {
 		return s.writeError(c, errInvalidRequest("request_uri must not be sent to the PAR endpoint (RFC 9126 §2.1)."))
+	}
+	// RFC 9449 §10.1: dpop_jkt (or a DPoP proof) binds the code to be
+	// issued to that key; both must agree (SECURITY.md F04).
+	jkt, err := s.dpopProof(c, PathPAR, "")
+	if err != nil {
+		return s.writeError(c, err)
+	}
+	switch dj := form.Get("dpop_jkt"); {
+	case dj != "" && !jktShape.MatchString(dj):
+		return s.writeError(c, errInvalidRequest("dpop_jkt is not a SHA-256 JWK thumbprint."))
+	case dj != "" && jkt != "" && dj != jkt:
+		return s.writeError(c, errInvalidDPoP("dpop_jkt does not match the DPoP proof's key."))
+	case dj == "" && jkt != "":
+		form.Set("dpop_jkt", jkt)
 	}
 	if m := form.Get("code_challenge_method"); m != "" && m != "S256" {
 		return s.writeError(c, errInvalidRequest("Only code_challenge_method=S256 is supported."))
