@@ -3,12 +3,14 @@ package server
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -48,6 +50,9 @@ func (s *Server) formParser(allowJSON bool) echo.MiddlewareFunc {
 				perr = errInvalidRequest("The request must be application/x-www-form-urlencoded.")
 			}
 			if perr != nil {
+				return s.writeError(c, perr)
+			}
+			if perr := s.checkClientAuthShape(r, form); perr != nil {
 				return s.writeError(c, perr)
 			}
 			// RFC 6749 §2.3.1: a client_id in the body must agree with
@@ -159,4 +164,45 @@ func (s *Server) deadline(next echo.HandlerFunc) echo.HandlerFunc {
 func formOf(c echo.Context) url.Values {
 	f, _ := c.Get("form").(url.Values)
 	return f
+}
+
+// checkClientAuthShape applies what fosite leaves open: one client
+// authentication method per request (RFC 6749 §2.3; SECURITY.md G05), and
+// a client assertion whose aud is our issuer as a single string (FAPI 2.0
+// §5.3.2.1-8; RFC 9126 §2; SECURITY.md G02) — refused before fosite
+// verifies the signature, so only rejections are based on unverified
+// claims.
+func (s *Server) checkClientAuthShape(r *http.Request, form url.Values) *protoError {
+	_, _, basic := r.BasicAuth()
+	assertion := form.Get("client_assertion")
+	methods := 0
+	for _, used := range []bool{basic, assertion != "", form.Get("client_secret") != ""} {
+		if used {
+			methods++
+		}
+	}
+	if methods > 1 {
+		return errInvalidRequest("Use exactly one client authentication method.")
+	}
+	if assertion == "" {
+		return nil
+	}
+	parts := strings.Split(assertion, ".")
+	if len(parts) != 3 {
+		return newError(http.StatusUnauthorized, "invalid_client", "The client_assertion is not a signed JWT.")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return newError(http.StatusUnauthorized, "invalid_client", "The client_assertion is not a signed JWT.")
+	}
+	var claims struct {
+		Aud any `json:"aud"`
+	}
+	if json.Unmarshal(payload, &claims) != nil {
+		return newError(http.StatusUnauthorized, "invalid_client", "The client_assertion is not a signed JWT.")
+	}
+	if aud, ok := claims.Aud.(string); !ok || aud != s.cfg.Issuer {
+		return newError(http.StatusUnauthorized, "invalid_client", "The client_assertion aud must be our issuer identifier, as a single string.")
+	}
+	return nil
 }

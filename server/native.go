@@ -149,7 +149,7 @@ func (s *Server) nativeClient(c echo.Context, form url.Values) (*Client, error) 
 	}
 	if !client.IsPublic() {
 		if _, err := s.oauth.(*fosite.Fosite).AuthenticateClient(c.Request().Context(), c.Request(), form); err != nil {
-			return nil, err
+			return nil, fositeErr(err)
 		}
 	}
 	if !client.FirstParty {

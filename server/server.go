@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -23,6 +24,7 @@ import (
 	fositepar "github.com/ory/fosite/handler/par"
 	"github.com/ory/fosite/handler/pkce"
 	fositehmac "github.com/ory/fosite/token/hmac"
+	fositejwt "github.com/ory/fosite/token/jwt"
 	"go.uber.org/zap"
 
 	"github.com/fedas/fedas/config"
@@ -81,6 +83,8 @@ type Server struct {
 	// Ephemeral reports which keys were generated at start.
 	EphemeralSigningKey, EphemeralHMACSecret bool
 }
+
+var clockSkewOnce sync.Once
 
 // fositeConfig accepts the issuer and the PAR endpoint, besides the token
 // endpoint, as the audience of client assertions (RFC 9126 §2; RFC 7523
@@ -214,6 +218,13 @@ func New(o Options) (*Server, error) {
 		Logger:      o.Logger.Named("flow"),
 	})
 	s.dpop = &dpop.Verifier{Replay: dpopReplay{o.Store}}
+	clockSkewOnce.Do(func() {
+		// fosite validates client assertions with no leeway: an iat a
+		// second ahead of our clock fails. Accept 10 s of skew
+		// (SECURITY.md G03: +8 s accepted, +61 s refused). fosite exposes
+		// only this package-level clock, used for client assertions here.
+		fositejwt.TimeFunc = func() time.Time { return time.Now().Add(10 * time.Second) }
+	})
 	s.routes()
 	return s, nil
 }

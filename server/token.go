@@ -1,11 +1,14 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
 	"github.com/ory/fosite"
+
+	"github.com/fedas/fedas/storage"
 )
 
 // token serves the token endpoint (RFC 6749 §3.2) through fosite: the
@@ -26,7 +29,7 @@ func (s *Server) token(c echo.Context) error {
 	}
 	ctx = withCodeMemo(ctx)
 	ar, err := s.oauth.NewAccessRequest(ctx, c.Request(), newSession())
-	if err != nil {
+	if err = fositeErr(err); err != nil {
 		return s.writeError(c, err)
 	}
 	// RFC 9449 §5, §10: a code or refresh token bound to a key is used only
@@ -119,7 +122,7 @@ func (s *Server) par(c echo.Context) error {
 		return s.writeError(c, errInvalidRequest("The redirect_uri parameter is required."))
 	}
 	ar, err := s.oauth.NewPushedAuthorizeRequest(ctx, c.Request())
-	if err != nil {
+	if err = fositeErr(err); err != nil {
 		return s.writeError(c, err)
 	}
 	if ar.GetClient().IsPublic() {
@@ -135,7 +138,7 @@ func (s *Server) par(c echo.Context) error {
 // revoke serves token revocation (RFC 7009 §2). A storage failure is a
 // 503, never a 200 that would leave the token alive (CVE-2020-15223).
 func (s *Server) revoke(c echo.Context) error {
-	err := s.oauth.NewRevocationRequest(c.Request().Context(), c.Request())
+	err := fositeErr(s.oauth.NewRevocationRequest(c.Request().Context(), c.Request()))
 	if err != nil {
 		return s.writeError(c, err)
 	}
@@ -148,7 +151,7 @@ func (s *Server) revoke(c echo.Context) error {
 func (s *Server) introspect(c echo.Context) error {
 	ctx := c.Request().Context()
 	ir, err := s.oauth.NewIntrospectionRequest(ctx, c.Request(), newSession())
-	if err != nil {
+	if err = fositeErr(err); err != nil {
 		if errors.Is(err, fosite.ErrInactiveToken) || errors.Is(err, fosite.ErrNotFound) || errors.Is(err, fosite.ErrTokenExpired) || errors.Is(err, fosite.ErrInvalidTokenFormat) || errors.Is(err, fosite.ErrTokenSignatureMismatch) {
 			return writeJSON(c, http.StatusOK, map[string]any{"active": false})
 		}
@@ -208,4 +211,17 @@ func joinScopes(a fosite.Arguments) string {
 		out += s
 	}
 	return out
+}
+
+// fositeErr fixes fosite's one known leak of a plain error: a client
+// assertion failing its time checks (expired, issued in the future)
+// comes back as the bare jwt validation error, which would be a 500.
+// Anything fosite returns that is neither an RFC 6749 error nor a storage
+// failure is a client-authentication failure.
+func fositeErr(err error) error {
+	var re *fosite.RFC6749Error
+	if err == nil || errors.As(err, &re) || errors.Is(err, storage.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fosite.ErrInvalidClient.WithHint("The client authentication could not be validated.").WithWrap(err)
 }
