@@ -28,33 +28,10 @@ var ErrUnknownKey = errors.New("federation: no signing key with this kid in the 
 // complaint).
 var privateJWKMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k", "priv"}
 
-// JWKSOptions configures a JWKSCache (RFC 7517 §5). Zero values select the
-// same defaults as MetadataOptions.
-type JWKSOptions struct {
-	// HTTPClient is optional; it is copied and its CheckRedirect replaced
-	// so redirects are never followed (SECURITY.md K05). Without it the
-	// cache uses par.NewTransport.
-	HTTPClient *http.Client
-	// TTL is how long a fetched JWK Set is used before refetching
-	// (default DefaultTTL). After a failed refresh the old set may be used
-	// for up to one more TTL.
-	TTL time.Duration
-	// MinRefresh is the least time between two fetches of one jwks_uri,
-	// whether they were triggered by expiry, by an unknown kid or by a
-	// failure (default DefaultMinRefresh; SECURITY.md D9).
-	MinRefresh time.Duration
-	// Timeout bounds one fetch end to end (default DefaultTimeout).
-	Timeout time.Duration
-	// MaxBytes bounds the JWK Set body (default DefaultMaxBytes).
-	MaxBytes int64
-	// AllowLoopbackHTTP admits http and loopback jwks_uri values, for tests
-	// only (SECURITY.md K03).
-	AllowLoopbackHTTP bool
-	// Logger receives failed fetches, skipped keys and stale serving.
-	Logger *zap.Logger
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
-}
+// JWKSOptions configures a JWKSCache (RFC 7517 §5): the same knobs as a
+// MetadataCache, applied per jwks_uri instead of per issuer. An unknown
+// kid triggers a refetch at most once per MinRefresh (SECURITY.md D9).
+type JWKSOptions = FetchOptions
 
 // JWKSCache fetches and caches downstream JWK Sets (RFC 7517 §5) by
 // jwks_uri (RFC 8414 §2). It is safe for concurrent use. The URIs it is

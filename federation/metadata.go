@@ -196,9 +196,12 @@ type rawMetadata struct {
 	IssParameterSupported     bool     `json:"authorization_response_iss_parameter_supported"`
 }
 
-// MetadataOptions configures a MetadataCache (RFC 8414 §3). Zero values
-// select the documented defaults.
-type MetadataOptions struct {
+// MetadataOptions configures a MetadataCache (RFC 8414 §3).
+type MetadataOptions = FetchOptions
+
+// FetchOptions configures the downstream caches (metadata per issuer, JWK
+// Sets per jwks_uri). Zero values select the documented defaults.
+type FetchOptions struct {
 	// HTTPClient is optional. It is copied and its CheckRedirect replaced
 	// so redirects are never followed whatever the caller configured
 	// (SECURITY.md K05). Without it the cache uses par.NewTransport.
@@ -207,8 +210,9 @@ type MetadataOptions struct {
 	// (default DefaultTTL). After a failed refresh the old document may be
 	// served for up to one more TTL.
 	TTL time.Duration
-	// MinRefresh is the least time between two fetches for one issuer,
-	// failures included (default DefaultMinRefresh).
+	// MinRefresh is the least time between two fetches of one issuer or
+	// jwks_uri, failures and unknown kids included (default
+	// DefaultMinRefresh).
 	MinRefresh time.Duration
 	// Timeout bounds one fetch end to end (default DefaultTimeout).
 	Timeout time.Duration
@@ -218,7 +222,8 @@ type MetadataOptions struct {
 	// localhost) in issuers and endpoints. It exists for tests; production
 	// configuration must leave it false (SECURITY.md K03).
 	AllowLoopbackHTTP bool
-	// Logger receives failed fetches, stale serving and endpoint changes.
+	// Logger receives failed fetches, stale serving, endpoint changes and
+	// skipped keys.
 	Logger *zap.Logger
 	// Now is the clock; nil means time.Now. Tests use it to step over TTLs.
 	Now func() time.Time
