@@ -257,6 +257,12 @@ func (s *Store) createCode(ctx context.Context, op, signature string, rec storag
 
 // Token implements storage.TokenStore.
 func (s *Store) Token(ctx context.Context, kind storage.Kind, signature string) (storage.Record, error) {
+	return s.read(ctx, "Token", kind, signature, false)
+}
+
+// read fetches a token-like artefact; with consume it deletes it in the
+// same atomic step (GETDEL, or a script for a code hash).
+func (s *Store) read(ctx context.Context, op string, kind storage.Kind, signature string, consume bool) (storage.Record, error) {
 	if err := checkKind(kind); err != nil {
 		return storage.Record{}, err
 	}
@@ -267,18 +273,31 @@ func (s *Store) Token(ctx context.Context, kind storage.Kind, signature string) 
 	defer cancel()
 	key := s.tokenKey(kind, signature)
 	if kind == storage.KindCode {
-		vals, err := s.client.HMGet(ctx, key, "rec", "used").Result()
+		var vals []any
+		var err error
+		if consume {
+			vals, err = consumeCode.Run(ctx, s.client, []string{key}).Slice()
+		} else {
+			vals, err = s.client.HMGet(ctx, key, "rec", "used").Result()
+		}
+		if errors.Is(err, redis.Nil) {
+			return storage.Record{}, storage.ErrNotFound
+		}
 		if err != nil {
-			return storage.Record{}, s.fail("Token", err)
+			return storage.Record{}, s.fail(op, err)
 		}
 		return codeResult(vals)
 	}
-	v, err := s.client.Get(ctx, key).Result()
+	get := s.client.Get
+	if consume {
+		get = s.client.GetDel
+	}
+	v, err := get(ctx, key).Result()
 	if errors.Is(err, redis.Nil) {
 		return storage.Record{}, storage.ErrNotFound
 	}
 	if err != nil {
-		return storage.Record{}, s.fail("Token", err)
+		return storage.Record{}, s.fail(op, err)
 	}
 	return decodeRecord(v)
 }
@@ -350,33 +369,7 @@ func casResult(n int) error {
 // the code hash, which returns ErrInvalidated with a redeemed code's
 // record, as Token does).
 func (s *Store) ConsumeToken(ctx context.Context, kind storage.Kind, signature string) (storage.Record, error) {
-	if err := checkKind(kind); err != nil {
-		return storage.Record{}, err
-	}
-	if !validKey(signature) {
-		return storage.Record{}, storage.ErrNotFound
-	}
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
-	key := s.tokenKey(kind, signature)
-	if kind == storage.KindCode {
-		vals, err := consumeCode.Run(ctx, s.client, []string{key}).Slice()
-		if errors.Is(err, redis.Nil) {
-			return storage.Record{}, storage.ErrNotFound
-		}
-		if err != nil {
-			return storage.Record{}, s.fail("ConsumeToken", err)
-		}
-		return codeResult(vals)
-	}
-	v, err := s.client.GetDel(ctx, key).Result()
-	if errors.Is(err, redis.Nil) {
-		return storage.Record{}, storage.ErrNotFound
-	}
-	if err != nil {
-		return storage.Record{}, s.fail("ConsumeToken", err)
-	}
-	return decodeRecord(v)
+	return s.read(ctx, "ConsumeToken", kind, signature, true)
 }
 
 // RevokeRequest implements storage.TokenStore: it reads the request's

@@ -114,18 +114,10 @@ func launch(tb testing.TB, bin string, port int, extra []string) (*Server, error
 		"--daemonize", "no",
 	}
 	args = append(args, extra...)
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = dir
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+	s, err := spawn(tb, bin, dir, port, args...)
+	if err != nil {
+		return nil, err
 	}
-	s := &Server{tb: tb, port: port, dir: dir, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		close(s.done)
-	}()
-	tb.Cleanup(s.Stop)
 
 	deadline := time.Now().Add(readyTimeout)
 	for {
@@ -401,4 +393,22 @@ func readReply(r *bufio.Reader) (string, error) {
 		return strings.Join(parts, "\n"), nil
 	}
 	return "", fmt.Errorf("redistest: unexpected reply %q", line)
+}
+
+// spawn starts bin with args in dir and registers its cleanup; it does
+// not wait for the server to answer.
+func spawn(tb testing.TB, bin, dir string, port int, args ...string) (*Server, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s %s: %w", bin, strings.Join(args, " "), err)
+	}
+	s := &Server{tb: tb, port: port, dir: dir, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		close(s.done)
+	}()
+	tb.Cleanup(s.Stop)
+	return s, nil
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -276,19 +275,7 @@ func stopAll(servers []*Server) {
 // not wait for it to answer.
 func spawnSentinel(tb testing.TB, bin, dir, conf string, port int) (*Server, error) {
 	tb.Helper()
-	cmd := exec.Command(bin, conf, "--sentinel")
-	cmd.Dir = dir
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s --sentinel: %w", bin, err)
-	}
-	s := &Server{tb: tb, port: port, dir: dir, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		close(s.done)
-	}()
-	tb.Cleanup(s.Stop)
-	return s, nil
+	return spawn(tb, bin, dir, port, conf, "--sentinel")
 }
 
 // waitPing waits until s answers PING, for at most readyTimeout.
