@@ -6,9 +6,12 @@ import (
 	"crypto/ecdsa"
 	"encoding/base64"
 	"net/http"
+	"slices"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/labstack/echo/v4"
+
+	"github.com/fedas/fedas/dpop"
 )
 
 // initKeys publishes the public key (kid = RFC 7638 thumbprint) and
@@ -26,11 +29,32 @@ func (s *Server) initKeys(key *ecdsa.PrivateKey) error {
 	return err
 }
 
+// Client authentication methods each endpoint accepts (RFC 8414 §2):
+// every one is exercised per endpoint by TestMetadata_AdvertisedAuthWorks.
+// Introspection refuses public clients (introspect.go); revocation takes
+// them by client_id (RFC 7009 §2.1); PAR only confidential ones
+// (RFC 9126 §2).
+var (
+	confidentialAuthMethods = []string{"client_secret_basic", "client_secret_post", "private_key_jwt"}
+	anyAuthMethods          = append([]string{"none"}, confidentialAuthMethods...)
+)
+
+func algNames(algs []jose.SignatureAlgorithm) []string {
+	out := make([]string, len(algs))
+	for i, a := range algs {
+		out[i] = string(a)
+	}
+	return out
+}
+
 // Metadata returns the RFC 8414 §2 authorization server metadata. The
 // native endpoint is published under both names (PROTOCOL-NOTES Q1):
 // authorization_challenge_endpoint (FiPA-04 §8) and
-// native_authorization_endpoint (federation draft §4.1).
+// native_authorization_endpoint (federation draft §4.1). The
+// private_key_jwt algorithms are the ones clientauth.go verifies, and the
+// DPoP ones the dpop package's allow-list (RFC 9449 §5.1).
 func (s *Server) Metadata() map[string]any {
+	assertion := algNames(assertionAlgs)
 	return map[string]any{
 		"issuer":                                                       s.cfg.Issuer,
 		"authorization_challenge_endpoint":                             s.url(PathNative),
@@ -47,11 +71,14 @@ func (s *Server) Metadata() map[string]any {
 		"response_types_supported":                                     []string{"code"},
 		"grant_types_supported":                                        []string{"authorization_code", "refresh_token"},
 		"code_challenge_methods_supported":                             []string{"S256"},
-		"token_endpoint_auth_methods_supported":                        []string{"none", "client_secret_basic", "client_secret_post", "private_key_jwt"},
-		"token_endpoint_auth_signing_alg_values_supported":             []string{"ES256", "PS256", "EdDSA"},
-		"pushed_authorization_request_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "private_key_jwt"},
-		"revocation_endpoint_auth_methods_supported":                   []string{"none", "client_secret_basic", "client_secret_post", "private_key_jwt"},
-		"introspection_endpoint_auth_methods_supported":                []string{"client_secret_basic", "client_secret_post", "private_key_jwt"},
+		"token_endpoint_auth_methods_supported":                        slices.Clone(anyAuthMethods),
+		"token_endpoint_auth_signing_alg_values_supported":             assertion,
+		"pushed_authorization_request_endpoint_auth_methods_supported": slices.Clone(confidentialAuthMethods),
+		"revocation_endpoint_auth_methods_supported":                   slices.Clone(anyAuthMethods),
+		"revocation_endpoint_auth_signing_alg_values_supported":        assertion,
+		"introspection_endpoint_auth_methods_supported":                slices.Clone(confidentialAuthMethods),
+		"introspection_endpoint_auth_signing_alg_values_supported":     assertion,
+		"dpop_signing_alg_values_supported":                            algNames(dpop.Algs),
 		"scopes_supported":                                             s.cfg.Scopes,
 		"require_pushed_authorization_requests":                        false,
 	}

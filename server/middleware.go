@@ -92,24 +92,104 @@ func parseStrictForm(body string, maxParams int) (url.Values, *protoError) {
 	return form, nil
 }
 
+// parseStrictJSON reads a JSON body (FiPA-04 §5.3) by the form parser's
+// rules: valid UTF-8 (checked on the raw bytes, since encoding/json
+// silently turns invalid UTF-8 and lone surrogate escapes into U+FFFD),
+// exactly one top-level object and nothing after it but whitespace
+// (RFC 8259 §2), string values only, every member at most once (RFC 8259
+// §4 leaves duplicates open; RFC 6749 §3.1 does not) and at most
+// maxParams members. It streams tokens so that duplicates are seen.
 func parseStrictJSON(body []byte, maxParams int) (url.Values, *protoError) {
-	var m map[string]any
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&m); err != nil {
-		return nil, errInvalidRequest("The request body is not a JSON object.")
+	if !utf8.Valid(body) || !validSurrogateEscapes(body) {
+		return nil, errInvalidRequest("Parameters must be UTF-8.")
 	}
-	if len(m) > maxParams {
-		return nil, errInvalidRequest("Too many parameters.")
+	notObject := errInvalidRequest("The request body is not a JSON object.")
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, notObject
 	}
 	form := url.Values{}
-	for k, v := range m {
-		str, ok := v.(string)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, notObject
+		}
+		k, ok := tok.(string)
+		if !ok {
+			return nil, notObject
+		}
+		if _, dup := form[k]; dup {
+			return nil, errInvalidRequest(fmt.Sprintf("The %s member is repeated.", safeName(k)))
+		}
+		if len(form) == maxParams {
+			return nil, errInvalidRequest("Too many parameters.")
+		}
+		tok, err = dec.Token()
+		if err != nil {
+			return nil, notObject
+		}
+		v, ok := tok.(string)
 		if !ok {
 			return nil, errInvalidRequest(fmt.Sprintf("The %s member must be a string.", safeName(k)))
 		}
-		form.Set(k, str)
+		form.Set(k, v)
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return nil, notObject
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errInvalidRequest("The request body has data after the JSON object.")
 	}
 	return form, nil
+}
+
+// validSurrogateEscapes reports whether every \uD800–\uDFFF escape in a
+// JSON text is part of a high–low surrogate pair (RFC 8259 §7, §8.2):
+// what a lone one decodes to is not the sender's text. Backslashes occur
+// only inside strings in valid JSON, and anything else fails decoding.
+func validSurrogateEscapes(b []byte) bool {
+	hex4 := func(i int) (rune, bool) {
+		if i+6 > len(b) || b[i] != '\\' || b[i+1] != 'u' {
+			return 0, false
+		}
+		var r rune
+		for _, c := range b[i+2 : i+6] {
+			switch {
+			case c >= '0' && c <= '9':
+				r = r<<4 | rune(c-'0')
+			case c >= 'a' && c <= 'f':
+				r = r<<4 | rune(c-'a'+10)
+			case c >= 'A' && c <= 'F':
+				r = r<<4 | rune(c-'A'+10)
+			default:
+				return 0, false
+			}
+		}
+		return r, true
+	}
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		r, ok := hex4(i)
+		if !ok {
+			i++ // a two-character escape such as \\ or \"
+			continue
+		}
+		switch {
+		case r >= 0xD800 && r <= 0xDBFF:
+			lo, ok := hex4(i + 6)
+			if !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return false
+			}
+			i += 11
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return false
+		default:
+			i += 5
+		}
+	}
+	return true
 }
 
 // safeName bounds a parameter name before it appears in a description.

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -24,7 +23,6 @@ import (
 	fositepar "github.com/ory/fosite/handler/par"
 	"github.com/ory/fosite/handler/pkce"
 	fositehmac "github.com/ory/fosite/token/hmac"
-	fositejwt "github.com/ory/fosite/token/jwt"
 	"go.uber.org/zap"
 
 	"github.com/fedas/fedas/config"
@@ -62,6 +60,9 @@ type Options struct {
 	// HMACSecret (≥32 bytes) keys fosite's codes and tokens; nil means
 	// ephemeral. Instances sharing a store must share it.
 	HMACSecret []byte
+	// Now is this server's clock for client assertions (RFC 7523 §3);
+	// nil means time.Now. It is per Server: nothing process-global.
+	Now func() time.Time
 }
 
 // Server is one fedas authorization server.
@@ -78,13 +79,12 @@ type Server struct {
 	jwks     jose.JSONWebKeySet
 	signer   jose.Signer
 	dpop     *dpop.Verifier
+	now      func() time.Time
 	echo     *echo.Echo
 	http     *http.Server
 	// Ephemeral reports which keys were generated at start.
 	EphemeralSigningKey, EphemeralHMACSecret bool
 }
-
-var clockSkewOnce sync.Once
 
 // fositeConfig accepts the issuer and the PAR endpoint, besides the token
 // endpoint, as the audience of client assertions (RFC 9126 §2; RFC 7523
@@ -106,7 +106,10 @@ func New(o Options) (*Server, error) {
 		o.Logger = zap.NewNop()
 	}
 	cfg := o.Config
-	s := &Server{cfg: cfg, store: o.Store, log: o.Logger}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Server{cfg: cfg, store: o.Store, log: o.Logger, now: o.Now}
 	if o.SigningKey == nil {
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
@@ -188,6 +191,10 @@ func New(o Options) (*Server, error) {
 	fc.RevocationHandlers.Append(revoke)
 	fc.PushedAuthorizeEndpointHandlers.Append(parh)
 	s.oauth = fosite.NewOAuth2Provider(s.fstore, fc)
+	// Client assertions are verified with this server's clock and 10 s of
+	// skew (clientauth.go; SECURITY.md G03), never by moving fosite's
+	// package-level jwt.TimeFunc.
+	fc.ClientAuthenticationStrategy = s.authenticateClient
 
 	users := make([]flow.User, 0, len(cfg.Users))
 	for _, u := range cfg.Users {
@@ -218,13 +225,6 @@ func New(o Options) (*Server, error) {
 		Logger:      o.Logger.Named("flow"),
 	})
 	s.dpop = &dpop.Verifier{Replay: dpopReplay{o.Store}}
-	clockSkewOnce.Do(func() {
-		// fosite validates client assertions with no leeway: an iat a
-		// second ahead of our clock fails. Accept 10 s of skew
-		// (SECURITY.md G03: +8 s accepted, +61 s refused). fosite exposes
-		// only this package-level clock, used for client assertions here.
-		fositejwt.TimeFunc = func() time.Time { return time.Now().Add(10 * time.Second) }
-	})
 	s.routes()
 	return s, nil
 }
