@@ -116,7 +116,10 @@ func (s *Server) verifyClientAssertion(ctx context.Context, formID, assertion st
 	if jti == "" {
 		return bad("The client_assertion needs a jti.")
 	}
-	if err := s.fstore.SetClientAssertionJWT(ctx, jti, exp.Add(clientAssertionLeeway)); err != nil {
+	// The jti must stay recorded for as long as our clock accepts the
+	// assertion; the store counts in real time, so convert.
+	keep := time.Now().Add(exp.Add(clientAssertionLeeway).Sub(now) + time.Second)
+	if err := s.fstore.SetClientAssertionJWT(ctx, jti, keep); err != nil {
 		if errors.Is(err, fosite.ErrJTIKnown) {
 			return bad("The client_assertion was already used (RFC 7523 §3 item 7).")
 		}
