@@ -243,7 +243,7 @@ func TestIntrospection_CallerAuthentication(t *testing.T) {
 		{"access_token parameter", noAuth, url.Values{"access_token": {at}}, 401, "invalid_client"},
 		{"Bearer header and client_id of a public client", authHeader("Bearer " + at), url.Values{"client_id": {"demo-app"}}, 401, "invalid_client"},
 		{"two Authorization headers", func(tb testing.TB, f url.Values) []func(*http.Request) {
-			return append(authBasic("demo-partner", partnerSecret)(tb, f), authHeader("Bearer " + at)(tb, f)...)
+			return append(authBasic("demo-partner", partnerSecret)(tb, f), authHeader("Bearer "+at)(tb, f)...)
 		}, nil, 400, "invalid_request"},
 		{"public client by client_id", authNone("demo-app"), nil, 401, "invalid_client"},
 		{"public client by Basic without secret", authBasic("demo-app", ""), nil, 401, "invalid_client"},
