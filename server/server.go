@@ -86,9 +86,10 @@ type Server struct {
 	EphemeralSigningKey, EphemeralHMACSecret bool
 }
 
-// fositeConfig accepts the issuer and the PAR endpoint, besides the token
-// endpoint, as the audience of client assertions (RFC 9126 §2; RFC 7523
-// §3 item 3).
+// fositeConfig is fosite's configuration plus our token URLs (the issuer,
+// the token and PAR endpoints: RFC 9126 §2; RFC 7523 §3 item 3). Client
+// assertions themselves are verified by authenticateClient (clientauth.go),
+// which takes only the issuer as aud (SECURITY.md G02).
 type fositeConfig struct {
 	*fosite.Config
 	tokenURLs []string

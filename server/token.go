@@ -135,11 +135,12 @@ func (s *Server) par(c echo.Context) error {
 	return writeJSON(c, http.StatusCreated, map[string]any{"request_uri": resp.GetRequestURI(), "expires_in": resp.GetExpiresIn()})
 }
 
-// fositeErr fixes fosite's one known leak of a plain error: a client
-// assertion failing its time checks (expired, issued in the future)
-// comes back as the bare jwt validation error, which would be a 500.
-// Anything fosite returns that is neither an RFC 6749 error nor a storage
-// failure is a client-authentication failure.
+// fositeErr keeps plain errors from client authentication out of a 500:
+// fosite's own assertion parser once leaked bare jwt validation errors
+// (client assertions are now verified in clientauth.go, which answers
+// RFC 6749 errors, but fosite's secret path is still fosite's). Anything
+// that is neither an RFC 6749 error nor a storage failure is a
+// client-authentication failure.
 func fositeErr(err error) error {
 	var re *fosite.RFC6749Error
 	if err == nil || errors.As(err, &re) || errors.Is(err, storage.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
