@@ -3,10 +3,13 @@
 // an httptest server on 127.0.0.1 that publishes RFC 8414 metadata, takes
 // pushed authorization requests, turns a request_uri presented at its
 // native endpoint into an authorization code without any user interaction,
-// plays a standard browser authorization endpoint (RFC 6749 §4.1; RFC 9126
-// §4) whose simulated user signs in at once, redeems codes at its token endpoint for an access token and an ES256 ID
-// token signed by the key at its jwks_uri, and records every request it
-// receives so tests can inspect what fedas sent.
+// plays a standard browser authorization endpoint (RFC 6749 §4.1; RFC
+// 9126 §4) whose simulated user signs in at once, redeems codes at its
+// token endpoint for an access token and an ES256 ID token signed by the
+// key at its jwks_uri, and records every request it receives so tests can
+// inspect what fedas sent. The token endpoint requires the redirect_uri of
+// the authorization request, when it had one (RFC 6749 §4.1.3), and
+// answers token_type DPoP to a request carrying a DPoP proof.
 //
 // Every endpoint has a Mode (see SetMode) to make it misbehave: down,
 // slow, garbage, redirects, oversized bodies, protocol errors. The ID
