@@ -25,5 +25,9 @@
 //
 // A downstream supports native federation when its metadata carries either
 // authorization_challenge_endpoint (FiPA-04 §8) or
-// native_authorization_endpoint (ZFed-01 §4.1); PROTOCOL-NOTES Q1.
+// native_authorization_endpoint (ZFed-01 §4.1); PROTOCOL-NOTES Q1. A
+// downstream without one can still be reached through the browser when it
+// publishes an authorization_endpoint (Federator.BeginWeb; PROTOCOL-NOTES
+// Q19); the browser's response is checked with Federator.CheckResponseIss
+// (RFC 9207 §2.4) before its code or error is acted on.
 package federation

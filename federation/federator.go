@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,9 +38,27 @@ var (
 	// ErrHopGone: the hop's downstream was removed or re-pointed since
 	// federation began (SECURITY.md B12).
 	ErrHopGone = errors.New("federation: downstream no longer configured for this hop")
-	// ErrRejected: the downstream refused the code (terminal).
+	// ErrRejected: the downstream refused the code, or its result failed
+	// our checks (terminal).
 	ErrRejected = errors.New("federation: downstream rejected the request")
+	// ErrAuthTooOld: we forwarded max_age and the downstream's ID token has
+	// no auth_time, or one older than max_age plus AuthTimeLeeway (OIDC
+	// Core §3.1.2.1, §3.1.3.7 step 13). Errors carrying it also match
+	// ErrRejected, never ErrUnavailable: the code is spent and retrying
+	// cannot help; callers answer access_denied.
+	ErrAuthTooOld = errors.New("federation: downstream authentication is older than max_age")
+	// ErrACRNotMet: we forwarded acr_values and the downstream's ID token
+	// has no acr, or one we did not request (OIDC Core §3.1.2.1, §3.1.3.7
+	// step 12; RFC 9470 §4). Errors carrying it also match ErrRejected,
+	// never ErrUnavailable; callers answer access_denied.
+	ErrACRNotMet = errors.New("federation: downstream authentication context does not meet acr_values")
 )
+
+// AuthTimeLeeway is the clock skew between us and a downstream tolerated
+// when checking auth_time against a forwarded max_age (OIDC Core
+// §3.1.3.7 step 13): small, because max_age is how a relying party asks
+// for a recent sign-in and a large leeway would quietly defeat it.
+const AuthTimeLeeway = 10 * time.Second
 
 // Target is where a routing decision sends the user.
 type Target struct {
@@ -61,6 +80,20 @@ type Hop struct {
 	Nonce      string    `json:"nonce"`
 	Began      time.Time `json:"began"`
 	Retried    bool      `json:"retried,omitempty"`
+	// MaxAge is the max_age we forwarded, nil if none; Complete then
+	// requires a recent enough auth_time (OIDC Core §3.1.3.7 step 13).
+	MaxAge *int `json:"max_age,omitempty"`
+	// ACRValues is the acr_values we forwarded, empty if none; Complete
+	// then requires one of them as acr (OIDC Core §3.1.3.7 step 12).
+	ACRValues string `json:"acr_values,omitempty"`
+	// DPoP reports that our PAR carried dpop_jkt of our key, so the
+	// downstream must answer token_type DPoP (RFC 9449 §5, §10;
+	// PROTOCOL-NOTES Q5).
+	DPoP bool `json:"dpop,omitempty"`
+	// RedirectURI is the redirect_uri of a browser hop (BeginWeb), sent
+	// identically at the token endpoint (RFC 6749 §4.1.3); empty for
+	// native hops.
+	RedirectURI string `json:"redirect_uri,omitempty"`
 }
 
 // HopRequest carries what the upstream request asks of the downstream.
@@ -87,7 +120,9 @@ type Identity struct {
 	Subject  string
 	AMR      []string
 	AuthTime time.Time
-	Claims   map[string]any
+	// ACR is the ID token's "acr" (OIDC Core §2), empty when absent.
+	ACR    string
+	Claims map[string]any
 }
 
 type downstream struct {
@@ -114,6 +149,18 @@ type Federator struct {
 	logo       string
 	// dpop is our key for downstream codes (PROTOCOL-NOTES Q5).
 	dpop *dpop.Key
+
+	// Now is the clock of hop times, ID token validation and the max_age
+	// check; nil means time.Now. Set it before the Federator is used (tests
+	// inject a fixed clock instead of sleeping).
+	Now func() time.Time
+}
+
+func (f *Federator) now() time.Time {
+	if f.Now != nil {
+		return f.Now()
+	}
+	return time.Now()
 }
 
 // New builds a Federator from configuration. dpopSeed (32 bytes) derives
@@ -363,11 +410,15 @@ func random(n int) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func (f *Federator) client(ds *downstream, meta Metadata) *par.Client {
+// client builds the PAR/token client of one call. redirectURI is the
+// hop's (empty for native hops): par sends it in the PAR and, identically,
+// at the token endpoint (RFC 6749 §4.1.3).
+func (f *Federator) client(ds *downstream, meta Metadata, redirectURI string) *par.Client {
 	return par.New(par.Options{
 		Issuer:        ds.cfg.Issuer,
 		PAREndpoint:   meta.PAREndpoint,
 		TokenEndpoint: meta.TokenEndpoint,
+		RedirectURI:   redirectURI,
 		Auth:          ds.auth,
 		Timeout:       ds.http.Timeout,
 		HTTPClient:    ds.http,
@@ -398,13 +449,9 @@ func (f *Federator) Begin(ctx context.Context, id string, r HopRequest) (Hop, Fe
 	if meta.PAREndpoint == "" {
 		return Hop{}, Federate{}, fmt.Errorf("%w: downstream has no PAR endpoint", ErrFederateUnsupported)
 	}
-	verifier, challenge := par.NewPKCE()
-	state := r.State
-	if state == "" {
-		state = random(16)
-	}
-	hop := Hop{ID: random(32), Downstream: id, Issuer: ds.cfg.Issuer, Verifier: verifier, State: state, Nonce: random(16), Began: time.Now()}
-	pushed, err := f.client(ds, meta).Push(ctx, par.Request{
+	hop, challenge := f.newHop(id, ds, r, "")
+	hop.DPoP = f.dpop != nil
+	pushed, err := f.client(ds, meta, "").Push(ctx, par.Request{
 		ClientID:          ds.cfg.ClientID,
 		Scope:             f.mapScope(ds, r.Scope),
 		State:             hop.State,
@@ -421,6 +468,160 @@ func (f *Federator) Begin(ctx context.Context, id string, r HopRequest) (Hop, Fe
 	return hop, Federate{FederationURI: meta.NativeEndpoint, FederationBody: body.Encode()}, nil
 }
 
+// newHop pins a hop's state: a fresh S256 PKCE pair, the state (r.State
+// if set), a fresh nonce (RFC 9700 §2.1.1, §4.5.3), and what Complete must
+// check against what we forward (max_age, acr_values). It returns the
+// code_challenge to send.
+func (f *Federator) newHop(id string, ds *downstream, r HopRequest, redirectURI string) (Hop, string) {
+	verifier, challenge := par.NewPKCE()
+	state := r.State
+	if state == "" {
+		state = random(16)
+	}
+	hop := Hop{ID: random(32), Downstream: id, Issuer: ds.cfg.Issuer, Verifier: verifier, State: state, Nonce: random(16),
+		Began: f.now(), ACRValues: r.ACRValues, RedirectURI: redirectURI}
+	if r.MaxAge != nil {
+		v := *r.MaxAge
+		hop.MaxAge = &v
+	}
+	return hop, challenge
+}
+
+// SupportsNative reports whether Begin can federate to downstream id: its
+// metadata, fetched from the configured issuer only, advertises a native
+// endpoint (federation draft §4.1; PROTOCOL-NOTES Q1) and a PAR endpoint
+// (RFC 9126 §5). It pushes nothing, so a caller can choose between Begin
+// and BeginWeb (PROTOCOL-NOTES Q19). An unknown id is ErrHopGone;
+// metadata failures match ErrUnavailable or ErrIssuerMismatch.
+func (f *Federator) SupportsNative(ctx context.Context, id string) (bool, error) {
+	ds, ok := f.ds[id]
+	if !ok {
+		return false, ErrHopGone
+	}
+	ctx, cancel := context.WithTimeout(ctx, ds.http.Timeout)
+	defer cancel()
+	meta, err := f.meta.Get(ctx, ds.cfg.Issuer)
+	if err != nil {
+		return false, err
+	}
+	return meta.SupportsNative() && meta.PAREndpoint != "", nil
+}
+
+// BeginWeb starts a hop to downstream id through the browser, for a
+// downstream without a native endpoint (PROTOCOL-NOTES Q19): a standard
+// authorization code flow (RFC 6749 §4.1) whose response comes back to
+// redirectURI, our web callback. It returns the hop and the URL to send
+// the browser to.
+//
+// Metadata comes from the configured issuer only; a downstream without an
+// authorization_endpoint is refused with an error matching
+// ErrFederateUnsupported before any other request. With a PAR endpoint the
+// request (redirect_uri, fresh S256 PKCE, state, nonce, dpop_jkt of our
+// key as in Begin) is pushed with our client authentication and the URL
+// carries only client_id and request_uri (RFC 9126 §4); the hop is then
+// DPoP-bound. Without one the URL carries the whole request (RFC 6749
+// §4.1.1; OIDC Core §3.1.2.1); dpop_jkt is not sent there, so the hop is
+// not DPoP-bound and a Bearer token is accepted. HopRequest's
+// NativeCallbackURI is not forwarded: the response goes to redirectURI.
+func (f *Federator) BeginWeb(ctx context.Context, id string, r HopRequest, redirectURI string) (Hop, string, error) {
+	if u, err := url.Parse(redirectURI); err != nil || !u.IsAbs() || u.Fragment != "" || u.Host == "" {
+		// Our configuration, never the client's input (RFC 6749 §3.1.2).
+		return Hop{}, "", errors.New("federation: BeginWeb: redirect_uri must be an absolute URI without fragment")
+	}
+	if r.MaxAge != nil && *r.MaxAge < 0 {
+		return Hop{}, "", errors.New("federation: BeginWeb: negative max_age")
+	}
+	ds, ok := f.ds[id]
+	if !ok {
+		return Hop{}, "", ErrHopGone
+	}
+	ctx, cancel := context.WithTimeout(ctx, ds.http.Timeout)
+	defer cancel()
+	meta, err := f.meta.Get(ctx, ds.cfg.Issuer)
+	if err != nil {
+		return Hop{}, "", err
+	}
+	if meta.AuthorizationEndpoint == "" {
+		return Hop{}, "", fmt.Errorf("%w: downstream has no authorization_endpoint", ErrFederateUnsupported)
+	}
+	if meta.RequirePAR && meta.PAREndpoint == "" {
+		// RFC 9126 §5: it would refuse the query; do not send the user there.
+		return Hop{}, "", fmt.Errorf("%w: downstream requires PAR but has no PAR endpoint", ErrFederateUnsupported)
+	}
+	authz, err := url.Parse(meta.AuthorizationEndpoint)
+	if err != nil {
+		return Hop{}, "", fmt.Errorf("%w: authorization_endpoint: %v", ErrUnavailable, err)
+	}
+	// RFC 6749 §3.1: the endpoint's own query MUST be retained.
+	q := authz.Query()
+	hop, challenge := f.newHop(id, ds, r, redirectURI)
+	if meta.PAREndpoint != "" {
+		hop.DPoP = f.dpop != nil
+		pushed, err := f.client(ds, meta, redirectURI).Push(ctx, par.Request{
+			ClientID:      ds.cfg.ClientID,
+			Scope:         f.mapScope(ds, r.Scope),
+			State:         hop.State,
+			Nonce:         hop.Nonce,
+			ACRValues:     r.ACRValues,
+			MaxAge:        r.MaxAge,
+			CodeChallenge: challenge,
+		})
+		if err != nil {
+			return Hop{}, "", err
+		}
+		q.Set("client_id", ds.cfg.ClientID)
+		q.Set("request_uri", pushed.RequestURI)
+	} else {
+		q.Set("response_type", "code")
+		q.Set("client_id", ds.cfg.ClientID)
+		q.Set("redirect_uri", redirectURI)
+		q.Set("scope", f.mapScope(ds, r.Scope))
+		q.Set("state", hop.State)
+		q.Set("nonce", hop.Nonce)
+		q.Set("code_challenge", challenge)
+		q.Set("code_challenge_method", "S256")
+		if r.MaxAge != nil {
+			q.Set("max_age", strconv.Itoa(*r.MaxAge))
+		}
+		if r.ACRValues != "" {
+			q.Set("acr_values", r.ACRValues)
+		}
+	}
+	authz.RawQuery = q.Encode()
+	return hop, authz.String(), nil
+}
+
+// CheckResponseIss applies RFC 9207 §2.4 to an authorization response that
+// came back through the browser, before its code or error is acted on:
+// an iss that differs from the hop's pinned issuer is ErrMixUp, and so is
+// a missing iss when the downstream's metadata advertises
+// authorization_response_iss_parameter_supported (RFC 9207 §3), since an
+// attacker's AS would simply leave it out. A hop whose downstream is gone
+// or re-pointed is ErrHopGone; metadata failures match ErrUnavailable.
+func (f *Federator) CheckResponseIss(ctx context.Context, hop Hop, iss string) error {
+	if iss != "" {
+		// Exact comparison, no normalisation (RFC 9207 §2.4).
+		if iss != hop.Issuer {
+			return ErrMixUp
+		}
+		return nil
+	}
+	ds, ok := f.ds[hop.Downstream]
+	if !ok || ds.cfg.Issuer != hop.Issuer {
+		return ErrHopGone
+	}
+	ctx, cancel := context.WithTimeout(ctx, ds.http.Timeout)
+	defer cancel()
+	meta, err := f.meta.Get(ctx, hop.Issuer)
+	if err != nil {
+		return err
+	}
+	if meta.IssParameterSupported {
+		return fmt.Errorf("%w: iss missing although the downstream advertises it", ErrMixUp)
+	}
+	return nil
+}
+
 // mapScope forwards only mapped scopes, and always openid: the downstream
 // identity must arrive as a signed ID token.
 func (f *Federator) mapScope(ds *downstream, scope string) string {
@@ -435,8 +636,16 @@ func (f *Federator) mapScope(ds *downstream, scope string) string {
 
 // Complete finishes a hop with the downstream's code: the code goes only
 // to the token endpoint of the issuer pinned in the hop, with the hop's
-// verifier and our client authentication; the ID token must be signed by
-// that issuer's keys, for our client_id, with the hop's nonce.
+// verifier, its redirect_uri if it has one (RFC 6749 §4.1.3) and our
+// client authentication; the ID token must be signed by that issuer's
+// keys, for our client_id, with the hop's nonce (OIDC Core §3.1.3.7).
+//
+// It also checks the result against what the hop forwarded: a DPoP-bound
+// hop needs token_type DPoP (RFC 9449 §5), or ErrRejected; a forwarded
+// max_age needs an auth_time no older than max_age + AuthTimeLeeway, or
+// ErrAuthTooOld; forwarded acr_values need an acr among them, or
+// ErrACRNotMet (OIDC Core §3.1.3.7 steps 12-13). Both also match
+// ErrRejected, so test for them first.
 func (f *Federator) Complete(ctx context.Context, hop Hop, code, iss string) (Identity, error) {
 	if iss != "" && iss != hop.Issuer {
 		return Identity{}, ErrMixUp
@@ -451,22 +660,27 @@ func (f *Federator) Complete(ctx context.Context, hop Hop, code, iss string) (Id
 	if err != nil {
 		return Identity{}, err
 	}
-	tok, err := f.client(ds, meta).Exchange(ctx, code, hop.Verifier)
+	tok, err := f.client(ds, meta, hop.RedirectURI).Exchange(ctx, code, hop.Verifier)
 	if err != nil {
 		if errors.Is(err, par.ErrUnavailable) {
 			return Identity{}, err
 		}
 		return Identity{}, fmt.Errorf("%w: %v", ErrRejected, err)
 	}
-	if !strings.EqualFold(tok.TokenType, "bearer") && !strings.EqualFold(tok.TokenType, "dpop") {
-		return Identity{}, fmt.Errorf("%w: token_type %q", ErrRejected, tok.TokenType)
+	switch {
+	case hop.DPoP && !strings.EqualFold(tok.TokenType, "dpop"):
+		// Our PAR bound the code to our key: a Bearer token means the
+		// downstream ignored dpop_jkt, and the code was never protected.
+		return Identity{}, fmt.Errorf("%w: token_type %.20q for a DPoP-bound code", ErrRejected, tok.TokenType)
+	case !strings.EqualFold(tok.TokenType, "bearer") && !strings.EqualFold(tok.TokenType, "dpop"):
+		return Identity{}, fmt.Errorf("%w: token_type %.20q", ErrRejected, tok.TokenType)
 	}
 	if tok.IDToken == "" {
 		return Identity{}, fmt.Errorf("%w: no id_token", ErrRejected)
 	}
 	claims, err := VerifyIDToken(ctx, tok.IDToken, IDTokenParams{
 		Issuer: hop.Issuer, ClientID: ds.cfg.ClientID, Nonce: hop.Nonce,
-		JWKSURI: meta.JWKSURI, Keys: f.jwks, Algs: ds.algs,
+		JWKSURI: meta.JWKSURI, Keys: f.jwks, Algs: ds.algs, Now: f.Now,
 	})
 	if err != nil {
 		if errors.Is(err, ErrUnavailable) {
@@ -474,13 +688,35 @@ func (f *Federator) Complete(ctx context.Context, hop Hop, code, iss string) (Id
 		}
 		return Identity{}, fmt.Errorf("%w: %v", ErrRejected, err)
 	}
-	id := Identity{Issuer: claims.Issuer, Subject: claims.Subject, AMR: claims.AMR, AuthTime: claims.AuthTime, Claims: map[string]any{}}
+	if err := f.checkAuthContext(hop, claims); err != nil {
+		return Identity{}, err
+	}
+	id := Identity{Issuer: claims.Issuer, Subject: claims.Subject, AMR: claims.AMR, AuthTime: claims.AuthTime, ACR: claims.ACR, Claims: map[string]any{}}
 	for _, k := range ds.cfg.Claims {
 		if v, ok := claims.Extra[k]; ok {
 			id.Claims[k] = v
 		}
 	}
 	return id, nil
+}
+
+// checkAuthContext applies OIDC Core §3.1.3.7 steps 12-13 to what the hop
+// forwarded: the downstream must have honoured max_age and acr_values, or
+// the identity does not carry the assurance our client asked for.
+func (f *Federator) checkAuthContext(hop Hop, c IDClaims) error {
+	if hop.MaxAge != nil {
+		if c.AuthTime.IsZero() {
+			return fmt.Errorf("%w: %w: no auth_time although max_age was requested", ErrAuthTooOld, ErrRejected)
+		}
+		limit := time.Duration(*hop.MaxAge)*time.Second + AuthTimeLeeway
+		if age := f.now().Sub(c.AuthTime); age > limit {
+			return fmt.Errorf("%w: %w: auth_time is %s old, max_age %d s", ErrAuthTooOld, ErrRejected, age.Truncate(time.Second), *hop.MaxAge)
+		}
+	}
+	if hop.ACRValues != "" && (c.ACR == "" || !contains(strings.Fields(hop.ACRValues), c.ACR)) {
+		return fmt.Errorf("%w: %w: acr %.40q is not one of the requested values", ErrACRNotMet, ErrRejected, c.ACR)
+	}
+	return nil
 }
 
 // Downstream reports a configured downstream's issuer.

@@ -130,6 +130,9 @@ type Options struct {
 	// client assertion (RFC 9126 §2), for the PAR and the token request.
 	Issuer string
 	// PAREndpoint is pushed_authorization_request_endpoint (RFC 9126 §5).
+	// It may be empty for a client that only redeems codes (a browser
+	// federation to a downstream without PAR, where the authorization
+	// request travelled in the query); Push then fails without any request.
 	PAREndpoint string
 	// TokenEndpoint is token_endpoint (RFC 8414 §2).
 	TokenEndpoint string
@@ -156,7 +159,8 @@ type Options struct {
 }
 
 // Validate checks the options as New would, so that misconfiguration can
-// fail at start-up. Endpoints must be https (RFC 6749 §3.2, RFC 9126 §2; plain
+// fail at start-up. PAREndpoint may be empty (a token-only client).
+// Endpoints must be https (RFC 6749 §3.2, RFC 9126 §2; plain
 // http is accepted only on loopback, for tests) and the issuer must be an
 // https URL without query or fragment (RFC 8414 §2).
 func (o Options) Validate() error {
@@ -166,8 +170,10 @@ func (o Options) Validate() error {
 	if u, _ := url.Parse(o.Issuer); u.RawQuery != "" || u.ForceQuery {
 		return errors.New("par: issuer must not have a query")
 	}
-	if err := checkURL("PAR endpoint", o.PAREndpoint); err != nil {
-		return err
+	if o.PAREndpoint != "" {
+		if err := checkURL("PAR endpoint", o.PAREndpoint); err != nil {
+			return err
+		}
 	}
 	if err := checkURL("token endpoint", o.TokenEndpoint); err != nil {
 		return err
@@ -339,6 +345,9 @@ var reservedParams = map[string]bool{
 func (c *Client) Push(ctx context.Context, r Request) (Pushed, error) {
 	if c.cfgErr != nil {
 		return Pushed{}, c.cfgErr
+	}
+	if c.parURL == "" {
+		return Pushed{}, permanent("no PAR endpoint configured", nil)
 	}
 	form, err := c.pushForm(r)
 	if err != nil {

@@ -1068,6 +1068,8 @@ func TestOptions_Validate(t *testing.T) {
 		{"negative timeout", func(o *Options) { o.Timeout = -1 }, false},
 		{"relative redirect_uri", func(o *Options) { o.RedirectURI = "/cb" }, false},
 		{"ftp", func(o *Options) { o.TokenEndpoint = "ftp://ds1.example/token" }, false},
+		{"token-only client", func(o *Options) { o.PAREndpoint = "" }, true},
+		{"no token endpoint", func(o *Options) { o.TokenEndpoint = "" }, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1087,6 +1089,28 @@ func TestOptions_Validate(t *testing.T) {
 			assert.False(t, asError(t, err).Temporary)
 		})
 	}
+}
+
+// A client without a PAR endpoint redeems codes but never pushes: the
+// browser federation without PAR sends its request in the query.
+func TestClient_TokenOnly(t *testing.T) {
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"access_token":"at","token_type":"Bearer","expires_in":60}`)
+	}))
+	t.Cleanup(srv.Close)
+	c := newTestClient(t, "", srv.URL+"/token", esAuth(t), func(o *Options) { o.RedirectURI = "https://fedas.example/cb" })
+	_, err := c.Push(context.Background(), testRequest())
+	require.Error(t, err)
+	assert.False(t, asError(t, err).Temporary)
+	assert.Equal(t, int64(0), hits.Load(), "no request without a PAR endpoint")
+	v, _ := NewPKCE()
+	tok, err := c.Exchange(context.Background(), "c", v)
+	require.NoError(t, err)
+	assert.Equal(t, "at", tok.AccessToken)
+	assert.Equal(t, int64(1), hits.Load())
 }
 
 func TestNewTransportAndClient(t *testing.T) {

@@ -3,9 +3,13 @@
 // an httptest server on 127.0.0.1 that publishes RFC 8414 metadata, takes
 // pushed authorization requests, turns a request_uri presented at its
 // native endpoint into an authorization code without any user interaction,
-// redeems codes at its token endpoint for an access token and an ES256 ID
-// token signed by the key at its jwks_uri, and records every request it
-// receives so tests can inspect what fedas sent.
+// plays a standard browser authorization endpoint (RFC 6749 §4.1; RFC
+// 9126 §4) whose simulated user signs in at once, redeems codes at its
+// token endpoint for an access token and an ES256 ID token signed by the
+// key at its jwks_uri, and records every request it receives so tests can
+// inspect what fedas sent. The token endpoint requires the redirect_uri of
+// the authorization request, when it had one (RFC 6749 §4.1.3), and
+// answers token_type DPoP to a request carrying a DPoP proof.
 //
 // Every endpoint has a Mode (see SetMode) to make it misbehave: down,
 // slow, garbage, redirects, oversized bodies, protocol errors. The ID
@@ -53,6 +57,8 @@ const (
 	Native   Endpoint = "native"
 	Token    Endpoint = "token"
 	JWKS     Endpoint = "jwks"
+	// Authorize is the browser authorization endpoint (RFC 6749 §3.1).
+	Authorize Endpoint = "authorize"
 )
 
 // Paths of the endpoints, relative to the issuer.
@@ -62,6 +68,8 @@ const (
 	PathNative   = "/native"
 	PathToken    = "/token"
 	PathJWKS     = "/jwks"
+	// PathAuthorize is the authorization endpoint.
+	PathAuthorize = "/authorize"
 )
 
 // RequestURIPrefix is the RFC 9126 §2.2 URN prefix of request_uri values.
@@ -137,6 +145,12 @@ type IDTokenOptions struct {
 	Expired bool
 	// Subject overrides sub (default "user-1").
 	Subject string
+	// ACR sets acr (default: absent).
+	ACR string
+	// AuthTime overrides auth_time (default: iat).
+	AuthTime time.Time
+	// OmitAuthTime leaves auth_time out.
+	OmitAuthTime bool
 	// Claims are merged into the payload last.
 	Claims map[string]any
 }
@@ -169,11 +183,30 @@ type Options struct {
 	ExpiresIn int
 	// NoPKCECheck skips the code_verifier check at the token endpoint.
 	NoPKCECheck bool
+	// NoAuthorize omits authorization_endpoint from the metadata (the
+	// endpoint itself keeps answering).
+	NoAuthorize bool
+	// AuthorizationEndpoint overrides the authorization_endpoint URL the
+	// metadata publishes.
+	AuthorizationEndpoint string
+	// IssParameter advertises
+	// authorization_response_iss_parameter_supported (RFC 9207 §3).
+	IssParameter bool
+	// AuthorizeIss overrides the iss of authorization responses (a wrong
+	// issuer; default the mock's issuer, RFC 9207 §2).
+	AuthorizeIss string
+	// AuthorizeOmitIss leaves iss out of authorization responses.
+	AuthorizeOmitIss bool
+	// AuthorizeError makes the authorization endpoint redirect with this
+	// error (e.g. "access_denied") instead of a code (RFC 6749 §4.1.2.1).
+	AuthorizeError string
 	// ClientKeys, when set, makes the PAR and token endpoints require a
 	// private_key_jwt assertion verified with these keys (401
 	// invalid_client otherwise).
 	ClientKeys *jose.JSONWebKeySet
-	// TokenType is the token_type of token responses (default "Bearer").
+	// TokenType is the token_type of token responses. Default: "DPoP"
+	// when the token request carries a DPoP proof (RFC 9449 §5), else
+	// "Bearer". Set "Bearer" to answer Bearer even when DPoP was used.
 	TokenType string
 	// IDToken shapes the ID token.
 	IDToken IDTokenOptions
@@ -223,6 +256,8 @@ type Mock struct {
 
 var mockSeq atomic.Int64
 
+var endpoints = []Endpoint{Metadata, PAR, Native, Token, JWKS, Authorize}
+
 // Start starts a mock on 127.0.0.1; it stops when the test ends.
 func Start(tb testing.TB, o Options) *Mock {
 	tb.Helper()
@@ -235,7 +270,7 @@ func Start(tb testing.TB, o Options) *Mock {
 		jtis:    map[string]bool{},
 		kid:     fmt.Sprintf("fedtest-%d", mockSeq.Add(1)),
 	}
-	for _, e := range []Endpoint{Metadata, PAR, Native, Token, JWKS} {
+	for _, e := range endpoints {
 		m.counts[e] = new(atomic.Int64)
 	}
 	var err error
@@ -251,6 +286,7 @@ func Start(tb testing.TB, o Options) *Mock {
 	mux.HandleFunc(PathNative, m.handle(Native, m.native))
 	mux.HandleFunc(PathToken, m.handle(Token, m.token))
 	mux.HandleFunc(PathJWKS, m.handle(JWKS, m.jwks))
+	mux.HandleFunc(PathAuthorize, m.handle(Authorize, m.authorize))
 	m.srv = httptest.NewServer(mux)
 	m.URL = m.srv.URL
 	m.Configure(func(opts *Options) { *opts = o })
@@ -318,7 +354,7 @@ func (m *Mock) Requests(e Endpoint) []Recorded {
 // All returns every recorded request of every endpoint.
 func (m *Mock) All() []Recorded {
 	var out []Recorded
-	for _, e := range []Endpoint{Metadata, PAR, Native, Token, JWKS} {
+	for _, e := range endpoints {
 		out = append(out, m.Requests(e)...)
 	}
 	return out
@@ -337,6 +373,8 @@ func (m *Mock) Endpoint(e Endpoint) string {
 		return m.URL + PathToken
 	case JWKS:
 		return m.URL + PathJWKS
+	case Authorize:
+		return m.URL + PathAuthorize
 	}
 	return ""
 }
@@ -495,7 +533,13 @@ func (m *Mock) metadata(w http.ResponseWriter, r *http.Request, _ *Recorded, _ M
 		"token_endpoint_auth_methods_supported": []string{"private_key_jwt"},
 		"token_endpoint_auth_signing_alg_values_supported": []string{"ES256", "PS256", "EdDSA"},
 		"id_token_signing_alg_values_supported":            []string{"ES256"},
-		"require_pushed_authorization_requests":            true,
+		"require_pushed_authorization_requests":            !o.NoPAR,
+	}
+	if !o.NoAuthorize {
+		md["authorization_endpoint"] = pick(o.AuthorizationEndpoint, Authorize)
+	}
+	if o.IssParameter {
+		md["authorization_response_iss_parameter_supported"] = true
 	}
 	if o.Issuer != "" {
 		md["issuer"] = o.Issuer
@@ -577,6 +621,63 @@ func (m *Mock) native(w http.ResponseWriter, r *http.Request, rec *Recorded, _ M
 	writeJSON(w, http.StatusOK, map[string]string{"authorization_code": code})
 }
 
+// authorize is a browser authorization endpoint (RFC 6749 §4.1.1) whose
+// user signs in at once. It takes client_id and the request_uri of a
+// request pushed to the PAR endpoint (RFC 9126 §4), or the whole request in
+// the query, and answers 303 to the request's redirect_uri with code, state
+// and iss (RFC 9207 §2), or with Options.AuthorizeError instead of a code.
+// Without a usable redirect_uri it answers 400 and redirects nowhere
+// (RFC 6749 §4.1.2.1).
+func (m *Mock) authorize(w http.ResponseWriter, r *http.Request, _ *Recorded, _ Mode, o Options) {
+	if r.Method != http.MethodGet {
+		oauthError(w, http.StatusMethodNotAllowed, "invalid_request")
+		return
+	}
+	q := r.URL.Query()
+	req := q
+	if ru := q.Get("request_uri"); ru != "" {
+		m.mu.Lock()
+		p, ok := m.pars[ru]
+		delete(m.pars, ru) // one-time use (RFC 9126 §4)
+		m.mu.Unlock()
+		if !ok || time.Now().After(p.expires) || p.form.Get("client_id") != q.Get("client_id") {
+			oauthError(w, http.StatusBadRequest, "invalid_request")
+			return
+		}
+		req = p.form
+	} else if !o.NoPAR {
+		// The metadata says require_pushed_authorization_requests.
+		oauthError(w, http.StatusBadRequest, "invalid_request")
+		return
+	}
+	redirect, err := url.Parse(req.Get("redirect_uri"))
+	if err != nil || !redirect.IsAbs() || req.Get("client_id") == "" {
+		oauthError(w, http.StatusBadRequest, "invalid_request")
+		return
+	}
+	resp := redirect.Query()
+	if o.AuthorizeError != "" {
+		resp.Set("error", o.AuthorizeError)
+	} else if req.Get("response_type") != "code" {
+		resp.Set("error", "unsupported_response_type")
+	} else {
+		resp.Set("code", m.MintCode(req))
+	}
+	if st := req.Get("state"); st != "" {
+		resp.Set("state", st)
+	}
+	if !o.AuthorizeOmitIss {
+		iss := m.URL
+		if o.AuthorizeIss != "" {
+			iss = o.AuthorizeIss
+		}
+		resp.Set("iss", iss)
+	}
+	redirect.RawQuery = resp.Encode()
+	w.Header().Set("Location", redirect.String())
+	w.WriteHeader(http.StatusSeeOther)
+}
+
 func (m *Mock) token(w http.ResponseWriter, r *http.Request, rec *Recorded, md Mode, o Options) {
 	form := rec.Form
 	if r.Method != http.MethodPost || form == nil {
@@ -621,7 +722,15 @@ func (m *Mock) token(w http.ResponseWriter, r *http.Request, rec *Recorded, md M
 			return
 		}
 	}
+	if ru := pf.Get("redirect_uri"); ru != "" && form.Get("redirect_uri") != ru {
+		// RFC 6749 §4.1.3: identical to the authorization request's.
+		oauthError(w, http.StatusBadRequest, "invalid_grant")
+		return
+	}
 	resp := map[string]any{"access_token": "fedtest-at-" + random(24), "token_type": "Bearer", "expires_in": 300}
+	if r.Header.Get("DPoP") != "" {
+		resp["token_type"] = "DPoP"
+	}
 	if o.TokenType != "" {
 		resp["token_type"] = o.TokenType
 	}
@@ -675,6 +784,15 @@ func (m *Mock) idToken(pf url.Values, o IDTokenOptions) (string, error) {
 	}
 	if o.Subject != "" {
 		claims["sub"] = o.Subject
+	}
+	if o.ACR != "" {
+		claims["acr"] = o.ACR
+	}
+	if !o.AuthTime.IsZero() {
+		claims["auth_time"] = o.AuthTime.Unix()
+	}
+	if o.OmitAuthTime {
+		delete(claims, "auth_time")
 	}
 	for k, v := range o.Claims {
 		claims[k] = v
