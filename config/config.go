@@ -102,6 +102,11 @@ type Downstream struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// IDTokenAlgs allow-lists ID token algorithms (default ES256, PS256, EdDSA).
 	IDTokenAlgs []string `yaml:"id_token_algs"`
+	// BrowserFederation allows federating to this downstream through the
+	// browser when it has no native endpoint (PROTOCOL-NOTES Q19): the
+	// client gets redirect_to_web to our browser endpoint, which sends the
+	// browser to the downstream's authorization endpoint.
+	BrowserFederation bool `yaml:"browser_federation"`
 }
 
 // DownstreamAuth is our client authentication at a downstream.

@@ -105,6 +105,12 @@ type HopRequest struct {
 	NativeCallbackURI string
 	ACRValues         string
 	MaxAge            *int
+	// RedirectURI is our web callback, registered at the downstream as our
+	// only redirect_uri: a downstream's browser fallback (PROTOCOL-NOTES
+	// Q7) delivers its code there, bound to it (RFC 6749 §4.1.3), so the
+	// token request names it. The native PAR leaves it out (Q14): the
+	// downstream uses the one registered.
+	RedirectURI string
 }
 
 // Federate is the client-facing part of a `federate` answer
@@ -449,7 +455,7 @@ func (f *Federator) Begin(ctx context.Context, id string, r HopRequest) (Hop, Fe
 	if meta.PAREndpoint == "" {
 		return Hop{}, Federate{}, fmt.Errorf("%w: downstream has no PAR endpoint", ErrFederateUnsupported)
 	}
-	hop, challenge := f.newHop(id, ds, r, "")
+	hop, challenge := f.newHop(id, ds, r, r.RedirectURI)
 	hop.DPoP = f.dpop != nil
 	pushed, err := f.client(ds, meta, "").Push(ctx, par.Request{
 		ClientID:          ds.cfg.ClientID,

@@ -2,242 +2,194 @@ package flow
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"errors"
-	"net/http"
 	"net/url"
 
-	"go.uber.org/zap"
-
-	"github.com/fedas/fedas/federation"
-	"github.com/fedas/fedas/storage"
+	"github.com/fedas/fedas/policy"
 )
-
-// App is one of our own native apps (config apps[]).
-type App struct {
-	ID             string
-	DeepLink       string
-	DownstreamRole bool
-	Clients        []string
-	EnrolledOnly   bool
-}
-
-// Pusher stores a pushed authorization request of our own making under a
-// fresh single-use request_uri (RFC 9126 §2.2), for a deep link or a
-// browser fallback. params are authorization request parameters; the
-// implementation resolves redirect_uri when the browser needs one and
-// returns ErrNoRedirectURI when it cannot (PROTOCOL-NOTES Q17).
-type Pusher interface {
-	Push(ctx context.Context, clientID string, params map[string]string, forWeb bool) (requestURI string, expiresIn int, err error)
-}
-
-// ErrNoRedirectURI: no registered redirect_uri can be fixed for a browser
-// fallback, so redirect_to_web carries no request_uri.
-var ErrNoRedirectURI = errors.New("flow: no redirect_uri for a browser fallback")
-
-func (e *Engine) app(id string) *App {
-	for i := range e.o.Apps {
-		if e.o.Apps[i].ID == id {
-			return &e.o.Apps[i]
-		}
-	}
-	return nil
-}
 
 // appFor applies the app policy: a federating client's users go to an app
 // with downstream_role; a local client's to an app listing it; with
 // enrolled_only, only users named by login_hint who enrolled the app. The
 // app returns on native_callback_uri, so without one there is no app path.
-func (e *Engine) appFor(c Client, req map[string]string) *App {
-	if req["native_callback_uri"] == "" {
-		return nil
+func (e *Engine) appFor(ctx context.Context, st starter) (policy.App, bool) {
+	if st.req["native_callback_uri"] == "" {
+		return policy.App{}, false
 	}
-	for i := range e.o.Apps {
-		a := &e.o.Apps[i]
-		if c.Federating && !a.DownstreamRole {
+	for _, a := range st.snap.Apps {
+		if st.client.Federating && !a.DownstreamRole {
 			continue
 		}
-		if !c.Federating && !containsStr(a.Clients, c.ID) {
+		if !st.client.Federating && !contains(a.Clients, st.client.GetID()) {
 			continue
 		}
 		if a.EnrolledOnly {
-			u, ok := e.users[req["login_hint"]]
-			if !ok || !containsStr(u.Apps, a.ID) {
+			u, ok, err := st.snap.Users().User(ctx, st.req["login_hint"])
+			if err != nil || !ok || !contains(u.Apps, a.ID) {
 				continue
 			}
 		}
-		return a
+		return a, true
 	}
-	return nil
-}
-
-func containsStr(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
+	return policy.App{}, false
 }
 
 // deepLink is built from configuration only: the app's base URL plus
 // client_id and our request_uri — never the auth_session, never anything
-// the request supplied (SECURITY.md A16, C02).
-func deepLink(app *App, clientID, requestURI string) string {
+// the request supplied.
+func deepLink(app policy.App, clientID, requestURI string) string {
 	return app.DeepLink + "?" + url.Values{"client_id": {clientID}, "request_uri": {requestURI}}.Encode()
 }
 
-func redirectToApp(link, value string) *Error {
-	return &Error{Status: http.StatusBadRequest, Code: "redirect_to_app", Description: "Continue in the app.", DeepLink: link, AuthSession: value}
-}
-
-// startApp answers redirect_to_app for a new request.
+// startApp answers redirect_to_app for a new request (federation draft
+// §4.3.2). The deep link carries a request_uri of kind PushApp that names
+// the session; only the app completion API takes it.
 //
-// Federating client (we are the downstream): the deep link carries a fresh
-// request_uri for the upstream's own pushed request (its client and PKCE
-// challenge), and the app's code goes back to the upstream's response_uri;
-// no session is kept here.
+// Federating client (we are the downstream): the app completion mints the
+// code for the upstream, bound to its pushed PKCE challenge and dpop_jkt;
+// the device carries it to the upstream's response_uri, so no auth_session
+// is returned.
 //
-// Local client: a "hop to ourselves". We push a request for the client
-// bound to a PKCE challenge whose verifier only we hold, so the code the
-// app delivers on native_callback_uri cannot be redeemed at the token
-// endpoint; the client posts it to us with its auth_session and we issue
-// the real code, bound to the client's own PKCE (PROTOCOL-NOTES Q6).
-func (e *Engine) startApp(ctx context.Context, c Client, req map[string]string, app *App) error {
-	if c.Federating {
-		ru, _, err := e.o.Pusher.Push(ctx, c.ID, req, false)
-		if err != nil {
-			return err
-		}
-		return redirectToApp(deepLink(app, c.ID, ru), "")
+// Local client: a "hop to ourselves". The app completion authenticates the
+// session and returns a one-time value on native_callback_uri; the client
+// posts it with its auth_session and gets the code, bound to its own PKCE
+// and DPoP key (PROTOCOL-NOTES Q6).
+func (e *Engine) startApp(ctx context.Context, st starter, app policy.App) (Outcome, error) {
+	s := st.session(e, StageApp)
+	s.x.App, s.x.Downstream = app.ID, st.client.Federating
+	if h := st.req["login_hint"]; h != "" {
+		s.Username, s.x.User, s.x.Hinted = h, h, true
 	}
-	s, value, _, err := e.newSession(c, req, StageApp, extra{})
+	value, err := e.create(ctx, s)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	hop, ru, err := e.selfHop(ctx, c.ID, req)
+	ru, _, err := e.push(ctx, PushApp, s.ClientID, map[string]string{"scope": s.Request["scope"], "native_callback_uri": s.Request["native_callback_uri"]}, s.ID)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	x := readExtra(s)
-	x.Hop = &hop
-	x.into(&s)
-	if err := e.o.Sessions.CreateAuthSession(ctx, s); err != nil {
-		return err
+	out := RedirectToApp{DeepLink: deepLink(app, s.ClientID, ru)}
+	if !s.x.Downstream {
+		out.AuthSession = value
 	}
-	return redirectToApp(deepLink(app, c.ID, ru), value)
-}
-
-// selfHop pushes the request the app will complete.
-func (e *Engine) selfHop(ctx context.Context, clientID string, req map[string]string) (federation.Hop, string, error) {
-	verifier := randomValue(32)
-	sum := sha256.Sum256([]byte(verifier))
-	params := map[string]string{
-		"code_challenge":        base64.RawURLEncoding.EncodeToString(sum[:]),
-		"code_challenge_method": "S256",
-		"scope":                 req["scope"],
-		"native_callback_uri":   req["native_callback_uri"],
-	}
-	ru, _, err := e.o.Pusher.Push(ctx, clientID, params, false)
-	if err != nil {
-		return federation.Hop{}, "", err
-	}
-	return federation.Hop{ID: randomValue(32), Verifier: verifier, Began: e.o.Now()}, ru, nil
+	return out, nil
 }
 
 // appHop moves an existing session (after a prompt) to redirect_to_app.
-func (e *Engine) appHop(ctx context.Context, s storage.AuthSession, h handle, app *App) error {
-	hop, ru, err := e.selfHop(ctx, s.ClientID, s.Request)
+func (e *Engine) appHop(ctx context.Context, snap *policy.Snapshot, s *session, app policy.App, hint string) (Outcome, error) {
+	s.Stage, s.Failures, s.x.App = StageApp, 0, app.ID
+	if hint != "" && s.x.User == "" {
+		s.Username, s.x.User, s.x.Hinted = hint, hint, true
+	}
+	ru, _, err := e.push(ctx, PushApp, s.ClientID, map[string]string{"scope": s.Request["scope"], "native_callback_uri": s.Request["native_callback_uri"]}, s.ID)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	value, nh, err := newHandleFor(s.ID)
+	value, err := e.advance(ctx, s)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	x := readExtra(s)
-	x.Hop = &hop
-	x.into(&s)
-	s.Stage, s.Failures, s.StepHash = StageApp, 0, nh.stepHash
-	if err := casErr(e.o.Sessions.UpdateAuthSession(ctx, h.stepHash, s)); err != nil {
-		return err
-	}
-	return redirectToApp(deepLink(app, s.ClientID, ru), value)
+	_ = snap
+	return RedirectToApp{AuthSession: value, DeepLink: deepLink(app, s.ClientID, ru)}, nil
 }
 
-// appReturn handles the follow-up after redirect_to_app: the client posts
-// what the app delivered on native_callback_uri (authorization_code, or
-// error) with its auth_session, or reports that no app could open the
-// deep link (deep_link_unavailable=true), which falls back to the browser.
-func (e *Engine) appReturn(ctx context.Context, s storage.AuthSession, h handle, answers url.Values) (Outcome, error) {
-	x := readExtra(s)
-	if x.Hop == nil {
-		return Outcome{}, invalidSession()
-	}
-	if answers.Get("deep_link_unavailable") == "true" {
-		if err := casErr(e.o.Sessions.DeleteAuthSession(ctx, s.ID, h.stepHash)); err != nil {
-			return Outcome{}, err
-		}
-		return Outcome{}, e.webFallback(ctx, s.ClientID, s.Request)
-	}
-	if answers.Get("error") != "" {
-		if err := casErr(e.o.Sessions.DeleteAuthSession(ctx, s.ID, h.stepHash)); err != nil {
-			return Outcome{}, err
-		}
-		return Outcome{}, accessDenied("The app did not complete the sign-in.")
-	}
-	code := answers.Get("authorization_code")
-	if code == "" || len(code) > 4096 {
-		return Outcome{}, invalidRequest("The authorization_code from the app is required.")
-	}
-	locked, lockHash, err := e.lock(ctx, s, h, StageRedeeming)
-	if err != nil {
-		return Outcome{}, err
-	}
-	g, err := e.o.Issuer.RedeemCode(ctx, s.ClientID, code, x.Hop.Verifier)
-	if err != nil {
-		if errors.Is(err, storage.ErrUnavailable) {
-			e.unlock(ctx, locked, lockHash, s)
-			return Outcome{}, err
-		}
-		e.o.Logger.Info("app code rejected", zap.Error(err))
-		e.end(ctx, s.ID, lockHash)
-		return Outcome{}, accessDenied("The code from the app is not valid for this sign-in.")
-	}
-	if err := casErr(e.o.Sessions.DeleteAuthSession(ctx, s.ID, lockHash)); err != nil {
-		return Outcome{}, err
-	}
-	g.ClientID, g.Request, g.DPoPJKT = s.ClientID, s.Request, codeKey(s)
-	return e.issue(ctx, g)
-}
-
-// webFallback answers redirect_to_web (FiPA-04 §5.2.2.1.1, 403): with a
-// request_uri for our browser authorization endpoint only when the first
-// request carried a code_challenge and a redirect_uri can be fixed
-// (PROTOCOL-NOTES Q17; SECURITY.md C04).
-func (e *Engine) webFallback(ctx context.Context, clientID string, req map[string]string) error {
-	out := noNativePath()
-	if req["code_challenge"] == "" || e.o.Pusher == nil {
-		return out
-	}
-	ru, exp, err := e.o.Pusher.Push(ctx, clientID, req, true)
+// appFollowUp handles the device's follow-up while the app has not
+// completed: it reports that no app could open the deep link
+// (deep_link_unavailable=true, which falls back to the browser), or an
+// error the app returned. Anything else is refused: only our completion
+// moves the session on.
+func (e *Engine) appFollowUp(ctx context.Context, r Request, s *session) (Outcome, error) {
 	switch {
-	case errors.Is(err, ErrNoRedirectURI):
-		return out
-	case err != nil:
-		return err
+	case r.Form.Get("deep_link_unavailable") == "true":
+		if err := e.finish(ctx, s); err != nil {
+			return nil, err
+		}
+		return e.webFallback(ctx, r.Policy, s.ClientID, s.Request, codeKey(s), "")
+	case r.Form.Get("error") != "":
+		if err := e.finish(ctx, s); err != nil {
+			return nil, err
+		}
+		return accessDenied("The app did not complete the sign-in."), nil
+	case r.Form.Get("authorization_code") == "":
+		return invalidRequest("The authorization_code from the app is required."), nil
 	}
-	out.RequestURI, out.ExpiresIn = ru, exp
-	return out
+	e.end(ctx, s)
+	return accessDenied("The code from the app is not valid for this sign-in."), nil
 }
 
-// randomValue returns n random bytes, base64url.
-func randomValue(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
+// appComplete serves our app completing a deep link (app completion API).
+// The server has validated the app's access token as a resource server
+// would (access tokens only; DPoP-bound ones only with a proof). Before
+// anything is consumed: the request_uri must be a deep-link push, the
+// token's client must be the app the deep link was made for, and when the
+// session names its user (login_hint, an enrolled app's user, a hinted
+// email) the app's user must be that user — otherwise access_denied and
+// the deep link stays usable by its owner.
+func (e *Engine) appComplete(ctx context.Context, r Request) (Outcome, error) {
+	if r.AppUser == nil {
+		return invalidClient("An access token of the app's user is required."), nil
 	}
-	return base64.RawURLEncoding.EncodeToString(b)
+	ru, cid := r.Form.Get("request_uri"), r.Form.Get("client_id")
+	check := useApp
+	check.consume = false
+	p, err := e.take(ctx, r.Policy, ru, cid, check)
+	if err != nil {
+		return nil, err
+	}
+	s, err := e.loadByID(ctx, p.Session)
+	if err != nil {
+		return nil, err
+	}
+	app, ok := r.Policy.App(s.x.App)
+	switch {
+	case s.Stage != StageApp || s.ClientID != p.ClientID || !ok:
+		return invalidRequest("The request_uri is invalid, expired or already used."), nil
+	case app.ClientID != r.AppUser.ClientID:
+		return refuse(statusForbidden, "insufficient_scope", "Only the app this request was made for may complete it."), nil
+	}
+	if s.x.User != "" && s.x.User != r.AppUser.Username {
+		return accessDenied("The app is signed in as another user than this sign-in is for."), nil
+	}
+	if app.EnrolledOnly {
+		u, known, err := r.Policy.Users().User(ctx, r.AppUser.Username)
+		if err != nil {
+			return nil, err
+		}
+		if !known || !contains(u.Apps, app.ID) {
+			return accessDenied("The app's user has not enrolled this app."), nil
+		}
+	}
+	c, ok := r.Policy.Client(s.ClientID)
+	cb := s.Request["native_callback_uri"]
+	if !ok || cb == "" || !contains(c.NativeCallbackURIs, cb) {
+		return invalidRequest("The request has no registered native_callback_uri."), nil
+	}
+	if _, err := e.take(ctx, r.Policy, ru, cid, useApp); err != nil {
+		return nil, err
+	}
+	device := s.StepHash
+	if _, err := e.lock(ctx, s, StageCompleting); err != nil {
+		return nil, err
+	}
+	s.Subject, s.Username, s.x.User = r.AppUser.Subject, r.AppUser.Username, r.AppUser.Username
+	s.AMR = append(append([]string(nil), r.AppUser.AMR...), "app")
+	s.AuthTime = e.o.Now()
+	if s.x.Downstream {
+		if err := e.finish(ctx, s); err != nil {
+			return nil, err
+		}
+		code, err := e.mint(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		return Return{URI: cb, Params: map[string]string{"authorization_code": code, "iss": e.o.Issuer}}, nil
+	}
+	v, hash := oneTime()
+	s.Stage, s.x.ReturnHash = StageReturned, hash
+	lockHash := s.StepHash
+	s.StepHash = device // the device's auth_session value stays valid
+	s.x.into(&s.AuthSession)
+	if err := casErr(e.o.Sessions.UpdateAuthSession(ctx, lockHash, s.AuthSession)); err != nil {
+		return nil, err
+	}
+	return Return{URI: cb, Params: map[string]string{"authorization_code": v, "iss": e.o.Issuer}}, nil
 }

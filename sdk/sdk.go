@@ -114,6 +114,9 @@ type Client struct {
 	// AS (URLs under Meta.Issuer) — never to downstreams (PROTOCOL-NOTES
 	// Q5) — binding the auth_session, the code and the tokens to this key.
 	DPoP *dpop.Key
+	// RedirectURI is the client's registered redirect_uri that our browser
+	// fallback delivers codes to (its only one, PROTOCOL-NOTES Q17).
+	RedirectURI string
 }
 
 // ErrNoApp: no installed app claims the deep link.
@@ -144,7 +147,13 @@ func Discover(ctx context.Context, hc *http.Client, issuer string) (Metadata, er
 }
 
 // PKCE is an RFC 7636 verifier and its S256 challenge.
-type PKCE struct{ Verifier, Challenge string }
+type PKCE struct {
+	Verifier, Challenge string
+	// RedirectURI is set when the code came through the browser to the
+	// client's redirect_uri: the token request must repeat it (RFC 6749
+	// §4.1.3).
+	RedirectURI string
+}
 
 // NewPKCE makes a fresh S256 pair (RFC 7636 §4.1, §4.2).
 func NewPKCE() PKCE {
@@ -256,17 +265,29 @@ func (c *Client) Authorize(ctx context.Context, params url.Values, ui UI) (strin
 			if len(stack) == 0 {
 				// Our own AS: the browser delivered its code to our
 				// redirect_uri, bound to our PKCE; check its iss (RFC 9207).
+				if rc := params.Get("response_code"); rc != "" && r.AuthSession != "" {
+					// Our AS federated through the browser (PROTOCOL-NOTES
+					// Q19): the browser came back to our native_callback_uri
+					// with a one-time response_code for this device.
+					endpoint, form = r.From, url.Values{"auth_session": {r.AuthSession}, "response_code": {rc}}
+					continue
+				}
 				if params.Get("code") == "" || params.Get("iss") != c.Meta.Issuer {
 					return "", pk, &Err{r}
 				}
+				pk.RedirectURI = c.RedirectURI
 				return params.Get("code"), pk, nil
 			}
 			// A downstream's browser flow ended at the federating AS's web
 			// callback; the app was sent back to its native_callback_uri
-			// and now brings the auth_session to that AS's response_uri.
+			// with a one-time response_code, which it brings with the
+			// auth_session to that AS's response_uri.
 			top := stack[len(stack)-1]
 			stack = stack[:len(stack)-1]
 			endpoint, form = top.responseURI, url.Values{"auth_session": {top.authSession}}
+			if rc := params.Get("response_code"); rc != "" {
+				form.Set("response_code", rc)
+			}
 		default:
 			if len(stack) > 0 && r.Error != "" {
 				// A downstream failure is reported to the AS that
@@ -404,7 +425,11 @@ type Token struct {
 // Exchange redeems a code at the token endpoint (RFC 6749 §4.1.3, no
 // redirect_uri per FiPA-04 §6; RFC 7636 §4.5).
 func (c *Client) Exchange(ctx context.Context, code string, pk PKCE) (Token, error) {
-	return c.tokenRequest(ctx, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "code_verifier": {pk.Verifier}, "client_id": {c.ClientID}})
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "code_verifier": {pk.Verifier}, "client_id": {c.ClientID}}
+	if pk.RedirectURI != "" {
+		form.Set("redirect_uri", pk.RedirectURI)
+	}
+	return c.tokenRequest(ctx, form)
 }
 
 // Refresh uses a refresh token (RFC 6749 §6).

@@ -1,17 +1,15 @@
 package server
 
 import (
-	"errors"
 	"html/template"
 	"net/http"
 	"net/url"
 	"sort"
-	"strings"
 
 	"github.com/labstack/echo/v4"
+	"go.uber.org/zap"
 
 	"github.com/fedas/fedas/flow"
-	"github.com/fedas/fedas/storage"
 )
 
 // PathAuthorize is the browser authorization endpoint (RFC 6749 §3.1), the
@@ -64,31 +62,32 @@ func (s *Server) errorPage(c echo.Context, status int, msg string) error {
 	return s.renderPage(c, status, pageData{Title: "Sign-in problem", Message: msg})
 }
 
-func (s *Server) challengePage(c echo.Context, fe *flow.Error) error {
-	d := pageData{Title: "Sign in", Message: fe.Description, Session: fe.AuthSession}
-	if fe.Challenge != nil {
-		if fe.Challenge.Type == "otp" {
-			d.Title = "One-time code"
-		}
-		names := make([]string, 0, len(fe.Challenge.Inputs))
-		for n := range fe.Challenge.Inputs {
-			names = append(names, n)
-		}
-		// username before password; stable order.
-		sort.Slice(names, func(i, j int) bool { return names[i] > names[j] })
-		for _, n := range names {
-			in := fe.Challenge.Inputs[n]
-			d.Inputs = append(d.Inputs, pageInput{Name: n, Title: in.Title, Hint: in.Hint, Secret: in.Secret})
-		}
+func (s *Server) challengePage(c echo.Context, ch flow.Challenge) error {
+	d := pageData{Title: "Sign in", Session: ch.AuthSession}
+	if ch.Description != ch.Spec.Description {
+		d.Message = ch.Description
+	}
+	if ch.Spec.Type == "otp" {
+		d.Title = "One-time code"
+	}
+	names := make([]string, 0, len(ch.Spec.Inputs))
+	for n := range ch.Spec.Inputs {
+		names = append(names, n)
+	}
+	// username before password; stable order.
+	sort.Slice(names, func(i, j int) bool { return names[i] > names[j] })
+	for _, n := range names {
+		in := ch.Spec.Inputs[n]
+		d.Inputs = append(d.Inputs, pageInput{Name: n, Title: in.Title, Hint: in.Hint, Secret: in.Secret})
 	}
 	return s.renderPage(c, http.StatusOK, d)
 }
 
-// authorizePage starts a browser sign-in for a pushed request. Reading the
-// request_uri does not consume it, so a page reload works until the
-// sign-in completes (SECURITY.md H03); the request is consumed when the
-// code is issued. Errors before the redirect_uri is trusted show a page,
-// never a redirect (RFC 6749 §4.1.2.1; SECURITY.md C05).
+// authorizePage starts a browser sign-in for a pushed request (a client's
+// PAR, or our redirect_to_web fallback). Reading the request_uri does not
+// consume it, so a page reload works until the sign-in completes
+// (SECURITY.md H03). Errors before the redirect_uri is trusted show a
+// page, never a redirect (RFC 6749 §4.1.2.1).
 func (s *Server) authorizePage(c echo.Context) error {
 	q := c.Request().URL.Query()
 	for k, v := range q {
@@ -96,72 +95,27 @@ func (s *Server) authorizePage(c echo.Context) error {
 			return s.errorPage(c, http.StatusBadRequest, "This endpoint takes only pushed authorization requests (client_id and request_uri).")
 		}
 	}
-	clientID, ru := q.Get("client_id"), q.Get("request_uri")
-	if clientID == "" || !strings.HasPrefix(ru, requestURIPrefix) || len(ru) > 256 {
+	if q.Get("client_id") == "" || q.Get("request_uri") == "" {
 		return s.errorPage(c, http.StatusBadRequest, "The request is missing client_id or a valid request_uri.")
 	}
-	rec, err := s.store.Token(c.Request().Context(), storage.KindPAR, ru)
-	switch {
-	case errors.Is(err, storage.ErrUnavailable):
-		return s.errorPage(c, http.StatusServiceUnavailable, "The service is temporarily unavailable; try again shortly.")
-	case err != nil:
-		return s.errorPage(c, http.StatusBadRequest, "The request has expired or was already used. Start again from the app.")
-	case rec.ClientID != clientID:
-		return s.errorPage(c, http.StatusBadRequest, "The request was not issued to this client.")
-	}
-	client, ok := s.clients.lookup(clientID)
-	pushed, _ := url.ParseQuery(rec.Form)
-	if !ok || rec.RedirectURI == "" || !exactMatch(rec.RedirectURI, client.GetRedirectURIs()) {
-		return s.errorPage(c, http.StatusBadRequest, "The request has no registered redirect URI.")
-	}
-	req := map[string]string{"redirect_uri": rec.RedirectURI, "request_uri": ru}
-	for _, k := range []string{"scope", "state", "nonce", "code_challenge", "code_challenge_method", "login_hint", "dpop_jkt"} {
-		if v := pushed.Get(k); v != "" {
-			req[k] = v
-		}
-	}
-	if req["scope"] == "" && len(rec.GrantedScopes) > 0 {
-		req["scope"] = strings.Join(rec.GrantedScopes, " ")
-	}
-	err = s.flow.StartBrowser(c.Request().Context(), clientID, req)
-	var fe *flow.Error
-	if errors.As(err, &fe) && fe.Challenge != nil {
-		fe.Description = ""
-		return s.challengePage(c, fe)
-	}
-	return s.errorPage(c, http.StatusServiceUnavailable, "The sign-in could not start; try again shortly.")
+	return s.browser(c, url.Values{"client_id": {q.Get("client_id")}, "request_uri": {q.Get("request_uri")}})
 }
 
-// authorizeSubmit takes a challenge answer. On success it consumes the
-// pushed request and answers 303 (never 307, which would replay the
-// password to the client: RFC 9700 §4.12) to the registered redirect_uri
-// with code, state and iss (RFC 9207 §2).
+// authorizeSubmit takes a challenge answer from our pages.
 func (s *Server) authorizeSubmit(c echo.Context) error {
-	ctx := c.Request().Context()
 	form := formOf(c)
-	out, err := s.flow.ContinueBrowser(ctx, form.Get("auth_session"), form)
-	var fe *flow.Error
-	switch {
-	case errors.As(err, &fe) && fe.Challenge != nil:
-		return s.challengePage(c, fe)
-	case errors.As(err, &fe) && fe.Code == "access_denied":
-		return s.errorPage(c, http.StatusBadRequest, "Too many failed attempts. Start again from the app.")
-	case errors.As(err, &fe):
+	if form.Get("auth_session") == "" {
 		return s.errorPage(c, http.StatusBadRequest, "This sign-in page has expired. Start again from the app.")
-	case err != nil:
+	}
+	return s.browser(c, form)
+}
+
+func (s *Server) browser(c echo.Context, form url.Values) error {
+	ctx := c.Request().Context()
+	out, err := s.flow.Handle(ctx, flow.Request{Channel: flow.ChannelBrowser, Policy: s.snapshot(ctx), Form: form})
+	if err != nil {
+		s.log.Warn("browser sign-in failed", zap.Error(err))
 		return s.errorPage(c, http.StatusServiceUnavailable, "The service is temporarily unavailable; try again shortly.")
 	}
-	redirect, ru := out.Request["redirect_uri"], out.Request["request_uri"]
-	if redirect == "" || ru == "" {
-		return s.errorPage(c, http.StatusBadRequest, "This sign-in did not start in the browser.")
-	}
-	if _, err := s.store.ConsumeToken(ctx, storage.KindPAR, ru); err != nil {
-		return s.errorPage(c, http.StatusBadRequest, "The request was already completed.")
-	}
-	q := url.Values{"code": {out.Code}, "iss": {s.cfg.Issuer}}
-	if st := out.Request["state"]; st != "" {
-		q.Set("state", st)
-	}
-	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.Redirect(http.StatusSeeOther, redirect+sep(redirect)+q.Encode())
+	return s.renderPageOutcome(c, out)
 }

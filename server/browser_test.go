@@ -215,7 +215,13 @@ func mapKeys(v url.Values) []string {
 
 func (in instance) redeemAsPartner(t *testing.T, code string, pk sdk.PKCE) reply {
 	t.Helper()
-	return post(t, in.token(), url.Values{"grant_type": {"authorization_code"}, "code": {code}, "code_verifier": {pk.Verifier}},
+	return in.redeemAsPartnerAt(t, code, pk, partnerCB)
+}
+
+func (in instance) redeemAsPartnerAt(t *testing.T, code string, pk sdk.PKCE, redirectURI string) reply {
+	t.Helper()
+	// A browser-delivered code is bound to its redirect_uri (RFC 6749 §4.1.3).
+	return post(t, in.token(), url.Values{"grant_type": {"authorization_code"}, "code": {code}, "code_verifier": {pk.Verifier}, "redirect_uri": {redirectURI}},
 		basic("demo-partner", partnerSecret))
 }
 
@@ -293,7 +299,7 @@ func TestBrowserFallback_Chromium(t *testing.T) {
 	require.Equal(t, p.state, q.Get("state"))
 	require.Equal(t, in.URL, q.Get("iss"))
 
-	tok := in.redeemAsPartner(t, q.Get("code"), p.pk)
+	tok := in.redeemAsPartnerAt(t, q.Get("code"), p.pk, client.cb())
 	require.Equal(t, http.StatusOK, tok.status, tok.raw)
 	require.NotEmpty(t, tok.str("access_token"))
 	ir := in.introspect(t, tok.str("access_token"))

@@ -12,6 +12,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/ory/fosite"
+
+	"github.com/fedas/fedas/policy"
 )
 
 // clientAssertionType is the RFC 7523 §2.2 client_assertion_type.
@@ -85,7 +87,7 @@ func (s *Server) verifyClientAssertion(ctx context.Context, formID, assertion st
 	if id == "" || iss != id || sub != id {
 		return bad("The client_assertion iss and sub must both be the client_id (RFC 7523 §3).")
 	}
-	client, ok := s.clients.lookup(id)
+	client, ok := s.snapshot(ctx).Client(id)
 	if !ok {
 		return bad("Unknown client.")
 	}
@@ -131,7 +133,7 @@ func (s *Server) verifyClientAssertion(ctx context.Context, formID, assertion st
 // verifiesWithClientKey reports whether one of the client's registered
 // signing keys (by kid when the header names one; use "sig" or unset; alg
 // unset or the header's) verifies the assertion.
-func verifiesWithClientKey(jws *jose.JSONWebSignature, client *Client, hdr jose.Header) bool {
+func verifiesWithClientKey(jws *jose.JSONWebSignature, client *policy.Client, hdr jose.Header) bool {
 	set := client.GetJSONWebKeys()
 	if set == nil {
 		return false

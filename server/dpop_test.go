@@ -187,7 +187,7 @@ func TestDPoP_DownstreamCodeBoundToOurKey(t *testing.T) {
 	params, err := browserSim(t, "carol", "carol-pw", "https://partner.example/cb")(context.Background(),
 		as2.URL+"/oauth2/authorize?"+url.Values{"client_id": {"demo-partner"}, "request_uri": {r.str("request_uri")}}.Encode())
 	require.NoError(t, err)
-	form := url.Values{"grant_type": {"authorization_code"}, "code": {params.Get("code")}}
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {params.Get("code")}, "redirect_uri": {"https://partner.example/cb"}}
 	requireOAuthError(t, post(t, as2.token(), form, basic("demo-partner", partnerSecret)), http.StatusBadRequest, "invalid_dpop_proof")
 	params, err = browserSim(t, "carol", "carol-pw", "https://partner.example/cb")(context.Background(),
 		as2.URL+"/oauth2/authorize?"+url.Values{"client_id": {"demo-partner"}, "request_uri": {pushBound(t, as2, k)}}.Encode())

@@ -203,7 +203,11 @@ func (in instance) signIn(tb testing.TB, client, user, pw, otpSecret string) (st
 
 func (in instance) redeem(tb testing.TB, client, code string, pk sdk.PKCE) reply {
 	tb.Helper()
-	return post(tb, in.token(), url.Values{"grant_type": {"authorization_code"}, "client_id": {client}, "code": {code}, "code_verifier": {pk.Verifier}})
+	f := url.Values{"grant_type": {"authorization_code"}, "client_id": {client}, "code": {code}, "code_verifier": {pk.Verifier}}
+	if pk.RedirectURI != "" {
+		f.Set("redirect_uri", pk.RedirectURI)
+	}
+	return post(tb, in.token(), f)
 }
 
 func (in instance) introspect(tb testing.TB, tok string) reply {

@@ -19,19 +19,21 @@ import (
 // errorBody is an RFC 6749 §5.2 error response plus the FiPA-04 §5.2.2
 // members fedas uses.
 type errorBody struct {
-	Error            string          `json:"error"`
-	ErrorDescription string          `json:"error_description,omitempty"`
-	ErrorURI         string          `json:"error_uri,omitempty"`
-	AuthSession      string          `json:"auth_session,omitempty"`
-	Challenge        *flow.Challenge `json:"challenge,omitempty"`
-	FederationURI    string          `json:"federation_uri,omitempty"`
-	FederationBody   string          `json:"federation_body,omitempty"`
-	ResponseURI      string          `json:"response_uri,omitempty"`
-	UserPrompt       map[string]any  `json:"userPrompt,omitempty"`
-	Logo             string          `json:"logo,omitempty"`
-	DeepLink         string          `json:"deep_link,omitempty"`
-	RequestURI       string          `json:"request_uri,omitempty"`
-	ExpiresIn        int             `json:"expires_in,omitempty"`
+	Error            string              `json:"error"`
+	ErrorDescription string              `json:"error_description,omitempty"`
+	ErrorURI         string              `json:"error_uri,omitempty"`
+	AuthSession      string              `json:"auth_session,omitempty"`
+	Challenge        *flow.ChallengeSpec `json:"challenge,omitempty"`
+	Status           string              `json:"status,omitempty"`
+	Interval         int                 `json:"interval,omitempty"`
+	FederationURI    string              `json:"federation_uri,omitempty"`
+	FederationBody   string              `json:"federation_body,omitempty"`
+	ResponseURI      string              `json:"response_uri,omitempty"`
+	UserPrompt       map[string]any      `json:"userPrompt,omitempty"`
+	Logo             string              `json:"logo,omitempty"`
+	DeepLink         string              `json:"deep_link,omitempty"`
+	RequestURI       string              `json:"request_uri,omitempty"`
+	ExpiresIn        int                 `json:"expires_in,omitempty"`
 }
 
 // protoError is a protocol error with its HTTP status.
@@ -74,15 +76,10 @@ func cleanDescription(s string) string {
 // an RFC 6749 body.
 func toProtoError(err error) (*protoError, bool) {
 	var pe *protoError
-	var fe *flow.Error
 	var re *fosite.RFC6749Error
 	switch {
 	case errors.As(err, &pe):
 		return pe, false
-	case errors.As(err, &fe):
-		return &protoError{status: fe.Status, body: errorBody{Error: fe.Code, ErrorDescription: fe.Description, AuthSession: fe.AuthSession, Challenge: fe.Challenge,
-			FederationURI: fe.FederationURI, FederationBody: fe.FederationBody, ResponseURI: fe.ResponseURI, UserPrompt: fe.UserPrompt, Logo: fe.Logo,
-			DeepLink: fe.DeepLink, RequestURI: fe.RequestURI, ExpiresIn: fe.ExpiresIn}}, fe.Status >= 500
 	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return newError(http.StatusServiceUnavailable, "temporarily_unavailable", "The service is temporarily unavailable; retry shortly."), true
 	case errors.As(err, &re):

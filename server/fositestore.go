@@ -12,6 +12,7 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/fedas/fedas/policy"
 	"github.com/fedas/fedas/storage"
 )
 
@@ -21,8 +22,9 @@ import (
 // session JSON, as ory/hydra stores them) and rehydrated into the caller's
 // session prototype.
 type fositeStore struct {
-	st        storage.Store
-	clients   *clientRegistry
+	st storage.Store
+	// policy is the current snapshot (a request's own, from its context).
+	policy    *policy.Source
 	lifetimes func(storage.Kind) time.Duration
 }
 
@@ -32,8 +34,8 @@ var (
 )
 
 // GetClient implements fosite.ClientManager.
-func (s *fositeStore) GetClient(_ context.Context, id string) (fosite.Client, error) {
-	c, ok := s.clients.lookup(id)
+func (s *fositeStore) GetClient(ctx context.Context, id string) (fosite.Client, error) {
+	c, ok := snapshotOf(ctx, s.policy).Client(id)
 	if !ok {
 		return nil, fosite.ErrNotFound
 	}
@@ -101,8 +103,8 @@ func toRecord(r fosite.Requester) (storage.Record, error) {
 	return rec, nil
 }
 
-func (s *fositeStore) fromRecord(rec storage.Record, session fosite.Session) (*fosite.AuthorizeRequest, error) {
-	client, ok := s.clients.lookup(rec.ClientID)
+func (s *fositeStore) fromRecord(ctx context.Context, rec storage.Record, session fosite.Session) (*fosite.AuthorizeRequest, error) {
+	client, ok := snapshotOf(ctx, s.policy).Client(rec.ClientID)
 	if !ok {
 		// The client was removed from configuration since: treat its
 		// artefacts as gone.
@@ -253,7 +255,7 @@ func (s *fositeStore) get(ctx context.Context, kind storage.Kind, sig string, se
 	if err != nil && !errors.Is(err, storage.ErrInvalidated) {
 		return nil, storageErr(err)
 	}
-	ar, ferr := s.fromRecord(rec, session)
+	ar, ferr := s.fromRecord(ctx, rec, session)
 	if ferr != nil {
 		return nil, ferr
 	}
@@ -362,7 +364,7 @@ func (s *fositeStore) GetPARSession(ctx context.Context, requestURI string) (fos
 	if err != nil {
 		return nil, storageErr(err)
 	}
-	return s.fromRecord(rec, newSession())
+	return s.fromRecord(ctx, rec, newSession())
 }
 
 // DeletePARSession implements fosite.PARStorage; GetPARSession already

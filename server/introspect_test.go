@@ -170,7 +170,7 @@ func (e authEnv) tokens(tb testing.TB, clientID string, auth clientAuth) (at, rt
 	tb.Helper()
 	pk := sdk.NewPKCE()
 	code, err := e.in.Server.IssueCode(context.Background(), flow.Grant{ClientID: clientID, Subject: "carol", Username: "carol", AuthTime: time.Now(), AMR: []string{"pwd"},
-		Request: map[string]string{"code_challenge": pk.Challenge, "code_challenge_method": "S256", "scope": "openid offline_access"}})
+		CodeChallenge: pk.Challenge, CodeChallengeMethod: "S256", Scope: "openid offline_access"})
 	require.NoError(tb, err)
 	f := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "code_verifier": {pk.Verifier}}
 	r := post(tb, e.in.token(), f, auth(tb, f)...)
@@ -303,7 +303,7 @@ func TestIntrospection_WhichTokens(t *testing.T) {
 	require.Equal(t, http.StatusOK, e.call(t, e.in.revoke(), url.Values{"token": {revokedAT}}, authNone("demo-app")).status)
 	pk := sdk.NewPKCE()
 	code, err := e.in.Server.IssueCode(context.Background(), flow.Grant{ClientID: "demo-app", Subject: "carol", AuthTime: time.Now(),
-		Request: map[string]string{"code_challenge": pk.Challenge, "code_challenge_method": "S256", "scope": "openid"}})
+		CodeChallenge: pk.Challenge, CodeChallengeMethod: "S256", Scope: "openid"})
 	require.NoError(t, err)
 
 	tests := []struct {

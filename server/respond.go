@@ -1,63 +1,38 @@
 package server
 
 import (
-	"errors"
-	"net/http"
+	"net/url"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/fedas/fedas/flow"
 )
 
-// respond serves a hop's response_uri (federation draft §4.3.1): the
-// device posts the downstream's authorization_code (or error) with our
-// auth_session; we redeem it at the pinned downstream and answer with our
-// own authorization_code.
-func (s *Server) respond(c echo.Context) error {
-	form := formOf(c)
-	hop := c.Param("hop")
-	if len(hop) > 64 {
-		return s.writeError(c, errInvalidRequest("Unknown response_uri."))
-	}
-	as := form.Get("auth_session")
-	if as == "" {
-		return s.writeError(c, errInvalidRequest("The auth_session parameter is required."))
-	}
-	jkt, err := s.dpopProof(c, PathResponse+hop, "")
-	if err != nil {
-		return s.writeError(c, err)
-	}
-	code, err := s.flow.Respond(c.Request().Context(), hop, as, form, jkt)
-	if err != nil {
-		return s.writeError(c, err)
-	}
-	return writeJSON(c, http.StatusOK, map[string]string{"authorization_code": code.Code})
-}
-
-// PathWebCallback is where a downstream's browser flow ends when it fell
-// back to redirect_to_web during federation (PROTOCOL-NOTES Q7). Register
-// <issuer>/federation/callback as our redirect_uri at each downstream.
+// PathWebCallback is where a downstream's browser flow ends (PROTOCOL-NOTES
+// Q7, Q19). Register <issuer>/federation/callback as our redirect_uri at
+// each downstream.
 const PathWebCallback = "/federation/callback"
 
-// webCallback receives code, state and iss from a downstream's browser
-// flow, completes the hop, and sends the browser back to the app's
-// registered native_callback_uri (without any code: the app then posts
-// its auth_session to us and receives our code).
+// webCallback receives code (or error), state and iss from a downstream's
+// browser flow; the engine completes the hop and the browser goes back to
+// the app's registered native_callback_uri with a one-time response_code
+// the device must post with its auth_session (docs/protocol.md
+// "Browser legs").
 func (s *Server) webCallback(c echo.Context) error {
+	ctx := c.Request().Context()
 	q := c.Request().URL.Query()
-	cb, err := s.flow.WebCallback(c.Request().Context(), q.Get("state"), q.Get("code"), q.Get("iss"), q.Get("error"))
-	if cb != "" {
-		c.Response().Header().Set("Cache-Control", "no-store")
-		return c.Redirect(http.StatusSeeOther, cb)
+	form := url.Values{}
+	for _, k := range []string{"state", "code", "iss", "error"} {
+		if len(q[k]) > 1 {
+			return s.errorPage(c, 400, "The response repeats a parameter.")
+		}
+		if v := q.Get(k); v != "" {
+			form.Set(k, v)
+		}
 	}
-	var fe *flow.Error
-	switch {
-	case err == nil:
-		return s.renderPage(c, http.StatusOK, pageData{Title: "Signed in", Message: "Return to the app to finish signing in."})
-	case errors.As(err, &fe) && fe.Status == http.StatusServiceUnavailable:
-		return s.errorPage(c, http.StatusServiceUnavailable, "The service is temporarily unavailable; reload this page shortly.")
-	case errors.As(err, &fe):
-		return s.errorPage(c, http.StatusBadRequest, "This sign-in has expired or was already completed. Return to the app and start again.")
+	out, err := s.flow.Handle(ctx, flow.Request{Channel: flow.ChannelWebCallback, Policy: s.snapshot(ctx), Form: form})
+	if err != nil {
+		return s.errorPage(c, 503, "The service is temporarily unavailable; reload this page shortly.")
 	}
-	return s.errorPage(c, http.StatusServiceUnavailable, "The service is temporarily unavailable; reload this page shortly.")
+	return s.renderPageOutcome(c, out)
 }

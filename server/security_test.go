@@ -452,7 +452,7 @@ func TestPKCE_Verifier(t *testing.T) {
 		// sent for such a code is rejected (RFC 9700 §4.8.2).
 		r := post(t, in.native(), url.Values{"client_id": {"fp-conf"}, "response_type": {"code"}, "scope": {"openid"}}, basic("fp-conf", "fp-conf-secret"))
 		require.Equal(t, http.StatusForbidden, r.status, r.raw)
-		r = post(t, in.native(), url.Values{"auth_session": {r.str("auth_session")}, "username": {"carol"}, "password": {"carol-pw"}})
+		r = post(t, in.native(), url.Values{"auth_session": {r.str("auth_session")}, "username": {"carol"}, "password": {"carol-pw"}}, basic("fp-conf", "fp-conf-secret"))
 		require.Equal(t, http.StatusOK, r.status, r.raw)
 		tr := post(t, in.token(), url.Values{"grant_type": {"authorization_code"}, "code": {r.str("authorization_code")}, "code_verifier": {sdk.NewPKCE().Verifier}}, basic("fp-conf", "fp-conf-secret"))
 		requireOAuthError(t, tr, http.StatusBadRequest, "invalid_grant", "invalid_request")

@@ -25,10 +25,12 @@ import (
 	fositehmac "github.com/ory/fosite/token/hmac"
 	"go.uber.org/zap"
 
+	"github.com/fedas/fedas/authn/password"
+	"github.com/fedas/fedas/authn/totp"
 	"github.com/fedas/fedas/config"
 	"github.com/fedas/fedas/dpop"
-	"github.com/fedas/fedas/federation"
 	"github.com/fedas/fedas/flow"
+	"github.com/fedas/fedas/policy"
 	"github.com/fedas/fedas/storage"
 )
 
@@ -63,6 +65,10 @@ type Options struct {
 	// Now is this server's clock for client assertions (RFC 7523 §3);
 	// nil means time.Now. It is per Server: nothing process-global.
 	Now func() time.Time
+	// Policy, when set, is the live policy (clients, users, apps,
+	// downstreams, routes, prompts) that a reload or the admin API
+	// republishes; nil means a Source holding a snapshot of Config.
+	Policy *policy.Source
 }
 
 // Server is one fedas authorization server.
@@ -70,7 +76,7 @@ type Server struct {
 	cfg      *config.Config
 	store    storage.Store
 	log      *zap.Logger
-	clients  *clientRegistry
+	policy   *policy.Source
 	oauth    fosite.OAuth2Provider
 	fcfg     *fositeConfig
 	strategy *oauth2.HMACSHAStrategy
@@ -125,11 +131,14 @@ func New(o Options) (*Server, error) {
 		}
 		s.EphemeralHMACSecret = true
 	}
-	clients, err := newClientRegistry(cfg.Clients)
-	if err != nil {
-		return nil, err
+	if o.Policy == nil {
+		snap, err := policy.Build(cfg, policy.BuildOptions{Logger: o.Logger, DPoPSeed: DownstreamDPoPSeed(o.HMACSecret), Now: o.Now})
+		if err != nil {
+			return nil, err
+		}
+		o.Policy = policy.NewSource(snap)
 	}
-	s.clients = clients
+	s.policy = o.Policy
 	if err := s.initKeys(o.SigningKey); err != nil {
 		return nil, err
 	}
@@ -146,12 +155,12 @@ func New(o Options) (*Server, error) {
 		AccessTokenIssuer:               cfg.Issuer,
 		EnforcePKCEForPublicClients:     true,
 		ScopeStrategy:                   fosite.ExactScopeStrategy,
-		ClientSecretsHasher:             secretHasher{},
+		ClientSecretsHasher:             policy.SecretHasher{},
 		SendDebugMessagesToClients:      false,
 	}, tokenURLs: []string{cfg.Issuer + PathToken, cfg.Issuer, cfg.Issuer + PathPAR}}
 	s.fcfg = fc
 	s.strategy = oauth2.NewHMACSHAStrategy(&fositehmac.HMACStrategy{Config: fc}, fc)
-	s.fstore = &fositeStore{st: o.Store, clients: clients, lifetimes: func(k storage.Kind) time.Duration {
+	s.fstore = &fositeStore{st: o.Store, policy: o.Policy, lifetimes: func(k storage.Kind) time.Duration {
 		switch k {
 		case storage.KindCode, storage.KindPKCE:
 			return lt.AuthorizationCode
@@ -197,33 +206,20 @@ func New(o Options) (*Server, error) {
 	// package-level jwt.TimeFunc.
 	fc.ClientAuthenticationStrategy = s.authenticateClient
 
-	users := make([]flow.User, 0, len(cfg.Users))
-	for _, u := range cfg.Users {
-		users = append(users, flow.User{Username: u.Username, Subject: u.Subject, PasswordHash: u.PasswordHash, TOTPSecret: u.TOTPSecret, Apps: u.Apps})
-	}
-	apps := make([]flow.App, 0, len(cfg.Apps))
-	for _, a := range cfg.Apps {
-		apps = append(apps, flow.App{ID: a.ID, DeepLink: a.DeepLink, DownstreamRole: a.DownstreamRole, Clients: a.Clients, EnrolledOnly: a.EnrolledOnly})
-	}
-	var fed *federation.Federator
-	if len(cfg.Downstreams) > 0 || cfg.Prompt != nil || len(cfg.Routes) > 0 {
-		if fed, err = federation.New(cfg, o.Logger.Named("federation"), derivedKey(o.HMACSecret, "fedas/downstream-dpop/v1")); err != nil {
-			return nil, err
-		}
-	}
 	s.flow = flow.New(flow.Options{
-		Fed:         fed,
-		StateKey:    derivedKey(o.HMACSecret, "fedas/federation-state/v1"),
-		Apps:        apps,
-		Pusher:      s,
-		ResponseURI: func(hopID string) string { return cfg.Issuer + PathResponse + hopID },
 		Sessions:    o.Store,
 		Replay:      o.Store,
-		Users:       users,
-		Issuer:      s,
+		Codes:       s,
+		Pushes:      pushStore{s},
+		Steps:       []flow.Step{password.New(), totp.Step{}},
 		TTL:         lt.AuthSession,
 		MaxFailures: cfg.Limits.MaxFailures,
 		Logger:      o.Logger.Named("flow"),
+		Now:         o.Now,
+		Issuer:      cfg.Issuer,
+		ResponseURI: func(hopID string) string { return cfg.Issuer + PathResponse + hopID },
+		WebCallback: cfg.Issuer + PathWebCallback,
+		StateKey:    derivedKey(o.HMACSecret, "fedas/federation-state/v1"),
 	})
 	s.dpop = &dpop.Verifier{Replay: dpopReplay{o.Store}}
 	s.routes()
@@ -234,7 +230,7 @@ func (s *Server) routes() {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.echoError
-	e.Use(s.recoverer, s.accessLog, s.deadline)
+	e.Use(s.recoverer, s.accessLog, s.deadline, s.withPolicy)
 	form := s.formParser
 	e.GET(PathMetadata, s.metadata)
 	// OIDC Discovery §4: we issue ID tokens, so the same document is
@@ -290,6 +286,37 @@ func (s *Server) url(path string) string { return s.cfg.Issuer + path }
 
 // String describes the server for logs.
 func (s *Server) String() string { return fmt.Sprintf("fedas(%s)", s.cfg.Issuer) }
+
+// DownstreamDPoPSeed derives the seed of our DPoP key for downstream
+// codes (PROTOCOL-NOTES Q5) from the shared secret: every instance, and
+// every policy snapshot, holds the same key.
+func DownstreamDPoPSeed(hmacSecret []byte) []byte {
+	return derivedKey(hmacSecret, "fedas/downstream-dpop/v1")
+}
+
+// Policy returns the server's live policy source.
+func (s *Server) Policy() *policy.Source { return s.policy }
+
+// snapshot is the policy snapshot of the request ctx belongs to, else the
+// current one.
+func (s *Server) snapshot(ctx context.Context) *policy.Snapshot { return snapshotOf(ctx, s.policy) }
+
+func snapshotOf(ctx context.Context, src *policy.Source) *policy.Snapshot {
+	if snap := policy.FromContext(ctx); snap != nil {
+		return snap
+	}
+	return src.Current()
+}
+
+// withPolicy pins the snapshot current when a request starts to its
+// context: the whole request, fosite's callbacks included, reads only it.
+func (s *Server) withPolicy(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx := policy.WithSnapshot(c.Request().Context(), s.policy.Current())
+		c.SetRequest(c.Request().WithContext(ctx))
+		return next(c)
+	}
+}
 
 // derivedKey derives a 32-byte purpose-bound key from the shared secret,
 // so that instances sharing a store agree on it.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"regexp"
 
 	"github.com/labstack/echo/v4"
 	"github.com/ory/fosite"
@@ -72,7 +73,10 @@ func (s *Server) token(c echo.Context) error {
 }
 
 // jktShape is a base64url SHA-256 thumbprint (RFC 7638).
-var jktShape = pkceChallenge
+var jktShape = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
+
+// pkceChallenge is the shape of an S256 code_challenge (RFC 7636 §4.2).
+var pkceChallenge = jktShape
 
 // par serves the pushed authorization request endpoint (RFC 9126 §2)
 // through fosite: authenticated confidential clients only; the request_uri
@@ -112,7 +116,7 @@ func (s *Server) par(c echo.Context) error {
 		// RFC 9126 §2.1 leaves redirect_uri to the AS: native federation
 		// needs none (PROTOCOL-NOTES Q14), but fosite insists on one for
 		// openid requests, so use the client's only registered one.
-		if cl, ok := s.clients.lookup(form.Get("client_id")); ok && cl.Federating && len(cl.GetRedirectURIs()) == 1 {
+		if cl, ok := s.snapshot(ctx).Client(form.Get("client_id")); ok && cl.Federating && len(cl.GetRedirectURIs()) == 1 {
 			form.Set("redirect_uri", cl.GetRedirectURIs()[0])
 		}
 	}

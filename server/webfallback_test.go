@@ -74,6 +74,7 @@ func TestWebFallback_Federated(t *testing.T) {
 		emailPrompt(c, "as2.example", "as2")
 	}}))
 	c := as1.Client(t, "demo-app")
+	c.OnExchange = func(m, u string, f url.Values, st int, b []byte) { t.Logf("DBG %s %s %v -> %d %s", m, u, f, st, b) }
 	c.OpenBrowser = browserSim(t, "carol", "carol-pw", "https://app.example/cb")
 	code, pk, err := c.Authorize(context.Background(), url.Values{"scope": {"openid"}, "native_callback_uri": {"https://app.example/cb"}}, answerAll("carol@as2.example"))
 	require.NoError(t, err)
@@ -102,6 +103,7 @@ func TestWebFallback_Local(t *testing.T) {
 	c := in.Client(t, "demo-app")
 	c.OpenApp = func(context.Context, string) (url.Values, error) { return nil, sdk.ErrNoApp }
 	c.OpenBrowser = browserSim(t, "carol", "carol-pw", "https://app.example/web-cb")
+	c.RedirectURI = "https://app.example/web-cb"
 	code, pk, err := c.Authorize(context.Background(), url.Values{"scope": {"openid"}, "native_callback_uri": {"https://app.example/cb"}}, userUI("x", "y", ""))
 	require.NoError(t, err)
 	r := in.redeem(t, "demo-app", code, pk)

@@ -51,10 +51,14 @@ const (
 	KindAccess  Kind = "access"  // access tokens
 	KindRefresh Kind = "refresh" // refresh tokens
 	KindPAR     Kind = "par"     // pushed authorization requests, keyed by request_uri (RFC 9126)
+	// Our own pushed requests, stored apart from clients' PARs so that
+	// none is taken for another (docs/security.md "Pushed requests").
+	KindPushApp Kind = "push-app" // a redirect_to_app deep link's request
+	KindPushWeb Kind = "push-web" // a redirect_to_web fallback's request
 )
 
 // Kinds lists every Kind, for tests and sweeps.
-var Kinds = []Kind{KindCode, KindPKCE, KindAccess, KindRefresh, KindPAR}
+var Kinds = []Kind{KindCode, KindPKCE, KindAccess, KindRefresh, KindPAR, KindPushApp, KindPushWeb}
 
 // Record is a serialised OAuth request as fosite hands it to storage: the
 // client, the original form, scopes and audiences, and the session as JSON.

@@ -112,7 +112,7 @@ func validKey(v string) bool {
 
 func checkKind(kind storage.Kind) error {
 	switch kind {
-	case storage.KindCode, storage.KindPKCE, storage.KindAccess, storage.KindRefresh, storage.KindPAR:
+	case storage.KindCode, storage.KindPKCE, storage.KindAccess, storage.KindRefresh, storage.KindPAR, storage.KindPushApp, storage.KindPushWeb:
 		return nil
 	}
 	return fmt.Errorf("redisstore: unknown kind %q", kind)

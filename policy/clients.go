@@ -1,4 +1,4 @@
-package server
+package policy
 
 import (
 	"context"
@@ -28,18 +28,9 @@ type Client struct {
 
 var _ fosite.OpenIDConnectClient = (*Client)(nil)
 
-// clientRegistry is the immutable set of clients loaded from configuration.
-type clientRegistry struct {
-	byID map[string]*Client
-}
-
-func (r *clientRegistry) lookup(id string) (*Client, bool) {
-	c, ok := r.byID[id]
-	return c, ok
-}
-
-func newClientRegistry(cfg []config.Client) (*clientRegistry, error) {
-	r := &clientRegistry{byID: make(map[string]*Client, len(cfg))}
+// buildClients builds the immutable set of clients of a snapshot.
+func buildClients(cfg []config.Client) (map[string]*Client, error) {
+	r := make(map[string]*Client, len(cfg))
 	for _, cc := range cfg {
 		c := &Client{
 			DefaultOpenIDConnectClient: &fosite.DefaultOpenIDConnectClient{
@@ -67,7 +58,7 @@ func newClientRegistry(cfg []config.Client) (*clientRegistry, error) {
 			}
 			c.JSONWebKeys = set
 		}
-		r.byID[cc.ID] = c
+		r[cc.ID] = c
 	}
 	return r, nil
 }
@@ -98,16 +89,16 @@ func jwksV3(raw string) (*josev3.JSONWebKeySet, error) {
 	return out, nil
 }
 
-// secretHasher compares client secrets against their stored SHA-256
+// SecretHasher compares client secrets against their stored SHA-256
 // digests in constant time. Client secrets are high-entropy server-made
 // values, so bcrypt would only add an 80 ms-per-request CPU cliff
 // (PERFORMANCE.md trap 1).
-type secretHasher struct{}
+type SecretHasher struct{}
 
-var _ fosite.Hasher = secretHasher{}
+var _ fosite.Hasher = SecretHasher{}
 
 // Compare implements fosite.Hasher.
-func (secretHasher) Compare(_ context.Context, hash, data []byte) error {
+func (SecretHasher) Compare(_ context.Context, hash, data []byte) error {
 	sum := sha256.Sum256(data)
 	want := make([]byte, hex.EncodedLen(len(sum)))
 	hex.Encode(want, sum[:])
@@ -118,7 +109,7 @@ func (secretHasher) Compare(_ context.Context, hash, data []byte) error {
 }
 
 // Hash implements fosite.Hasher.
-func (secretHasher) Hash(_ context.Context, data []byte) ([]byte, error) {
+func (SecretHasher) Hash(_ context.Context, data []byte) ([]byte, error) {
 	sum := sha256.Sum256(data)
 	return []byte(hex.EncodeToString(sum[:])), nil
 }

@@ -1,0 +1,258 @@
+package flow
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/subtle"
+	"errors"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/fedas/fedas/policy"
+	"github.com/fedas/fedas/storage"
+)
+
+// Options configure an Engine.
+type Options struct {
+	Sessions storage.AuthSessionStore
+	Replay   storage.ReplayStore
+	// Codes mints authorization codes; only mint calls it.
+	Codes CodeIssuer
+	// Pushes stores and consumes pushed requests; only take consumes.
+	Pushes PushStore
+	// Steps is the local sign-in chain (password, then TOTP, …).
+	Steps []Step
+	// ChainFor, when set, chooses the chain for a client.
+	ChainFor    func(c *policy.Client) []Step
+	TTL         time.Duration
+	MaxFailures int
+	Logger      *zap.Logger
+	// Now is the clock.
+	Now func() time.Time
+	// Issuer is our issuer identifier (the iss of what we return).
+	Issuer string
+	// ResponseURI builds a hop's response_uri.
+	ResponseURI func(hopID string) string
+	// WebCallback is our redirect_uri at downstreams (PROTOCOL-NOTES Q7,
+	// Q19).
+	WebCallback string
+	// StateKey (32 bytes) seals the state we send downstream; instances
+	// sharing a store must share it. Nil means a random key.
+	StateKey []byte
+}
+
+// Engine runs auth sessions: the one place where the native protocol is
+// decided (docs/architecture.md).
+type Engine struct {
+	o    Options
+	aead cipher.AEAD
+}
+
+// New builds an Engine.
+func New(o Options) *Engine {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.MaxFailures <= 0 {
+		o.MaxFailures = 5
+	}
+	e := &Engine{o: o}
+	key := o.StateKey
+	if len(key) != 32 {
+		key = make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			panic(err)
+		}
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		panic(err)
+	}
+	if e.aead, err = cipher.NewGCM(block); err != nil {
+		panic(err)
+	}
+	return e
+}
+
+// Handle is the engine's one entry point: one request in, one outcome
+// out. A Go error is a real failure (storage.ErrUnavailable, a broken
+// dependency); every protocol answer, errors included, is an Outcome.
+func (e *Engine) Handle(ctx context.Context, r Request) (Outcome, error) {
+	if r.Policy == nil {
+		return nil, errors.New("flow: request without a policy snapshot")
+	}
+	out, err := e.dispatch(ctx, r)
+	var rf *errRefused
+	if errors.As(err, &rf) {
+		return rf.r, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (e *Engine) dispatch(ctx context.Context, r Request) (Outcome, error) {
+	switch r.Channel {
+	case ChannelNative:
+		if v := r.Form.Get("auth_session"); v != "" {
+			return e.followUp(ctx, r, v)
+		}
+		if r.Form.Get("request_uri") != "" {
+			return e.startPushed(ctx, r)
+		}
+		return e.startInitial(ctx, r)
+	case ChannelResponse:
+		return e.respond(ctx, r)
+	case ChannelBrowser:
+		if v := r.Form.Get("auth_session"); v != "" {
+			return e.followUp(ctx, r, v)
+		}
+		return e.startBrowser(ctx, r)
+	case ChannelAppComplete:
+		return e.appComplete(ctx, r)
+	case ChannelWebCallback:
+		return e.webCallback(ctx, r)
+	}
+	return nil, errors.New("flow: unknown channel")
+}
+
+// starter is a validated request about to begin a session.
+type starter struct {
+	snap    *policy.Snapshot
+	client  *policy.Client
+	req     map[string]string
+	jkt     string
+	channel Channel
+	// clientAuth: a confidential client authenticated directly.
+	clientAuth bool
+	// cred: the client may get password/OTP challenges (PROTOCOL-NOTES
+	// Q10).
+	cred bool
+}
+
+func (st starter) session(e *Engine, stage string) *session {
+	s := e.newSession(st.channel, st.client.GetID(), st.req, st.jkt, stage)
+	s.x.Cred, s.x.ClientAuth = st.cred, st.clientAuth
+	return s
+}
+
+// startInitial handles an initial request at the native endpoint
+// (FiPA-04 §5.1): a client that authenticates at the token endpoint
+// authenticates here too (FiPA-04 §4.1), and only first-party clients
+// may use the endpoint (FiPA-04 §1.1).
+func (e *Engine) startInitial(ctx context.Context, r Request) (Outcome, error) {
+	c := r.Client
+	switch {
+	case c == nil:
+		return invalidRequest("The client_id parameter is required."), nil
+	case !c.IsPublic() && !r.Authenticated:
+		return invalidClient("This client must authenticate."), nil
+	case !c.FirstParty:
+		return unauthorizedClient(), nil
+	}
+	req, rf := parseInitial(c, r.Form)
+	if rf != nil {
+		return *rf, nil
+	}
+	// dpop_jkt names a key at PAR time (RFC 9449 §10.1); a native request
+	// proves its key with the DPoP header instead.
+	delete(req, "dpop_jkt")
+	return e.start(ctx, starter{snap: r.Policy, client: c, req: req, jkt: r.DPoPJKT, channel: ChannelNative,
+		clientAuth: !c.IsPublic(), cred: c.FirstParty || c.AllowCredentialChallenges})
+}
+
+// startPushed starts a session in the downstream role (PROTOCOL-NOTES
+// Q3; federation draft §4.3.1): a client pushed the request to our PAR
+// endpoint with client authentication, and the device presents client_id
+// + request_uri, which authenticates the client.
+func (e *Engine) startPushed(ctx context.Context, r Request) (Outcome, error) {
+	p, err := e.take(ctx, r.Policy, r.Form.Get("request_uri"), r.Form.Get("client_id"), useNative)
+	if err != nil {
+		return nil, err
+	}
+	c, _ := r.Policy.Client(p.ClientID)
+	req, rf := parseInitial(c, p.Form)
+	if rf != nil {
+		return *rf, nil
+	}
+	if req["dpop_jkt"] != "" && r.DPoPJKT != "" && req["dpop_jkt"] != r.DPoPJKT {
+		return invalidDPoP(), nil
+	}
+	return e.start(ctx, starter{snap: r.Policy, client: c, req: req, jkt: r.DPoPJKT, channel: ChannelNative,
+		cred: c.FirstParty || c.AllowCredentialChallenges})
+}
+
+// start chooses the first answer for a validated request: our app, a
+// configured route, a prompt, or local sign-in.
+func (e *Engine) start(ctx context.Context, st starter) (Outcome, error) {
+	if app, ok := e.appFor(ctx, st); ok {
+		return e.startApp(ctx, st, app)
+	}
+	if f := st.snap.Fed; f != nil {
+		if t, ok := f.RouteClient(st.client.GetID()); ok {
+			return e.startRouted(ctx, st, t)
+		}
+		if f.HasPrompt() {
+			return e.startPrompt(ctx, st)
+		}
+	}
+	return e.startLocal(ctx, st, "")
+}
+
+// followUp continues a session with a follow-up request on its channel
+// (FiPA-04 §5.3).
+func (e *Engine) followUp(ctx context.Context, r Request, value string) (Outcome, error) {
+	s, err := e.load(ctx, value)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.checkCaller(r, s); err != nil {
+		return nil, err
+	}
+	switch s.Stage {
+	case StageRoute:
+		return e.answerPrompt(ctx, r, s)
+	case StageApp:
+		return e.appFollowUp(ctx, r, s)
+	case StageReturned:
+		if s.x.Hop == nil {
+			return e.returned(ctx, r, s)
+		}
+	case StageFederated, StageFederating, StageRedeeming, StageCompleting:
+	default:
+		return e.continueLocal(ctx, r, s)
+	}
+	// A federated session continues only at its response_uri.
+	return invalidSession(), nil
+}
+
+// checkCaller applies the bindings of a session to a request that
+// continues it: its channel, its client (FiPA-04 §5.1: a client_id must
+// match), client authentication when the session began with it (FiPA-04
+// §4.1), and its DPoP key (FiPA-04 §9.6.1). A refusal changes nothing.
+func (e *Engine) checkCaller(r Request, s *session) error {
+	ch := r.Channel
+	if ch == ChannelResponse {
+		ch = ChannelNative
+	}
+	if s.x.Channel != ch {
+		return refused(invalidSession())
+	}
+	if r.Client != nil && r.Client.GetID() != s.ClientID {
+		return refused(invalidRequest("The client_id does not match the auth_session."))
+	}
+	if s.x.ClientAuth && (!r.Authenticated || r.Client == nil) {
+		return refused(invalidClient("This client must authenticate on every request of the session."))
+	}
+	if s.DPoPJKT != "" && subtle.ConstantTimeCompare([]byte(s.DPoPJKT), []byte(r.DPoPJKT)) != 1 {
+		return refused(invalidDPoP())
+	}
+	return nil
+}

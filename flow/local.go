@@ -1,0 +1,182 @@
+package flow
+
+import (
+	"context"
+
+	"github.com/fedas/fedas/policy"
+)
+
+func (e *Engine) chain(c *policy.Client) []Step {
+	if e.o.ChainFor != nil && c != nil {
+		return e.o.ChainFor(c)
+	}
+	return e.o.Steps
+}
+
+// startLocal begins a local sign-in with the first step of the client's
+// chain. hint names the user when a prompt answer did.
+func (e *Engine) startLocal(ctx context.Context, st starter, hint string) (Outcome, error) {
+	if !st.cred {
+		return e.webFallback(ctx, st.snap, st.client.GetID(), st.req, st.jkt, "")
+	}
+	s := st.session(e, "")
+	if h := st.req["login_hint"]; h != "" {
+		hint = h
+	}
+	if hint != "" {
+		s.Username, s.x.User, s.x.Hinted = hint, hint, true
+	}
+	if err := e.enterStep(ctx, st.snap, s, 0, nil); err != nil {
+		return nil, err
+	}
+	value, err := e.create(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	return e.challenge(ctx, st.snap, s, value, "")
+}
+
+// localFromSession moves an existing session (after a prompt answer) to
+// local sign-in.
+func (e *Engine) localFromSession(ctx context.Context, snap *policy.Snapshot, s *session, hint string) (Outcome, error) {
+	if hint != "" && s.Username == "" {
+		s.Username, s.x.User, s.x.Hinted = hint, hint, true
+	}
+	s.Failures = 0
+	if err := e.enterStep(ctx, snap, s, 0, nil); err != nil {
+		return nil, err
+	}
+	value, err := e.advance(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	return e.challenge(ctx, snap, s, value, "")
+}
+
+// enterStep makes the first step from index i that applies to u current;
+// it returns false in s.Stage == "" when none is left.
+func (e *Engine) enterStep(ctx context.Context, snap *policy.Snapshot, s *session, i int, u *policy.User) error {
+	steps := e.chain(clientOf(snap, s.ClientID))
+	for ; i < len(steps); i++ {
+		if steps[i].Applies(u) {
+			s.Stage, s.x.Step, s.x.StepData = steps[i].Name(), i, nil
+			_, data, err := steps[i].Challenge(ctx, e.stepContext(snap, s))
+			if err != nil {
+				return err
+			}
+			s.x.StepData = data
+			return nil
+		}
+	}
+	s.Stage = ""
+	return nil
+}
+
+func clientOf(snap *policy.Snapshot, id string) *policy.Client {
+	c, _ := snap.Client(id)
+	return c
+}
+
+func (e *Engine) stepContext(snap *policy.Snapshot, s *session) StepContext {
+	return StepContext{Users: snap.Users(), Replay: e.o.Replay, Now: e.o.Now(), Username: s.Username, Data: s.x.StepData}
+}
+
+func (e *Engine) current(snap *policy.Snapshot, s *session) (Step, bool) {
+	steps := e.chain(clientOf(snap, s.ClientID))
+	if s.x.Step < 0 || s.x.Step >= len(steps) || steps[s.x.Step].Name() != s.Stage {
+		return nil, false
+	}
+	return steps[s.x.Step], true
+}
+
+// challenge renders the current step's challenge.
+func (e *Engine) challenge(ctx context.Context, snap *policy.Snapshot, s *session, value, desc string) (Outcome, error) {
+	step, ok := e.current(snap, s)
+	if !ok {
+		return invalidSession(), nil
+	}
+	spec, _, err := step.Challenge(ctx, e.stepContext(snap, s))
+	if err != nil {
+		return nil, err
+	}
+	if desc == "" {
+		desc = spec.Description
+	}
+	return Challenge{AuthSession: value, Description: desc, Spec: spec}, nil
+}
+
+// continueLocal verifies the current step's answers and moves on: the
+// next step that applies, or our code.
+func (e *Engine) continueLocal(ctx context.Context, r Request, s *session) (Outcome, error) {
+	step, ok := e.current(r.Policy, s)
+	if !ok {
+		// The chain changed under the session (a reload): start again.
+		e.end(ctx, s)
+		return invalidSession(), nil
+	}
+	res, err := step.Verify(ctx, e.stepContext(r.Policy, s), r.Form)
+	if err != nil {
+		return nil, err
+	}
+	switch res.Result {
+	case Malformed:
+		return invalidRequest(res.Description), nil
+	case Failed:
+		return e.fail(ctx, r.Policy, s, res.Description)
+	case Waiting:
+		s.x.StepData = res.Data
+		value, err := e.advance(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		return Pending{AuthSession: value, Description: res.Description, Interval: res.Interval}, nil
+	case Passed:
+	default:
+		return nil, errUnknownResult
+	}
+	if res.User != nil {
+		if s.x.User != "" && s.x.User != res.User.Username {
+			// A hinted user is the only user this session may sign in.
+			return e.fail(ctx, r.Policy, s, "The username or password is not correct.")
+		}
+		s.Username, s.Subject, s.x.User = res.User.Username, res.User.Subject, res.User.Username
+		s.x.Hinted = false
+	}
+	if res.AMR != "" {
+		s.AMR = append(s.AMR, res.AMR)
+	}
+	s.AuthTime = e.o.Now()
+	s.Failures = 0
+	u, _, err := r.Policy.Users().User(ctx, s.Username)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.enterStep(ctx, r.Policy, s, s.x.Step+1, &u); err != nil {
+		return nil, err
+	}
+	if s.Stage != "" {
+		value, err := e.advance(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		return e.challenge(ctx, r.Policy, s, value, "")
+	}
+	return e.complete(ctx, r.Policy, s)
+}
+
+// fail counts a wrong answer: the session survives with a new step value
+// until MaxFailures, then it ends.
+func (e *Engine) fail(ctx context.Context, snap *policy.Snapshot, s *session, desc string) (Outcome, error) {
+	s.Failures++
+	if s.Failures >= e.o.MaxFailures {
+		if err := e.finish(ctx, s); err != nil {
+			return nil, err
+		}
+		return accessDenied("Too many failed attempts; start again."), nil
+	}
+	value, err := e.advance(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	return e.challenge(ctx, snap, s, value, desc)
+}

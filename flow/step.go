@@ -1,0 +1,93 @@
+package flow
+
+import (
+	"context"
+	"encoding/json"
+	"net/url"
+	"time"
+
+	"github.com/fedas/fedas/policy"
+	"github.com/fedas/fedas/storage"
+)
+
+// Step is one local authentication method in a chain (password, TOTP;
+// later passkeys, a credential presentation, a push to the user's other
+// device). A new method is a new package implementing Step: the engine
+// has no case for any of them. The engine owns the session, its
+// single-use step values, failure counting and the code; a Step only
+// asks and checks.
+type Step interface {
+	// Name is the step's stage name, stored in the session.
+	Name() string
+	// Applies reports whether the step applies to the user; u is nil while
+	// no step has identified the user yet.
+	Applies(u *policy.User) bool
+	// Challenge describes what the client must collect, when the step
+	// becomes current or asks again. data is the step's new own state.
+	Challenge(ctx context.Context, sc StepContext) (spec ChallengeSpec, data json.RawMessage, err error)
+	// Verify checks a follow-up's answers. A Go error is a failure of a
+	// dependency only; a wrong answer is Result Failed.
+	Verify(ctx context.Context, sc StepContext, answers url.Values) (StepResult, error)
+}
+
+// StepContext is what a step may know of the session.
+type StepContext struct {
+	Users  policy.UserStore
+	Replay storage.ReplayStore
+	Now    time.Time
+	// Username names the user when a hint or an earlier step did.
+	Username string
+	// Data is the step's own state from its last Challenge or Verify.
+	Data json.RawMessage
+}
+
+// Result of a step's Verify.
+type Result int
+
+// Results.
+const (
+	// Passed: the step authenticated the user.
+	Passed Result = iota + 1
+	// Failed: a wrong answer; counts towards the session's failure cap.
+	Failed
+	// Waiting: nothing to decide yet (the client polls: Pending).
+	Waiting
+	// Malformed: the answer is missing or malformed (invalid_request; the
+	// session is unchanged).
+	Malformed
+)
+
+// StepResult is a step's verdict.
+type StepResult struct {
+	Result Result
+	// User is the user the step authenticated (first factor).
+	User *policy.User
+	// AMR is the method reference to record (RFC 8176 §2).
+	AMR string
+	// Description explains Failed or Malformed to the user.
+	Description string
+	// Data replaces the step's own state.
+	Data json.RawMessage
+	// Interval is the polling interval in seconds for Waiting.
+	Interval int
+}
+
+// ChallengeSpec is the self-describing member fedas adds to
+// insufficient_authorization (docs/protocol.md "Challenges"): a generic
+// client renders Inputs without knowing the method; Data carries what a
+// method needs beyond text inputs (a presentation request, a number to
+// match, a QR payload).
+type ChallengeSpec struct {
+	Type        string           `json:"type"`
+	Inputs      map[string]Input `json:"inputs"`
+	Data        map[string]any   `json:"data,omitempty"`
+	Description string           `json:"-"`
+}
+
+// Input describes one field the client collects.
+type Input struct {
+	Title       string `json:"title,omitempty"`
+	Hint        string `json:"hint,omitempty"`
+	Description string `json:"description,omitempty"`
+	Secret      bool   `json:"secret"`
+}
