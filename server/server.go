@@ -77,6 +77,7 @@ type Server struct {
 	store    storage.Store
 	log      *zap.Logger
 	policy   *policy.Source
+	build    policy.BuildOptions
 	oauth    fosite.OAuth2Provider
 	fcfg     *fositeConfig
 	strategy *oauth2.HMACSHAStrategy
@@ -131,8 +132,9 @@ func New(o Options) (*Server, error) {
 		}
 		s.EphemeralHMACSecret = true
 	}
+	s.build = policy.BuildOptions{Logger: o.Logger, DPoPSeed: DownstreamDPoPSeed(o.HMACSecret), Now: o.Now}
 	if o.Policy == nil {
-		snap, err := policy.Build(cfg, policy.BuildOptions{Logger: o.Logger, DPoPSeed: DownstreamDPoPSeed(o.HMACSecret), Now: o.Now})
+		snap, err := policy.Build(cfg, s.build)
 		if err != nil {
 			return nil, err
 		}
@@ -296,6 +298,12 @@ func DownstreamDPoPSeed(hmacSecret []byte) []byte {
 
 // Policy returns the server's live policy source.
 func (s *Server) Policy() *policy.Source { return s.policy }
+
+// Reload re-reads the configuration through load and publishes it as the
+// new policy; an invalid one keeps the current policy (policy.Source.Reload).
+func (s *Server) Reload(load func() (*config.Config, error)) error {
+	return s.policy.Reload(load, s.build, s.log.Named("policy"))
+}
 
 // snapshot is the policy snapshot of the request ctx belongs to, else the
 // current one.

@@ -140,19 +140,29 @@ func serve(args []string, stderr io.Writer) error {
 	redis.SetLogger(redisLogger{log.Named("go-redis")})
 	defer func() { _ = log.Sync() }()
 
-	cfg := config.Default()
+	load := func() (*config.Config, error) {
+		cfg := config.Default()
+		if *cfgPath != "" {
+			var err error
+			if cfg, err = config.Load(*cfgPath); err != nil {
+				return nil, err
+			}
+		}
+		if *redisURL != "" {
+			cfg.Storage.Redis = &config.Redis{URL: *redisURL, Prefix: "fedas:"}
+		}
+		if *listen != "" {
+			cfg.Listen = *listen
+		}
+		return cfg, nil
+	}
+	cfg, err := load()
+	if err != nil {
+		return err
+	}
 	source := "embedded demo config"
 	if *cfgPath != "" {
-		if cfg, err = config.Load(*cfgPath); err != nil {
-			return err
-		}
 		source = *cfgPath
-	}
-	if *redisURL != "" {
-		cfg.Storage.Redis = &config.Redis{URL: *redisURL, Prefix: "fedas:"}
-	}
-	if *listen != "" {
-		cfg.Listen = *listen
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -189,10 +199,25 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
+	// SIGHUP re-reads the config file: a valid one becomes the policy of
+	// every request that starts afterwards; an invalid one is logged and
+	// the current policy keeps serving. Never exit on it.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for done := false; !done; {
+		select {
+		case err := <-errc:
+			return err
+		case <-hup:
+			if *cfgPath == "" {
+				log.Warn("SIGHUP: no config file to re-read (embedded demo config)")
+				continue
+			}
+			_ = srv.Reload(load)
+		case <-ctx.Done():
+			done = true
+		}
 	}
 	log.Info("shutting down: draining in-flight requests")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
