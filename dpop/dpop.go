@@ -160,8 +160,12 @@ func sameURI(a, b string) bool {
 // Key is a client's DPoP key, for the SDK and tests.
 type Key struct {
 	signer jose.Signer
+	alg    jose.SignatureAlgorithm
 	JKT    string
 }
+
+// Alg is the key's proof algorithm.
+func (k *Key) Alg() jose.SignatureAlgorithm { return k.alg }
 
 // NewKey wraps a private key (ECDSA P-256 for ES256, ed25519 for EdDSA).
 func NewKey(private any, alg jose.SignatureAlgorithm) (*Key, error) {
@@ -176,7 +180,7 @@ func NewKey(private any, alg jose.SignatureAlgorithm) (*Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Key{signer: s, JKT: base64.RawURLEncoding.EncodeToString(tp)}, nil
+	return &Key{signer: s, alg: alg, JKT: base64.RawURLEncoding.EncodeToString(tp)}, nil
 }
 
 // Proof makes a fresh proof for one request (RFC 9449 §4.2).

@@ -410,6 +410,17 @@ func containsFold(list []string, v string) bool {
 	return false
 }
 
+// dpopFor is our DPoP key for a downstream that advertises DPoP with an
+// algorithm our key uses (RFC 9449 §5.1), else nil. A server that does
+// not know DPoP ignores dpop_jkt and answers Bearer, which a bound hop
+// must refuse; so we bind only where binding can work (PROTOCOL-NOTES Q5).
+func (f *Federator) dpopFor(meta Metadata) *dpop.Key {
+	if f.dpop == nil || !contains(meta.DPoPAlgs, string(f.dpop.Alg())) {
+		return nil
+	}
+	return f.dpop
+}
+
 func random(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
@@ -419,7 +430,7 @@ func random(n int) string {
 // client builds the PAR/token client of one call. redirectURI is the
 // hop's (empty for native hops): par sends it in the PAR and, identically,
 // at the token endpoint (RFC 6749 §4.1.3).
-func (f *Federator) client(ds *downstream, meta Metadata, redirectURI string) *par.Client {
+func (f *Federator) client(ds *downstream, meta Metadata, redirectURI string, key *dpop.Key) *par.Client {
 	return par.New(par.Options{
 		Issuer:        ds.cfg.Issuer,
 		PAREndpoint:   meta.PAREndpoint,
@@ -429,7 +440,7 @@ func (f *Federator) client(ds *downstream, meta Metadata, redirectURI string) *p
 		Timeout:       ds.http.Timeout,
 		HTTPClient:    ds.http,
 		Logger:        f.log.Named("par"),
-		DPoP:          f.dpop,
+		DPoP:          key,
 	})
 }
 
@@ -456,8 +467,9 @@ func (f *Federator) Begin(ctx context.Context, id string, r HopRequest) (Hop, Fe
 		return Hop{}, Federate{}, fmt.Errorf("%w: downstream has no PAR endpoint", ErrFederateUnsupported)
 	}
 	hop, challenge := f.newHop(id, ds, r, r.RedirectURI)
-	hop.DPoP = f.dpop != nil
-	pushed, err := f.client(ds, meta, "").Push(ctx, par.Request{
+	key := f.dpopFor(meta)
+	hop.DPoP = key != nil
+	pushed, err := f.client(ds, meta, "", key).Push(ctx, par.Request{
 		ClientID:          ds.cfg.ClientID,
 		Scope:             f.mapScope(ds, r.Scope),
 		State:             hop.State,
@@ -562,8 +574,9 @@ func (f *Federator) BeginWeb(ctx context.Context, id string, r HopRequest, redir
 	q := authz.Query()
 	hop, challenge := f.newHop(id, ds, r, redirectURI)
 	if meta.PAREndpoint != "" {
-		hop.DPoP = f.dpop != nil
-		pushed, err := f.client(ds, meta, redirectURI).Push(ctx, par.Request{
+		key := f.dpopFor(meta)
+		hop.DPoP = key != nil
+		pushed, err := f.client(ds, meta, redirectURI, key).Push(ctx, par.Request{
 			ClientID:      ds.cfg.ClientID,
 			Scope:         f.mapScope(ds, r.Scope),
 			State:         hop.State,
@@ -666,7 +679,11 @@ func (f *Federator) Complete(ctx context.Context, hop Hop, code, iss string) (Id
 	if err != nil {
 		return Identity{}, err
 	}
-	tok, err := f.client(ds, meta, hop.RedirectURI).Exchange(ctx, code, hop.Verifier)
+	var key *dpop.Key
+	if hop.DPoP {
+		key = f.dpop
+	}
+	tok, err := f.client(ds, meta, hop.RedirectURI, key).Exchange(ctx, code, hop.Verifier)
 	if err != nil {
 		if errors.Is(err, par.ErrUnavailable) {
 			return Identity{}, err

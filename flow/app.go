@@ -185,10 +185,7 @@ func (e *Engine) appComplete(ctx context.Context, r Request) (Outcome, error) {
 	}
 	v, hash := oneTime()
 	s.Stage, s.x.ReturnHash = StageReturned, hash
-	lockHash := s.StepHash
-	s.StepHash = device // the device's auth_session value stays valid
-	s.x.into(&s.AuthSession)
-	if err := casErr(e.o.Sessions.UpdateAuthSession(ctx, lockHash, s.AuthSession)); err != nil {
+	if err := e.restoreStep(ctx, s, device); err != nil {
 		return nil, err
 	}
 	return Return{URI: cb, Params: map[string]string{"authorization_code": v, "iss": e.o.Issuer}}, nil

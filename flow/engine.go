@@ -222,7 +222,10 @@ func (e *Engine) followUp(ctx context.Context, r Request, value string) (Outcome
 	case StageApp:
 		return e.appFollowUp(ctx, r, s)
 	case StageReturned:
-		if s.x.Hop == nil {
+		// Our app's leg, or our own browser federation (Q19), returns to
+		// the endpoint that answered; a downstream's fallback (Q7) to the
+		// hop's response_uri.
+		if s.x.Hop == nil || s.x.WebDS != "" {
 			return e.returned(ctx, r, s)
 		}
 	case StageFederated, StageFederating, StageRedeeming, StageCompleting:

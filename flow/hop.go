@@ -126,7 +126,7 @@ func (e *Engine) hop(ctx context.Context, snap *policy.Snapshot, s *session, ds 
 		}
 	}
 	hop, f, err := snap.Fed.Begin(ctx, ds, e.hopRequest(s.ID, s.Request))
-	if errors.Is(err, federation.ErrFederateUnsupported) && e.browserAllowed(snap, ds) && s.Request["code_challenge"] != "" {
+	if errors.Is(err, federation.ErrFederateUnsupported) && e.browserAllowed(snap, ds) && s.Request["code_challenge"] != "" && s.Request["native_callback_uri"] != "" {
 		// PROTOCOL-NOTES Q19: no native endpoint there; federate through
 		// the browser instead, starting at our browser endpoint.
 		s.Stage, s.Failures, s.x.WebDS, s.x.Hop = StageFederated, 0, ds, nil
@@ -352,11 +352,25 @@ func (e *Engine) browserHop(ctx context.Context, r Request, p Pushed) (Outcome, 
 	return Return{URI: to}, nil
 }
 
-// keepStep stores s under its current step value: the device's
-// auth_session stays valid (a browser leg changes server state only).
+// keepStep stores s and leaves it under its current step value: the
+// device's auth_session stays valid (a browser leg changes server state
+// only). A write that keeps the step hash reads as an already-applied
+// retry to the store, so it goes through a server-only step and back.
 func (e *Engine) keepStep(ctx context.Context, s *session) error {
+	device := s.StepHash
+	if _, err := e.lock(ctx, s, s.Stage); err != nil {
+		return err
+	}
+	return e.restoreStep(ctx, s, device)
+}
+
+// restoreStep moves s from its server-only step back to the device's
+// step value.
+func (e *Engine) restoreStep(ctx context.Context, s *session, device string) error {
+	lockHash := s.StepHash
+	s.StepHash, s.h = device, handle{id: s.ID, stepHash: device}
 	s.x.into(&s.AuthSession)
-	return casErr(e.o.Sessions.UpdateAuthSession(ctx, s.StepHash, s.AuthSession))
+	return casErr(e.o.Sessions.UpdateAuthSession(ctx, lockHash, s.AuthSession))
 }
 
 // webCallback completes a hop whose downstream flow ran in the browser
@@ -425,10 +439,7 @@ func (e *Engine) webCallback(ctx context.Context, r Request) (Outcome, error) {
 	}
 	v, hash := oneTime()
 	s.Stage, s.x.ReturnHash = StageReturned, hash
-	lockHash := s.StepHash
-	s.StepHash = device // the device's auth_session value stays valid
-	s.x.into(&s.AuthSession)
-	if err := casErr(e.o.Sessions.UpdateAuthSession(ctx, lockHash, s.AuthSession)); err != nil {
+	if err := e.restoreStep(ctx, s, device); err != nil {
 		return nil, err
 	}
 	return Return{URI: cb, Params: map[string]string{"response_code": v}}, nil

@@ -101,7 +101,10 @@ func (e *Engine) take(ctx context.Context, snap *policy.Snapshot, ru, clientID s
 		return Pushed{}, refused(invalidRequest("The client of this request is no longer registered."))
 	case u.native && !c.Federating && !c.FirstParty:
 		return Pushed{}, refused(unauthorizedClient())
-	case u.browser && (p.Form.Get("redirect_uri") == "" || !contains(c.GetRedirectURIs(), p.Form.Get("redirect_uri"))):
+	case u.browser && p.Session == "" && (p.Form.Get("redirect_uri") == "" || !contains(c.GetRedirectURIs(), p.Form.Get("redirect_uri"))):
+		// A browser that signs in on our pages returns to the client's
+		// redirect_uri; one that federates (p.Session) returns to the
+		// app's native_callback_uri through our web callback.
 		return Pushed{}, refused(invalidRequest("The request has no registered redirect_uri."))
 	}
 	if !u.consume {
@@ -148,6 +151,16 @@ func (e *Engine) webFallback(ctx context.Context, snap *policy.Snapshot, clientI
 	params := map[string]string{}
 	for k, v := range req {
 		params[k] = v
+	}
+	if sessionID != "" {
+		// The browser federates for this session and comes back through
+		// our web callback: the push only names the session.
+		ru, exp, err := e.push(ctx, PushWeb, clientID, map[string]string{"scope": req["scope"]}, sessionID)
+		if err != nil {
+			return nil, err
+		}
+		out.RequestURI, out.ExpiresIn = ru, exp
+		return out, nil
 	}
 	switch ru := req["redirect_uri"]; {
 	case ru != "":

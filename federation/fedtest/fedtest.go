@@ -165,6 +165,9 @@ type Options struct {
 	NativeName string
 	// NoPAR omits pushed_authorization_request_endpoint.
 	NoPAR bool
+	// NoDPoP omits dpop_signing_alg_values_supported: a server that does
+	// not know DPoP (RFC 9449 §5.1).
+	NoDPoP bool
 	// Issuer is the issuer the metadata publishes (default: the mock's
 	// URL). Set it to publish a wrong issuer.
 	Issuer string
@@ -540,6 +543,9 @@ func (m *Mock) metadata(w http.ResponseWriter, r *http.Request, _ *Recorded, _ M
 	}
 	if o.IssParameter {
 		md["authorization_response_iss_parameter_supported"] = true
+	}
+	if !o.NoDPoP {
+		md["dpop_signing_alg_values_supported"] = []string{"ES256", "EdDSA"}
 	}
 	if o.Issuer != "" {
 		md["issuer"] = o.Issuer
