@@ -437,11 +437,11 @@ func TestAppComplete_RequestURIReused(t *testing.T) {
 }
 
 func TestAppComplete_RequestURIExpired(t *testing.T) {
-	in := wrap(start(t, nil, appSecConfig, func(c *config.Config) { c.Lifetimes.PushedRequest = time.Second }))
+	in, clock := startClocked(t, appSecConfig, func(c *config.Config) { c.Lifetimes.PushedRequest = time.Second })
 	token := "Bearer " + appToken(t, in, "bank-app")
 	r, _ := in.localDeepLink(t, nil)
 	form := url.Values{"client_id": {"demo-app"}, "request_uri": {requireDeepLink(t, r, "demo-app")}}
-	time.Sleep(1500 * time.Millisecond)
+	clock.Advance(1500 * time.Millisecond)
 	requireNoCompletion(t, in.appComplete(t, token, form), http.StatusBadRequest, "invalid_request")
 }
 

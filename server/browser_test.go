@@ -357,12 +357,12 @@ func TestPAR_RequestURILifetimeAndSingleUse(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.status, r.raw)
 
 	t.Run("expired", func(t *testing.T) {
-		in := wrap(start(t, nil, webConfig(partnerCB), func(c *config.Config) { c.Lifetimes.PushedRequest = time.Second }))
+		in, clock := startClocked(t, webConfig(partnerCB), func(c *config.Config) { c.Lifetimes.PushedRequest = time.Second })
 		p := pushAs(t, in, "demo-partner", partnerSecret, partnerCB)
 		require.LessOrEqual(t, p.expiresIn, float64(1))
 		u := in.authorizeURL("demo-partner", p.requestURI)
 		s := requireFormPage(t, getURL(t, u), "username")
-		time.Sleep(1500 * time.Millisecond)
+		clock.Advance(1500 * time.Millisecond)
 		requireErrorPage(t, getURL(t, u), http.StatusBadRequest)
 		// A page opened before expiry cannot redirect after it.
 		requireErrorPage(t, in.carolSignsIn(t, s), http.StatusBadRequest)

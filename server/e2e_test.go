@@ -94,6 +94,18 @@ func start(tb testing.TB, st storage.Store, edit ...func(*config.Config)) *serve
 	}})
 }
 
+// startClocked starts an instance on a memory store that shares the
+// returned clock with the server: expiry tests advance it, never sleep.
+func startClocked(tb testing.TB, edit ...func(*config.Config)) (instance, *servertest.Clock) {
+	clock := &servertest.Clock{}
+	return wrap(servertest.Start(tb, servertest.Options{Clock: clock, Configure: func(c *config.Config) {
+		testConfig(c)
+		for _, e := range edit {
+			e(c)
+		}
+	}})), clock
+}
+
 // userUI answers challenges as the named user would.
 func userUI(username, password, totpSecret string) sdk.UI {
 	return func(_ context.Context, r sdk.Response) (url.Values, error) {

@@ -115,10 +115,10 @@ func TestAuthSession_EntropyAndOpacity(t *testing.T) {
 // A06: an unknown auth_session and an expired one get the same
 // invalid_session answer, never a 500.
 func TestAuthSession_UnknownValue(t *testing.T) {
-	in := wrap(start(t, nil, func(c *config.Config) { c.Lifetimes.AuthSession = 300 * time.Millisecond }))
+	in, clock := startClocked(t, func(c *config.Config) { c.Lifetimes.AuthSession = 300 * time.Millisecond })
 	r, _ := in.initial(t, "demo-app", nil)
 	expired := r.str("auth_session")
-	time.Sleep(400 * time.Millisecond)
+	clock.Advance(400 * time.Millisecond)
 	unknown := base64.RawURLEncoding.EncodeToString(make([]byte, 48))
 	var bodies []string
 	for _, s := range []string{unknown, expired} {
@@ -289,9 +289,9 @@ func TestCode_ReuseAfterOneSecond(t *testing.T) {
 
 // D02: a code expires with its lifetime (60 s by default; shortened here).
 func TestCode_Expires(t *testing.T) {
-	in := wrap(start(t, nil, func(c *config.Config) { c.Lifetimes.AuthorizationCode = time.Second }))
+	in, clock := startClocked(t, func(c *config.Config) { c.Lifetimes.AuthorizationCode = time.Second })
 	code, pk := in.signIn(t, "demo-app", "carol", "carol-pw", "")
-	time.Sleep(1500 * time.Millisecond)
+	clock.Advance(1500 * time.Millisecond)
 	requireOAuthError(t, in.redeem(t, "demo-app", code, pk), http.StatusBadRequest, "invalid_grant")
 }
 

@@ -7,6 +7,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,6 +43,29 @@ type Options struct {
 	Listener net.Listener
 	// Logger defaults to the test's logger.
 	Logger *zap.Logger
+	// Clock, when set, is the server's clock and, with no Store given,
+	// the memory store's: tests advance it instead of sleeping.
+	Clock *Clock
+}
+
+// Clock is a test clock: real time plus an offset that Advance grows.
+type Clock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+// Now is the clock's current time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
 }
 
 // Start starts an instance of the demo configuration.
@@ -63,15 +87,22 @@ func Start(tb testing.TB, o Options) *Instance {
 	if err := cfg.Validate(); err != nil {
 		tb.Fatalf("servertest: config: %v", err)
 	}
+	var now func() time.Time
+	if o.Clock != nil {
+		now = o.Clock.Now
+	}
 	if o.Store == nil {
 		m := memory.New()
+		if now != nil {
+			m = memory.NewWithClock(now)
+		}
 		tb.Cleanup(func() { _ = m.Close() })
 		o.Store = m
 	}
 	if o.Logger == nil {
 		o.Logger = zaptest.NewLogger(tb)
 	}
-	srv, err := server.New(server.Options{Config: cfg, Store: o.Store, Logger: o.Logger.Named(cfg.Issuer), HMACSecret: o.HMACSecret})
+	srv, err := server.New(server.Options{Config: cfg, Store: o.Store, Logger: o.Logger.Named(cfg.Issuer), HMACSecret: o.HMACSecret, Now: now})
 	if err != nil {
 		tb.Fatalf("servertest: %v", err)
 	}

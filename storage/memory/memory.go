@@ -70,6 +70,16 @@ type Store struct {
 // DefaultSweepInterval until Close.
 func New() *Store { return newStore(DefaultSweepInterval) }
 
+// NewWithClock is New with an injected clock for every expiry decision,
+// so that tests move time instead of sleeping.
+func NewWithClock(now func() time.Time) *Store {
+	s := newStore(DefaultSweepInterval)
+	s.mu.Lock()
+	s.now = now
+	s.mu.Unlock()
+	return s
+}
+
 func newStore(sweep time.Duration) *Store {
 	s := &Store{
 		tokens:   map[tokenKey]*tokenEntry{},
