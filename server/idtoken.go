@@ -16,7 +16,7 @@ func (s *Server) idToken(ar fosite.AccessRequester) (string, error) {
 	if !ok {
 		return "", fosite.ErrServerError.WithDebug("unexpected session type")
 	}
-	now := time.Now()
+	now := s.now()
 	claims := map[string]any{
 		"iss": s.cfg.Issuer,
 		"sub": sess.Subject,
@@ -25,7 +25,7 @@ func (s *Server) idToken(ar fosite.AccessRequester) (string, error) {
 		"iat": jwt.NewNumericDate(now),
 		"exp": jwt.NewNumericDate(now.Add(5 * time.Minute)),
 	}
-	for _, k := range []string{"auth_time", "amr", "nonce"} {
+	for _, k := range []string{"auth_time", "amr", "acr", "nonce"} {
 		if v, ok := sess.Extra[k]; ok {
 			claims[k] = v
 		}

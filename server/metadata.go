@@ -79,7 +79,7 @@ func (s *Server) Metadata() map[string]any {
 		"introspection_endpoint_auth_methods_supported":                slices.Clone(confidentialAuthMethods),
 		"introspection_endpoint_auth_signing_alg_values_supported":     assertion,
 		"dpop_signing_alg_values_supported":                            algNames(dpop.Algs),
-		"scopes_supported":                                             s.cfg.Scopes,
+		"scopes_supported":                                             s.policy.Current().Config.Scopes,
 		"require_pushed_authorization_requests":                        false,
 	}
 }
