@@ -173,10 +173,15 @@ func (e *Engine) startInitial(ctx context.Context, r Request) (Outcome, error) {
 // endpoint with client authentication, and the device presents client_id
 // + request_uri, which authenticates the client.
 func (e *Engine) startPushed(ctx context.Context, r Request) (Outcome, error) {
-	p, err := e.take(ctx, r.Policy, r.Form.Get("request_uri"), r.Form.Get("client_id"), useNative)
+	ru, cid := r.Form.Get("request_uri"), r.Form.Get("client_id")
+	check := useNative
+	check.consume = false
+	p, err := e.take(ctx, r.Policy, ru, cid, check)
 	if err != nil {
 		return nil, err
 	}
+	// Everything that can refuse the request is decided before it is
+	// consumed: a refused use never burns another client's request.
 	c, _ := r.Policy.Client(p.ClientID)
 	req, rf := parseInitial(c, p.Form)
 	if rf != nil {
@@ -184,6 +189,9 @@ func (e *Engine) startPushed(ctx context.Context, r Request) (Outcome, error) {
 	}
 	if req["dpop_jkt"] != "" && r.DPoPJKT != "" && req["dpop_jkt"] != r.DPoPJKT {
 		return invalidDPoP(), nil
+	}
+	if _, err := e.take(ctx, r.Policy, ru, cid, useNative); err != nil {
+		return nil, err
 	}
 	return e.start(ctx, starter{snap: r.Policy, client: c, req: req, jkt: r.DPoPJKT, channel: ChannelNative,
 		cred: c.FirstParty || c.AllowCredentialChallenges})
