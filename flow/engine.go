@@ -222,7 +222,10 @@ func (e *Engine) followUp(ctx context.Context, r Request, value string) (Outcome
 	case StageApp:
 		return e.appFollowUp(ctx, r, s)
 	case StageReturned:
-		if s.x.Hop == nil {
+		// Our app's leg, or a browser hop our redirect_to_web started
+		// (PROTOCOL-NOTES Q19: the device has no response_uri). A native
+		// hop's browser fallback (Q7) continues at its response_uri.
+		if s.x.Hop == nil || s.x.WebDS != "" {
 			return e.returned(ctx, r, s)
 		}
 	case StageFederated, StageFederating, StageRedeeming, StageCompleting:

@@ -353,10 +353,19 @@ func (e *Engine) browserHop(ctx context.Context, r Request, p Pushed) (Outcome, 
 }
 
 // keepStep stores s under its current step value: the device's
-// auth_session stays valid (a browser leg changes server state only).
+// auth_session stays valid (a browser leg changes server state only). An
+// update whose step equals the current one is a no-op by the storage
+// contract (an idempotent retry), so it writes under a server-only step
+// first and then puts the device's step back, both compare-and-swap.
 func (e *Engine) keepStep(ctx context.Context, s *session) error {
+	device := s.StepHash
+	if _, err := e.lock(ctx, s, s.Stage); err != nil {
+		return err
+	}
+	lockHash := s.StepHash
+	s.StepHash = device
 	s.x.into(&s.AuthSession)
-	return casErr(e.o.Sessions.UpdateAuthSession(ctx, s.StepHash, s.AuthSession))
+	return casErr(e.o.Sessions.UpdateAuthSession(ctx, lockHash, s.AuthSession))
 }
 
 // webCallback completes a hop whose downstream flow ran in the browser
