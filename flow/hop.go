@@ -354,9 +354,18 @@ func (e *Engine) browserHop(ctx context.Context, r Request, p Pushed) (Outcome, 
 
 // keepStep stores s under its current step value: the device's
 // auth_session stays valid (a browser leg changes server state only).
+// An update whose next step equals the current one is, by the
+// AuthSessionStore contract, a retry that already applied and writes
+// nothing; so s goes first under a server-only step value (which also
+// makes concurrent legs exclusive), then back to the device's.
 func (e *Engine) keepStep(ctx context.Context, s *session) error {
-	s.x.into(&s.AuthSession)
-	return casErr(e.o.Sessions.UpdateAuthSession(ctx, s.StepHash, s.AuthSession))
+	device := s.h
+	if _, err := e.advance(ctx, s); err != nil {
+		return err
+	}
+	lockHash := s.StepHash
+	s.StepHash, s.h = device.stepHash, device
+	return casErr(e.o.Sessions.UpdateAuthSession(ctx, lockHash, s.AuthSession))
 }
 
 // webCallback completes a hop whose downstream flow ran in the browser
