@@ -222,7 +222,11 @@ func (e *Engine) followUp(ctx context.Context, r Request, value string) (Outcome
 	case StageApp:
 		return e.appFollowUp(ctx, r, s)
 	case StageReturned:
-		if s.x.Hop == nil {
+		// A leg that began here returns here: our app's, and the browser
+		// hop of our own redirect_to_web (PROTOCOL-NOTES Q19; WebDS), whose
+		// device got no response_uri. A native hop's browser fallback
+		// (Q7) returns to that hop's response_uri.
+		if s.x.Hop == nil || s.x.WebDS != "" {
 			return e.returned(ctx, r, s)
 		}
 	case StageFederated, StageFederating, StageRedeeming, StageCompleting:
