@@ -3,6 +3,7 @@ package flow_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/url"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/fedas/fedas/authn/password"
 	"github.com/fedas/fedas/flow"
 	"github.com/fedas/fedas/policy"
+	"github.com/fedas/fedas/storage"
 )
 
 // TestLocal_Challenges: password only, password then otp, login_hint
@@ -401,4 +403,41 @@ func TestSession_TTL(t *testing.T) {
 	// Advancing steps does not extend the session.
 	f.clock.Advance(time.Minute)
 	refusal(t, f.native(vals("auth_session", v, "otp", f.otp())), "invalid_session")
+}
+
+// brokenSessions fails every write, as an unreachable backend would.
+type brokenSessions struct{ clockedSessions }
+
+func (brokenSessions) CreateAuthSession(context.Context, storage.AuthSession) error {
+	return storage.ErrUnavailable
+}
+
+func (brokenSessions) UpdateAuthSession(context.Context, string, storage.AuthSession) error {
+	return storage.ErrUnavailable
+}
+
+type brokenCodes struct{}
+
+func (brokenCodes) IssueCode(context.Context, flow.Grant) (string, error) {
+	return "", errors.New("code store down")
+}
+
+// TestHandle_DependencyFailures: a broken dependency is a Go error, never
+// an Outcome the client would see as a protocol answer.
+func TestHandle_DependencyFailures(t *testing.T) {
+	f := newFixture(t, nil)
+	v := as[flow.Challenge](t, f.native(initial("app"))).AuthSession
+	o := f.opts
+	o.Sessions = brokenSessions{o.Sessions.(clockedSessions)}
+	f.eng = flow.New(o)
+	_, err := f.try(flow.ChannelNative, initial("app"))
+	require.ErrorIs(t, err, storage.ErrUnavailable)
+	_, err = f.try(flow.ChannelNative, vals("auth_session", v, "username", "bob", "password", "bob-pw"))
+	require.ErrorIs(t, err, storage.ErrUnavailable)
+
+	o = f.opts
+	o.Codes = brokenCodes{}
+	f.eng = flow.New(o)
+	_, err = f.try(flow.ChannelNative, vals("auth_session", v, "username", "alice", "password", "alice-pw"))
+	require.Error(t, err)
 }
