@@ -103,7 +103,7 @@ type Downstream struct {
 	// IDTokenAlgs allow-lists ID token algorithms (default ES256, PS256, EdDSA).
 	IDTokenAlgs []string `yaml:"id_token_algs"`
 	// BrowserFederation allows federating to this downstream through the
-	// browser when it has no native endpoint (PROTOCOL-NOTES Q19): the
+	// browser when it has no native endpoint (docs/decisions.md Q19): the
 	// client gets redirect_to_web to our browser endpoint, which sends the
 	// browser to the downstream's authorization endpoint.
 	BrowserFederation bool `yaml:"browser_federation"`
@@ -253,7 +253,7 @@ type Client struct {
 	// TokenEndpointAuthMethod is none, client_secret_basic,
 	// client_secret_post or private_key_jwt.
 	TokenEndpointAuthMethod string `yaml:"token_endpoint_auth_method"`
-	// The secret is stored only as a SHA-256 digest (PERFORMANCE.md trap 1):
+	// The secret is stored only as a SHA-256 digest (docs/performance.md trap 1):
 	// given directly, or read in clear from an env var or file at load.
 	SecretSHA256 string `yaml:"secret_sha256"`
 	SecretEnv    string `yaml:"secret_env"`
@@ -270,7 +270,7 @@ type Client struct {
 	// Federating marks another AS that federates to us via PAR.
 	Federating bool `yaml:"federating"`
 	// AllowCredentialChallenges lets a federating client receive password
-	// and OTP challenges (off by default, PROTOCOL-NOTES Q10).
+	// and OTP challenges (off by default, docs/decisions.md Q10).
 	AllowCredentialChallenges bool `yaml:"allow_credential_challenges"`
 }
 

@@ -13,7 +13,7 @@ var promptKey = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,31}$`)
 var reservedKeys = map[string]bool{"auth_session": true, "client_id": true, "response_type": true, "scope": true, "state": true, "nonce": true, "code_challenge": true, "code_challenge_method": true, "request_uri": true, "username": true, "password": true, "otp": true}
 
 // validateFederation checks downstreams, prompts and routes
-// (federation draft §4.3; PROTOCOL-NOTES "Metadata … only from its
+// (federation draft §4.3; docs/decisions.md "Metadata … only from its
 // configured issuer").
 func (c *Config) validateFederation() []error {
 	var errs []error
@@ -122,7 +122,7 @@ func (c *Config) validateFederation() []error {
 		clients[cl.ID] = true
 		firstParty[cl.ID] = cl.FirstParty
 		if cl.Federating && len(cl.RedirectURIs) == 0 {
-			// Its web callback (PROTOCOL-NOTES Q7); fosite also needs a
+			// Its web callback (docs/decisions.md Q7); fosite also needs a
 			// redirect_uri to take an openid PAR.
 			add("clients[%d]: a federating client needs its web callback in redirect_uris", i)
 		}

@@ -1,7 +1,7 @@
 // Package dpop verifies and creates DPoP proofs (RFC 9449): the proof of
 // possession a native client attaches so that its auth_session, its
 // authorization code and its tokens are bound to its key (FiPA-04 §9.5.1,
-// §9.6.1; PROTOCOL-NOTES "auth_session").
+// §9.6.1; docs/decisions.md "auth_session").
 package dpop
 
 import (

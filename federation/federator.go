@@ -33,10 +33,10 @@ var (
 	// ErrInvalidAnswer: a prompt answer is not one we offered or is malformed.
 	ErrInvalidAnswer = errors.New("federation: invalid prompt answer")
 	// ErrMixUp: the response names another issuer than the hop's
-	// (RFC 9207 §2.4; PROTOCOL-NOTES Q8).
+	// (RFC 9207 §2.4; docs/decisions.md Q8).
 	ErrMixUp = errors.New("federation: response from another issuer")
 	// ErrHopGone: the hop's downstream was removed or re-pointed since
-	// federation began (SECURITY.md B12).
+	// federation began (SECURITY-RESULTS.md B12).
 	ErrHopGone = errors.New("federation: downstream no longer configured for this hop")
 	// ErrRejected: the downstream refused the code, or its result failed
 	// our checks (terminal).
@@ -70,7 +70,7 @@ type Target struct {
 }
 
 // Hop is one federation level's server-side state: everything needed to
-// finish it safely, pinned when it began (PROTOCOL-NOTES Q8).
+// finish it safely, pinned when it began (docs/decisions.md Q8).
 type Hop struct {
 	ID         string    `json:"id"`
 	Downstream string    `json:"ds"`
@@ -88,7 +88,7 @@ type Hop struct {
 	ACRValues string `json:"acr_values,omitempty"`
 	// DPoP reports that our PAR carried dpop_jkt of our key, so the
 	// downstream must answer token_type DPoP (RFC 9449 §5, §10;
-	// PROTOCOL-NOTES Q5).
+	// docs/decisions.md Q5).
 	DPoP bool `json:"dpop,omitempty"`
 	// RedirectURI is the redirect_uri of a browser hop (BeginWeb), sent
 	// identically at the token endpoint (RFC 6749 §4.1.3); empty for
@@ -106,7 +106,7 @@ type HopRequest struct {
 	ACRValues         string
 	MaxAge            *int
 	// RedirectURI is our web callback, registered at the downstream as our
-	// only redirect_uri: a downstream's browser fallback (PROTOCOL-NOTES
+	// only redirect_uri: a downstream's browser fallback (docs/decisions.md
 	// Q7) delivers its code there, bound to it (RFC 6749 §4.1.3), so the
 	// token request names it. The native PAR leaves it out (Q14): the
 	// downstream uses the one registered.
@@ -153,7 +153,7 @@ type Federator struct {
 	log        *zap.Logger
 	userPrompt map[string]any
 	logo       string
-	// dpop is our key for downstream codes (PROTOCOL-NOTES Q5).
+	// dpop is our key for downstream codes (docs/decisions.md Q5).
 	dpop *dpop.Key
 
 	// Now is the clock of hop times, ID token validation and the max_age
@@ -217,7 +217,7 @@ func New(cfg *config.Config, log *zap.Logger, dpopSeed []byte) (*Federator, erro
 		if timeout == 0 {
 			timeout = par.DefaultTimeout
 		}
-		// One tuned transport per downstream (PERFORMANCE.md trap 3):
+		// One tuned transport per downstream (docs/performance.md trap 3):
 		// connection reuse, and a slow downstream cannot starve others.
 		ds.http = &http.Client{Transport: par.NewTransport(), Timeout: timeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -234,7 +234,7 @@ func New(cfg *config.Config, log *zap.Logger, dpopSeed []byte) (*Federator, erro
 func (f *Federator) HasPrompt() bool { return f.prompt != nil }
 
 // UserPrompt returns the userPrompt member and the logo (federation draft
-// §4.3.3, in the normative shape of PROTOCOL-NOTES Q11).
+// §4.3.3, in the normative shape of docs/decisions.md Q11).
 func (f *Federator) UserPrompt() (map[string]any, string) { return f.userPrompt, f.logo }
 
 // MaxAttempts is how many invalid answers a prompt survives.
@@ -304,7 +304,7 @@ func (f *Federator) RouteClient(clientID string) (Target, bool) {
 var phone = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
 
 // Answer validates a prompt answer and routes it (federation draft
-// §4.3.3; PROTOCOL-NOTES Q11). Keys other than the prompt's own (and
+// §4.3.3; docs/decisions.md Q11). Keys other than the prompt's own (and
 // auth_session/client_id) are rejected; option values must be offered;
 // email and phone must be well-formed. The routing never depends on
 // whether a user exists.
@@ -413,7 +413,7 @@ func containsFold(list []string, v string) bool {
 // dpopFor is our DPoP key for a downstream that advertises DPoP with an
 // algorithm our key uses (RFC 9449 §5.1), else nil. A server that does
 // not know DPoP ignores dpop_jkt and answers Bearer, which a bound hop
-// must refuse; so we bind only where binding can work (PROTOCOL-NOTES Q5).
+// must refuse; so we bind only where binding can work (docs/decisions.md Q5).
 func (f *Federator) dpopFor(meta Metadata) *dpop.Key {
 	if f.dpop == nil || !contains(meta.DPoPAlgs, string(f.dpop.Alg())) {
 		return nil
@@ -507,9 +507,9 @@ func (f *Federator) newHop(id string, ds *downstream, r HopRequest, redirectURI 
 
 // SupportsNative reports whether Begin can federate to downstream id: its
 // metadata, fetched from the configured issuer only, advertises a native
-// endpoint (federation draft §4.1; PROTOCOL-NOTES Q1) and a PAR endpoint
+// endpoint (federation draft §4.1; docs/decisions.md Q1) and a PAR endpoint
 // (RFC 9126 §5). It pushes nothing, so a caller can choose between Begin
-// and BeginWeb (PROTOCOL-NOTES Q19). An unknown id is ErrHopGone;
+// and BeginWeb (docs/decisions.md Q19). An unknown id is ErrHopGone;
 // metadata failures match ErrUnavailable or ErrIssuerMismatch.
 func (f *Federator) SupportsNative(ctx context.Context, id string) (bool, error) {
 	ds, ok := f.ds[id]
@@ -526,7 +526,7 @@ func (f *Federator) SupportsNative(ctx context.Context, id string) (bool, error)
 }
 
 // BeginWeb starts a hop to downstream id through the browser, for a
-// downstream without a native endpoint (PROTOCOL-NOTES Q19): a standard
+// downstream without a native endpoint (docs/decisions.md Q19): a standard
 // authorization code flow (RFC 6749 §4.1) whose response comes back to
 // redirectURI, our web callback. It returns the hop and the URL to send
 // the browser to.

@@ -302,7 +302,7 @@ func TestCheckResponseIss_HopGone(t *testing.T) {
 	require.ErrorIs(t, e.f.CheckResponseIss(context.Background(), hop, e.ds.URL), federation.ErrMixUp)
 }
 
-// PROTOCOL-NOTES Q19 with PAR (RFC 9126 §4): the pushed request carries
+// docs/decisions.md Q19 with PAR (RFC 9126 §4): the pushed request carries
 // the redirect_uri, the browser only client_id and request_uri, and the
 // token request the same redirect_uri (RFC 6749 §4.1.3).
 func TestBeginWeb_PAR(t *testing.T) {
@@ -366,7 +366,7 @@ func TestBeginWeb_PAR(t *testing.T) {
 	require.NotEmpty(t, tok[0].Header.Get("DPoP"))
 }
 
-// PROTOCOL-NOTES Q19 without PAR: the whole request goes in the query
+// docs/decisions.md Q19 without PAR: the whole request goes in the query
 // (RFC 6749 §4.1.1; OIDC Core §3.1.2.1) and nothing is pushed.
 func TestBeginWeb_NoPAR(t *testing.T) {
 	e := newFedEnv(t, envOpts{mock: fedtest.Options{NoNative: true, NoPAR: true}})

@@ -17,7 +17,7 @@ import (
 
 // ErrInvalidIDToken matches every *IDTokenError: the downstream's ID Token
 // failed OpenID Connect Core §3.1.3.7 validation. The hop must fail and the
-// auth_session be invalidated; no code may be issued on it (SECURITY.md
+// auth_session be invalidated; no code may be issued on it (SECURITY-RESULTS.md
 // B13). It does not match ErrUnavailable: a JWKS that cannot be fetched is
 // reported as ErrUnavailable instead, since it proves nothing about the
 // token.
@@ -41,7 +41,7 @@ var defaultIDTokenAlgs = []jose.SignatureAlgorithm{jose.ES256, jose.PS256, jose.
 
 // IDTokenParams says what VerifyIDToken expects of one ID Token. Issuer,
 // ClientID, JWKSURI and Keys come from the federation hop pinned at
-// federation time (PROTOCOL-NOTES Q8), never from the token or the request.
+// federation time (docs/decisions.md Q8), never from the token or the request.
 type IDTokenParams struct {
 	// Issuer is the downstream issuer the hop is bound to; "iss" must equal
 	// it exactly (OIDC Core §3.1.3.7 step 2).
@@ -145,7 +145,7 @@ type idExtra struct {
 var mappedClaims = []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "acr"}
 
 // VerifyIDToken validates a downstream ID Token as OpenID Connect Core
-// §3.1.3.7 requires of a client (SECURITY.md B13): JWS compact
+// §3.1.3.7 requires of a client (SECURITY-RESULTS.md B13): JWS compact
 // serialization only (encrypted tokens are not supported), "alg" from the
 // allow-list (RFC 8725 §3.1), a "kid" (RFC 7515 §4.1.4) present in the
 // downstream's JWK Set, a valid signature by that key, "iss" equal to

@@ -354,7 +354,7 @@ func TestVerifyIDToken_KeyAlgMismatch(t *testing.T) {
 	}
 }
 
-// TestVerifyIDToken_UnknownKidBoundedRefetch is SECURITY.md D9: tokens
+// TestVerifyIDToken_UnknownKidBoundedRefetch is SECURITY-RESULTS.md D9: tokens
 // with unknown kids trigger at most one JWKS fetch per MinRefresh, and a
 // rotated-in key is picked up once MinRefresh has passed.
 func TestVerifyIDToken_UnknownKidBoundedRefetch(t *testing.T) {
@@ -414,7 +414,7 @@ func TestVerifyIDToken_UnknownKidBoundedRefetch(t *testing.T) {
 	}
 }
 
-// TestVerifyIDToken_JWKSUnavailable is SECURITY.md D9: an unreachable JWKS
+// TestVerifyIDToken_JWKSUnavailable is SECURITY-RESULTS.md D9: an unreachable JWKS
 // rejects the token as a dependency failure and is not hammered.
 func TestVerifyIDToken_JWKSUnavailable(t *testing.T) {
 	f := newIDFixture(t)

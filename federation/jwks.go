@@ -18,7 +18,7 @@ import (
 // downstream's JWK Set (RFC 7517 §5) does not hold as a public signing key,
 // even after the one refetch MinRefresh allows. For an ID Token it comes
 // wrapped in an *IDTokenError, so it also matches ErrInvalidIDToken
-// (SECURITY.md B13, D9).
+// (SECURITY-RESULTS.md B13, D9).
 var ErrUnknownKey = errors.New("federation: no signing key with this kid in the JWK set")
 
 // privateJWKMembers are the RFC 7518 §6.2.2, §6.3.2, §6.4 and RFC 8037 §2
@@ -30,13 +30,13 @@ var privateJWKMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k", "p
 
 // JWKSOptions configures a JWKSCache (RFC 7517 §5): the same knobs as a
 // MetadataCache, applied per jwks_uri instead of per issuer. An unknown
-// kid triggers a refetch at most once per MinRefresh (SECURITY.md D9).
+// kid triggers a refetch at most once per MinRefresh (SECURITY-RESULTS.md D9).
 type JWKSOptions = FetchOptions
 
 // JWKSCache fetches and caches downstream JWK Sets (RFC 7517 §5) by
 // jwks_uri (RFC 8414 §2). It is safe for concurrent use. The URIs it is
 // given must come from validated downstream metadata, never from a request
-// or a token header such as "jku" (SECURITY.md K04).
+// or a token header such as "jku" (SECURITY-RESULTS.md K04).
 type JWKSCache struct {
 	cfg fetchConfig
 	sf  singleflight.Group
@@ -69,7 +69,7 @@ func NewJWKSCache(opts JWKSOptions) *JWKSCache {
 // answers directly; an unknown kid triggers one refetch (key rotation, OIDC
 // Core §10.1.1), but never more than one fetch per MinRefresh per URI, so
 // tokens with made-up kids cannot make us hammer the downstream
-// (SECURITY.md D9). Fetch failures wrap ErrUnavailable; a kid that is not
+// (SECURITY-RESULTS.md D9). Fetch failures wrap ErrUnavailable; a kid that is not
 // in the set wraps ErrUnknownKey.
 func (c *JWKSCache) Key(ctx context.Context, jwksURI, kid string) (jose.JSONWebKey, error) {
 	if err := checkFetchURL(jwksURI, c.cfg.allowLoopback); err != nil {
@@ -98,7 +98,7 @@ func (c *JWKSCache) Key(ctx context.Context, jwksURI, kid string) (jose.JSONWebK
 }
 
 // Invalidate forgets the cached set for jwksURI and its refresh bound. For
-// administrative use (SECURITY.md D10), not per request.
+// administrative use (SECURITY-RESULTS.md D10), not per request.
 func (c *JWKSCache) Invalidate(jwksURI string) {
 	c.mu.Lock()
 	delete(c.entries, jwksURI)

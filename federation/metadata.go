@@ -32,14 +32,14 @@ const (
 	// metadata off the per-request path.
 	DefaultTTL = 5 * time.Minute
 	// DefaultMinRefresh is the least time between two fetches of the same
-	// URL when the options leave MinRefresh zero (SECURITY.md D9: bounded
+	// URL when the options leave MinRefresh zero (SECURITY-RESULTS.md D9: bounded
 	// refresh, even while the downstream keeps failing).
 	DefaultMinRefresh = 10 * time.Second
 	// DefaultTimeout bounds one fetch, body included, when the options leave
-	// Timeout zero; the same budget par uses for a PAR (SECURITY.md D2/D3).
+	// Timeout zero; the same budget par uses for a PAR (SECURITY-RESULTS.md D2/D3).
 	DefaultTimeout = 3 * time.Second
 	// DefaultMaxBytes bounds a metadata or JWKS body when the options leave
-	// MaxBytes zero (SECURITY.md D4): real documents are a few KiB.
+	// MaxBytes zero (SECURITY-RESULTS.md D4): real documents are a few KiB.
 	DefaultMaxBytes = 64 << 10
 
 	maxLoggedLen = 128
@@ -48,13 +48,13 @@ const (
 var (
 	// ErrUnavailable matches (errors.Is) every failure to obtain a usable
 	// document from a downstream: connection errors, timeouts, non-200
-	// statuses (5xx included), redirects (never followed, SECURITY.md K05),
+	// statuses (5xx included), redirects (never followed, SECURITY-RESULTS.md K05),
 	// wrong content type, oversized or malformed bodies and endpoints that
 	// are not https. Callers answer 503 temporarily_unavailable with
-	// Retry-After (RFC 6749 §4.1.2.1; PROTOCOL-NOTES "fedas decisions").
+	// Retry-After (RFC 6749 §4.1.2.1; docs/decisions.md "fedas decisions").
 	ErrUnavailable = errors.New("federation: downstream temporarily unavailable")
 	// ErrIssuerMismatch matches metadata whose "issuer" member is not
-	// exactly the configured issuer (RFC 8414 §3.3, §6.2; SECURITY.md B14).
+	// exactly the configured issuer (RFC 8414 §3.3, §6.2; SECURITY-RESULTS.md B14).
 	// Such metadata is discarded, never served stale, because it may be an
 	// attempt to impersonate another AS (mix-up, RFC 9700 §4.4). Callers
 	// refuse federation with 503 temporarily_unavailable and alert.
@@ -62,7 +62,7 @@ var (
 	// ErrInvalidIssuer matches a configured issuer that is not an RFC 8414
 	// §2 issuer identifier (https, no query, no fragment, no userinfo) or
 	// that targets a loopback or private address without AllowLoopbackHTTP.
-	// Nothing is fetched for it; it is a configuration error (SECURITY.md
+	// Nothing is fetched for it; it is a configuration error (SECURITY-RESULTS.md
 	// K03), not a downstream failure.
 	ErrInvalidIssuer = errors.New("federation: invalid issuer identifier")
 )
@@ -126,7 +126,7 @@ func unavailable(u string, status int, reason string, cause error) *FetchError {
 }
 
 // Metadata is the part of a downstream's RFC 8414 §2 authorization server
-// metadata that fedas acts on (PROTOCOL-NOTES §8, "We read from
+// metadata that fedas acts on (docs/decisions.md §8, "We read from
 // downstreams"). Every endpoint in it has been checked to be an absolute
 // https URL. Values are shared between callers of the cache: treat slices
 // and Raw as read-only.
@@ -136,7 +136,7 @@ type Metadata struct {
 	Issuer string
 	// AuthorizationEndpoint is "authorization_endpoint" (RFC 8414 §2),
 	// needed only for the browser fallback of redirect_to_web
-	// (PROTOCOL-NOTES Q7). May be empty.
+	// (docs/decisions.md Q7). May be empty.
 	AuthorizationEndpoint string
 	// PAREndpoint is "pushed_authorization_request_endpoint" (RFC 9126 §5).
 	// May be empty; federation requires it (ZFed-01 §4.1).
@@ -147,7 +147,7 @@ type Metadata struct {
 	// NativeEndpoint is "authorization_challenge_endpoint" (FiPA-04 §8) or,
 	// when that is absent, "native_authorization_endpoint" (ZFed-01 §4.1).
 	// Empty means the downstream cannot be federated to natively
-	// (SECURITY.md B02).
+	// (SECURITY-RESULTS.md B02).
 	NativeEndpoint string
 	// JWKSURI is "jwks_uri" (RFC 8414 §2), where the ID Token keys live.
 	JWKSURI string
@@ -161,7 +161,7 @@ type Metadata struct {
 	// DPoPAlgs is "dpop_signing_alg_values_supported" (RFC 9449 §5.1).
 	DPoPAlgs []string
 	// AuthorizationDetailsTypes is "authorization_details_types_supported"
-	// (RFC 9396 §10), read so RAR can be mapped (PROTOCOL-NOTES §8).
+	// (RFC 9396 §10), read so RAR can be mapped (docs/decisions.md §8).
 	AuthorizationDetailsTypes []string
 	// RequirePAR is "require_pushed_authorization_requests" (RFC 9126 §5).
 	RequirePAR bool
@@ -173,9 +173,9 @@ type Metadata struct {
 }
 
 // SupportsNative reports whether the downstream advertises a native
-// (authorization challenge) endpoint under either name (PROTOCOL-NOTES Q1;
+// (authorization challenge) endpoint under either name (docs/decisions.md Q1;
 // FiPA-04 §8, ZFed-01 §4.1). Without one we must not push a PAR for it and
-// answer native_authorization_federate_unsupported (SECURITY.md B02).
+// answer native_authorization_federate_unsupported (SECURITY-RESULTS.md B02).
 func (m Metadata) SupportsNative() bool { return m.NativeEndpoint != "" }
 
 // rawMetadata decodes the typed members. A member of the wrong JSON type
@@ -204,7 +204,7 @@ type MetadataOptions = FetchOptions
 type FetchOptions struct {
 	// HTTPClient is optional. It is copied and its CheckRedirect replaced
 	// so redirects are never followed whatever the caller configured
-	// (SECURITY.md K05). Without it the cache uses par.NewTransport.
+	// (SECURITY-RESULTS.md K05). Without it the cache uses par.NewTransport.
 	HTTPClient *http.Client
 	// TTL is how long a fetched document is served before refetching
 	// (default DefaultTTL). After a failed refresh the old document may be
@@ -220,7 +220,7 @@ type FetchOptions struct {
 	MaxBytes int64
 	// AllowLoopbackHTTP admits http and loopback hosts (127.0.0.0/8, ::1,
 	// localhost) in issuers and endpoints. It exists for tests; production
-	// configuration must leave it false (SECURITY.md K03).
+	// configuration must leave it false (SECURITY-RESULTS.md K03).
 	AllowLoopbackHTTP bool
 	// Logger receives failed fetches, stale serving, endpoint changes and
 	// skipped keys.
@@ -275,7 +275,7 @@ func newFetchConfig(hc *http.Client, ttl, minRefresh, timeout time.Duration, max
 
 // noRedirect stops net/http from following a 3xx: the downstream (or
 // whoever controls its DNS) must not steer our fetches to internal URLs
-// (SSRF, SECURITY.md K05). The 3xx is then reported as ErrUnavailable.
+// (SSRF, SECURITY-RESULTS.md K05). The 3xx is then reported as ErrUnavailable.
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // MetadataCache fetches and caches downstream metadata per configured
@@ -315,7 +315,7 @@ func NewMetadataCache(opts MetadataOptions) *MetadataCache {
 // refresh fails with ErrUnavailable, metadata up to 2×TTL old is served
 // instead and the failure logged; an ErrIssuerMismatch discards the cached
 // value. issuer must come from trusted configuration, never from a request
-// (SECURITY.md K04).
+// (SECURITY-RESULTS.md K04).
 func (c *MetadataCache) Get(ctx context.Context, issuer string) (Metadata, error) {
 	if err := validateIssuer(issuer, c.cfg.allowLoopback); err != nil {
 		return Metadata{}, err
@@ -345,7 +345,7 @@ func (c *MetadataCache) Get(ctx context.Context, issuer string) (Metadata, error
 
 // Invalidate forgets everything cached for issuer, including the refresh
 // bound, so the next Get fetches at once. It is meant for administrative
-// changes (SECURITY.md D10, B12: re-validate after the downstream changed),
+// changes (SECURITY-RESULTS.md D10, B12: re-validate after the downstream changed),
 // not for per-request error handling, which would defeat MinRefresh.
 func (c *MetadataCache) Invalidate(issuer string) {
 	c.mu.Lock()
@@ -415,7 +415,7 @@ func (c *MetadataCache) refresh(ctx context.Context, issuer string) (Metadata, e
 	}
 	if err == nil {
 		if e.hasMD && endpointsChanged(e.md, md) {
-			// SECURITY.md D10: a downstream changing endpoints at runtime
+			// SECURITY-RESULTS.md D10: a downstream changing endpoints at runtime
 			// deserves a human look.
 			c.cfg.log.Warn("federation: downstream metadata endpoints changed",
 				zap.String("issuer", issuer),
@@ -430,7 +430,7 @@ func (c *MetadataCache) refresh(ctx context.Context, issuer string) (Metadata, e
 	e.lastErr = err
 	if errors.Is(err, ErrIssuerMismatch) {
 		// Never keep serving a value from an AS that now claims another
-		// identity (SECURITY.md B14, D10).
+		// identity (SECURITY-RESULTS.md B14, D10).
 		e.md, e.hasMD = Metadata{}, false
 		c.cfg.log.Error("federation: downstream metadata issuer mismatch; federation refused",
 			zap.String("issuer", issuer), zap.Error(err))
@@ -548,9 +548,9 @@ func validateIssuer(issuer string, allowLoopback bool) error {
 // checkFetchURL accepts an absolute https URL without userinfo or
 // fragment. Hosts that are IP literals must be public: loopback, private,
 // link-local (169.254.169.254 metadata services) and unspecified addresses
-// are SSRF targets (SECURITY.md K03). AllowLoopbackHTTP admits loopback,
+// are SSRF targets (SECURITY-RESULTS.md K03). AllowLoopbackHTTP admits loopback,
 // over http or https, for tests. This is defence in depth only; DNS names
-// resolving to private addresses need the dialer check of SECURITY.md K06.
+// resolving to private addresses need the dialer check of SECURITY-RESULTS.md K06.
 func checkFetchURL(raw string, allowLoopback bool) error {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -605,7 +605,7 @@ func (c *fetchConfig) get(ctx context.Context, u string, mediaOK func(string) bo
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		// Location is neither followed nor logged (SECURITY.md K05).
+		// Location is neither followed nor logged (SECURITY-RESULTS.md K05).
 		return nil, unavailable(u, resp.StatusCode, "unexpected redirect, not followed", nil)
 	}
 	if resp.StatusCode != http.StatusOK {
@@ -618,7 +618,7 @@ func (c *fetchConfig) get(ctx context.Context, u string, mediaOK func(string) bo
 		return nil, unavailable(u, resp.StatusCode, "response body too large", nil)
 	}
 	// Read under the same deadline: a slowloris body is cut off by ctx
-	// (SECURITY.md D3).
+	// (SECURITY-RESULTS.md D3).
 	body, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBytes+1))
 	if err != nil {
 		return nil, unavailable(u, resp.StatusCode, "reading response", err)

@@ -336,7 +336,7 @@ func TestMetadataCache_Get(t *testing.T) {
 	}
 }
 
-// TestMetadataCache_RedirectNotFollowed is SECURITY.md K05/D6 for
+// TestMetadataCache_RedirectNotFollowed is SECURITY-RESULTS.md K05/D6 for
 // metadata: a 3xx must not lead us anywhere, whatever client we were given.
 func TestMetadataCache_RedirectNotFollowed(t *testing.T) {
 	for _, status := range []int{http.StatusFound, http.StatusTemporaryRedirect, http.StatusMovedPermanently} {
@@ -491,7 +491,7 @@ func TestMetadataCache_StaleOnFailedRefresh(t *testing.T) {
 	}
 }
 
-// TestMetadataCache_IssuerChangeNotServedStale: SECURITY.md D10 — a
+// TestMetadataCache_IssuerChangeNotServedStale: SECURITY-RESULTS.md D10 — a
 // downstream that starts claiming another issuer is refused at once, not
 // papered over with the stale value.
 func TestMetadataCache_IssuerChangeNotServedStale(t *testing.T) {

@@ -52,7 +52,7 @@ func deepLink(app policy.App, clientID, requestURI string) string {
 // Local client: a "hop to ourselves". The app completion authenticates the
 // session and returns a one-time value on native_callback_uri; the client
 // posts it with its auth_session and gets the code, bound to its own PKCE
-// and DPoP key (PROTOCOL-NOTES Q6).
+// and DPoP key (docs/decisions.md Q6).
 func (e *Engine) startApp(ctx context.Context, st starter, app policy.App) (Outcome, error) {
 	s := st.session(e, StageApp)
 	s.x.App, s.x.Downstream = app.ID, st.client.Federating

@@ -36,7 +36,7 @@ type Options struct {
 	Issuer string
 	// ResponseURI builds a hop's response_uri.
 	ResponseURI func(hopID string) string
-	// WebCallback is our redirect_uri at downstreams (PROTOCOL-NOTES Q7,
+	// WebCallback is our redirect_uri at downstreams (docs/decisions.md Q7,
 	// Q19).
 	WebCallback string
 	// StateKey (32 bytes) seals the state we send downstream; instances
@@ -132,7 +132,7 @@ type starter struct {
 	channel Channel
 	// clientAuth: a confidential client authenticated directly.
 	clientAuth bool
-	// cred: the client may get password/OTP challenges (PROTOCOL-NOTES
+	// cred: the client may get password/OTP challenges (docs/decisions.md
 	// Q10).
 	cred bool
 }
@@ -168,7 +168,7 @@ func (e *Engine) startInitial(ctx context.Context, r Request) (Outcome, error) {
 		clientAuth: !c.IsPublic(), cred: c.FirstParty || c.AllowCredentialChallenges})
 }
 
-// startPushed starts a session in the downstream role (PROTOCOL-NOTES
+// startPushed starts a session in the downstream role (docs/decisions.md
 // Q3; federation draft §4.3.1): a client pushed the request to our PAR
 // endpoint with client authentication, and the device presents client_id
 // + request_uri, which authenticates the client.

@@ -212,7 +212,7 @@ func TestFederate_PromptInvalid(t *testing.T) {
 }
 
 // TestRespond_DownstreamErrors maps the errors a device brings from the
-// downstream (PROTOCOL-NOTES Q9); the downstream's description is never
+// downstream (docs/decisions.md Q9); the downstream's description is never
 // passed on.
 func TestRespond_DownstreamErrors(t *testing.T) {
 	for _, tc := range []struct {
@@ -385,7 +385,7 @@ func TestFederate_BeginFailures(t *testing.T) {
 }
 
 // webHop runs a native hop to a downstream whose browser fallback sends
-// the user to our web callback (PROTOCOL-NOTES Q7): it returns the
+// the user to our web callback (docs/decisions.md Q7): it returns the
 // federate answer and the callback's query as the downstream would send
 // it.
 func webHop(tb testing.TB, f *fixture, m *fedtest.Mock) (flow.Federate, url.Values) {

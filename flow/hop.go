@@ -127,7 +127,7 @@ func (e *Engine) hop(ctx context.Context, snap *policy.Snapshot, s *session, ds 
 	}
 	hop, f, err := snap.Fed.Begin(ctx, ds, e.hopRequest(s.ID, s.Request))
 	if errors.Is(err, federation.ErrFederateUnsupported) && e.browserAllowed(snap, ds) && s.Request["code_challenge"] != "" && s.Request["native_callback_uri"] != "" {
-		// PROTOCOL-NOTES Q19: no native endpoint there; federate through
+		// docs/decisions.md Q19: no native endpoint there; federate through
 		// the browser instead, starting at our browser endpoint.
 		s.Stage, s.Failures, s.x.WebDS, s.x.Hop = StageFederated, 0, ds, nil
 		value, err := e.advance(ctx, s)
@@ -196,7 +196,7 @@ func temporary(err error) bool {
 // respond handles a post to a hop's response_uri (federation draft
 // §4.3.1): the downstream's authorization_code (or error) with our
 // auth_session. The hop is enforced: its per-hop URL, its pinned issuer,
-// and an iss that must match when present (PROTOCOL-NOTES Q8). The code is
+// and an iss that must match when present (docs/decisions.md Q8). The code is
 // redeemed exactly once under the session lock.
 func (e *Engine) respond(ctx context.Context, r Request) (Outcome, error) {
 	value := r.Form.Get("auth_session")
@@ -298,7 +298,7 @@ func (e *Engine) redeem(ctx context.Context, snap *policy.Snapshot, s *session, 
 }
 
 // downstreamError maps an error the downstream returned to the device
-// (PROTOCOL-NOTES Q9). Its description is never passed on.
+// (docs/decisions.md Q9). Its description is never passed on.
 func (e *Engine) downstreamError(ctx context.Context, snap *policy.Snapshot, s *session, code string) (Outcome, error) {
 	switch code {
 	case "server_error":
@@ -374,7 +374,7 @@ func (e *Engine) restoreStep(ctx context.Context, s *session, device string) err
 }
 
 // webCallback completes a hop whose downstream flow ran in the browser
-// (PROTOCOL-NOTES Q7, Q19). It checks state against the hop and iss before
+// (docs/decisions.md Q7, Q19). It checks state against the hop and iss before
 // acting on a code or an error (RFC 9207 §2.4), redeems the code exactly as
 // at response_uri, and sends the browser back to the app's
 // native_callback_uri with a one-time response_code bound to the session:

@@ -42,7 +42,7 @@ type RedirectToApp struct {
 
 // RedirectToWeb is redirect_to_web (FiPA-04 §5.2.2.1.1, 403), with a
 // request_uri for our browser endpoint when one can be made
-// (PROTOCOL-NOTES Q17, Q19). AuthSession is set when the device must post
+// (docs/decisions.md Q17, Q19). AuthSession is set when the device must post
 // it after the browser returns to its native_callback_uri.
 type RedirectToWeb struct {
 	AuthSession string

@@ -14,7 +14,7 @@ import (
 const RequestURIPrefix = "urn:ietf:params:oauth:request_uri:"
 
 // PushKind says who made a pushed request. They are stored apart, and
-// each is usable only where it was made for (PROTOCOL-NOTES Q3).
+// each is usable only where it was made for (docs/decisions.md Q3).
 type PushKind int
 
 // Push kinds.
@@ -136,7 +136,7 @@ func (e *Engine) push(ctx context.Context, kind PushKind, clientID string, param
 // webFallback answers redirect_to_web (FiPA-04 §5.2.2.1.1, 403): with a
 // request_uri for our browser endpoint only when the first request
 // carried a code_challenge and a registered redirect_uri can be fixed —
-// the one given, or the client's only one (PROTOCOL-NOTES Q17). A
+// the one given, or the client's only one (docs/decisions.md Q17). A
 // sessionID ties the push to a session the browser continues (Q19).
 //
 // The device's DPoP key travels in the push as dpop_jkt, so the code the

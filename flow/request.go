@@ -19,7 +19,7 @@ type Channel int
 const (
 	// ChannelNative is the native authorization endpoint (FiPA-04 §5):
 	// initial requests, follow-ups, and client_id + request_uri in the
-	// downstream role (PROTOCOL-NOTES Q3).
+	// downstream role (docs/decisions.md Q3).
 	ChannelNative Channel = iota + 1
 	// ChannelResponse is a hop's response_uri (federation draft §4.3.1).
 	ChannelResponse
@@ -30,7 +30,7 @@ const (
 	// redirect_to_app deep link for its signed-in user.
 	ChannelAppComplete
 	// ChannelWebCallback is where a downstream's browser flow ends
-	// (PROTOCOL-NOTES Q7, Q19).
+	// (docs/decisions.md Q7, Q19).
 	ChannelWebCallback
 )
 
@@ -139,7 +139,7 @@ func parseInitial(c *policy.Client, form url.Values) (map[string]string, *Refusa
 		return bad("The redirect_uri is not registered for this client.")
 	}
 	if cb := req["native_callback_uri"]; cb != "" && !contains(c.NativeCallbackURIs, cb) {
-		// Exact string comparison only (RFC 9700 §2.1; PROTOCOL-NOTES Q15).
+		// Exact string comparison only (RFC 9700 §2.1; docs/decisions.md Q15).
 		return bad("The native_callback_uri is not registered for this client.")
 	}
 	return req, nil

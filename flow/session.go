@@ -74,7 +74,7 @@ type extra struct {
 	// session's request_uri, consumed when its code is minted).
 	Push string `json:"push,omitempty"`
 	// WebDS is the downstream of a browser hop our redirect_to_web starts
-	// (PROTOCOL-NOTES Q19), until the browser arrives.
+	// (docs/decisions.md Q19), until the browser arrives.
 	WebDS string `json:"wds,omitempty"`
 	// StepData is the current step's own state.
 	StepData json.RawMessage `json:"sd,omitempty"`

@@ -23,7 +23,7 @@ import (
 const ClientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 // MaxAssertionLifetime caps exp-iat of a client assertion. RFC 7523 §3 only
-// asks for a "reasonable" lifetime; we keep it at 60 s (SECURITY.md B04) so a
+// asks for a "reasonable" lifetime; we keep it at 60 s (SECURITY-RESULTS.md B04) so a
 // captured assertion is useful to an attacker for at most a minute.
 const MaxAssertionLifetime = 60 * time.Second
 
@@ -35,7 +35,7 @@ const MaxAssertionLifetime = 60 * time.Second
 // before the form is encoded. audience is the downstream's issuer identifier;
 // JWT-based methods MUST put it in aud (RFC 9126 §2), never an endpoint URL,
 // so an assertion captured by one downstream cannot be replayed at another
-// (SECURITY.md B07).
+// (SECURITY-RESULTS.md B07).
 type ClientAuth interface {
 	Apply(req *http.Request, form url.Values, audience string) error
 }
@@ -71,7 +71,7 @@ type PrivateKeyJWT struct {
 }
 
 // allowedAlgs are the signing algorithms we emit. RS256 is excluded because
-// it is 30-50x slower to sign (PERFORMANCE.md trap 2) and PKCS#1 v1.5 is not
+// it is 30-50x slower to sign (docs/performance.md trap 2) and PKCS#1 v1.5 is not
 // allowed by FAPI 2.0; HS* would need a shared secret and "none" is no
 // authentication at all.
 var allowedAlgs = map[jose.SignatureAlgorithm]bool{

@@ -5,7 +5,7 @@
 //
 // Everything a downstream returns is untrusted input. Bodies are read
 // through a 64 KiB limit, the whole exchange (connect, headers and body)
-// runs under one deadline, redirects are never followed (SSRF, SECURITY.md
+// runs under one deadline, redirects are never followed (SSRF, SECURITY-RESULTS.md
 // K05/D6), and error text from the downstream is sanitised and capped before
 // it reaches a log. Failures come back as *Error; Temporary ones also match
 // ErrUnavailable so callers can answer 503 temporarily_unavailable.
@@ -37,12 +37,12 @@ const (
 	// request_uri values; we insist on it because the value ends up in the
 	// federation_body we hand to the native client.
 	RequestURIPrefix = "urn:ietf:params:oauth:request_uri:"
-	// MaxResponseBytes bounds every downstream response body (SECURITY.md
+	// MaxResponseBytes bounds every downstream response body (SECURITY-RESULTS.md
 	// D4): a PAR or token response is a few hundred bytes, so anything
 	// larger is garbage or an attack on our memory.
 	MaxResponseBytes = 64 << 10
 	// DefaultTimeout is the whole-request deadline when Options.Timeout is
-	// zero (SECURITY.md D2/D3: a stalled downstream must not hold a native
+	// zero (SECURITY-RESULTS.md D2/D3: a stalled downstream must not hold a native
 	// request for longer).
 	DefaultTimeout = 3 * time.Second
 	// MaxExpiresIn is the largest PAR expires_in we accept, in seconds.
@@ -64,7 +64,7 @@ var ErrUnavailable = errors.New("par: downstream temporarily unavailable")
 // Error is the failure of one PAR (RFC 9126 §2.3) or token (RFC 6749 §5.2)
 // request. Code and Description are safe to log but are never meant to be
 // forwarded to a native client: a rejected push is our misconfiguration, not
-// the client's, and maps to server_error upstream (SECURITY.md D5).
+// the client's, and maps to server_error upstream (SECURITY-RESULTS.md D5).
 type Error struct {
 	// Status is the downstream's HTTP status, or 0 when no response was
 	// received or the request was never sent.
@@ -140,7 +140,7 @@ type Options struct {
 	Auth ClientAuth
 	// RedirectURI, if set, is sent in the PAR and, identically, in the
 	// token request (RFC 6749 §4.1.3). Leave empty unless the downstream
-	// requires one (PROTOCOL-NOTES Q14).
+	// requires one (docs/decisions.md Q14).
 	RedirectURI string
 	// Timeout bounds each request end to end, body included. Zero means
 	// DefaultTimeout.
@@ -154,7 +154,7 @@ type Options struct {
 	Logger *zap.Logger
 	// DPoP, if set, binds the downstream's code to our key: the PAR carries
 	// dpop_jkt (RFC 9449 §10.1) and the token request a proof for that key
-	// (PROTOCOL-NOTES Q5), so a code intercepted on the device is useless.
+	// (docs/decisions.md Q5), so a code intercepted on the device is useless.
 	DPoP *dpop.Key
 }
 
@@ -215,7 +215,7 @@ func isLoopbackIP(h string) bool {
 
 // Client talks to one downstream AS. It is safe for concurrent use; create
 // one per downstream and keep it, so connections are reused
-// (PERFORMANCE.md trap 3).
+// (docs/performance.md trap 3).
 type Client struct {
 	issuer      string
 	parURL      string
@@ -264,16 +264,16 @@ func New(o Options) *Client {
 
 // noRedirect stops net/http from following a 3xx: a downstream (or whoever
 // controls its DNS) must not be able to make us POST client credentials to
-// an arbitrary URL (SSRF, SECURITY.md K05/D6). The 3xx itself is then
+// an arbitrary URL (SSRF, SECURITY-RESULTS.md K05/D6). The 3xx itself is then
 // reported as a temporary failure.
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // NewTransport returns the tuned transport the Client uses by default; share
 // one per downstream between clients. Go's defaults keep only 2 idle
 // connections per host, which under load cost a third of our federation
-// throughput and thousands of TIME_WAIT sockets (PERFORMANCE.md trap 3).
+// throughput and thousands of TIME_WAIT sockets (docs/performance.md trap 3).
 // Every phase has its own timeout so a stalled peer cannot hold a goroutine,
-// and TLS below 1.2 is refused (FAPI 2.0 SP §5.2.1, SECURITY.md D7).
+// and TLS below 1.2 is refused (FAPI 2.0 SP §5.2.1, SECURITY-RESULTS.md D7).
 func NewTransport() *http.Transport {
 	dialer := &net.Dialer{Timeout: time.Second, KeepAlive: 30 * time.Second}
 	return &http.Transport{
@@ -461,7 +461,7 @@ func validRequestURI(s string) bool {
 
 // TokenResponse is a successful access token response (RFC 6749 §5.1,
 // OIDC Core §3.1.3.3). It holds downstream tokens that stay server-side
-// (PROTOCOL-NOTES §7.4); String redacts them.
+// (docs/decisions.md §7.4); String redacts them.
 type TokenResponse struct {
 	AccessToken  string
 	TokenType    string
@@ -585,7 +585,7 @@ func (c *Client) post(ctx context.Context, op, endpoint string, form url.Values)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		// Connection refused, DNS, TLS, timeouts: say nothing about the
-		// native client's request, so retry-later (SECURITY.md D1/D2).
+		// native client's request, so retry-later (SECURITY-RESULTS.md D1/D2).
 		return 0, nil, c.fail(op, temporary(0, "request failed", err))
 	}
 	defer resp.Body.Close()
@@ -593,7 +593,7 @@ func (c *Client) post(ctx context.Context, op, endpoint string, form url.Values)
 		return resp.StatusCode, nil, c.fail(op, temporary(resp.StatusCode, "response body too large", nil))
 	}
 	// Read under the same deadline as the request: a slowloris body
-	// (SECURITY.md D3) is cut off by ctx, not only by header timeouts.
+	// (SECURITY-RESULTS.md D3) is cut off by ctx, not only by header timeouts.
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
 	if err != nil {
 		return resp.StatusCode, nil, c.fail(op, temporary(resp.StatusCode, "reading response", err))
@@ -678,7 +678,7 @@ func (c *Client) fail(op string, e *Error) *Error {
 		c.log.Debug("par: downstream request failed", fields...)
 	} else {
 		// A permanent rejection means our registration at the downstream is
-		// broken: someone has to look (SECURITY.md D5).
+		// broken: someone has to look (SECURITY-RESULTS.md D5).
 		c.log.Warn("par: downstream rejected request", fields...)
 	}
 	return e

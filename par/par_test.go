@@ -723,7 +723,7 @@ func TestPush_Success(t *testing.T) {
 }
 
 // ---------------------------------------------------------------------------
-// Push: failure modes (SECURITY.md D1-D6, K05)
+// Push: failure modes (SECURITY-RESULTS.md D1-D6, K05)
 
 // slowHandler waits until the client gives up (or 5 s), like a downstream
 // that sleeps for 30 s.
@@ -928,7 +928,7 @@ func TestPush_ReusesConnections(t *testing.T) {
 		_, err := c.Push(context.Background(), testRequest())
 		require.NoError(t, err)
 	}
-	assert.Equal(t, int64(1), srv.conns.Load(), "PERFORMANCE.md trap 3")
+	assert.Equal(t, int64(1), srv.conns.Load(), "docs/performance.md trap 3")
 }
 
 // ---------------------------------------------------------------------------
@@ -1132,7 +1132,7 @@ func TestNewTransportAndClient(t *testing.T) {
 	assert.GreaterOrEqual(t, ht.MaxIdleConnsPerHost, 64)
 }
 
-// TLS below 1.2 is refused (SECURITY.md D7).
+// TLS below 1.2 is refused (SECURITY-RESULTS.md D7).
 func TestPush_RefusesOldTLS(t *testing.T) {
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(parOK))
 	srv.TLS = &tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}

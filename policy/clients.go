@@ -92,7 +92,7 @@ func jwksV3(raw string) (*josev3.JSONWebKeySet, error) {
 // SecretHasher compares client secrets against their stored SHA-256
 // digests in constant time. Client secrets are high-entropy server-made
 // values, so bcrypt would only add an 80 ms-per-request CPU cliff
-// (PERFORMANCE.md trap 1).
+// (docs/performance.md trap 1).
 type SecretHasher struct{}
 
 var _ fosite.Hasher = SecretHasher{}

@@ -4,7 +4,7 @@
 // It renders challenges and prompts through a callback, follows `federate`
 // with a stack of (response_uri, auth_session) hops, and redeems the final
 // code. Clients branch on the `error` member, never on the HTTP status
-// (PROTOCOL-NOTES Q2).
+// (docs/decisions.md Q2).
 package sdk
 
 import (
@@ -111,11 +111,11 @@ type Client struct {
 	// native_callback_uri after a downstream's browser flow (Q7).
 	OpenBrowser func(ctx context.Context, authorizeURL string) (url.Values, error)
 	// DPoP, when set, signs a proof (RFC 9449) for every request to our own
-	// AS (URLs under Meta.Issuer) — never to downstreams (PROTOCOL-NOTES
+	// AS (URLs under Meta.Issuer) — never to downstreams (docs/decisions.md
 	// Q5) — binding the auth_session, the code and the tokens to this key.
 	DPoP *dpop.Key
 	// RedirectURI is the client's registered redirect_uri that our browser
-	// fallback delivers codes to (its only one, PROTOCOL-NOTES Q17).
+	// fallback delivers codes to (its only one, docs/decisions.md Q17).
 	RedirectURI string
 }
 
@@ -179,7 +179,7 @@ func (c *Client) Post(ctx context.Context, endpoint string, form url.Values) (Re
 }
 
 // hop is one federation level: where to send the downstream result and
-// with which auth_session (federation draft §4.3.1; PROTOCOL-NOTES Q13).
+// with which auth_session (federation draft §4.3.1; docs/decisions.md Q13).
 type hop struct{ responseURI, authSession string }
 
 // Authorize runs the native flow from the initial request to our
@@ -219,7 +219,7 @@ func (c *Client) Authorize(ctx context.Context, params url.Values, ui UI) (strin
 		}
 		kind := r.Error
 		if kind == "invalid_request" && r.UserPrompt != nil && r.AuthSession != "" {
-			// fedas re-asks an invalid prompt answer (PROTOCOL-NOTES Q11).
+			// fedas re-asks an invalid prompt answer (docs/decisions.md Q11).
 			kind = "insufficient_information"
 		}
 		switch kind {
@@ -241,7 +241,7 @@ func (c *Client) Authorize(ctx context.Context, params url.Values, ui UI) (strin
 			stack = append(stack, hop{responseURI: r.ResponseURI, authSession: r.AuthSession})
 			clientID = body.Get("client_id")
 			if body.Get("response_type") == "" {
-				body.Set("response_type", "code") // PROTOCOL-NOTES Q4
+				body.Set("response_type", "code") // docs/decisions.md Q4
 			}
 			endpoint, form = r.FederationURI, body
 		case "redirect_to_app":
@@ -266,7 +266,7 @@ func (c *Client) Authorize(ctx context.Context, params url.Values, ui UI) (strin
 				// Our own AS: the browser delivered its code to our
 				// redirect_uri, bound to our PKCE; check its iss (RFC 9207).
 				if rc := params.Get("response_code"); rc != "" && r.AuthSession != "" {
-					// Our AS federated through the browser (PROTOCOL-NOTES
+					// Our AS federated through the browser (docs/decisions.md
 					// Q19): the browser came back to our native_callback_uri
 					// with a one-time response_code for this device.
 					endpoint, form = r.From, url.Values{"auth_session": {r.AuthSession}, "response_code": {rc}}
@@ -308,7 +308,7 @@ func (c *Client) Authorize(ctx context.Context, params url.Values, ui UI) (strin
 }
 
 // openApp follows redirect_to_app and decides where the app's result goes
-// (PROTOCOL-NOTES Q6): to the AS that sent redirect_to_app when it gave
+// (docs/decisions.md Q6): to the AS that sent redirect_to_app when it gave
 // us an auth_session, else to the response_uri of the AS that federated
 // us. A code from a callback is never redeemed at a token endpoint.
 func (c *Client) openApp(ctx context.Context, r Response, stack *[]hop) (string, url.Values, error) {

@@ -15,7 +15,7 @@ import (
 )
 
 // Deep links, native_callback_uri, redirect_to_web and the app completion
-// API: SECURITY.md A16, C01, C02, C04.
+// API: SECURITY-RESULTS.md A16, C01, C02, C04.
 
 const (
 	fedPartnerSecret = "fed-partner-secret"

@@ -100,7 +100,7 @@ func keys(v url.Values) []string {
 // TestAppToApp_Local: unfederated redirect_to_app. The app's code is bound
 // to a verifier only the AS holds, so the client cannot redeem it at the
 // token endpoint; posted to the native endpoint with the auth_session it
-// becomes the real code (PROTOCOL-NOTES Q6).
+// becomes the real code (docs/decisions.md Q6).
 func TestAppToApp_Local(t *testing.T) {
 	in := wrap(start(t, nil, withBankApp(func(a *config.App) { a.Clients = []string{"demo-app"} })))
 	var links []string

@@ -86,7 +86,7 @@ func (s *Server) challengePage(c echo.Context, ch flow.Challenge) error {
 // authorizePage starts a browser sign-in for a pushed request (a client's
 // PAR, or our redirect_to_web fallback). Reading the request_uri does not
 // consume it, so a page reload works until the sign-in completes
-// (SECURITY.md H03). Errors before the redirect_uri is trusted show a
+// (SECURITY-RESULTS.md H03). Errors before the redirect_uri is trusted show a
 // page, never a redirect (RFC 6749 §4.1.2.1).
 func (s *Server) authorizePage(c echo.Context) error {
 	q := c.Request().URL.Query()

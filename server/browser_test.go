@@ -23,7 +23,7 @@ import (
 )
 
 // The browser authorization endpoint (redirect_to_web target) and our PAR
-// endpoint: SECURITY.md C05, C06, H01–H07, driven by a real Chromium and by
+// endpoint: SECURITY-RESULTS.md C05, C06, H01–H07, driven by a real Chromium and by
 // plain HTTP without redirect following.
 
 const partnerCB = "https://partner.example/cb"

@@ -21,7 +21,7 @@ const clientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bea
 
 // clientAssertionLeeway is the clock skew allowed on a client assertion's
 // exp, nbf and iat (RFC 7523 §3 items 4–6 "reasonable clock skew";
-// SECURITY.md G03: iat 8 s ahead is accepted, 61 s ahead refused).
+// SECURITY-RESULTS.md G03: iat 8 s ahead is accepted, 61 s ahead refused).
 const clientAssertionLeeway = 10 * time.Second
 
 // assertionAlgs are the private_key_jwt algorithms we verify (FAPI 2.0

@@ -61,7 +61,7 @@ func authenticates(tb testing.TB, in instance, assertion string) bool {
 	return false
 }
 
-// TestClientAssertion_ClockPerServer (SECURITY.md G03, no process-global
+// TestClientAssertion_ClockPerServer (SECURITY-RESULTS.md G03, no process-global
 // state): two servers in one process, one with a clock an hour ahead,
 // judge the same assertion each by its own clock, concurrently; the
 // leeway is 10 s either way of that clock; fosite's package clock is left

@@ -100,7 +100,7 @@ func TestDefect_DownstreamResultsChecked(t *testing.T) {
 }
 
 // browserFedEnv is AS1 with the mock ds1 that has no native endpoint and
-// is reached through the browser (PROTOCOL-NOTES Q19).
+// is reached through the browser (docs/decisions.md Q19).
 func browserFedEnv(t *testing.T, o fedtest.Options) *mockFed {
 	t.Helper()
 	o.NoNative = true
@@ -147,7 +147,7 @@ func browserHop(t *testing.T, e *mockFed, k *dpop.Key) (reply, string, sdk.PKCE)
 	return web, cb, pk
 }
 
-// Defect 10 (RFC 9207 §2.4; PROTOCOL-NOTES Q7, Q19), the iss half: the web
+// Defect 10 (RFC 9207 §2.4; docs/decisions.md Q7, Q19), the iss half: the web
 // callback acted on a code or an error before comparing iss, and did not
 // require iss from a downstream that advertises
 // authorization_response_iss_parameter_supported. Now a wrong iss, or a

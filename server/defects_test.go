@@ -177,7 +177,7 @@ func TestDefect_AppCompletionTokenBinding(t *testing.T) {
 
 // fedasHopCode runs a native sign-in at as1 federated to the fedas as2
 // (pair): the session at as1 bound to k (nil: no DPoP), the device at as2
-// without proofs (PROTOCOL-NOTES Q5). It returns as1's code.
+// without proofs (docs/decisions.md Q5). It returns as1's code.
 func fedasHopCode(t *testing.T, as1 instance, k *dpop.Key) (string, sdk.PKCE) {
 	t.Helper()
 	proof := func(htu string) []func(*http.Request) {
@@ -345,7 +345,7 @@ func fedPartnerPAR(t *testing.T, in instance, extra url.Values) (string, sdk.PKC
 	return par.str("request_uri"), pk
 }
 
-// Defect 3 (PROTOCOL-NOTES Q3; RFC 9126 §4): the request_uri of our own
+// Defect 3 (docs/decisions.md Q3; RFC 9126 §4): the request_uri of our own
 // redirect_to_app deep link, or of our redirect_to_web fallback, was
 // accepted at the native endpoint as if a client had pushed it. Now it is
 // invalid_request there and stays usable by its owner; and refused uses of
@@ -677,7 +677,7 @@ func TestDefect_CodeBindings(t *testing.T) {
 
 // webFallbackPair starts AS2, which may not challenge AS1's users and so
 // falls back to the browser, and AS1 on a known listener whose web
-// callback AS2 has registered (PROTOCOL-NOTES Q7).
+// callback AS2 has registered (docs/decisions.md Q7).
 func webFallbackPair(t *testing.T) (as1, as2 instance) {
 	t.Helper()
 	ln1 := listen(t)
@@ -731,7 +731,7 @@ func webLeg(t *testing.T, as1, as2 instance, k *dpop.Key) (reply, url.Values, sd
 	return fed, loc.Query(), pk
 }
 
-// Defect 10 (PROTOCOL-NOTES Q7): after a downstream's browser fallback the
+// Defect 10 (docs/decisions.md Q7): after a downstream's browser fallback the
 // device got our code by posting only its auth_session, so whoever
 // finished the browser part signed another device in. Now the browser
 // returns to native_callback_uri with a one-time response_code, and only

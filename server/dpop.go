@@ -26,7 +26,7 @@ func (r dpopReplay) MarkUsed(ctx context.Context, key string, exp time.Time) err
 
 // dpopProof verifies the request's DPoP proof, if it carries one, for
 // the endpoint path (RFC 9449 §4.3; htu from our configured issuer, never
-// from forwarded headers: SECURITY.md F07). It returns the key thumbprint,
+// from forwarded headers: SECURITY-RESULTS.md F07). It returns the key thumbprint,
 // or "" without a proof.
 func (s *Server) dpopProof(c echo.Context, path, accessToken string) (string, error) {
 	vals := c.Request().Header.Values("DPoP")

@@ -137,7 +137,7 @@ func TestDPoP_JTIReplay(t *testing.T) {
 	requireOAuthError(t, post(t, in.native(), form, two), http.StatusBadRequest, "invalid_dpop_proof")
 }
 
-// PROTOCOL-NOTES Q5: the SDK sends DPoP only to our AS; the federated flow
+// docs/decisions.md Q5: the SDK sends DPoP only to our AS; the federated flow
 // still works with a bound session at AS1 and an unbound one at AS2.
 func TestDPoP_FederatedOnlyToOurAS(t *testing.T) {
 	as1, _ := pair(t, nil, nil, nil, nil)

@@ -312,7 +312,7 @@ func TestE2E_FollowUpAsJSON(t *testing.T) {
 }
 
 // TestAuthSession_WrongAnswersCapped: at most 5 wrong answers per session,
-// the same answer for an unknown user as for a wrong password (SECURITY.md
+// the same answer for an unknown user as for a wrong password (SECURITY-RESULTS.md
 // J06), then the session is dead.
 func TestAuthSession_WrongAnswersCapped(t *testing.T) {
 	for _, b := range backends() {
@@ -362,7 +362,7 @@ func TestTOTP_CodeUsableOnce(t *testing.T) {
 
 // TestRedis_Unavailable: with Redis down, every endpoint that needs state
 // answers 503 temporarily_unavailable with Retry-After quickly, issues
-// nothing, and readiness fails (SECURITY.md R1).
+// nothing, and readiness fails (SECURITY-RESULTS.md R1).
 func TestRedis_Unavailable(t *testing.T) {
 	rs := redistest.Start(t)
 	in := wrap(start(t, redisStore(t, rs.URL())))
@@ -404,7 +404,7 @@ func TestRedis_Unavailable(t *testing.T) {
 	require.Equal(t, http.StatusOK, do(t, req).status)
 }
 
-// TestToken_ConcurrentRedemption (SECURITY.md C1): 50 concurrent token
+// TestToken_ConcurrentRedemption (SECURITY-RESULTS.md C1): 50 concurrent token
 // requests for one code: exactly one 200 with tokens, no token elsewhere.
 func TestToken_ConcurrentRedemption(t *testing.T) {
 	for _, b := range backends() {

@@ -1,6 +1,6 @@
 package server_test
 
-// Downstream fault injection (SECURITY.md 4.2 D1–D8, K05): a downstream
+// Downstream fault injection (SECURITY-RESULTS.md 4.2 D1–D8, K05): a downstream
 // that is down, slow, answering garbage or redirecting makes AS1 answer
 // 503 temporarily_unavailable with Retry-After quickly, follow nothing,
 // and keep the auth_session usable for a retry once the downstream

@@ -1,6 +1,6 @@
 package server_test
 
-// Federation races (SECURITY.md 4.3 C2, C5, C6): 50 goroutines released
+// Federation races (SECURITY-RESULTS.md 4.3 C2, C5, C6): 50 goroutines released
 // together by a barrier, on memory and on Redis.
 
 import (

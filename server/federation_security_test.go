@@ -1,6 +1,6 @@
 package server_test
 
-// Federation security tests (SECURITY.md section B, C01, K04, A10, A16)
+// Federation security tests (SECURITY-RESULTS.md section B, C01, K04, A10, A16)
 // against a real fedas (AS1) whose downstreams are fedtest mocks.
 
 import (
@@ -49,7 +49,7 @@ func TestFederate_ResponseShapeAndPARCall(t *testing.T) {
 	}
 	sort.Strings(keys)
 	// response_type=code is added to federation_body on purpose
-	// (PROTOCOL-NOTES Q4).
+	// (docs/decisions.md Q4).
 	require.Equal(t, []string{"client_id", "request_uri", "response_type"}, keys)
 	require.Equal(t, as1ClientID, body.Get("client_id"))
 	require.True(t, strings.HasPrefix(body.Get("request_uri"), fedtest.RequestURIPrefix), body.Get("request_uri"))
@@ -71,14 +71,14 @@ func TestFederate_ResponseShapeAndPARCall(t *testing.T) {
 	require.NotEqual(t, "client-nonce-1", f.Get("nonce"), "per-hop nonce, not the client's")
 	require.Contains(t, strings.Fields(f.Get("scope")), "openid")
 	require.Empty(t, f.Get("request_uri"), "RFC 9126 §2.1")
-	require.Empty(t, f.Get("redirect_uri"), "PROTOCOL-NOTES Q14")
+	require.Empty(t, f.Get("redirect_uri"), "docs/decisions.md Q14")
 	require.Equal(t, http.StatusCreated, push.Status)
 	// Nothing the PAR carried that proves our identity or the hop's
 	// secrets reaches the device.
 	for _, secret := range []string{f.Get("client_assertion"), f.Get("code_challenge"), f.Get("nonce"), f.Get("state")} {
 		require.NotContains(t, fed.raw, secret)
 	}
-	// PROTOCOL-NOTES Q5: the downstream code is bound to our key.
+	// docs/decisions.md Q5: the downstream code is bound to our key.
 	require.Regexp(t, `^[A-Za-z0-9_-]{43}$`, f.Get("dpop_jkt"))
 	require.EqualValues(t, 1, ds.Count(fedtest.Metadata))
 	// The request_uri is DS1's own and usable once by the device.
@@ -362,7 +362,7 @@ func TestResponseURI_SequentialReplay(t *testing.T) {
 	}
 }
 
-// B09: downstream errors posted to response_uri are mapped (PROTOCOL-NOTES
+// B09: downstream errors posted to response_uri are mapped (docs/decisions.md
 // Q9), their text never passed on, and no token call is made.
 func TestResponseURI_DownstreamErrorForwarded(t *testing.T) {
 	hostile := url.Values{"error_description": {`<script>alert("x")</script>` + "\r\nX-Evil: 1"}, "error_uri": {"https://evil.example/err"}}
@@ -818,7 +818,7 @@ func TestAuthSession_NeverInURLs(t *testing.T) {
 	require.Len(t, e.ds["ds1"].Requests(fedtest.Token), 1)
 }
 
-// PROTOCOL-NOTES Q9: a downstream server_error or temporarily_unavailable
+// docs/decisions.md Q9: a downstream server_error or temporarily_unavailable
 // posted to response_uri is passed through, and the auth_session is kept
 // for a retry (the failure is not terminal): the device can then post the
 // real result with the same auth_session.

@@ -336,7 +336,7 @@ func (s *fositeStore) DeleteRefreshTokenSession(ctx context.Context, sig string)
 }
 
 // RotateRefreshToken implements oauth2.RefreshTokenStorage. fedas does not
-// rotate refresh tokens (FAPI 2.0 §5.3.2.1-9, SECURITY.md D10): the old
+// rotate refresh tokens (FAPI 2.0 §5.3.2.1-9, SECURITY-RESULTS.md D10): the old
 // refresh token stays valid until it expires or is revoked, so a client
 // retrying a refresh whose response it lost is never locked out.
 func (s *fositeStore) RotateRefreshToken(context.Context, string, string) error { return nil }

@@ -15,7 +15,7 @@ import (
 )
 
 // initKeys publishes the public key (kid = RFC 7638 thumbprint) and
-// prepares the ES256 signer for ID tokens (PERFORMANCE.md trap 2: ES256).
+// prepares the ES256 signer for ID tokens (docs/performance.md trap 2: ES256).
 func (s *Server) initKeys(key *ecdsa.PrivateKey) error {
 	pub := jose.JSONWebKey{Key: &key.PublicKey, Algorithm: string(jose.ES256), Use: "sig"}
 	tp, err := pub.Thumbprint(crypto.SHA256)
@@ -48,7 +48,7 @@ func algNames(algs []jose.SignatureAlgorithm) []string {
 }
 
 // Metadata returns the RFC 8414 §2 authorization server metadata. The
-// native endpoint is published under both names (PROTOCOL-NOTES Q1):
+// native endpoint is published under both names (docs/decisions.md Q1):
 // authorization_challenge_endpoint (FiPA-04 §8) and
 // native_authorization_endpoint (federation draft §4.1). The
 // private_key_jwt algorithms are the ones clientauth.go verifies, and the

@@ -56,7 +56,7 @@ func (s *Server) formParser(allowJSON bool) echo.MiddlewareFunc {
 				return s.writeError(c, perr)
 			}
 			// RFC 6749 §2.3.1: a client_id in the body must agree with
-			// the one authenticated by HTTP Basic (SECURITY.md D06).
+			// the one authenticated by HTTP Basic (SECURITY-RESULTS.md D06).
 			if id, _, ok := r.BasicAuth(); ok && form.Get("client_id") != "" {
 				if uid, err := url.QueryUnescape(id); err != nil || uid != form.Get("client_id") {
 					return s.writeError(c, errInvalidRequest("The client_id does not match the authenticated client."))
@@ -247,9 +247,9 @@ func formOf(c echo.Context) url.Values {
 }
 
 // checkClientAuthShape applies what fosite leaves open: one client
-// authentication method per request (RFC 6749 §2.3; SECURITY.md G05), and
+// authentication method per request (RFC 6749 §2.3; SECURITY-RESULTS.md G05), and
 // a client assertion whose aud is our issuer as a single string (FAPI 2.0
-// §5.3.2.1-8; RFC 9126 §2; SECURITY.md G02) — refused before fosite
+// §5.3.2.1-8; RFC 9126 §2; SECURITY-RESULTS.md G02) — refused before fosite
 // verifies the signature, so only rejections are based on unverified
 // claims.
 func (s *Server) checkClientAuthShape(r *http.Request, form url.Values) *protoError {

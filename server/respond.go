@@ -8,7 +8,7 @@ import (
 	"github.com/fedas/fedas/flow"
 )
 
-// PathWebCallback is where a downstream's browser flow ends (PROTOCOL-NOTES
+// PathWebCallback is where a downstream's browser flow ends (docs/decisions.md
 // Q7, Q19). Register <issuer>/federation/callback as our redirect_uri at
 // each downstream.
 const PathWebCallback = "/federation/callback"

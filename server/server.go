@@ -96,7 +96,7 @@ type Server struct {
 // fositeConfig is fosite's configuration plus our token URLs (the issuer,
 // the token and PAR endpoints: RFC 9126 §2; RFC 7523 §3 item 3). Client
 // assertions themselves are verified by authenticateClient (clientauth.go),
-// which takes only the issuer as aud (SECURITY.md G02).
+// which takes only the issuer as aud (SECURITY-RESULTS.md G02).
 type fositeConfig struct {
 	*fosite.Config
 	tokenURLs []string
@@ -204,7 +204,7 @@ func New(o Options) (*Server, error) {
 	fc.PushedAuthorizeEndpointHandlers.Append(parh)
 	s.oauth = fosite.NewOAuth2Provider(s.fstore, fc)
 	// Client assertions are verified with this server's clock and 10 s of
-	// skew (clientauth.go; SECURITY.md G03), never by moving fosite's
+	// skew (clientauth.go; SECURITY-RESULTS.md G03), never by moving fosite's
 	// package-level jwt.TimeFunc.
 	fc.ClientAuthenticationStrategy = s.authenticateClient
 
@@ -290,7 +290,7 @@ func (s *Server) url(path string) string { return s.cfg.Issuer + path }
 func (s *Server) String() string { return fmt.Sprintf("fedas(%s)", s.cfg.Issuer) }
 
 // DownstreamDPoPSeed derives the seed of our DPoP key for downstream
-// codes (PROTOCOL-NOTES Q5) from the shared secret: every instance, and
+// codes (docs/decisions.md Q5) from the shared secret: every instance, and
 // every policy snapshot, holds the same key.
 func DownstreamDPoPSeed(hmacSecret []byte) []byte {
 	return derivedKey(hmacSecret, "fedas/downstream-dpop/v1")

@@ -53,7 +53,7 @@ func (s *Server) token(c echo.Context) error {
 		if errors.Is(err, fosite.ErrInvalidGrant) || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
 			// fosite wraps our store's "already redeemed" answer from the
 			// atomic invalidation in a server_error: the loser of a
-			// redemption race gets invalid_grant, not a 500 (SECURITY.md C1).
+			// redemption race gets invalid_grant, not a 500 (SECURITY-RESULTS.md C1).
 			err = fosite.ErrInvalidGrant.WithHint("The authorization code has already been used.")
 		}
 		return s.writeError(c, err)
@@ -88,7 +88,7 @@ func (s *Server) par(c echo.Context) error {
 		return s.writeError(c, errInvalidRequest("request_uri must not be sent to the PAR endpoint (RFC 9126 §2.1)."))
 	}
 	// RFC 9449 §10.1: dpop_jkt (or a DPoP proof) binds the code to be
-	// issued to that key; both must agree (SECURITY.md F04).
+	// issued to that key; both must agree (SECURITY-RESULTS.md F04).
 	jkt, err := s.dpopProof(c, PathPAR, "")
 	if err != nil {
 		return s.writeError(c, err)
@@ -114,14 +114,14 @@ func (s *Server) par(c echo.Context) error {
 	}
 	if form.Get("redirect_uri") == "" {
 		// RFC 9126 §2.1 leaves redirect_uri to the AS: native federation
-		// needs none (PROTOCOL-NOTES Q14), but fosite insists on one for
+		// needs none (docs/decisions.md Q14), but fosite insists on one for
 		// openid requests, so use the client's only registered one.
 		if cl, ok := s.snapshot(ctx).Client(form.Get("client_id")); ok && cl.Federating && len(cl.GetRedirectURIs()) == 1 {
 			form.Set("redirect_uri", cl.GetRedirectURIs()[0])
 		}
 	}
 	if form.Get("redirect_uri") == "" {
-		// FAPI 2.0 §5.3.2.2-6 (SECURITY.md H06): a pushed request names
+		// FAPI 2.0 §5.3.2.2-6 (SECURITY-RESULTS.md H06): a pushed request names
 		// its redirect_uri; fosite would quietly use the only registered one.
 		return s.writeError(c, errInvalidRequest("The redirect_uri parameter is required."))
 	}

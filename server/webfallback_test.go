@@ -53,7 +53,7 @@ func browserSim(t *testing.T, user, pw string, stopAt string) func(context.Conte
 	}
 }
 
-// TestWebFallback_Federated (PROTOCOL-NOTES Q7): AS2 may not challenge
+// TestWebFallback_Federated (docs/decisions.md Q7): AS2 may not challenge
 // AS1's users natively, so it answers redirect_to_web with a request_uri;
 // the browser signs in at AS2, lands on AS1's web callback (code, state,
 // iss), AS1 redeems the code and sends the browser back to the app's

@@ -42,7 +42,7 @@ func followRedirects(tb testing.TB, start, stopAt string) url.Values {
 
 // standardDownstream is AS1 federating to "std", a standard OAuth/OIDC
 // server with PAR and no native endpoint (fedtest with NoNative), with
-// browser federation allowed or not (PROTOCOL-NOTES Q19).
+// browser federation allowed or not (docs/decisions.md Q19).
 func standardDownstream(tb testing.TB, allow bool, mo fedtest.Options) *mockFed {
 	mo.NoNative = true
 	return newMockFed(tb, mockFedOpts{mocks: map[string]fedtest.Options{"std": mo}, edit: func(c *config.Config) {
@@ -52,7 +52,7 @@ func standardDownstream(tb testing.TB, allow bool, mo fedtest.Options) *mockFed 
 	}})
 }
 
-// TestWebFederation_StandardDownstream (PROTOCOL-NOTES Q19): the user's
+// TestWebFederation_StandardDownstream (docs/decisions.md Q19): the user's
 // account is at a downstream without a native endpoint. With browser
 // federation allowed and a PKCE challenge, AS1 answers redirect_to_web
 // with a request_uri for its own browser endpoint, which pushes to the

@@ -19,7 +19,7 @@ import (
 	"github.com/fedas/fedas/sdk"
 )
 
-// TestServe_SIGTERMDrainsInFlight (SECURITY.md P1): the real binary with
+// TestServe_SIGTERMDrainsInFlight (SECURITY-RESULTS.md P1): the real binary with
 // the embedded demo config; a password step (bcrypt cost 10, ~90 ms) is
 // in flight when SIGTERM arrives; it still completes with a code, and the
 // process exits 0 afterwards.

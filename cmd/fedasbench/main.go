@@ -535,7 +535,7 @@ func (e *env) startFederation(ctx context.Context, users []config.User) error {
 }
 
 // newTransport is the one tuned transport all workers share: enough idle
-// connections per host for every worker (PERFORMANCE.md trap 3), loopback
+// connections per host for every worker (docs/performance.md trap 3), loopback
 // dial and header timeouts, no proxy, no compression.
 func newTransport(concurrency int) *http.Transport {
 	return &http.Transport{

@@ -13,7 +13,7 @@ import (
 
 // TestJanitorBoundsMemory checks that expired entries leave the maps
 // without anyone reading them: lookups alone would hide them, but memory
-// would still grow without bound (PERFORMANCE.md trap 5).
+// would still grow without bound (docs/performance.md trap 5).
 func TestJanitorBoundsMemory(t *testing.T) {
 	s := newStore(10 * time.Millisecond)
 	t.Cleanup(func() { _ = s.Close() })

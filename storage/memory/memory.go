@@ -5,7 +5,7 @@
 // fosite's example store it expires entries the way Redis does: every
 // entry carries an expiry, lookups treat an expired entry as absent, and a
 // janitor goroutine deletes expired entries periodically, so memory stays
-// bounded by the live artefacts (PERFORMANCE.md trap 5). Values are copied
+// bounded by the live artefacts (docs/performance.md trap 5). Values are copied
 // on the way in and out, so a caller mutating a slice or map it passed or
 // received can never change what is stored.
 package memory

@@ -1,7 +1,7 @@
 // Package redisstore is the Redis backend of storage.Store, for
 // deployments where several fedas instances share state. It runs on a
 // single node, a Sentinel group or Redis Cluster through
-// redis.UniversalClient, and follows the rules in REDIS.md.
+// redis.UniversalClient, and follows the rules in docs/redis.md.
 //
 // # Key layout
 //
@@ -28,7 +28,7 @@
 // # Single use
 //
 // Every single-use transition is one atomic command on the primary whose
-// return value decides the outcome (REDIS.md rule 2): InvalidateCode and
+// return value decides the outcome (docs/redis.md rule 2): InvalidateCode and
 // the auth-session compare-and-swaps are Lua scripts, ConsumeToken is
 // GETDEL, MarkUsed is SET NX. Of N concurrent callers exactly one wins.
 // Reads never go to replicas (rule 3). Replication is asynchronous, so a

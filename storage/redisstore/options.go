@@ -12,7 +12,7 @@ import (
 )
 
 // Defaults for Options. They keep a hung or unreachable Redis from
-// holding a request for long (REDIS.md rule 4): the caller answers 503
+// holding a request for long (docs/redis.md rule 4): the caller answers 503
 // quickly instead of piling up goroutines and pool waiters.
 const (
 	// DefaultPrefix namespaces fedas's keys so that Redis can be shared.
@@ -31,7 +31,7 @@ const (
 	DefaultOpTimeout = time.Second
 	// DefaultClusterStateReloadInterval replaces go-redis's 60 s, after
 	// which clients kept failing for most of a minute after a failover
-	// (REDIS.md rule 4).
+	// (docs/redis.md rule 4).
 	DefaultClusterStateReloadInterval = 2 * time.Second
 )
 
@@ -73,7 +73,7 @@ type Options struct {
 	WriteTimeout time.Duration
 	PoolTimeout  time.Duration
 	// OpTimeout bounds each storage call, retries included, unless the
-	// caller's context ends sooner (REDIS.md rule 4: every request's Redis
+	// caller's context ends sooner (docs/redis.md rule 4: every request's Redis
 	// work has a deadline).
 	OpTimeout time.Duration
 	// ClusterStateReloadInterval is how often a cluster client refreshes
@@ -82,7 +82,7 @@ type Options struct {
 
 	// AllowEvictionPolicy lets New accept a maxmemory-policy other than
 	// noeviction. Replay protection is then not guaranteed: evicted
-	// markers let replays through (REDIS.md rule 5).
+	// markers let replays through (docs/redis.md rule 5).
 	AllowEvictionPolicy bool
 }
 
@@ -141,7 +141,7 @@ func checkPrefix(p string) error {
 
 // newClient builds the client for o. Replica reads (ReadOnly,
 // RouteByLatency, RouteRandomly) stay off: a replica can still show a code
-// its primary has just consumed (REDIS.md rule 3).
+// its primary has just consumed (docs/redis.md rule 3).
 func (o Options) newClient() (redis.UniversalClient, error) {
 	switch {
 	case o.Cluster:

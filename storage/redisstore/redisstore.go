@@ -74,7 +74,7 @@ func (s *Store) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
 // fail wraps a driver error as ErrUnavailable. The driver's message never
 // carries command arguments, so it is safe to keep. On a cluster, errors
 // that suggest a topology change trigger a slot-map reload at once
-// instead of waiting for the next periodic one (REDIS.md rule 4).
+// instead of waiting for the next periodic one (docs/redis.md rule 4).
 func (s *Store) fail(op string, err error) error {
 	if s.cluster != nil && topologyError(err) {
 		s.cluster.ReloadState(context.Background())
@@ -377,7 +377,7 @@ func (s *Store) ConsumeToken(ctx context.Context, kind storage.Kind, signature s
 // read, so a token indexed concurrently stays revocable. Tokens live in
 // other slots than the index, so the deletes go out as one pipeline of
 // single-key commands. A failure is reported, never swallowed: a
-// revocation that did not happen must not answer 200 (SECURITY.md R9).
+// revocation that did not happen must not answer 200 (SECURITY-RESULTS.md R9).
 func (s *Store) RevokeRequest(ctx context.Context, kind storage.Kind, requestID string) error {
 	if kind != storage.KindAccess && kind != storage.KindRefresh {
 		return fmt.Errorf("redisstore: RevokeRequest: kind %q is not indexed by request", kind)
@@ -553,7 +553,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // master (CONFIG GET may be renamed or denied) and returns an error
 // wrapping ErrEvictionPolicy unless all say noeviction. New calls it;
 // run it periodically too, since an operator can change the policy at run
-// time (REDIS.md rule 5).
+// time (docs/redis.md rule 5).
 func (s *Store) CheckEvictionPolicy(ctx context.Context) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()

@@ -54,7 +54,7 @@ func scanAll(t *testing.T, addr, match string) []string {
 }
 
 // requireEveryKeyHasTTL fails for any key without a TTL: nothing the
-// backend writes may live forever (SECURITY.md J04).
+// backend writes may live forever (SECURITY-RESULTS.md J04).
 func requireEveryKeyHasTTL(t *testing.T, addr string) int {
 	t.Helper()
 	c := redis.NewClient(&redis.Options{Addr: addr})
@@ -165,7 +165,7 @@ func (h *countingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 // TestHostileKeyParts feeds client-controlled values that could break a
 // hash tag, act as a pattern or inject protocol bytes: reads say not
 // found, writes are refused, and not one command reaches Redis
-// (SECURITY.md A12).
+// (SECURITY-RESULTS.md A12).
 func TestHostileKeyParts(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
@@ -277,7 +277,7 @@ func ops(s *redisstore.Store, live string) map[string]func(context.Context) erro
 
 // requireUnavailableFast runs every operation against a broken server
 // and requires ErrUnavailable within failFast, even without a deadline
-// from the caller (SECURITY.md R1, R3).
+// from the caller (SECURITY-RESULTS.md R1, R3).
 func requireUnavailableFast(t *testing.T, s *redisstore.Store) {
 	t.Helper()
 	const failFast = 1500 * time.Millisecond // OpTimeout 1 s + scheduling slack
@@ -335,7 +335,7 @@ func TestUnavailableWhenHung(t *testing.T) {
 	srv.Resume()
 
 	// Recovery without a new Store: the pool replaces its timed-out
-	// connections (SECURITY.md R3: ≤ 5 s). The check uses fresh keys: a
+	// connections (SECURITY-RESULTS.md R3: ≤ 5 s). The check uses fresh keys: a
 	// command that timed out may still run once the server continues
 	// (the DeleteToken above, for one), which is why a timed-out
 	// single-use step must count as failed, never as done.
@@ -392,7 +392,7 @@ func TestEvictionPolicy(t *testing.T) {
 }
 
 // TestWritesUnderOOM: with noeviction and memory full, writes fail as
-// unavailable (503) instead of evicting (SECURITY.md R6).
+// unavailable (503) instead of evicting (SECURITY-RESULTS.md R6).
 func TestWritesUnderOOM(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)

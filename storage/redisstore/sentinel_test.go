@@ -45,7 +45,7 @@ type failoverProbe struct {
 // TestSentinel_Failover kills the master (SIGKILL) under load and checks
 // that the same Store, never rebuilt, fails only with ErrUnavailable
 // while the sentinels promote the replica and then works against the new
-// primary (REDIS.md rule 4: Sentinel recovers as soon as it switches).
+// primary (docs/redis.md rule 4: Sentinel recovers as soon as it switches).
 func TestSentinel_Failover(t *testing.T) {
 	t.Parallel()
 	s := redistest.StartSentinel(t)
@@ -56,7 +56,7 @@ func TestSentinel_Failover(t *testing.T) {
 	require.NoError(t, st.MarkUsed(ctx, "jti-before", exp))
 	sess := storage.AuthSession{ID: "as-before", StepHash: "step-1", ClientID: "client-1", ExpiresAt: exp}
 	require.NoError(t, st.CreateAuthSession(ctx, sess))
-	// Replication is asynchronous (REDIS.md rule 7): only what a replica
+	// Replication is asynchronous (docs/redis.md rule 7): only what a replica
 	// has acknowledged survives the master. WAIT covers the writes of the
 	// connection it runs on, so it shares a pipeline with a write; offsets
 	// are global, so that covers the two writes above too.
