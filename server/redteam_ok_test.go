@@ -118,3 +118,59 @@ func TestRedteam_RouterErrorsAreOAuthJSON(t *testing.T) {
 	requireOAuthError(t, r, http.StatusUnauthorized, "invalid_token")
 	require.NotEmpty(t, r.header.Values("WWW-Authenticate"))
 }
+
+// Red team (refused correctly): the one-time value our app returns for
+// session A, posted with session B's auth_session, ends B and gives no
+// code; A still completes with it, once; a replay gets invalid_session.
+// A DPoP-bound session refuses the value without the session's proof.
+func TestRedteam_AppOneTimeValueCrossSession(t *testing.T) {
+	in := wrap(start(t, nil, appSecConfig))
+	token := "Bearer " + appToken(t, in, "bank-app")
+	k := dpopKey(t)
+	a, pkA := in.initialWith(t, "demo-app", url.Values{"native_callback_uri": {"https://app.example/cb"}, "scope": {"openid"}}, withProof(t, k, in.native()))
+	b, _ := in.localDeepLink(t, nil)
+	outA := in.appComplete(t, token, url.Values{"client_id": {"demo-app"}, "request_uri": {requireDeepLink(t, a, "demo-app")}})
+	require.Equal(t, http.StatusOK, outA.status, outA.raw)
+	outB := in.appComplete(t, token, url.Values{"client_id": {"demo-app"}, "request_uri": {requireDeepLink(t, b, "demo-app")}})
+	require.Equal(t, http.StatusOK, outB.status, outB.raw)
+
+	cross := post(t, in.native(), url.Values{"auth_session": {b.str("auth_session")}, "authorization_code": {outA.str("authorization_code")}})
+	requireOAuthError(t, cross, http.StatusBadRequest, "access_denied")
+	again := post(t, in.native(), url.Values{"auth_session": {b.str("auth_session")}, "authorization_code": {outB.str("authorization_code")}})
+	requireOAuthError(t, again, http.StatusBadRequest, "invalid_session")
+
+	noProof := post(t, in.native(), url.Values{"auth_session": {a.str("auth_session")}, "authorization_code": {outA.str("authorization_code")}})
+	requireOAuthError(t, noProof, http.StatusBadRequest, "invalid_dpop_proof")
+	ok := post(t, in.native(), url.Values{"auth_session": {a.str("auth_session")}, "authorization_code": {outA.str("authorization_code")}}, withProof(t, k, in.native()))
+	require.Equal(t, http.StatusOK, ok.status, ok.raw)
+	replay := post(t, in.native(), url.Values{"auth_session": {a.str("auth_session")}, "authorization_code": {outA.str("authorization_code")}}, withProof(t, k, in.native()))
+	requireOAuthError(t, replay, http.StatusBadRequest, "invalid_session")
+	require.Equal(t, http.StatusBadRequest, in.redeem(t, "demo-app", ok.str("authorization_code"), pkA).status, "bound code without proof")
+}
+
+// Red team (refused correctly): a DPoP proof for another URL or method, a
+// replayed proof, and a proof carrying a private key in its jwk are all
+// invalid_dpop_proof at the native endpoint and create no session.
+func TestRedteam_DPoPProofAbuse(t *testing.T) {
+	in := wrap(start(t, nil))
+	k := dpopKey(t)
+	for name, opt := range map[string]func(*http.Request){
+		"other url":    withProof(t, k, in.token()),
+		"other method": func(r *http.Request) { p, _ := k.Proof("GET", in.native(), ""); r.Header.Set("DPoP", p) },
+		"two headers": func(r *http.Request) {
+			p1, _ := k.Proof("POST", in.native(), "")
+			p2, _ := k.Proof("POST", in.native(), "")
+			r.Header.Add("DPoP", p1)
+			r.Header.Add("DPoP", p2)
+		},
+	} {
+		r, _ := in.initialWith(t, "demo-app", nil, opt)
+		requireOAuthError(t, r, http.StatusBadRequest, "invalid_dpop_proof")
+		require.Empty(t, r.str("auth_session"), name)
+	}
+	p, _ := k.Proof("POST", in.native(), "")
+	first, _ := in.initialWith(t, "demo-app", nil, func(r *http.Request) { r.Header.Set("DPoP", p) })
+	require.Equal(t, http.StatusForbidden, first.status, first.raw)
+	replayed, _ := in.initialWith(t, "demo-app", nil, func(r *http.Request) { r.Header.Set("DPoP", p) })
+	requireOAuthError(t, replayed, http.StatusBadRequest, "invalid_dpop_proof")
+}
