@@ -3,6 +3,8 @@ package flow
 import (
 	"context"
 	"net/url"
+	"strconv"
+	"time"
 
 	"github.com/fedas/fedas/policy"
 )
@@ -158,6 +160,14 @@ func (e *Engine) appComplete(ctx context.Context, r Request) (Outcome, error) {
 			return accessDenied("The app's user has not enrolled this app."), nil
 		}
 	}
+	if ma := s.Request["max_age"]; ma != "" {
+		// OIDC Core §3.1.2.1: the app's authentication must be recent
+		// enough; completing it is not a new authentication.
+		limit, _ := strconv.Atoi(ma)
+		if r.AppUser.AuthTime.IsZero() || e.o.Now().Sub(r.AppUser.AuthTime) > time.Duration(limit)*time.Second {
+			return accessDenied("The app's sign-in is older than max_age allows: sign in to the app again."), nil
+		}
+	}
 	c, ok := r.Policy.Client(s.ClientID)
 	cb := s.Request["native_callback_uri"]
 	if !ok || cb == "" || !contains(c.NativeCallbackURIs, cb) {
@@ -172,7 +182,7 @@ func (e *Engine) appComplete(ctx context.Context, r Request) (Outcome, error) {
 	}
 	s.Subject, s.Username, s.x.User = r.AppUser.Subject, r.AppUser.Username, r.AppUser.Username
 	s.AMR = append(append([]string(nil), r.AppUser.AMR...), "app")
-	s.AuthTime = e.o.Now()
+	s.AuthTime, s.x.ACR = r.AppUser.AuthTime, r.AppUser.ACR
 	if s.x.Downstream {
 		if err := e.finish(ctx, s); err != nil {
 			return nil, err

@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/ory/fosite"
 
@@ -63,6 +64,11 @@ type AppUser struct {
 	Subject  string
 	Username string
 	AMR      []string
+	// AuthTime is when the app's user last authenticated (the token's
+	// auth_time): the completed sign-in is no fresher than that.
+	AuthTime time.Time
+	// ACR of that authentication, if any.
+	ACR string
 }
 
 // Params are the initial-request parameters a session carries and binds

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/fedas/fedas/config"
 	"github.com/fedas/fedas/federation"
@@ -120,9 +121,16 @@ func Build(cfg *config.Config, o BuildOptions) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Snapshot{Built: time.Now(), Config: cfg, clients: clients, users: configUsers{}}
+	s := &Snapshot{Built: time.Now(), Config: cfg, clients: clients, users: configUsers{byName: map[string]User{}, cost: bcrypt.DefaultCost}}
+	maxCost := 0
 	for _, u := range cfg.Users {
-		s.users[u.Username] = User{Username: u.Username, Subject: u.Subject, PasswordHash: u.PasswordHash, TOTPSecret: u.TOTPSecret, Apps: append([]string(nil), u.Apps...)}
+		if c, err := bcrypt.Cost([]byte(u.PasswordHash)); err == nil && c > maxCost {
+			maxCost = c
+		}
+		s.users.byName[u.Username] = User{Username: u.Username, Subject: u.Subject, PasswordHash: u.PasswordHash, TOTPSecret: u.TOTPSecret, Apps: append([]string(nil), u.Apps...)}
+	}
+	if maxCost > 0 {
+		s.users.cost = maxCost
 	}
 	for _, a := range cfg.Apps {
 		s.Apps = append(s.Apps, App{ID: a.ID, ClientID: a.ClientID, DeepLink: a.DeepLink, DownstreamRole: a.DownstreamRole, Clients: append([]string(nil), a.Clients...), EnrolledOnly: a.EnrolledOnly})
@@ -137,13 +145,25 @@ func Build(cfg *config.Config, o BuildOptions) (*Snapshot, error) {
 }
 
 // configUsers is the config-backed UserStore.
-type configUsers map[string]User
+type configUsers struct {
+	byName map[string]User
+	cost   int
+}
 
 // User implements UserStore.
 func (m configUsers) User(_ context.Context, username string) (User, bool, error) {
-	u, ok := m[username]
+	u, ok := m.byName[username]
 	return u, ok, nil
 }
+
+// HashCost is the highest bcrypt cost among the users' password hashes
+// (HashCoster): an unknown user's check must cost as much as a known
+// one's, or the response time tells which usernames exist.
+func (m configUsers) HashCost() int { return m.cost }
+
+// HashCoster is an optional UserStore capability: the bcrypt cost to
+// spend on a check for an unknown user.
+type HashCoster interface{ HashCost() int }
 
 // Source holds the current snapshot. The zero value holds none; Publish
 // one before serving.

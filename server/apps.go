@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/ory/fosite"
@@ -103,12 +104,20 @@ func (s *Server) protectedUser(c echo.Context, path string) (*flow.AppUser, erro
 		return nil, challenge("This access token is a bearer token: use the Bearer scheme.")
 	}
 	g := grantFromSession(ds)
-	return &flow.AppUser{ClientID: ar.GetClient().GetID(), Subject: g.Subject, Username: g.Username, AMR: g.AMR}, nil
+	return &flow.AppUser{ClientID: ar.GetClient().GetID(), Subject: g.Subject, Username: g.Username, AMR: g.AMR, AuthTime: g.AuthTime, ACR: g.ACR}, nil
 }
 
 // grantFromSession recovers who a token was issued for.
 func grantFromSession(sess *fosite.DefaultSession) flow.Grant {
 	g := flow.Grant{Subject: sess.Subject, Username: sess.Username}
+	// Stored sessions come back from JSON: numbers as float64.
+	switch at := sess.Extra["auth_time"].(type) {
+	case float64:
+		g.AuthTime = time.Unix(int64(at), 0)
+	case int64:
+		g.AuthTime = time.Unix(at, 0)
+	}
+	g.ACR, _ = sess.Extra["acr"].(string)
 	if list, ok := sess.Extra["amr"].([]any); ok {
 		for _, a := range list {
 			if str, ok := a.(string); ok && str != "app" {

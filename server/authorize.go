@@ -54,6 +54,9 @@ func (s *Server) renderPage(c echo.Context, status int, d pageData) error {
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'")
 	d.Action = PathAuthorize
+	if status == http.StatusServiceUnavailable {
+		h.Set("Retry-After", "1")
+	}
 	c.Response().WriteHeader(status)
 	return page.Execute(c.Response(), d)
 }

@@ -223,7 +223,7 @@ func New(o Options) (*Server, error) {
 		WebCallback: cfg.Issuer + PathWebCallback,
 		StateKey:    derivedKey(o.HMACSecret, "fedas/federation-state/v1"),
 	})
-	s.dpop = &dpop.Verifier{Replay: dpopReplay{o.Store}}
+	s.dpop = &dpop.Verifier{Replay: dpopReplay{o.Store}, Now: o.Now}
 	s.routes()
 	return s, nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"sync"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -15,20 +16,43 @@ import (
 
 // Step checks a password against the user's bcrypt hash.
 type Step struct {
-	// dummy equalises the time of an unknown-user check with a
-	// wrong-password check.
-	dummy []byte
+	// dummies by bcrypt cost: an unknown user's check compares against
+	// one of the users' own cost, so it takes as long as a wrong password.
+	dummies sync.Map
 }
 
 var _ flow.Step = (*Step)(nil)
 
 // New returns the password step.
-func New() *Step {
-	h, err := bcrypt.GenerateFromPassword([]byte("fedas-dummy"), bcrypt.MinCost)
-	if err != nil {
-		panic(err)
+func New() *Step { return &Step{} }
+
+// dummy is a hash of the cost the user store's hashes have
+// (policy.HashCoster; bcrypt.DefaultCost otherwise).
+func (s *Step) dummy(users policy.UserStore) ([]byte, error) {
+	cost := bcrypt.DefaultCost
+	if hc, ok := users.(policy.HashCoster); ok && hc.HashCost() > 0 {
+		cost = hc.HashCost()
 	}
-	return &Step{dummy: h}
+	if h, ok := s.dummies.Load(cost); ok {
+		return h.([]byte), nil
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte("fedas-dummy"), cost)
+	if err != nil {
+		return nil, err
+	}
+	s.dummies.Store(cost, h)
+	return h, nil
+}
+
+// Cost reports the bcrypt cost an unknown user's check spends with users
+// (for tests).
+func (s *Step) Cost(users policy.UserStore) int {
+	h, err := s.dummy(users)
+	if err != nil {
+		return 0
+	}
+	c, _ := bcrypt.Cost(h)
+	return c
 }
 
 // Name implements flow.Step.
@@ -67,9 +91,11 @@ func (s *Step) Verify(ctx context.Context, sc flow.StepContext, answers url.Valu
 	if err != nil {
 		return flow.StepResult{}, err
 	}
-	hash := s.dummy
-	if known {
-		hash = []byte(user.PasswordHash)
+	hash := []byte(user.PasswordHash)
+	if !known {
+		if hash, err = s.dummy(sc.Users); err != nil {
+			return flow.StepResult{}, err
+		}
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(pw)) != nil || !known {
 		return flow.StepResult{Result: flow.Failed, Description: "The username or password is not correct."}, nil
