@@ -173,7 +173,7 @@ func (e *Engine) appComplete(ctx context.Context, r Request) (Outcome, error) {
 	if !ok || cb == "" || !contains(c.NativeCallbackURIs, cb) {
 		return invalidRequest("The request has no registered native_callback_uri."), nil
 	}
-	if _, err := e.take(ctx, r.Policy, ru, cid, useApp); err != nil {
+	if _, err := e.consume(ctx, ru, p); err != nil {
 		return nil, err
 	}
 	device := s.StepHash

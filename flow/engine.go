@@ -190,7 +190,7 @@ func (e *Engine) startPushed(ctx context.Context, r Request) (Outcome, error) {
 	if req["dpop_jkt"] != "" && r.DPoPJKT != "" && req["dpop_jkt"] != r.DPoPJKT {
 		return invalidDPoP(), nil
 	}
-	if _, err := e.take(ctx, r.Policy, ru, cid, useNative); err != nil {
+	if _, err := e.consume(ctx, ru, p); err != nil {
 		return nil, err
 	}
 	return e.start(ctx, starter{snap: r.Policy, client: c, req: req, jkt: r.DPoPJKT, channel: ChannelNative,

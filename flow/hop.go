@@ -115,15 +115,18 @@ func (e *Engine) hopRequest(sessionID string, req map[string]string) federation.
 func (e *Engine) hop(ctx context.Context, snap *policy.Snapshot, s *session, ds string, fresh, retried bool) (Outcome, error) {
 	var orig = s.AuthSession
 	if fresh {
-		s.Stage = StageFederating
-		if _, err := e.create(ctx, s); err != nil {
+		// Not stored yet: nobody else can hold it, so no lock; the ID is
+		// needed for the sealed state.
+		value, h, err := newHandle()
+		if err != nil {
 			return nil, err
 		}
-	} else {
-		var err error
-		if orig, err = e.lock(ctx, s, StageFederating); err != nil {
-			return nil, err
-		}
+		s.ID, s.StepHash, s.h = h.id, h.stepHash, h
+		return e.hopFresh(ctx, snap, s, ds, value)
+	}
+	orig, err := e.lock(ctx, s, StageFederating)
+	if err != nil {
+		return nil, err
 	}
 	hop, f, err := snap.Fed.Begin(ctx, ds, e.hopRequest(s.ID, s.Request))
 	if errors.Is(err, federation.ErrFederateUnsupported) && e.browserAllowed(snap, ds) && s.Request["code_challenge"] != "" && s.Request["native_callback_uri"] != "" {
@@ -134,17 +137,11 @@ func (e *Engine) hop(ctx context.Context, snap *policy.Snapshot, s *session, ds 
 		if err != nil {
 			return nil, err
 		}
-		out, err := e.webFallback(ctx, snap, s.ClientID, s.Request, codeKey(s), s.ID)
-		if err != nil {
-			return nil, err
-		}
-		w := out.(RedirectToWeb)
-		w.AuthSession = value
-		return w, nil
+		return e.toBrowserHop(ctx, snap, s, value)
 	}
 	if err != nil {
 		e.o.Logger.Warn("federation failed to begin", zap.String("downstream", ds), zap.Error(err))
-		if temporary(err) && !fresh {
+		if temporary(err) {
 			e.unlock(ctx, s, orig)
 		} else {
 			e.end(ctx, s)
@@ -159,6 +156,40 @@ func (e *Engine) hop(ctx context.Context, snap *policy.Snapshot, s *session, ds 
 		return nil, err
 	}
 	return Federate{AuthSession: value, FederationURI: f.FederationURI, FederationBody: f.FederationBody, ResponseURI: e.o.ResponseURI(hop.ID)}, nil
+}
+
+// hopFresh begins a hop for a session not stored yet (a routed initial
+// request): it is stored once, after the push, in its final stage.
+func (e *Engine) hopFresh(ctx context.Context, snap *policy.Snapshot, s *session, ds, value string) (Outcome, error) {
+	hop, f, err := snap.Fed.Begin(ctx, ds, e.hopRequest(s.ID, s.Request))
+	if errors.Is(err, federation.ErrFederateUnsupported) && e.browserAllowed(snap, ds) && s.Request["code_challenge"] != "" && s.Request["native_callback_uri"] != "" {
+		s.Stage, s.x.WebDS = StageFederated, ds
+		if err := e.store(ctx, s); err != nil {
+			return nil, err
+		}
+		return e.toBrowserHop(ctx, snap, s, value)
+	}
+	if err != nil {
+		e.o.Logger.Warn("federation failed to begin", zap.String("downstream", ds), zap.Error(err))
+		return hopRefusal(err), nil
+	}
+	s.x.Hop, s.Stage = &hop, StageFederated
+	if err := e.store(ctx, s); err != nil {
+		return nil, err
+	}
+	return Federate{AuthSession: value, FederationURI: f.FederationURI, FederationBody: f.FederationBody, ResponseURI: e.o.ResponseURI(hop.ID)}, nil
+}
+
+// toBrowserHop answers redirect_to_web for a stored session awaiting a
+// browser hop (Q19): our push names the session, value is the device's.
+func (e *Engine) toBrowserHop(ctx context.Context, snap *policy.Snapshot, s *session, value string) (Outcome, error) {
+	out, err := e.webFallback(ctx, snap, s.ClientID, s.Request, codeKey(s), s.ID)
+	if err != nil {
+		return nil, err
+	}
+	w := out.(RedirectToWeb)
+	w.AuthSession = value
+	return w, nil
 }
 
 func (e *Engine) browserAllowed(snap *policy.Snapshot, ds string) bool {

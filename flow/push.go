@@ -110,6 +110,12 @@ func (e *Engine) take(ctx context.Context, snap *policy.Snapshot, ru, clientID s
 	if !u.consume {
 		return p, nil
 	}
+	return e.consume(ctx, ru, p)
+}
+
+// consume spends a request_uri that take has checked (as p), atomically;
+// whoever loses a race for it gets invalid_request.
+func (e *Engine) consume(ctx context.Context, ru string, p Pushed) (Pushed, error) {
 	got, err := e.o.Pushes.Consume(ctx, ru)
 	if errors.Is(err, storage.ErrNotFound) {
 		return Pushed{}, refused(invalidRequest("The request_uri is invalid, expired or already used."))

@@ -215,11 +215,13 @@ func (e *Engine) create(ctx context.Context, s *session) (string, error) {
 		return "", err
 	}
 	s.ID, s.StepHash, s.h = h.id, h.stepHash, h
+	return value, e.store(ctx, s)
+}
+
+// store writes a new session whose handle is set.
+func (e *Engine) store(ctx context.Context, s *session) error {
 	s.x.into(&s.AuthSession)
-	if err := e.o.Sessions.CreateAuthSession(ctx, s.AuthSession); err != nil {
-		return "", err
-	}
-	return value, nil
+	return e.o.Sessions.CreateAuthSession(ctx, s.AuthSession)
 }
 
 func (e *Engine) newSession(ch Channel, clientID string, req map[string]string, jkt string, stage string) *session {
