@@ -467,9 +467,22 @@ func (f *Federator) Begin(ctx context.Context, id string, r HopRequest) (Hop, Fe
 		return Hop{}, Federate{}, fmt.Errorf("%w: downstream has no PAR endpoint", ErrFederateUnsupported)
 	}
 	hop, challenge := f.newHop(id, ds, r, r.RedirectURI)
+	// The native PAR leaves redirect_uri out (docs/decisions.md Q14).
+	pushed, err := f.push(ctx, ds, meta, &hop, "", challenge, r, r.NativeCallbackURI)
+	if err != nil {
+		return Hop{}, Federate{}, err
+	}
+	body := url.Values{"client_id": {ds.cfg.ClientID}, "request_uri": {pushed.RequestURI}, "response_type": {"code"}}
+	return hop, Federate{FederationURI: meta.NativeEndpoint, FederationBody: body.Encode()}, nil
+}
+
+// push sends a hop's request to the downstream's PAR endpoint with our
+// client authentication (RFC 9126 §2), binding the code to our DPoP key
+// where the downstream supports it (hop.DPoP records whether it did).
+func (f *Federator) push(ctx context.Context, ds *downstream, meta Metadata, hop *Hop, redirectURI, challenge string, r HopRequest, nativeCallback string) (par.Pushed, error) {
 	key := f.dpopFor(meta)
 	hop.DPoP = key != nil
-	pushed, err := f.client(ds, meta, "", key).Push(ctx, par.Request{
+	return f.client(ds, meta, redirectURI, key).Push(ctx, par.Request{
 		ClientID:          ds.cfg.ClientID,
 		Scope:             f.mapScope(ds, r.Scope),
 		State:             hop.State,
@@ -477,13 +490,8 @@ func (f *Federator) Begin(ctx context.Context, id string, r HopRequest) (Hop, Fe
 		ACRValues:         r.ACRValues,
 		MaxAge:            r.MaxAge,
 		CodeChallenge:     challenge,
-		NativeCallbackURI: r.NativeCallbackURI,
+		NativeCallbackURI: nativeCallback,
 	})
-	if err != nil {
-		return Hop{}, Federate{}, err
-	}
-	body := url.Values{"client_id": {ds.cfg.ClientID}, "request_uri": {pushed.RequestURI}, "response_type": {"code"}}
-	return hop, Federate{FederationURI: meta.NativeEndpoint, FederationBody: body.Encode()}, nil
 }
 
 // newHop pins a hop's state: a fresh S256 PKCE pair, the state (r.State
@@ -574,17 +582,8 @@ func (f *Federator) BeginWeb(ctx context.Context, id string, r HopRequest, redir
 	q := authz.Query()
 	hop, challenge := f.newHop(id, ds, r, redirectURI)
 	if meta.PAREndpoint != "" {
-		key := f.dpopFor(meta)
-		hop.DPoP = key != nil
-		pushed, err := f.client(ds, meta, redirectURI, key).Push(ctx, par.Request{
-			ClientID:      ds.cfg.ClientID,
-			Scope:         f.mapScope(ds, r.Scope),
-			State:         hop.State,
-			Nonce:         hop.Nonce,
-			ACRValues:     r.ACRValues,
-			MaxAge:        r.MaxAge,
-			CodeChallenge: challenge,
-		})
+		// A standard server gets no native parameters.
+		pushed, err := f.push(ctx, ds, meta, &hop, redirectURI, challenge, r, "")
 		if err != nil {
 			return Hop{}, "", err
 		}

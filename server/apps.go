@@ -13,7 +13,6 @@ import (
 
 	"github.com/fedas/fedas/dpop"
 	"github.com/fedas/fedas/flow"
-	"github.com/fedas/fedas/storage"
 )
 
 // PathAppComplete is the app completion API: our own app, invoked by a
@@ -70,8 +69,8 @@ func (s *Server) protectedUser(c echo.Context, path string) (*flow.AppUser, erro
 	sess := newSession()
 	use, ar, err := s.oauth.IntrospectToken(ctx, token, fosite.AccessToken, sess)
 	if err != nil {
-		if errors.Is(err, fosite.ErrTemporarilyUnavailable) || isUnavailable(err) {
-			return nil, err
+		if unavailable(err) {
+			return nil, errUnavailable()
 		}
 		return nil, challenge("The access token is not valid.")
 	}
@@ -134,11 +133,6 @@ func dpopAlgs() string {
 		out[i] = string(a)
 	}
 	return strings.Join(out, " ")
-}
-
-func isUnavailable(err error) bool {
-	var re *fosite.RFC6749Error
-	return errors.Is(err, storage.ErrUnavailable) || (errors.As(err, &re) && errors.Is(re.Unwrap(), storage.ErrUnavailable))
 }
 
 func sep(u string) string {
