@@ -47,7 +47,15 @@ func (e *Engine) startRouted(ctx context.Context, st starter, t federation.Targe
 		}
 		return e.startLocal(ctx, st, "")
 	}
-	return e.hop(ctx, st.snap, st.session(e, StageFederating), t.Downstream, true, false)
+	// Not stored yet: nobody else can hold it, so no lock; the ID is
+	// needed for the sealed state.
+	sess := st.session(e, StageFederating)
+	value, h, err := newHandle()
+	if err != nil {
+		return nil, err
+	}
+	sess.ID, sess.StepHash, sess.h = h.id, h.stepHash, h
+	return e.hopFresh(ctx, st.snap, sess, t.Downstream, value)
 }
 
 // answerPrompt validates an insufficient_information answer and routes it.
@@ -93,7 +101,7 @@ func (e *Engine) answerPrompt(ctx context.Context, r Request, s *session) (Outco
 		}
 		return e.localFromSession(ctx, r.Policy, s, email)
 	}
-	return e.hop(ctx, r.Policy, s, t.Downstream, false, false)
+	return e.hop(ctx, r.Policy, s, t.Downstream, false)
 }
 
 // hopRequest maps our request onto the downstream's. The state is our
@@ -108,28 +116,17 @@ func (e *Engine) hopRequest(sessionID string, req map[string]string) federation.
 	return r
 }
 
-// hop begins a hop to downstream ds and answers federate. fresh means s
-// is not stored yet (it is created locked); otherwise s is locked by
-// compare-and-swap, so that of concurrent answers exactly one pushes. On a
-// temporary failure the session is restored for a retry.
-func (e *Engine) hop(ctx context.Context, snap *policy.Snapshot, s *session, ds string, fresh, retried bool) (Outcome, error) {
-	var orig = s.AuthSession
-	if fresh {
-		// Not stored yet: nobody else can hold it, so no lock; the ID is
-		// needed for the sealed state.
-		value, h, err := newHandle()
-		if err != nil {
-			return nil, err
-		}
-		s.ID, s.StepHash, s.h = h.id, h.stepHash, h
-		return e.hopFresh(ctx, snap, s, ds, value)
-	}
+// hop begins a hop to downstream ds for a stored session and answers
+// federate. The session is locked by compare-and-swap, so that of
+// concurrent answers exactly one pushes; on a temporary failure it is
+// restored for a retry.
+func (e *Engine) hop(ctx context.Context, snap *policy.Snapshot, s *session, ds string, retried bool) (Outcome, error) {
 	orig, err := e.lock(ctx, s, StageFederating)
 	if err != nil {
 		return nil, err
 	}
 	hop, f, err := snap.Fed.Begin(ctx, ds, e.hopRequest(s.ID, s.Request))
-	if errors.Is(err, federation.ErrFederateUnsupported) && e.browserAllowed(snap, ds) && s.Request["code_challenge"] != "" && s.Request["native_callback_uri"] != "" {
+	if errors.Is(err, federation.ErrFederateUnsupported) && e.browserHopAllowed(snap, s, ds) {
 		// docs/decisions.md Q19: no native endpoint there; federate through
 		// the browser instead, starting at our browser endpoint.
 		s.Stage, s.Failures, s.x.WebDS, s.x.Hop = StageFederated, 0, ds, nil
@@ -162,7 +159,7 @@ func (e *Engine) hop(ctx context.Context, snap *policy.Snapshot, s *session, ds 
 // request): it is stored once, after the push, in its final stage.
 func (e *Engine) hopFresh(ctx context.Context, snap *policy.Snapshot, s *session, ds, value string) (Outcome, error) {
 	hop, f, err := snap.Fed.Begin(ctx, ds, e.hopRequest(s.ID, s.Request))
-	if errors.Is(err, federation.ErrFederateUnsupported) && e.browserAllowed(snap, ds) && s.Request["code_challenge"] != "" && s.Request["native_callback_uri"] != "" {
+	if errors.Is(err, federation.ErrFederateUnsupported) && e.browserHopAllowed(snap, s, ds) {
 		s.Stage, s.x.WebDS = StageFederated, ds
 		if err := e.store(ctx, s); err != nil {
 			return nil, err
@@ -192,7 +189,14 @@ func (e *Engine) toBrowserHop(ctx context.Context, snap *policy.Snapshot, s *ses
 	return w, nil
 }
 
-func (e *Engine) browserAllowed(snap *policy.Snapshot, ds string) bool {
+// browserHopAllowed: the downstream's configuration allows a browser
+// federation, and the session can come back from one — a PKCE challenge
+// for the browser request (FiPA-04 §5.2.2.1.1) and a native_callback_uri
+// to return the browser to.
+func (e *Engine) browserHopAllowed(snap *policy.Snapshot, s *session, ds string) bool {
+	if s.Request["code_challenge"] == "" || s.Request["native_callback_uri"] == "" {
+		return false
+	}
 	for _, d := range snap.Config.Downstreams {
 		if d.ID == ds {
 			return d.BrowserFederation
@@ -340,7 +344,7 @@ func (e *Engine) downstreamError(ctx context.Context, snap *policy.Snapshot, s *
 	case "invalid_request":
 		// Most often an expired request_uri: push once more.
 		if !s.x.Hop.Retried && snap.Fed != nil {
-			return e.hop(ctx, snap, s, s.x.Hop.Downstream, false, true)
+			return e.hop(ctx, snap, s, s.x.Hop.Downstream, true)
 		}
 		if err := e.finish(ctx, s); err != nil {
 			return nil, err
