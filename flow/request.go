@@ -6,8 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ory/fosite"
-
 	"github.com/fedas/fedas/policy"
 )
 
@@ -136,7 +134,7 @@ func parseInitial(c *policy.Client, form url.Values) (map[string]string, *Refusa
 		return bad("dpop_jkt is not a SHA-256 JWK thumbprint.")
 	}
 	for _, sc := range strings.Fields(req["scope"]) {
-		if !fosite.ExactScopeStrategy(c.GetScopes(), sc) {
+		if !contains(c.GetScopes(), sc) { // exact match, as fosite's ExactScopeStrategy
 			r := refuse(statusBadRequest, "invalid_scope", "A requested scope is not allowed for this client.")
 			return nil, &r
 		}
