@@ -2,7 +2,7 @@
 // downstreams, routes and prompts built from configuration into one
 // immutable Snapshot. A Source publishes snapshots behind an atomic
 // pointer; every request reads the snapshot current when it starts and
-// uses only that one (docs/operations.md "Reloading configuration"), so a
+// uses only that one (docs/operations.md "Reloading the configuration"), so a
 // reload never mixes two policies inside one request.
 package policy
 

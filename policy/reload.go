@@ -17,7 +17,7 @@ import (
 // snapshot keeps serving, and every problem is logged and returned. Parts
 // of the configuration that are not policy (issuer, listen address,
 // storage, keys, lifetimes, limits) take effect only at a restart; a
-// change to them is logged as such (docs/operations.md "Reloading").
+// change to them is logged as such (docs/operations.md "Reloading the configuration").
 func (src *Source) Reload(load func() (*config.Config, error), o BuildOptions, log *zap.Logger) error {
 	if log == nil {
 		log = zap.NewNop()

@@ -30,8 +30,8 @@ func randomURLSafe(n int) string {
 // appComplete serves the app completion API. The app presents an access
 // token of ours for its signed-in user, validated as a resource server
 // would (protectedUser); the engine checks the deep link and the user and
-// answers with the callback the app invokes (docs/protocol.md "App
-// completion").
+// answers with the callback the app invokes (docs/protocol.md
+// "App-to-app").
 func (s *Server) appComplete(c echo.Context) error {
 	ctx := c.Request().Context()
 	user, err := s.protectedUser(c, PathAppComplete)

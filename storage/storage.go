@@ -52,7 +52,7 @@ const (
 	KindRefresh Kind = "refresh" // refresh tokens
 	KindPAR     Kind = "par"     // pushed authorization requests, keyed by request_uri (RFC 9126)
 	// Our own pushed requests, stored apart from clients' PARs so that
-	// none is taken for another (docs/security.md "Pushed requests").
+	// none is taken for another (docs/protocol.md "Pushed requests").
 	KindPushApp Kind = "push-app" // a redirect_to_app deep link's request
 	KindPushWeb Kind = "push-web" // a redirect_to_web fallback's request
 )
