@@ -740,7 +740,7 @@ func webLeg(t *testing.T, as1, as2 instance, k *dpop.Key) (reply, url.Values, sd
 // access_denied.
 func TestDefect_WebCallbackResponseCode(t *testing.T) {
 	as1, as2 := webFallbackPair(t)
-	fed, cb, pk := webLeg(t, as1, as2, nil)
+	fed, cb, _ := webLeg(t, as1, as2, nil)
 	require.ElementsMatch(t, []string{"response_code"}, mapKeys(cb), "the callback carries the one-time value only: %v", cb)
 	require.NotContains(t, cb.Encode(), fed.str("auth_session"))
 
@@ -757,7 +757,7 @@ func TestDefect_WebCallbackResponseCode(t *testing.T) {
 	require.GreaterOrEqual(t, dead.status, 400, dead.raw)
 	require.Empty(t, dead.str("authorization_code"))
 
-	fed, cb, pk = webLeg(t, as1, as2, nil)
+	fed, cb, pk := webLeg(t, as1, as2, nil)
 	ok := post(t, fed.str("response_uri"), url.Values{"auth_session": {fed.str("auth_session")}, "response_code": {cb.Get("response_code")}})
 	require.Equal(t, http.StatusOK, ok.status, ok.raw)
 	tok := post(t, as1.token(), codeForm("demo-app", ok.str("authorization_code"), pk))
