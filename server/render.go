@@ -64,6 +64,10 @@ func (s *Server) renderPageOutcome(c echo.Context, out flow.Outcome) error {
 	switch o := out.(type) {
 	case flow.Challenge:
 		return s.challengePage(c, o)
+	case flow.Pending:
+		// A step waits for something outside the page (another device):
+		// the form re-posts the session to check again.
+		return s.renderPage(c, http.StatusOK, pageData{Title: "Waiting", Message: o.Description, Session: o.AuthSession})
 	case flow.Code:
 		q := map[string]string{"code": o.Code, "iss": s.cfg.Issuer}
 		if o.State != "" {
