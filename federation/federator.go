@@ -726,6 +726,10 @@ func (f *Federator) Complete(ctx context.Context, hop Hop, code, iss string) (Id
 // forwarded: the downstream must have honoured max_age and acr_values, or
 // the identity does not carry the assurance our client asked for.
 func (f *Federator) checkAuthContext(hop Hop, c IDClaims) error {
+	if !c.AuthTime.IsZero() && c.AuthTime.Sub(f.now()) > AuthTimeLeeway {
+		// An authentication in the future would meet any max_age.
+		return fmt.Errorf("%w: auth_time is in the future", ErrRejected)
+	}
 	if hop.MaxAge != nil {
 		if c.AuthTime.IsZero() {
 			return fmt.Errorf("%w: %w: no auth_time although max_age was requested", ErrAuthTooOld, ErrRejected)

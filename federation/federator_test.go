@@ -183,6 +183,8 @@ func TestComplete_MaxAge(t *testing.T) {
 		{"max_age 0, a minute ago", intp(0), fedtest.IDTokenOptions{AuthTime: now.Add(-time.Minute)}, federation.ErrAuthTooOld},
 		{"no max_age, no auth_time", nil, fedtest.IDTokenOptions{OmitAuthTime: true}, nil},
 		{"no max_age, old auth_time", nil, fedtest.IDTokenOptions{AuthTime: now.Add(-24 * time.Hour)}, nil},
+		{"auth_time in the future", intp(300), fedtest.IDTokenOptions{AuthTime: now.Add(time.Hour)}, federation.ErrRejected},
+		{"auth_time within the leeway ahead", intp(300), fedtest.IDTokenOptions{AuthTime: now.Add(federation.AuthTimeLeeway)}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
