@@ -171,7 +171,7 @@ func TestRedteam2_Reload_RefusedCorrectly(t *testing.T) {
 	})
 	t.Run("app removed or its client_id changed before completion", func(t *testing.T) {
 		for name, edit := range map[string]func(*config.Config){
-			"removed":   func(c *config.Config) { c.Apps = nil },
+			"removed":    func(c *config.Config) { c.Apps = nil },
 			"re-pointed": func(c *config.Config) { c.Apps[0].ClientID = "c2" },
 		} {
 			t.Run(name, func(t *testing.T) {
