@@ -151,6 +151,14 @@ func (e *Engine) appComplete(ctx context.Context, r Request) (Outcome, error) {
 	if s.x.User != "" && s.x.User != r.AppUser.Username {
 		return accessDenied("The app is signed in as another user than this sign-in is for."), nil
 	}
+	if r.AppUser.Username != "" {
+		// A local account removed since the app signed in signs nobody in.
+		if _, known, err := r.Policy.Users().User(ctx, r.AppUser.Username); err != nil {
+			return nil, err
+		} else if !known {
+			return accessDenied("The app's user is no longer registered."), nil
+		}
+	}
 	if app.EnrolledOnly {
 		u, known, err := r.Policy.Users().User(ctx, r.AppUser.Username)
 		if err != nil {

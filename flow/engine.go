@@ -244,6 +244,17 @@ func (e *Engine) followUp(ctx context.Context, r Request, value string) (Outcome
 	return invalidSession(), nil
 }
 
+// clientStillRegistered: a reload may have removed the session's client
+// or its native_callback_uri; nothing is issued for either then.
+func clientStillRegistered(snap *policy.Snapshot, s *session) bool {
+	c, ok := snap.Client(s.ClientID)
+	if !ok {
+		return false
+	}
+	cb := s.Request["native_callback_uri"]
+	return cb == "" || contains(c.NativeCallbackURIs, cb)
+}
+
 // checkCaller applies the bindings of a session to a request that
 // continues it: its channel, its client (FiPA-04 §5.1: a client_id must
 // match), client authentication when the session began with it (FiPA-04
@@ -255,6 +266,9 @@ func (e *Engine) checkCaller(r Request, s *session) error {
 	}
 	if s.x.Channel != ch {
 		return refused(invalidSession())
+	}
+	if !clientStillRegistered(r.Policy, s) {
+		return refused(invalidClient("The client of this sign-in is no longer registered."))
 	}
 	if r.Client != nil && r.Client.GetID() != s.ClientID {
 		return refused(invalidRequest("The client_id does not match the auth_session."))

@@ -371,6 +371,11 @@ func (e *Engine) browserHop(ctx context.Context, r Request, p Pushed) (Outcome, 
 	if s.Stage != StageFederated || s.x.WebDS == "" || s.ClientID != p.ClientID || r.Policy.Fed == nil {
 		return invalidRequest("The request is invalid, expired or already used."), nil
 	}
+	if !e.browserHopAllowed(r.Policy, s, s.x.WebDS) || !clientStillRegistered(r.Policy, s) {
+		// A reload turned browser federation off, or removed the client.
+		e.end(ctx, s)
+		return refuse(statusBadRequest, "native_authorization_federate_unsupported", "Browser sign-in at this account's authorization server is no longer allowed."), nil
+	}
 	hop, to, err := r.Policy.Fed.BeginWeb(ctx, s.x.WebDS, e.hopRequest(s.ID, s.Request), e.o.WebCallback)
 	if err != nil {
 		e.o.Logger.Warn("browser federation failed to begin", zap.String("downstream", s.x.WebDS), zap.Error(err))
@@ -400,10 +405,12 @@ func (e *Engine) keepStep(ctx context.Context, s *session) error {
 }
 
 // restoreStep moves s from its server-only step back to the device's
-// step value.
+// step value, under a new revision (stepDigest): the device's value stays
+// valid, while a request that loaded the session before stays stale.
 func (e *Engine) restoreStep(ctx context.Context, s *session, device string) error {
 	lockHash := s.StepHash
-	s.StepHash, s.h = device, handle{id: s.ID, stepHash: device}
+	next := nextRevision(device)
+	s.StepHash, s.h = next, handle{id: s.ID, stepHash: next}
 	s.x.into(&s.AuthSession)
 	return casErr(e.o.Sessions.UpdateAuthSession(ctx, lockHash, s.AuthSession))
 }
@@ -442,6 +449,11 @@ func (e *Engine) webCallback(ctx context.Context, r Request) (Outcome, error) {
 		return accessDenied("The response came from an unexpected authorization server."), nil
 	}
 	cb := s.Request["native_callback_uri"]
+	if !clientStillRegistered(r.Policy, s) {
+		// Removed by a reload: redeem nothing, return nothing.
+		e.end(ctx, s)
+		return accessDenied("The client of this sign-in is no longer registered."), nil
+	}
 	code := r.Form.Get("code")
 	if r.Form.Get("error") != "" || code == "" || len(code) > 4096 || cb == "" {
 		e.end(ctx, s)

@@ -8,6 +8,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -159,6 +161,27 @@ func oneTime() (value, hash string) {
 	return v, digest([]byte(v))
 }
 
+// A stored step is the digest of the device's step secret, optionally
+// with a revision: "<digest>~<n>". A server-side change that must keep the
+// device's value valid (a browser leg, our app's completion) stores the
+// same digest under a new revision, so that a request which loaded the
+// session before the change fails its compare-and-swap instead of acting
+// on the stale state (the value still matches the digest).
+func stepDigest(stored string) string {
+	if i := strings.IndexByte(stored, '~'); i >= 0 {
+		return stored[:i]
+	}
+	return stored
+}
+
+func nextRevision(stored string) string {
+	d, n := stepDigest(stored), 0
+	if i := strings.IndexByte(stored, '~'); i >= 0 {
+		n, _ = strconv.Atoi(stored[i+1:])
+	}
+	return d + "~" + strconv.Itoa(n+1)
+}
+
 func sameHash(stored, value string) bool {
 	return stored != "" && subtle.ConstantTimeCompare([]byte(stored), []byte(digest([]byte(value)))) == 1
 }
@@ -190,9 +213,11 @@ func (e *Engine) load(ctx context.Context, value string) (*session, error) {
 	} else if err != nil {
 		return nil, err
 	}
-	if subtle.ConstantTimeCompare([]byte(s.StepHash), []byte(h.stepHash)) != 1 {
+	if subtle.ConstantTimeCompare([]byte(stepDigest(s.StepHash)), []byte(h.stepHash)) != 1 {
 		return nil, refused(invalidSession())
 	}
+	// Compare-and-swap against the stored step, revision included.
+	h.stepHash = s.StepHash
 	return &session{AuthSession: s, h: h, x: readExtra(s)}, nil
 }
 
