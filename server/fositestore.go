@@ -356,15 +356,15 @@ func (s *fositeStore) CreatePARSession(ctx context.Context, requestURI string, r
 	return s.create(ctx, storage.KindPAR, requestURI, r)
 }
 
-// GetPARSession implements fosite.PARStorage. It consumes the request_uri
-// in one atomic step (RFC 9126 §4: single use), because fosite reads and
-// then deletes in two steps, which lets concurrent callers both proceed.
-func (s *fositeStore) GetPARSession(ctx context.Context, requestURI string) (fosite.AuthorizeRequester, error) {
-	rec, err := s.st.ConsumeToken(ctx, storage.KindPAR, requestURI)
-	if err != nil {
-		return nil, storageErr(err)
-	}
-	return s.fromRecord(ctx, rec, newSession())
+// errPARViaFosite: fosite reads a pushed request back only in its own
+// authorization endpoint, which fedas does not use; every request_uri is
+// looked up, checked and consumed by flow.Engine.take alone.
+var errPARViaFosite = errors.New("server: pushed requests are consumed by the flow engine only")
+
+// GetPARSession implements fosite.PARStorage. fedas never reaches it (see
+// errPARViaFosite); it consumes nothing.
+func (s *fositeStore) GetPARSession(context.Context, string) (fosite.AuthorizeRequester, error) {
+	return nil, fosite.ErrServerError.WithWrap(errPARViaFosite)
 }
 
 // DeletePARSession implements fosite.PARStorage; GetPARSession already
