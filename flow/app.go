@@ -151,20 +151,16 @@ func (e *Engine) appComplete(ctx context.Context, r Request) (Outcome, error) {
 	if s.x.User != "" && s.x.User != r.AppUser.Username {
 		return accessDenied("The app is signed in as another user than this sign-in is for."), nil
 	}
-	if r.AppUser.Username != "" {
-		// A local account removed since the app signed in signs nobody in.
-		if _, known, err := r.Policy.Users().User(ctx, r.AppUser.Username); err != nil {
-			return nil, err
-		} else if !known {
-			return accessDenied("The app's user is no longer registered."), nil
-		}
-	}
-	if app.EnrolledOnly {
+	if r.AppUser.Username != "" || app.EnrolledOnly {
+		// A local account removed since the app signed in signs nobody
+		// in; an enrolled_only app completes only for enrolled users.
 		u, known, err := r.Policy.Users().User(ctx, r.AppUser.Username)
-		if err != nil {
+		switch {
+		case err != nil:
 			return nil, err
-		}
-		if !known || !contains(u.Apps, app.ID) {
+		case !known:
+			return accessDenied("The app's user is not a registered user."), nil
+		case app.EnrolledOnly && !contains(u.Apps, app.ID):
 			return accessDenied("The app's user has not enrolled this app."), nil
 		}
 	}
