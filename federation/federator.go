@@ -12,7 +12,6 @@ import (
 	"net/mail"
 	"net/url"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -292,12 +291,27 @@ func buildPrompt(p *config.Prompt) map[string]any {
 // RouteClient returns the target of a route that needs no prompt: one
 // whose only condition is the client.
 func (f *Federator) RouteClient(clientID string) (Target, bool) {
-	for _, r := range f.routes {
-		if len(r.EmailDomains) == 0 && r.Option == nil && contains(r.Clients, clientID) {
-			return Target{Local: r.Local, Downstream: r.Downstream, App: r.App}, true
+	i, t := f.matchClient(clientID)
+	return t, i >= 0
+}
+
+// clientOnly reports whether a route's only condition is the client: it is
+// decided before any prompt (RouteClient) and never matches an answer.
+func clientOnly(r config.Route) bool { return len(r.EmailDomains) == 0 && r.Option == nil }
+
+func routeTarget(r config.Route) Target {
+	return Target{Local: r.Local, Downstream: r.Downstream, App: r.App}
+}
+
+// matchClient is the one matching rule of RouteClient and Explain: the
+// first client-only route naming clientID, and its index; -1 if none.
+func (f *Federator) matchClient(clientID string) (int, Target) {
+	for i, r := range f.routes {
+		if clientOnly(r) && contains(r.Clients, clientID) {
+			return i, routeTarget(r)
 		}
 	}
-	return Target{}, false
+	return -1, Target{}
 }
 
 // phone is E.164-like: a plus and 7 to 15 digits.
@@ -312,6 +326,18 @@ func (f *Federator) Answer(clientID string, answers url.Values) (Target, error) 
 	if f.prompt == nil {
 		return Target{}, ErrInvalidAnswer
 	}
+	got, reason := f.validateAnswer(answers)
+	if reason != "" {
+		return Target{}, fmt.Errorf("%w: %s", ErrInvalidAnswer, reason)
+	}
+	_, t := f.matchAnswer(clientID, got)
+	return t, nil
+}
+
+// validateAnswer checks a prompt answer against f.prompt (non-nil) and
+// returns the answered keys and values, or why the answer is refused.
+// It is the one validation of Answer and Explain.
+func (f *Federator) validateAnswer(answers url.Values) (map[string]string, string) {
 	known := map[string]bool{"auth_session": true, "client_id": true}
 	got := map[string]string{}
 	for _, o := range f.prompt.Options {
@@ -324,7 +350,7 @@ func (f *Federator) Answer(clientID string, answers url.Values) (Target, error) 
 				}
 			}
 			if !ok {
-				return Target{}, fmt.Errorf("%w: %s is not one of the offered values", ErrInvalidAnswer, o.Key)
+				return nil, o.Key + " is not one of the offered values"
 			}
 			got[o.Key] = v
 		}
@@ -336,60 +362,81 @@ func (f *Federator) Answer(clientID string, answers url.Values) (Target, error) 
 			continue
 		}
 		if len(v) > 254 {
-			return Target{}, fmt.Errorf("%w: %s is too long", ErrInvalidAnswer, in.Key)
+			return nil, in.Key + " is too long"
 		}
 		switch in.Key {
 		case "email":
 			a, err := mail.ParseAddress(v)
 			if err != nil || a.Address != v || a.Name != "" || strings.Count(v, "@") != 1 {
-				return Target{}, fmt.Errorf("%w: email is not a valid address", ErrInvalidAnswer)
+				return nil, "email is not a valid address"
 			}
 		case "phone":
 			if !phone.MatchString(v) {
-				return Target{}, fmt.Errorf("%w: phone must be in E.164 form (+15551234567)", ErrInvalidAnswer)
+				return nil, "phone must be in E.164 form (+15551234567)"
 			}
 		}
 		got[in.Key] = v
 	}
-	var unknown []string
 	for k := range answers {
 		if !known[k] {
-			unknown = append(unknown, k)
+			return nil, "unexpected parameter"
 		}
-	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		return Target{}, fmt.Errorf("%w: unexpected parameter", ErrInvalidAnswer)
 	}
 	if len(got) == 0 {
-		return Target{}, fmt.Errorf("%w: answer the prompt", ErrInvalidAnswer)
+		return nil, "answer the prompt"
 	}
-	domain := ""
+	return got, ""
+}
+
+// answerDomain is the lower-cased domain of an answered email, or "".
+func answerDomain(got map[string]string) string {
 	if e := got["email"]; e != "" {
-		domain = strings.ToLower(e[strings.LastIndex(e, "@")+1:])
+		return strings.ToLower(e[strings.LastIndex(e, "@")+1:])
 	}
-	for _, r := range f.routes {
-		if len(r.EmailDomains) == 0 && r.Option == nil {
-			continue // client-only routes were decided before the prompt
-		}
-		if len(r.Clients) > 0 && !contains(r.Clients, clientID) {
-			continue
-		}
-		if len(r.EmailDomains) > 0 && !containsFold(r.EmailDomains, domain) {
-			continue
-		}
-		if r.Option != nil && got[r.Option.Key] != r.Option.Value {
-			continue
-		}
-		return Target{Local: r.Local, Downstream: r.Downstream, App: r.App}, nil
+	return ""
+}
+
+// answerMatches reports whether route r matches a validated answer of
+// clientID's user.
+func answerMatches(r config.Route, clientID, domain string, got map[string]string) bool {
+	if clientOnly(r) {
+		return false // client-only routes were decided before the prompt
 	}
+	if len(r.Clients) > 0 && !contains(r.Clients, clientID) {
+		return false
+	}
+	if len(r.EmailDomains) > 0 && !containsFold(r.EmailDomains, domain) {
+		return false
+	}
+	if r.Option != nil && got[r.Option.Key] != r.Option.Value {
+		return false
+	}
+	return true
+}
+
+// matchAnswer is the one routing rule of Answer and Explain for a
+// validated answer: the first matching route and its index, else the
+// default route and -1.
+func (f *Federator) matchAnswer(clientID string, got map[string]string) (int, Target) {
+	domain := answerDomain(got)
+	for i, r := range f.routes {
+		if answerMatches(r, clientID, domain, got) {
+			return i, routeTarget(r)
+		}
+	}
+	return -1, f.defaultTarget()
+}
+
+// defaultTarget is the target of default_route: empty and "local" sign in
+// locally, "deny" refuses, anything else names a downstream.
+func (f *Federator) defaultTarget() Target {
 	switch f.def {
 	case "", "local":
-		return Target{Local: true}, nil
+		return Target{Local: true}
 	case "deny":
-		return Target{Deny: true}, nil
+		return Target{Deny: true}
 	}
-	return Target{Downstream: f.def}, nil
+	return Target{Downstream: f.def}
 }
 
 func contains(list []string, v string) bool {
