@@ -49,11 +49,11 @@ func (f *Federator) Explain(clientID string, answers url.Values) Explanation {
 		return f.explained(Explanation{Target: t, RouteIndex: i, Matched: why})
 	}
 	if f.prompt == nil {
-		why := "no client route and no prompt: local sign-in"
-		if f.def != "" && f.def != "local" {
-			why += fmt.Sprintf(" (default_route %s applies only to prompt answers)", f.def)
+		def := f.def
+		if def == "" {
+			def = "local (not set)"
 		}
-		return Explanation{Target: Target{Local: true}, RouteIndex: -1, Matched: why}
+		return f.explained(Explanation{Target: f.defaultTarget(), RouteIndex: -1, Matched: "no client route and no prompt: default_route: " + def})
 	}
 	got, reason := f.validateAnswer(answers)
 	if reason != "" {

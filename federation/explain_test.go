@@ -91,7 +91,7 @@ func TestExplain(t *testing.T) {
 		{"client only without prompt", "none", "partner-app", nil,
 			federation.Explanation{Target: ds("corp"), RouteIndex: 1, Issuer: corpIssuer, Matched: "routes[1]: client partner-app (no prompt)"}},
 		{"no client route, no prompt", "none", "x", v("email", "jane@bank.example"),
-			federation.Explanation{Target: local, RouteIndex: -1, Matched: "no client route and no prompt: local sign-in (default_route deny applies only to prompt answers)"}},
+			federation.Explanation{Target: federation.Target{Deny: true}, RouteIndex: -1, Matched: "no client route and no prompt: default_route: deny"}},
 
 		// Email domains, case-insensitive on both sides.
 		{"email domain", "deny", "x", v("email", "jane@bank.example"),
@@ -170,7 +170,7 @@ func requireSameAsRouting(tb testing.TB, f *federation.Federator, client string,
 	if !f.HasPrompt() {
 		require.ErrorIs(tb, err, federation.ErrInvalidAnswer)
 		require.False(tb, e.Prompted)
-		require.Equal(tb, federation.Target{Local: true}, e.Target, "the engine signs in locally")
+		require.Equal(tb, f.DefaultRoute(), e.Target, "the engine applies default_route")
 		return
 	}
 	require.True(tb, e.Prompted)

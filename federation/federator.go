@@ -429,6 +429,10 @@ func (f *Federator) matchAnswer(clientID string, got map[string]string) (int, Ta
 
 // defaultTarget is the target of default_route: empty and "local" sign in
 // locally, "deny" refuses, anything else names a downstream.
+// DefaultRoute is the target of default_route, for a request no route
+// and no prompt decides.
+func (f *Federator) DefaultRoute() Target { return f.defaultTarget() }
+
 func (f *Federator) defaultTarget() Target {
 	switch f.def {
 	case "", "local":

@@ -210,6 +210,9 @@ func (e *Engine) start(ctx context.Context, st starter) (Outcome, error) {
 		if f.HasPrompt() {
 			return e.startPrompt(ctx, st)
 		}
+		// No route names the client and nothing is asked: default_route
+		// decides (local, deny or a downstream).
+		return e.startRouted(ctx, st, f.DefaultRoute())
 	}
 	return e.startLocal(ctx, st, "")
 }
