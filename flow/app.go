@@ -35,11 +35,16 @@ func (e *Engine) appFor(ctx context.Context, st starter) (policy.App, bool) {
 	return policy.App{}, false
 }
 
-// deepLink is built from configuration only: the app's base URL plus
-// client_id and our request_uri — never the auth_session, never anything
-// the request supplied.
-func deepLink(app policy.App, clientID, requestURI string) string {
-	return app.DeepLink + "?" + url.Values{"client_id": {clientID}, "request_uri": {requestURI}}.Encode()
+// deepLink pushes the request the app completes for session s (kind
+// PushApp, naming the session) and builds the link from configuration
+// only: the app's base URL plus client_id and that request_uri — never
+// the auth_session, never anything the request supplied.
+func (e *Engine) deepLink(ctx context.Context, s *session, app policy.App) (string, error) {
+	ru, _, err := e.push(ctx, PushApp, s.ClientID, map[string]string{"scope": s.Request["scope"], "native_callback_uri": s.Request["native_callback_uri"]}, s.ID)
+	if err != nil {
+		return "", err
+	}
+	return app.DeepLink + "?" + url.Values{"client_id": {s.ClientID}, "request_uri": {ru}}.Encode(), nil
 }
 
 // startApp answers redirect_to_app for a new request (federation draft
@@ -58,18 +63,16 @@ func deepLink(app policy.App, clientID, requestURI string) string {
 func (e *Engine) startApp(ctx context.Context, st starter, app policy.App) (Outcome, error) {
 	s := st.session(e, StageApp)
 	s.x.App, s.x.Downstream = app.ID, st.client.Federating
-	if h := st.req["login_hint"]; h != "" {
-		s.Username, s.x.User, s.x.Hinted = h, h, true
-	}
+	s.hint(st.req["login_hint"])
 	value, err := e.create(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	ru, _, err := e.push(ctx, PushApp, s.ClientID, map[string]string{"scope": s.Request["scope"], "native_callback_uri": s.Request["native_callback_uri"]}, s.ID)
+	link, err := e.deepLink(ctx, s, app)
 	if err != nil {
 		return nil, err
 	}
-	out := RedirectToApp{DeepLink: deepLink(app, s.ClientID, ru)}
+	out := RedirectToApp{DeepLink: link}
 	if !s.x.Downstream {
 		out.AuthSession = value
 	}
@@ -77,12 +80,10 @@ func (e *Engine) startApp(ctx context.Context, st starter, app policy.App) (Outc
 }
 
 // appHop moves an existing session (after a prompt) to redirect_to_app.
-func (e *Engine) appHop(ctx context.Context, snap *policy.Snapshot, s *session, app policy.App, hint string) (Outcome, error) {
+func (e *Engine) appHop(ctx context.Context, s *session, app policy.App, hint string) (Outcome, error) {
 	s.Stage, s.Failures, s.x.App = StageApp, 0, app.ID
-	if hint != "" && s.x.User == "" {
-		s.Username, s.x.User, s.x.Hinted = hint, hint, true
-	}
-	ru, _, err := e.push(ctx, PushApp, s.ClientID, map[string]string{"scope": s.Request["scope"], "native_callback_uri": s.Request["native_callback_uri"]}, s.ID)
+	s.hint(hint)
+	link, err := e.deepLink(ctx, s, app)
 	if err != nil {
 		return nil, err
 	}
@@ -90,8 +91,7 @@ func (e *Engine) appHop(ctx context.Context, snap *policy.Snapshot, s *session, 
 	if err != nil {
 		return nil, err
 	}
-	_ = snap
-	return RedirectToApp{AuthSession: value, DeepLink: deepLink(app, s.ClientID, ru)}, nil
+	return RedirectToApp{AuthSession: value, DeepLink: link}, nil
 }
 
 // appFollowUp handles the device's follow-up while the app has not

@@ -20,28 +20,28 @@ func (e *Engine) startLocal(ctx context.Context, st starter, hint string) (Outco
 		return e.webFallback(ctx, st.snap, st.client.GetID(), st.req, st.jkt, "")
 	}
 	s := st.session(e, "")
-	if h := st.req["login_hint"]; h != "" {
-		hint = h
-	}
-	if hint != "" {
-		s.Username, s.x.User, s.x.Hinted = hint, hint, true
-	}
-	if err := e.enterStep(ctx, st.snap, s, 0, nil); err != nil {
+	s.hint(st.req["login_hint"])
+	s.hint(hint)
+	return e.beginLocal(ctx, st.snap, s)
+}
+
+// beginLocal makes the first step of the chain current, stores the new
+// session and answers its challenge.
+func (e *Engine) beginLocal(ctx context.Context, snap *policy.Snapshot, s *session) (Outcome, error) {
+	if err := e.enterStep(ctx, snap, s, 0, nil); err != nil {
 		return nil, err
 	}
 	value, err := e.create(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	return e.challenge(ctx, st.snap, s, value, "")
+	return e.challenge(ctx, snap, s, value, "")
 }
 
 // localFromSession moves an existing session (after a prompt answer) to
 // local sign-in.
 func (e *Engine) localFromSession(ctx context.Context, snap *policy.Snapshot, s *session, hint string) (Outcome, error) {
-	if hint != "" && s.Username == "" {
-		s.Username, s.x.User, s.x.Hinted = hint, hint, true
-	}
+	s.hint(hint)
 	s.Failures = 0
 	if err := e.enterStep(ctx, snap, s, 0, nil); err != nil {
 		return nil, err

@@ -212,15 +212,6 @@ func (e *Engine) startBrowser(ctx context.Context, r Request) (Outcome, error) {
 	st := starter{snap: r.Policy, client: c, req: req, channel: ChannelBrowser, cred: true}
 	s := st.session(e, "")
 	s.x.Push = ru
-	if h := req["login_hint"]; h != "" {
-		s.Username, s.x.User, s.x.Hinted = h, h, true
-	}
-	if err := e.enterStep(ctx, r.Policy, s, 0, nil); err != nil {
-		return nil, err
-	}
-	value, err := e.create(ctx, s)
-	if err != nil {
-		return nil, err
-	}
-	return e.challenge(ctx, r.Policy, s, value, "")
+	s.hint(req["login_hint"])
+	return e.beginLocal(ctx, r.Policy, s)
 }

@@ -193,6 +193,16 @@ type session struct {
 	x extra
 }
 
+// hint names the session's user before any step authenticated one
+// (login_hint, an email answered at a prompt): the password step asks no
+// username, and only that user may complete the session. A session that
+// already names a user keeps it.
+func (s *session) hint(name string) {
+	if name != "" && s.x.User == "" && s.Username == "" {
+		s.Username, s.x.User, s.x.Hinted = name, name, true
+	}
+}
+
 // errRefused carries a Refusal out of a helper that also returns errors.
 type errRefused struct{ r Refusal }
 
