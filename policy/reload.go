@@ -88,47 +88,12 @@ func restartOnly(a, b *config.Config) []string {
 // added, removed or changed per kind, and whether routes or the prompt
 // changed. It never includes secrets.
 func Diff(a, b *Snapshot) []string {
-	var out []string
-	ids := func(kind string, x, y map[string]any) {
-		var names []string
-		for id := range x {
-			names = append(names, id)
-		}
-		for id := range y {
-			if _, ok := x[id]; !ok {
-				names = append(names, id)
-			}
-		}
-		sort.Strings(names)
-		for _, id := range names {
-			ox, inX := x[id]
-			oy, inY := y[id]
-			switch {
-			case !inX:
-				out = append(out, kind+" "+id+" added")
-			case !inY:
-				out = append(out, kind+" "+id+" removed")
-			case !reflect.DeepEqual(ox, oy):
-				out = append(out, kind+" "+id+" changed")
-			}
-		}
-	}
-	byID := func(n int, id func(int) string, v func(int) any) map[string]any {
-		m := make(map[string]any, n)
-		for i := 0; i < n; i++ {
-			m[id(i)] = v(i)
-		}
-		return m
-	}
 	ca, cb := a.Config, b.Config
-	ids("client", byID(len(ca.Clients), func(i int) string { return ca.Clients[i].ID }, func(i int) any { return ca.Clients[i] }),
-		byID(len(cb.Clients), func(i int) string { return cb.Clients[i].ID }, func(i int) any { return cb.Clients[i] }))
-	ids("user", byID(len(ca.Users), func(i int) string { return ca.Users[i].Username }, func(i int) any { return ca.Users[i] }),
-		byID(len(cb.Users), func(i int) string { return cb.Users[i].Username }, func(i int) any { return cb.Users[i] }))
-	ids("downstream", byID(len(ca.Downstreams), func(i int) string { return ca.Downstreams[i].ID }, func(i int) any { return ca.Downstreams[i] }),
-		byID(len(cb.Downstreams), func(i int) string { return cb.Downstreams[i].ID }, func(i int) any { return cb.Downstreams[i] }))
-	ids("app", byID(len(ca.Apps), func(i int) string { return ca.Apps[i].ID }, func(i int) any { return ca.Apps[i] }),
-		byID(len(cb.Apps), func(i int) string { return cb.Apps[i].ID }, func(i int) any { return cb.Apps[i] }))
+	var out []string
+	out = diffByID(out, "client", ca.Clients, cb.Clients, func(c config.Client) string { return c.ID })
+	out = diffByID(out, "user", ca.Users, cb.Users, func(u config.User) string { return u.Username })
+	out = diffByID(out, "downstream", ca.Downstreams, cb.Downstreams, func(d config.Downstream) string { return d.ID })
+	out = diffByID(out, "app", ca.Apps, cb.Apps, func(p config.App) string { return p.ID })
 	if !reflect.DeepEqual(ca.Routes, cb.Routes) || ca.DefaultRoute != cb.DefaultRoute {
 		out = append(out, "routes changed")
 	}
@@ -139,4 +104,39 @@ func Diff(a, b *Snapshot) []string {
 		out = append(out, "no policy change")
 	}
 	return []string{strings.Join(out, "; ")}
+}
+
+// diffByID appends "<kind> <id> added|removed|changed" for two lists of
+// configuration entries keyed by id, in id order.
+func diffByID[T any](out []string, kind string, a, b []T, id func(T) string) []string {
+	old, cur := map[string]T{}, map[string]T{}
+	for _, x := range a {
+		old[id(x)] = x
+	}
+	for _, x := range b {
+		cur[id(x)] = x
+	}
+	names := make([]string, 0, len(old)+len(cur))
+	for n := range old {
+		names = append(names, n)
+	}
+	for n := range cur {
+		if _, ok := old[n]; !ok {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		x, inOld := old[n]
+		y, inCur := cur[n]
+		switch {
+		case !inOld:
+			out = append(out, kind+" "+n+" added")
+		case !inCur:
+			out = append(out, kind+" "+n+" removed")
+		case !reflect.DeepEqual(x, y):
+			out = append(out, kind+" "+n+" changed")
+		}
+	}
+	return out
 }
