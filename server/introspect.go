@@ -43,14 +43,16 @@ func (s *Server) callerClient(c echo.Context, form url.Values, allowPublic bool)
 			return nil, newError(http.StatusUnauthorized, "invalid_client",
 				"This endpoint takes client authentication (HTTP Basic, client_secret_post or private_key_jwt), never a bearer token.")
 		}
-	case form.Get("client_id") == "" && form.Get("client_assertion") == "":
-		return nil, newError(http.StatusUnauthorized, "invalid_client", "Client authentication is required.")
 	}
-	client, err := s.oauth.(*fosite.Fosite).AuthenticateClient(r.Context(), r, form)
-	if err = fositeErr(err); err != nil {
+	client, authed, err := s.caller(c, form)
+	switch {
+	case err != nil:
 		return nil, err
-	}
-	if client.IsPublic() && !allowPublic {
+	case client == nil:
+		return nil, newError(http.StatusUnauthorized, "invalid_client", "Client authentication is required.")
+	case !client.IsPublic() && !authed:
+		return nil, newError(http.StatusUnauthorized, "invalid_client", "This client must authenticate.")
+	case client.IsPublic() && !allowPublic:
 		return nil, newError(http.StatusUnauthorized, "invalid_client", "Only clients that authenticate may introspect tokens (RFC 7662 §2.1).")
 	}
 	return client, nil

@@ -51,7 +51,8 @@ func (s *Server) engineJSON(c echo.Context, ch flow.Channel, path, hop string) e
 	return s.renderJSON(c, out)
 }
 
-// caller identifies the client of a native request. With credentials
+// caller identifies the client of a request (native endpoint, response_uri,
+// introspection, revocation). With credentials
 // (HTTP Basic, client_secret, client_assertion) it authenticates them —
 // FiPA-04 §4.1: a client that authenticates at the token endpoint
 // authenticates here too — and a failure is invalid_client. Without, a
