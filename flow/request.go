@@ -85,6 +85,12 @@ var paramLimits = map[string]int{
 // of a JWK SHA-256 thumbprint (RFC 7638).
 var pkceChallenge = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
 
+// IsSHA256Value reports whether v has the shape of a base64url SHA-256
+// value: an S256 code_challenge (RFC 7636 §4.2) or a JWK thumbprint used as
+// dpop_jkt (RFC 7638; RFC 9449 §10). The PAR endpoint and the engine use
+// this one rule.
+func IsSHA256Value(v string) bool { return pkceChallenge.MatchString(v) }
+
 var maxAgeShape = regexp.MustCompile(`^[0-9]{1,9}$`)
 
 // parseInitial validates an initial request for client and returns the

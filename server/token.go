@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"regexp"
 
 	"github.com/labstack/echo/v4"
 	"github.com/ory/fosite"
 
+	"github.com/fedas/fedas/flow"
 	"github.com/fedas/fedas/storage"
 )
 
@@ -72,11 +72,6 @@ func (s *Server) token(c echo.Context) error {
 	return writeJSON(c, http.StatusOK, out)
 }
 
-// jktShape is a base64url SHA-256 thumbprint (RFC 7638).
-var jktShape = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
-
-// pkceChallenge is the shape of an S256 code_challenge (RFC 7636 §4.2).
-var pkceChallenge = jktShape
 
 // par serves the pushed authorization request endpoint (RFC 9126 §2)
 // through fosite: authenticated confidential clients only; the request_uri
@@ -94,7 +89,7 @@ func (s *Server) par(c echo.Context) error {
 		return s.writeError(c, err)
 	}
 	switch dj := form.Get("dpop_jkt"); {
-	case dj != "" && !jktShape.MatchString(dj):
+	case dj != "" && !flow.IsSHA256Value(dj):
 		return s.writeError(c, errInvalidRequest("dpop_jkt is not a SHA-256 JWK thumbprint."))
 	case dj != "" && jkt != "" && dj != jkt:
 		return s.writeError(c, errInvalidDPoP("dpop_jkt does not match the DPoP proof's key."))
@@ -104,7 +99,7 @@ func (s *Server) par(c echo.Context) error {
 	if m := form.Get("code_challenge_method"); m != "" && m != "S256" {
 		return s.writeError(c, errInvalidRequest("Only code_challenge_method=S256 is supported."))
 	}
-	if form.Get("code_challenge") != "" && !pkceChallenge.MatchString(form.Get("code_challenge")) {
+	if form.Get("code_challenge") != "" && !flow.IsSHA256Value(form.Get("code_challenge")) {
 		return s.writeError(c, errInvalidRequest("The code_challenge is not a valid S256 challenge."))
 	}
 	if _, _, basic := c.Request().BasicAuth(); !basic && form.Get("client_secret") == "" && form.Get("client_assertion") == "" {
