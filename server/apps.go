@@ -102,13 +102,13 @@ func (s *Server) protectedUser(c echo.Context, path string) (*flow.AppUser, erro
 	default:
 		return nil, challenge("This access token is a bearer token: use the Bearer scheme.")
 	}
-	g := grantFromSession(ds)
-	return &flow.AppUser{ClientID: ar.GetClient().GetID(), Subject: g.Subject, Username: g.Username, AMR: g.AMR, AuthTime: g.AuthTime, ACR: g.ACR}, nil
+	return appUser(ar.GetClient().GetID(), ds), nil
 }
 
-// grantFromSession recovers who a token was issued for.
-func grantFromSession(sess *fosite.DefaultSession) flow.Grant {
-	g := flow.Grant{Subject: sess.Subject, Username: sess.Username}
+// appUser recovers who an access token of the app's client was issued
+// for, and when and how that user authenticated.
+func appUser(clientID string, sess *fosite.DefaultSession) *flow.AppUser {
+	g := &flow.AppUser{ClientID: clientID, Subject: sess.Subject, Username: sess.Username}
 	// Stored sessions come back from JSON: numbers as float64.
 	switch at := sess.Extra["auth_time"].(type) {
 	case float64:
