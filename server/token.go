@@ -72,7 +72,6 @@ func (s *Server) token(c echo.Context) error {
 	return writeJSON(c, http.StatusOK, out)
 }
 
-
 // par serves the pushed authorization request endpoint (RFC 9126 §2)
 // through fosite: authenticated confidential clients only; the request_uri
 // lives at most lifetimes.pushed_request and is consumed atomically.
