@@ -61,6 +61,26 @@ type Config struct {
 	// Apps are our own first-party apps that can authenticate users for
 	// other apps (redirect_to_app, federation draft §4.3.2).
 	Apps []App `yaml:"apps"`
+	// Admin configures the admin listener (docs/admin.md).
+	Admin Admin `yaml:"admin"`
+}
+
+// Admin configures the admin API and console (docs/admin.md). The admin
+// listener runs only when TokensFile is set: without a token nobody could
+// use it.
+type Admin struct {
+	// Listen is the admin listener's address (default 127.0.0.1:8081); no
+	// admin route exists on the public listener.
+	Listen string `yaml:"listen"`
+	// TokensFile holds the admin API tokens' digests, one per line, as
+	// `fedas admin token create` appends them.
+	TokensFile string `yaml:"tokens_file"`
+	// Retention is how many policy versions and audit entries storage
+	// keeps (default 1000).
+	Retention int `yaml:"retention"`
+	// SighupOverwritesStore lets SIGHUP replace a policy that admins have
+	// edited with the config file's; by default SIGHUP refuses to.
+	SighupOverwritesStore bool `yaml:"sighup_overwrites_store"`
 }
 
 // App is one of our own native apps, invoked by deep link.
@@ -161,6 +181,9 @@ type PromptInput struct {
 
 // Route maps answers to a target. All given conditions must hold.
 type Route struct {
+	// ID names the route for the admin API; optional in a file (the
+	// store names unnamed routes route-1, route-2, … by position).
+	ID string `yaml:"id,omitempty"`
 	// Downstream is a downstream id; or Local is true.
 	Downstream string `yaml:"downstream"`
 	Local      bool   `yaml:"local"`
@@ -337,6 +360,12 @@ func (c *Config) applyDefaults() {
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:8080"
 	}
+	if c.Admin.Listen == "" {
+		c.Admin.Listen = "127.0.0.1:8081"
+	}
+	if c.Admin.Retention == 0 {
+		c.Admin.Retention = 1000
+	}
 	l := &c.Lifetimes
 	setDur(&l.AuthSession, 10*time.Minute)
 	setDur(&l.AuthorizationCode, 60*time.Second)
@@ -505,6 +534,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxFailures < 1 {
 		add("limits.max_failures: must be at least 1")
+	}
+	if c.Admin.Retention < 0 || c.Admin.Retention > 100000 {
+		add("admin.retention: must be between 1 and 100000")
 	}
 	scopes := map[string]bool{}
 	for _, s := range c.Scopes {

@@ -9,6 +9,8 @@ import (
 
 var promptKey = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,31}$`)
 
+var routeID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
+
 // reservedKeys cannot be prompt keys: they are protocol parameters.
 var reservedKeys = map[string]bool{"auth_session": true, "client_id": true, "response_type": true, "scope": true, "state": true, "nonce": true, "code_challenge": true, "code_challenge_method": true, "request_uri": true, "username": true, "password": true, "otp": true}
 
@@ -176,8 +178,18 @@ func (c *Config) validateFederation() []error {
 			}
 		}
 	}
+	routeIDs := map[string]int{}
 	for i, r := range c.Routes {
 		p := fmt.Sprintf("routes[%d]", i)
+		if r.ID != "" {
+			if !routeID.MatchString(r.ID) {
+				add("%s.id: %q must be a short identifier (letters, digits, - and _)", p, r.ID)
+			} else if j, dup := routeIDs[r.ID]; dup {
+				add("%s.id: %q duplicates routes[%d]", p, r.ID, j)
+			} else {
+				routeIDs[r.ID] = i
+			}
+		}
 		target(p, r.Downstream, r.Local, r.App)
 		if len(r.EmailDomains) > 0 && !inputs["email"] {
 			add("%s.email_domains: the prompt has no email input", p)

@@ -195,3 +195,73 @@ type TokenBatcher interface {
 type CodeReader interface {
 	ReadCodeConsumePKCE(ctx context.Context, signature string) (rec Record, pkce *Record, err error)
 }
+
+// PolicyVersion is one committed version of the live policy
+// (docs/admin.md "Versions"): the whole policy document in the config
+// file's YAML format, who committed it, and what changed.
+type PolicyVersion struct {
+	// Version numbers versions 1, 2, 3, … in commit order.
+	Version uint64 `json:"version"`
+	// Parent is the version this one replaced (Version-1; 0 for the first).
+	Parent uint64 `json:"parent"`
+	// Doc is the policy document (config.Policy as YAML).
+	Doc []byte `json:"doc"`
+	// Author names who committed it: an admin token's name, or
+	// "config-file" for a bootstrap or SIGHUP.
+	Author string `json:"author"`
+	// Origin is how: "bootstrap", "sighup", "api", "console", "rollback",
+	// "import".
+	Origin string    `json:"origin"`
+	Time   time.Time `json:"time"`
+	// Summary is a one-line description ("downstream bank added").
+	Summary string `json:"summary"`
+}
+
+// AuditEntry records one committed change (docs/admin.md "Audit log").
+// Secrets never appear in it: Diff is computed over the redacted document.
+type AuditEntry struct {
+	// Version is the version the change committed; audit entries are
+	// keyed by it.
+	Version uint64    `json:"version"`
+	Time    time.Time `json:"time"`
+	// Actor is the admin token's name; Role its role.
+	Actor string `json:"actor"`
+	Role  string `json:"role,omitempty"`
+	// Remote is the client address the change came from.
+	Remote string `json:"remote,omitempty"`
+	// Action is e.g. "downstreams.create", "routes.update", "rollback".
+	Action string `json:"action"`
+	// Target is e.g. "downstreams/bank".
+	Target  string `json:"target,omitempty"`
+	Summary string `json:"summary"`
+	// Diff is a unified line diff of the redacted policy document.
+	Diff string `json:"diff"`
+}
+
+// PolicyStore versions the live policy that every instance sharing the
+// store serves (docs/admin.md). A commit is one atomic step; a reader
+// never sees a version without its audit entry or the reverse.
+type PolicyStore interface {
+	// PolicyHead returns the current version number; 0 when no policy
+	// was ever committed.
+	PolicyHead(ctx context.Context) (uint64, error)
+	// PolicyVersion returns a retained version, or ErrNotFound.
+	PolicyVersion(ctx context.Context, version uint64) (PolicyVersion, error)
+	// CommitPolicy stores v as the new head if and only if the current
+	// head is v.Parent and v.Version is v.Parent+1, together with its
+	// audit entry (a.Version = v.Version), then trims versions and audit
+	// entries older than the newest keep, and wakes every watcher. It
+	// returns ErrConflict when the head has moved.
+	CommitPolicy(ctx context.Context, v PolicyVersion, a AuditEntry, keep int) error
+	// PolicyHistory returns up to limit retained versions older than
+	// before (0: from the head), newest first, without their Doc.
+	PolicyHistory(ctx context.Context, before uint64, limit int) ([]PolicyVersion, error)
+	// PolicyAudit returns up to limit audit entries older than before
+	// (0: from the newest), newest first.
+	PolicyAudit(ctx context.Context, before uint64, limit int) ([]AuditEntry, error)
+	// WatchPolicy delivers a version number on the returned channel after
+	// commits (from any instance sharing the store) until ctx ends, then
+	// closes it. Delivery is best effort (Redis pub/sub is at most once):
+	// watchers also poll PolicyHead.
+	WatchPolicy(ctx context.Context) (<-chan uint64, error)
+}
