@@ -56,6 +56,9 @@ type App struct {
 type Snapshot struct {
 	// Version counts snapshots published by a Source (1 for the first).
 	Version uint64
+	// PolicyVersion is the policy store version it was built from (0 when
+	// built from a config file alone; docs/admin.md "Versions").
+	PolicyVersion uint64
 	// Built is when the snapshot was built.
 	Built time.Time
 	// Config is the validated file-format configuration it was built from.

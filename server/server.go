@@ -296,6 +296,13 @@ func DownstreamDPoPSeed(hmacSecret []byte) []byte {
 	return derivedKey(hmacSecret, "fedas/downstream-dpop/v1")
 }
 
+// AdminSessionKey derives the key that seals admin console sessions
+// (docs/admin.md "Console") from the shared secret, so that a session
+// works on every instance behind one load balancer.
+func AdminSessionKey(hmacSecret []byte) []byte {
+	return derivedKey(hmacSecret, "fedas/admin-session/v1")
+}
+
 // Policy returns the server's live policy source.
 func (s *Server) Policy() *policy.Source { return s.policy }
 

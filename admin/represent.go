@@ -1,0 +1,361 @@
+package admin
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/fedas/fedas/config"
+)
+
+// Resource is one policy entry as the API shows it: the config file's keys
+// and values (YAML and JSON share names), with write-only secrets replaced
+// by a "<name>_set" flag.
+type Resource = map[string]any
+
+// Kind names a collection of the policy (docs/admin.md "Resources").
+type Kind string
+
+// The collections the API edits. The prompt and the default route are
+// singletons (one per policy) with their own methods.
+const (
+	Downstreams Kind = "downstreams"
+	Clients     Kind = "clients"
+	Apps        Kind = "apps"
+	Routes      Kind = "routes"
+)
+
+// Kinds lists the collections in the order the console shows them.
+var Kinds = []Kind{Downstreams, Routes, Clients, Apps}
+
+// collection is the type-erased view of one []T in config.Policy.
+type collection interface {
+	singular() string
+	ids(p config.Policy) []string
+	list(p config.Policy) ([]Resource, error)
+	get(p config.Policy, id string) (Resource, string, bool, error)
+	etag(p config.Policy, id string) (string, bool)
+	listETag(p config.Policy) string
+	// put decodes r into the entry id (created at the end when absent),
+	// keeping write-only secrets the body leaves out.
+	put(p *config.Policy, id string, r Resource) (index int, err error)
+	replaceAll(p *config.Policy, rs []Resource) error
+	remove(p *config.Policy, id string) bool
+	index(p config.Policy, id string) int
+}
+
+type coll[T any] struct {
+	name, one string
+	slice     func(*config.Policy) *[]T
+	id        func(*T) string
+	setID     func(*T, string)
+	// redact hides write-only secrets of v in r; keep copies them from
+	// old into v when the body did not set them.
+	redact func(r Resource, v *T)
+	keep   func(v, old *T, body Resource)
+}
+
+func (c coll[T]) singular() string { return c.one }
+
+func (c coll[T]) ids(p config.Policy) []string {
+	s := *c.slice(&p)
+	out := make([]string, len(s))
+	for i := range s {
+		out[i] = c.id(&s[i])
+	}
+	return out
+}
+
+func (c coll[T]) index(p config.Policy, id string) int {
+	s := *c.slice(&p)
+	for i := range s {
+		if c.id(&s[i]) == id {
+			return i
+		}
+	}
+	return -1
+}
+
+func (c coll[T]) list(p config.Policy) ([]Resource, error) {
+	s := *c.slice(&p)
+	out := make([]Resource, 0, len(s))
+	for i := range s {
+		r, err := c.show(&s[i])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func (c coll[T]) show(v *T) (Resource, error) {
+	r, err := toResource(v)
+	if err != nil {
+		return nil, err
+	}
+	if c.redact != nil {
+		c.redact(r, v)
+	}
+	return r, nil
+}
+
+func (c coll[T]) get(p config.Policy, id string) (Resource, string, bool, error) {
+	i := c.index(p, id)
+	if i < 0 {
+		return nil, "", false, nil
+	}
+	v := &(*c.slice(&p))[i]
+	r, err := c.show(v)
+	return r, etagOf(v), true, err
+}
+
+func (c coll[T]) etag(p config.Policy, id string) (string, bool) {
+	i := c.index(p, id)
+	if i < 0 {
+		return "", false
+	}
+	return etagOf(&(*c.slice(&p))[i]), true
+}
+
+func (c coll[T]) listETag(p config.Policy) string { return etagOf(*c.slice(&p)) }
+
+func (c coll[T]) decode(r Resource, id string, old *T) (T, error) {
+	var v T
+	body := Resource{}
+	for k, x := range r {
+		if strings.HasSuffix(k, "_set") {
+			continue // the read-only flags of redacted secrets
+		}
+		body[k] = x
+	}
+	if err := fromResource(body, &v); err != nil {
+		return v, err
+	}
+	if c.setID != nil && id != "" {
+		c.setID(&v, id)
+	}
+	if old != nil && c.keep != nil {
+		c.keep(&v, old, body)
+	}
+	return v, nil
+}
+
+func (c coll[T]) put(p *config.Policy, id string, r Resource) (int, error) {
+	s := c.slice(p)
+	i := c.index(*p, id)
+	var old *T
+	if i >= 0 {
+		old = &(*s)[i]
+	}
+	v, err := c.decode(r, id, old)
+	if err != nil {
+		return -1, err
+	}
+	if i < 0 {
+		*s = append(*s, v)
+		return len(*s) - 1, nil
+	}
+	(*s)[i] = v
+	return i, nil
+}
+
+func (c coll[T]) replaceAll(p *config.Policy, rs []Resource) error {
+	s := c.slice(p)
+	olds := map[string]*T{}
+	for i := range *s {
+		olds[c.id(&(*s)[i])] = &(*s)[i]
+	}
+	next := make([]T, 0, len(rs))
+	var problems []Problem
+	for i, r := range rs {
+		id, _ := r["id"].(string)
+		v, err := c.decode(r, "", olds[id])
+		if err != nil {
+			problems = append(problems, prefixProblems(err, fmt.Sprintf("%s[%d]", c.name, i))...)
+			continue
+		}
+		next = append(next, v)
+	}
+	if len(problems) > 0 {
+		return &Error{Status: 400, Code: "invalid_request", Description: "the list has invalid entries", Problems: problems}
+	}
+	*s = next
+	return nil
+}
+
+func (c coll[T]) remove(p *config.Policy, id string) bool {
+	s := c.slice(p)
+	i := c.index(*p, id)
+	if i < 0 {
+		return false
+	}
+	*s = append((*s)[:i:i], (*s)[i+1:]...)
+	return true
+}
+
+var collections = map[Kind]collection{
+	Downstreams: coll[config.Downstream]{
+		name: "downstreams", one: "downstream",
+		slice: func(p *config.Policy) *[]config.Downstream { return &p.Downstreams },
+		id:    func(d *config.Downstream) string { return d.ID },
+		setID: func(d *config.Downstream, id string) { d.ID = id },
+		redact: func(r Resource, d *config.Downstream) {
+			auth, _ := r["auth"].(map[string]any)
+			if auth == nil {
+				return
+			}
+			if _, ok := auth["key"]; ok {
+				delete(auth, "key")
+			}
+			auth["key_set"] = d.Auth.Key != ""
+		},
+		keep: func(d, old *config.Downstream, body Resource) {
+			// An inline key is write-only: an update that names no key
+			// source keeps the stored one (docs/admin.md "Secrets").
+			a := &d.Auth
+			if a.Key == "" && a.KeyEnv == "" && a.KeyFile == "" && a.Method == "private_key_jwt" && old.Auth.Key != "" {
+				a.Key = old.Auth.Key
+			}
+		},
+	},
+	Clients: coll[config.Client]{
+		name: "clients", one: "client",
+		slice: func(p *config.Policy) *[]config.Client { return &p.Clients },
+		id:    func(c *config.Client) string { return c.ID },
+		setID: func(c *config.Client, id string) { c.ID = id },
+		redact: func(r Resource, c *config.Client) {
+			delete(r, "secret_sha256")
+			r["secret_sha256_set"] = c.SecretSHA256 != ""
+		},
+		keep: func(c, old *config.Client, body Resource) {
+			if c.SecretSHA256 == "" && c.SecretEnv == "" && c.SecretFile == "" && old.SecretSHA256 != "" && c.TokenEndpointAuthMethod != "none" && c.TokenEndpointAuthMethod != "private_key_jwt" {
+				c.SecretSHA256 = old.SecretSHA256
+			}
+		},
+	},
+	Apps: coll[config.App]{
+		name: "apps", one: "app",
+		slice: func(p *config.Policy) *[]config.App { return &p.Apps },
+		id:    func(a *config.App) string { return a.ID },
+		setID: func(a *config.App, id string) { a.ID = id },
+	},
+	Routes: coll[config.Route]{
+		name: "routes", one: "route",
+		slice: func(p *config.Policy) *[]config.Route { return &p.Routes },
+		id:    func(r *config.Route) string { return r.ID },
+		setID: func(r *config.Route, id string) { r.ID = id },
+	},
+}
+
+// toResource renders v as the config file would (YAML keys, durations as
+// "3s") in a JSON-ready map.
+func toResource(v any) (Resource, error) {
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	r := Resource{}
+	if err := yaml.Unmarshal(b, &r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// fromResource decodes a JSON body into v with the config file's decoder:
+// unknown keys are errors, values have the file's types.
+func fromResource(r Resource, v any) error {
+	b, err := yaml.Marshal(r)
+	if err != nil {
+		return &Error{Status: 400, Code: "invalid_request", Description: "the body is not a valid object"}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err)
+	}
+	return nil
+}
+
+var (
+	yamlUnknown = regexp.MustCompile(`field (\S+) not found in type \S+`)
+	yamlType    = regexp.MustCompile("cannot unmarshal !!(\\w+) `?([^`]*)`? into (\\S+)")
+	yamlLine    = regexp.MustCompile(`^line \d+: `)
+)
+
+// decodeError turns yaml.v3's messages (which name Go types and lines of
+// a document the client never wrote) into problems named by key.
+func decodeError(err error) *Error {
+	e := &Error{Status: 400, Code: "invalid_request", Description: "the body does not match the resource's schema"}
+	te, ok := err.(*yaml.TypeError)
+	if !ok {
+		e.Problems = []Problem{{Message: "malformed value"}}
+		return e
+	}
+	for _, m := range te.Errors {
+		m = yamlLine.ReplaceAllString(m, "")
+		if g := yamlUnknown.FindStringSubmatch(m); g != nil {
+			e.Problems = append(e.Problems, Problem{Path: g[1], Field: g[1], Message: "unknown field"})
+			continue
+		}
+		if g := yamlType.FindStringSubmatch(m); g != nil {
+			e.Problems = append(e.Problems, Problem{Message: fmt.Sprintf("a %s value (%q) where %s is expected", g[1], g[2], goTypeWord(g[3]))})
+			continue
+		}
+		e.Problems = append(e.Problems, Problem{Message: m})
+	}
+	return e
+}
+
+func goTypeWord(t string) string {
+	switch {
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	case strings.HasPrefix(t, "map["):
+		return "an object"
+	case t == "bool":
+		return "true or false"
+	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"):
+		return "a number"
+	case t == "time.Duration":
+		return "a duration such as \"3s\""
+	case t == "string":
+		return "a string"
+	}
+	return "an object"
+}
+
+// etagOf is a strong entity tag (RFC 9110 §8.8.3) over v's full stored
+// form, secrets included, so that a change to a write-only secret also
+// changes it.
+func etagOf(v any) string {
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		return `"?"`
+	}
+	h := sha256.Sum256(b)
+	return `"` + base64.RawURLEncoding.EncodeToString(h[:12]) + `"`
+}
+
+// redactedYAML is the policy as the audit log and the version diffs show
+// it: inline downstream keys and client secret digests replaced.
+func redactedYAML(p config.Policy) string {
+	p = p.Clone()
+	for i := range p.Downstreams {
+		if p.Downstreams[i].Auth.Key != "" {
+			p.Downstreams[i].Auth.Key = "<redacted " + etagOf(p.Downstreams[i].Auth.Key)[1:9] + ">"
+		}
+	}
+	for i := range p.Clients {
+		if p.Clients[i].SecretSHA256 != "" {
+			p.Clients[i].SecretSHA256 = "<redacted " + etagOf(p.Clients[i].SecretSHA256)[1:9] + ">"
+		}
+	}
+	b, _ := config.MarshalPolicy(p)
+	return string(b)
+}

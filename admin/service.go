@@ -1,0 +1,675 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/fedas/fedas/config"
+	"github.com/fedas/fedas/netguard"
+	"github.com/fedas/fedas/policy"
+	"github.com/fedas/fedas/storage"
+)
+
+// Actor is who makes a change and from where, for versions and the audit
+// log.
+type Actor struct {
+	Name   string
+	Role   Role
+	Remote string
+	// Via is "api" or "console".
+	Via string
+}
+
+// ServiceOptions are a Service's dependencies.
+type ServiceOptions struct {
+	Store storage.PolicyStore
+	// Base is the configuration of this instance (issuer, dev settings,
+	// scopes…): the part of a config that is not policy. Compose joins it
+	// with each policy document.
+	Base *config.Config
+	// Source is this instance's live policy, for the route tester.
+	Source *policy.Source
+	// Sync, when set, applies the store's head to Source right after a
+	// commit, so this instance serves a change before answering it.
+	Sync func(ctx context.Context) error
+	Log  *zap.Logger
+	Now  func() time.Time
+	// Net guards URLs admins enter and every fetch the admin surface
+	// makes; AllowLoopback follows base.Dev.AllowLoopbackHTTP.
+	Net netguard.Options
+}
+
+// Service is the admin surface's logic, shared by the REST API and the
+// console: every read and every commit of the policy goes through it.
+type Service struct {
+	o     ServiceOptions
+	log   *zap.Logger
+	mu    sync.Mutex
+	cache map[uint64]config.Policy
+}
+
+// NewService returns a Service.
+func NewService(o ServiceOptions) *Service {
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	o.Net.AllowLoopback = o.Base.Dev.AllowLoopbackHTTP
+	return &Service{o: o, log: o.Log, cache: map[uint64]config.Policy{}}
+}
+
+// Base returns the instance configuration policies are composed with.
+func (s *Service) Base() *config.Config { return s.o.Base }
+
+// Net returns the SSRF guard options of admin fetches.
+func (s *Service) Net() netguard.Options { return s.o.Net }
+
+// head reads the current version and its document.
+func (s *Service) head(ctx context.Context) (uint64, config.Policy, error) {
+	v, err := s.o.Store.PolicyHead(ctx)
+	if err != nil {
+		return 0, config.Policy{}, storeError(err)
+	}
+	if v == 0 {
+		return 0, config.Policy{}, nil
+	}
+	p, err := s.version(ctx, v)
+	return v, p, err
+}
+
+func (s *Service) version(ctx context.Context, v uint64) (config.Policy, error) {
+	s.mu.Lock()
+	p, ok := s.cache[v]
+	s.mu.Unlock()
+	if ok {
+		return p.Clone(), nil
+	}
+	pv, err := s.o.Store.PolicyVersion(ctx, v)
+	if errors.Is(err, storage.ErrNotFound) {
+		return config.Policy{}, errNotFound(fmt.Sprintf("version %d", v))
+	}
+	if err != nil {
+		return config.Policy{}, storeError(err)
+	}
+	p, err = config.ParsePolicy(pv.Doc)
+	if err != nil {
+		return config.Policy{}, fmt.Errorf("admin: stored version %d does not parse: %w", v, err)
+	}
+	s.mu.Lock()
+	if len(s.cache) > 64 {
+		clear(s.cache)
+	}
+	s.cache[v] = p
+	s.mu.Unlock()
+	return p.Clone(), nil
+}
+
+func storeError(err error) error {
+	if errors.Is(err, storage.ErrUnavailable) {
+		return errUnavailable()
+	}
+	return err
+}
+
+// HeadETag is the entity tag of the whole policy at version v, for the
+// writes that replace it (import, rollback).
+func HeadETag(v uint64) string { return `"v` + strconv.FormatUint(v, 10) + `"` }
+
+// checkIfMatch compares If-Match with the current tag (RFC 9110 §13.1.1);
+// "*" matches any current representation.
+func checkIfMatch(ifMatch, current string) error {
+	if ifMatch == "" {
+		return errNoIfMatch()
+	}
+	if strings.TrimSpace(ifMatch) == "*" {
+		return nil
+	}
+	for _, t := range strings.Split(ifMatch, ",") {
+		if strings.TrimSpace(t) == current {
+			return nil
+		}
+	}
+	return errPrecondition()
+}
+
+// Committed is the result of a write.
+type Committed struct {
+	// Version is the policy version in force after the write (unchanged
+	// when the write changed nothing).
+	Version uint64 `json:"version"`
+	// Changed is false for a write that left the policy as it was.
+	Changed bool   `json:"changed"`
+	Summary string `json:"summary,omitempty"`
+}
+
+// change applies mutate to the head policy and commits the result as the
+// next version, or refuses it whole. mutate runs again on the new head
+// when another writer commits first, so it must check preconditions
+// (If-Match) itself against the policy it is given.
+func (s *Service) change(ctx context.Context, a Actor, action, target string, mutate func(p *config.Policy) (prefix string, err error)) (Committed, error) {
+	for attempt := 0; attempt < 8; attempt++ {
+		head, cur, err := s.head(ctx)
+		if err != nil {
+			return Committed{}, err
+		}
+		next := cur.Clone()
+		prefix, err := mutate(&next)
+		if err != nil {
+			return Committed{}, err
+		}
+		if err := s.validate(next, prefix); err != nil {
+			return Committed{}, err
+		}
+		before, after := redactedYAML(cur), redactedYAML(next)
+		if before == after {
+			return Committed{Version: head}, nil
+		}
+		doc, err := config.MarshalPolicy(next)
+		if err != nil {
+			return Committed{}, err
+		}
+		now := s.o.Now().UTC()
+		summary := summarize(cur, next)
+		origin := a.Via
+		if action == "rollback" || action == "import" {
+			origin = action
+		}
+		v := storage.PolicyVersion{Version: head + 1, Parent: head, Doc: doc, Author: a.Name, Origin: origin, Time: now, Summary: summary}
+		entry := storage.AuditEntry{Version: head + 1, Time: now, Actor: a.Name, Role: string(a.Role), Remote: a.Remote, Action: action, Target: target, Summary: summary, Diff: lineDiff(before, after)}
+		err = s.o.Store.CommitPolicy(ctx, v, entry, s.o.Base.Admin.Retention)
+		if errors.Is(err, storage.ErrConflict) {
+			continue // another writer committed first: re-apply on its version
+		}
+		if err != nil {
+			return Committed{}, storeError(err)
+		}
+		s.log.Info("policy changed",
+			zap.Uint64("version", v.Version), zap.String("actor", a.Name), zap.String("role", string(a.Role)),
+			zap.String("remote", a.Remote), zap.String("via", a.Via), zap.String("action", action),
+			zap.String("target", target), zap.String("summary", summary), zap.String("diff", entry.Diff))
+		if s.o.Sync != nil {
+			if err := s.o.Sync(ctx); err != nil {
+				s.log.Warn("policy committed but not yet applied on this instance", zap.Uint64("version", v.Version), zap.Error(err))
+			}
+		}
+		return Committed{Version: v.Version, Changed: true, Summary: summary}, nil
+	}
+	return Committed{}, &Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Description: "too many concurrent changes; nothing was changed", RetryAfter: 1}
+}
+
+// validate composes p with the base configuration (the config file's own
+// checks, every problem at once) and checks every URL an admin entered
+// against the SSRF guard.
+func (s *Service) validate(p config.Policy, prefix string) error {
+	_, err := config.Compose(s.o.Base, p)
+	var problems []error
+	if err != nil {
+		problems = append(problems, err)
+	}
+	for _, u := range enteredURLs(p) {
+		if u.url == "" {
+			continue
+		}
+		if gerr := netguard.CheckURL(u.url, s.o.Net); gerr != nil {
+			var ne *netguard.Error
+			msg := gerr.Error()
+			if errors.As(gerr, &ne) {
+				msg = fmt.Sprintf("%q is not an allowed destination: %s", u.url, ne.Reason)
+			}
+			problems = append(problems, fmt.Errorf("%s: %s", u.path, msg))
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return validationError(errors.Join(problems...), prefix)
+}
+
+type enteredURL struct{ path, url string }
+
+// enteredURLs lists the URLs of a policy that fedas fetches or hands to
+// clients: downstream issuers and logos, prompt logos, app deep links.
+func enteredURLs(p config.Policy) []enteredURL {
+	var out []enteredURL
+	for i, d := range p.Downstreams {
+		out = append(out, enteredURL{fmt.Sprintf("downstreams[%d].issuer", i), d.Issuer}, enteredURL{fmt.Sprintf("downstreams[%d].logo", i), d.Logo})
+	}
+	if pr := p.Prompt; pr != nil {
+		out = append(out, enteredURL{"prompt.logo", pr.Logo})
+		for i, o := range pr.Options {
+			for j, v := range o.Values {
+				out = append(out, enteredURL{fmt.Sprintf("prompt.options[%d].values[%d].logo", i, j), v.Logo})
+			}
+		}
+	}
+	for i, a := range p.Apps {
+		out = append(out, enteredURL{fmt.Sprintf("apps[%d].deep_link", i), a.DeepLink})
+	}
+	return out
+}
+
+// summarize says in one line what changed ("downstream bank added; routes
+// changed").
+func summarize(a, b config.Policy) string {
+	x := &policy.Snapshot{Config: &config.Config{}}
+	y := &policy.Snapshot{Config: &config.Config{}}
+	x.Config.Clients, x.Config.Users, x.Config.Downstreams, x.Config.Prompt, x.Config.Routes, x.Config.DefaultRoute, x.Config.Apps = a.Clients, a.Users, a.Downstreams, a.Prompt, a.Routes, a.DefaultRoute, a.Apps
+	y.Config.Clients, y.Config.Users, y.Config.Downstreams, y.Config.Prompt, y.Config.Routes, y.Config.DefaultRoute, y.Config.Apps = b.Clients, b.Users, b.Downstreams, b.Prompt, b.Routes, b.DefaultRoute, b.Apps
+	return strings.Join(policy.Diff(x, y), "; ")
+}
+
+func collectionOf(k Kind) (collection, error) {
+	c, ok := collections[k]
+	if !ok {
+		return nil, errNotFound("collection " + string(k))
+	}
+	return c, nil
+}
+
+// List returns a collection, its ETag and the policy version read.
+func (s *Service) List(ctx context.Context, k Kind) ([]Resource, string, uint64, error) {
+	c, err := collectionOf(k)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	v, p, err := s.head(ctx)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	items, err := c.list(p)
+	return items, c.listETag(p), v, err
+}
+
+// Get returns one entry and its ETag.
+func (s *Service) Get(ctx context.Context, k Kind, id string) (Resource, string, error) {
+	c, err := collectionOf(k)
+	if err != nil {
+		return nil, "", err
+	}
+	_, p, err := s.head(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	r, tag, ok, err := c.get(p, id)
+	if err != nil {
+		return nil, "", err
+	}
+	if !ok {
+		return nil, "", errNotFound(c.singular() + " " + strconv.Quote(id))
+	}
+	return r, tag, nil
+}
+
+// Create adds an entry (its id from the body's "id"); 409 when the id is
+// taken.
+func (s *Service) Create(ctx context.Context, a Actor, k Kind, body Resource) (Committed, string, error) {
+	c, err := collectionOf(k)
+	if err != nil {
+		return Committed{}, "", err
+	}
+	id, _ := body["id"].(string)
+	if id == "" {
+		return Committed{}, "", &Error{Status: 400, Code: "invalid_request", Description: "the body has no id", Problems: []Problem{{Path: "id", Field: "id", Message: "required"}}}
+	}
+	var tag string
+	res, err := s.change(ctx, a, string(k)+".create", string(k)+"/"+id, func(p *config.Policy) (string, error) {
+		if c.index(*p, id) >= 0 {
+			return "", errf(http.StatusConflict, "conflict", fmt.Sprintf("%s %q already exists", c.singular(), id))
+		}
+		i, err := c.put(p, id, body)
+		if err != nil {
+			return "", err
+		}
+		tag, _ = c.etag(*p, id)
+		return fmt.Sprintf("%s[%d]", k, i), nil
+	})
+	return res, tag, err
+}
+
+// Update replaces an entry if ifMatch matches its ETag.
+func (s *Service) Update(ctx context.Context, a Actor, k Kind, id, ifMatch string, body Resource) (Committed, string, error) {
+	c, err := collectionOf(k)
+	if err != nil {
+		return Committed{}, "", err
+	}
+	if bid, ok := body["id"].(string); ok && bid != id {
+		return Committed{}, "", &Error{Status: 400, Code: "invalid_request", Description: "the body's id differs from the URL's", Problems: []Problem{{Path: "id", Field: "id", Message: "must be " + strconv.Quote(id) + " (ids cannot be renamed: create a new entry)"}}}
+	}
+	var tag string
+	res, err := s.change(ctx, a, string(k)+".update", string(k)+"/"+id, func(p *config.Policy) (string, error) {
+		cur, ok := c.etag(*p, id)
+		if !ok {
+			return "", errNotFound(c.singular() + " " + strconv.Quote(id))
+		}
+		if err := checkIfMatch(ifMatch, cur); err != nil {
+			return "", err
+		}
+		i, err := c.put(p, id, body)
+		if err != nil {
+			return "", err
+		}
+		tag, _ = c.etag(*p, id)
+		return fmt.Sprintf("%s[%d]", k, i), nil
+	})
+	return res, tag, err
+}
+
+// Delete removes an entry if ifMatch matches its ETag. The result must
+// still be valid: a downstream a route uses cannot be deleted alone.
+func (s *Service) Delete(ctx context.Context, a Actor, k Kind, id, ifMatch string) (Committed, error) {
+	c, err := collectionOf(k)
+	if err != nil {
+		return Committed{}, err
+	}
+	return s.change(ctx, a, string(k)+".delete", string(k)+"/"+id, func(p *config.Policy) (string, error) {
+		cur, ok := c.etag(*p, id)
+		if !ok {
+			return "", errNotFound(c.singular() + " " + strconv.Quote(id))
+		}
+		if err := checkIfMatch(ifMatch, cur); err != nil {
+			return "", err
+		}
+		c.remove(p, id)
+		return "", nil
+	})
+}
+
+// ReplaceAll replaces a whole collection (for routes: their order, which
+// decides the first match) if ifMatch matches the collection's ETag.
+func (s *Service) ReplaceAll(ctx context.Context, a Actor, k Kind, ifMatch string, items []Resource) (Committed, string, error) {
+	c, err := collectionOf(k)
+	if err != nil {
+		return Committed{}, "", err
+	}
+	var tag string
+	res, err := s.change(ctx, a, string(k)+".replace", string(k), func(p *config.Policy) (string, error) {
+		if err := checkIfMatch(ifMatch, c.listETag(*p)); err != nil {
+			return "", err
+		}
+		if err := c.replaceAll(p, items); err != nil {
+			return "", err
+		}
+		tag = c.listETag(*p)
+		return "", nil
+	})
+	return res, tag, err
+}
+
+// Prompt returns the prompt (nil when none) and its ETag.
+func (s *Service) Prompt(ctx context.Context) (Resource, string, error) {
+	_, p, err := s.head(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	if p.Prompt == nil {
+		return nil, etagOf(p.Prompt), nil
+	}
+	r, err := toResource(p.Prompt)
+	return r, etagOf(p.Prompt), err
+}
+
+// SetPrompt replaces the prompt (body nil: removes it) if ifMatch matches.
+func (s *Service) SetPrompt(ctx context.Context, a Actor, ifMatch string, body Resource) (Committed, string, error) {
+	var tag string
+	action := "prompt.update"
+	if body == nil {
+		action = "prompt.delete"
+	}
+	res, err := s.change(ctx, a, action, "prompt", func(p *config.Policy) (string, error) {
+		if err := checkIfMatch(ifMatch, etagOf(p.Prompt)); err != nil {
+			return "", err
+		}
+		if body == nil {
+			p.Prompt = nil
+		} else {
+			var pr config.Prompt
+			if err := fromResource(body, &pr); err != nil {
+				return "", err
+			}
+			p.Prompt = &pr
+		}
+		tag = etagOf(p.Prompt)
+		return "prompt", nil
+	})
+	return res, tag, err
+}
+
+// DefaultRoute returns default_route ("" means local) and its ETag.
+func (s *Service) DefaultRoute(ctx context.Context) (string, string, error) {
+	_, p, err := s.head(ctx)
+	return p.DefaultRoute, etagOf(p.DefaultRoute), err
+}
+
+// SetDefaultRoute sets default_route if ifMatch matches.
+func (s *Service) SetDefaultRoute(ctx context.Context, a Actor, ifMatch, route string) (Committed, string, error) {
+	var tag string
+	res, err := s.change(ctx, a, "default_route.update", "default_route", func(p *config.Policy) (string, error) {
+		if err := checkIfMatch(ifMatch, etagOf(p.DefaultRoute)); err != nil {
+			return "", err
+		}
+		p.DefaultRoute = route
+		tag = etagOf(p.DefaultRoute)
+		return "default_route", nil
+	})
+	return res, tag, err
+}
+
+// VersionInfo describes one version for the history.
+type VersionInfo struct {
+	Version uint64    `json:"version"`
+	Author  string    `json:"author"`
+	Origin  string    `json:"origin"`
+	Time    time.Time `json:"time"`
+	Summary string    `json:"summary"`
+	// Current marks the head.
+	Current bool `json:"current"`
+}
+
+// History lists retained versions, newest first.
+func (s *Service) History(ctx context.Context, before uint64, limit int) ([]VersionInfo, uint64, error) {
+	head, err := s.o.Store.PolicyHead(ctx)
+	if err != nil {
+		return nil, 0, storeError(err)
+	}
+	vs, err := s.o.Store.PolicyHistory(ctx, before, clampLimit(limit))
+	if err != nil {
+		return nil, 0, storeError(err)
+	}
+	out := make([]VersionInfo, 0, len(vs))
+	for _, v := range vs {
+		out = append(out, VersionInfo{Version: v.Version, Author: v.Author, Origin: v.Origin, Time: v.Time, Summary: v.Summary, Current: v.Version == head})
+	}
+	return out, head, nil
+}
+
+func clampLimit(n int) int {
+	if n <= 0 || n > 200 {
+		return 50
+	}
+	return n
+}
+
+// VersionDetail is one version with its redacted document and its diff
+// against the head (what a rollback to it would change).
+type VersionDetail struct {
+	VersionInfo
+	Document string `json:"document"`
+	// DiffToHead shows how the head differs from this version: the
+	// change a rollback to it would make.
+	DiffToHead string `json:"diff_to_head"`
+	// DiffFromParent is the change this version made.
+	DiffFromParent string `json:"diff_from_parent"`
+}
+
+// Version returns one retained version.
+func (s *Service) Version(ctx context.Context, v uint64) (VersionDetail, error) {
+	pv, err := s.o.Store.PolicyVersion(ctx, v)
+	if errors.Is(err, storage.ErrNotFound) {
+		return VersionDetail{}, errNotFound(fmt.Sprintf("version %d", v))
+	}
+	if err != nil {
+		return VersionDetail{}, storeError(err)
+	}
+	p, err := s.version(ctx, v)
+	if err != nil {
+		return VersionDetail{}, err
+	}
+	head, hp, err := s.head(ctx)
+	if err != nil {
+		return VersionDetail{}, err
+	}
+	d := VersionDetail{VersionInfo: VersionInfo{Version: pv.Version, Author: pv.Author, Origin: pv.Origin, Time: pv.Time, Summary: pv.Summary, Current: pv.Version == head}}
+	d.Document = redactedYAML(p)
+	d.DiffToHead = lineDiff(redactedYAML(hp), d.Document)
+	if pv.Parent > 0 {
+		if pp, err := s.version(ctx, pv.Parent); err == nil {
+			d.DiffFromParent = lineDiff(redactedYAML(pp), d.Document)
+		}
+	}
+	return d, nil
+}
+
+// Rollback commits version v's document as the next version, if ifMatch
+// is the head's tag (HeadETag).
+func (s *Service) Rollback(ctx context.Context, a Actor, v uint64, ifMatch string) (Committed, error) {
+	old, err := s.version(ctx, v)
+	if err != nil {
+		return Committed{}, err
+	}
+	return s.change(ctx, a, "rollback", fmt.Sprintf("versions/%d", v), func(p *config.Policy) (string, error) {
+		head, _ := s.o.Store.PolicyHead(ctx)
+		if err := checkIfMatch(ifMatch, HeadETag(head)); err != nil {
+			return "", err
+		}
+		*p = old.Clone()
+		return "", nil
+	})
+}
+
+// Export returns the head policy in the config file's format, secrets
+// as stored (references, and inline keys: export needs the write role).
+func (s *Service) Export(ctx context.Context) ([]byte, uint64, error) {
+	v, p, err := s.head(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	b, err := config.MarshalPolicy(p)
+	return b, v, err
+}
+
+// Import replaces the whole policy with a YAML document (a policy export
+// or a config file: its other keys are ignored) if ifMatch is the head's
+// tag.
+func (s *Service) Import(ctx context.Context, a Actor, doc []byte, ifMatch string) (Committed, error) {
+	np, err := config.ParsePolicy(doc)
+	if err != nil {
+		return Committed{}, &Error{Status: 400, Code: "invalid_request", Description: "the document is not a valid policy", Problems: []Problem{{Message: strings.TrimPrefix(err.Error(), "parse: ")}}}
+	}
+	return s.change(ctx, a, "import", "policy", func(p *config.Policy) (string, error) {
+		head, _ := s.o.Store.PolicyHead(ctx)
+		if err := checkIfMatch(ifMatch, HeadETag(head)); err != nil {
+			return "", err
+		}
+		*p = np.Clone()
+		return "", nil
+	})
+}
+
+// Audit lists audit entries, newest first.
+func (s *Service) Audit(ctx context.Context, before uint64, limit int) ([]storage.AuditEntry, error) {
+	es, err := s.o.Store.PolicyAudit(ctx, before, clampLimit(limit))
+	return es, storeError(err)
+}
+
+// Head returns the current version number.
+func (s *Service) Head(ctx context.Context) (uint64, error) {
+	v, err := s.o.Store.PolicyHead(ctx)
+	return v, storeError(err)
+}
+
+// RouteQuery is a route tester question: which client, and what the user
+// would answer at the prompt.
+type RouteQuery struct {
+	ClientID string            `json:"client_id"`
+	Email    string            `json:"email,omitempty"`
+	Phone    string            `json:"phone,omitempty"`
+	Options  map[string]string `json:"options,omitempty"`
+}
+
+// RouteAnswer is where the query's user would go and why.
+type RouteAnswer struct {
+	// Version is the policy version this instance serves, which answered.
+	Version uint64 `json:"version"`
+	// Target is "downstream", "local", "app" or "deny"; "" when the
+	// answer would be refused.
+	Target     string `json:"target"`
+	Downstream string `json:"downstream,omitempty"`
+	Issuer     string `json:"issuer,omitempty"`
+	App        string `json:"app,omitempty"`
+	Route      string `json:"route,omitempty"`
+	RouteIndex int    `json:"route_index"`
+	Why        string `json:"why"`
+	Prompted   bool   `json:"prompted"`
+	Invalid    string `json:"invalid,omitempty"`
+}
+
+// TestRoute answers a route tester question with the live policy of this
+// instance, through the very matching the native endpoint uses
+// (federation.Federator.Explain).
+func (s *Service) TestRoute(q RouteQuery) (RouteAnswer, error) {
+	snap := s.o.Source.Current()
+	ans := RouteAnswer{Version: snap.PolicyVersion, RouteIndex: -1}
+	if q.ClientID != "" {
+		if _, ok := snap.Client(q.ClientID); !ok {
+			return ans, &Error{Status: 400, Code: "invalid_request", Description: "unknown client", Problems: []Problem{{Path: "client_id", Field: "client_id", Message: strconv.Quote(q.ClientID) + " is not a registered client"}}}
+		}
+	}
+	if snap.Fed == nil {
+		ans.Target, ans.Why = "local", "no downstream, prompt or route is configured: every sign-in is local"
+		return ans, nil
+	}
+	answers := url.Values{}
+	if q.Email != "" {
+		answers.Set("email", q.Email)
+	}
+	if q.Phone != "" {
+		answers.Set("phone", q.Phone)
+	}
+	keys := make([]string, 0, len(q.Options))
+	for k := range q.Options {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		answers.Set(k, q.Options[k])
+	}
+	e := snap.Fed.Explain(q.ClientID, answers)
+	ans.Why, ans.Prompted, ans.Invalid, ans.RouteIndex, ans.Issuer = e.Matched, e.Prompted, e.Invalid, e.RouteIndex, e.Issuer
+	if e.RouteIndex >= 0 && e.RouteIndex < len(snap.Config.Routes) {
+		ans.Route = snap.Config.Routes[e.RouteIndex].ID
+	}
+	switch t := e.Target; {
+	case e.Invalid != "":
+	case t.Deny:
+		ans.Target = "deny"
+	case t.Downstream != "":
+		ans.Target, ans.Downstream = "downstream", t.Downstream
+	case t.App != "":
+		ans.Target, ans.App = "app", t.App
+	default:
+		ans.Target = "local"
+	}
+	return ans, nil
+}
