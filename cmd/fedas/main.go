@@ -13,8 +13,8 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"crypto/ecdsa"
+	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
