@@ -549,6 +549,13 @@ func (s *Service) Version(ctx context.Context, v uint64) (VersionDetail, error) 
 // Rollback commits version v's document as the next version, if ifMatch
 // is the head's tag (HeadETag).
 func (s *Service) Rollback(ctx context.Context, a Actor, v uint64, ifMatch string) (Committed, error) {
+	// Only a retained version can be rolled back to, even if this
+	// instance still has an older one cached.
+	if _, err := s.o.Store.PolicyVersion(ctx, v); errors.Is(err, storage.ErrNotFound) {
+		return Committed{}, errNotFound(fmt.Sprintf("version %d", v))
+	} else if err != nil {
+		return Committed{}, storeError(err)
+	}
 	old, err := s.version(ctx, v)
 	if err != nil {
 		return Committed{}, err
