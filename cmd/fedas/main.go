@@ -3,6 +3,7 @@
 //	fedas [serve] [--config FILE] [--redis URL] [--listen ADDR]
 //	fedas demo [app]               (two ASes on loopback, a federated native sign-in; app: via our app)
 //	fedas config check FILE
+//	fedas admin token create --role read|write --name NAME [--file FILE]
 //	fedas hash-password            (reads the password from stdin)
 //	fedas pkce                     (prints a verifier and its S256 challenge)
 //	fedas totp SECRET              (prints the current RFC 6238 code)
@@ -12,8 +13,8 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"crypto/ecdsa"
+	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -60,6 +61,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return serve(args, stderr)
 	case "demo":
 		return demo(args, stdout)
+	case "admin":
+		return adminCmd(args, stdout, stderr)
 	case "config":
 		if len(args) != 2 || args[0] != "check" {
 			return errors.New("usage: fedas config check FILE")
@@ -114,7 +117,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 		return nil
 	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, "usage: fedas [serve|demo|config check FILE|hash-password|pkce|totp SECRET|healthcheck URL]")
+		fmt.Fprintln(stdout, "usage: fedas [serve|demo|config check FILE|admin token create|hash-password|pkce|totp SECRET|healthcheck URL]")
 		return nil
 	}
 	return fmt.Errorf("unknown command %q (try: fedas help)", cmd)
