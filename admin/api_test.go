@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/fedas/fedas/admin/admintest"
+	"github.com/fedas/fedas/federation/fedtest"
 	"github.com/fedas/fedas/storage"
 	"github.com/fedas/fedas/storage/memory"
 )
@@ -1143,24 +1144,35 @@ func TestAPIErrorBodies(t *testing.T) {
 	}
 }
 
-// TestAPIProbeEndpoints: discover and the downstream check need the write
-// role, and answer as the document says.
+// TestAPIProbeEndpoints: discovery prefills a downstream from a mock
+// issuer's metadata, the check probes a stored one; both need the write
+// role, and refuse what they cannot probe.
 func TestAPIProbeEndpoints(t *testing.T) {
 	in, api := start(t, admintest.Options{})
-	calls := []struct {
-		path string
-		body any
-	}{
-		{"/discover", map[string]any{"issuer": "https://bank.example"}},
-		{"/downstreams/bank/check", nil},
+	w := in.WriteToken
+	mock := fedtest.Start(t, fedtest.Options{})
+	refused(t, api.do(t, http.MethodPost, v1+"/discover", in.ReadToken, nil, map[string]any{"issuer": mock.URL}), http.StatusForbidden, "insufficient_scope")
+	refused(t, api.do(t, http.MethodPost, v1+"/downstreams/bank/check", in.ReadToken, nil, nil), http.StatusForbidden, "insufficient_scope")
+
+	d := ok(t, api.do(t, http.MethodPost, v1+"/discover", w, nil, map[string]any{"issuer": mock.URL}), http.StatusOK)
+	ds := d["downstream"].(map[string]any)
+	require.Equal(t, mock.URL, ds["issuer"])
+	require.Equal(t, "", ds["id"], "the admin picks the id")
+	require.NotEmpty(t, d["steps"])
+	for _, body := range []string{`{}`, `{"issuer":5}`, `{"issuer":"https://a.example","id":"x"}`} {
+		m := refused(t, api.do(t, http.MethodPost, v1+"/discover", w, nil, body), http.StatusBadRequest, "invalid_request")
+		requireProblem(t, m, "issuer", "issuer", "")
 	}
-	for _, c := range calls {
-		t.Run(c.path, func(t *testing.T) {
-			refused(t, api.do(t, http.MethodPost, v1+c.path, in.ReadToken, nil, c.body), http.StatusForbidden, "insufficient_scope")
-			r := api.do(t, http.MethodPost, v1+c.path, in.WriteToken, nil, c.body)
-			// The driver has checked this answer against the document;
-			// these are its statuses for a write token.
-			require.Contains(t, []int{200, 400, 404, 413, 415, 500, 501, 503}, r.Status, "%s", r.Body)
-		})
-	}
+	require.EqualValues(t, 1, head(t, api), "discovery saves nothing")
+
+	key, _ := privateJWK(t)
+	bank := downstreamBody("bank", key)
+	bank["issuer"] = mock.URL
+	create(t, api, "downstreams", bank)
+	rep := ok(t, api.do(t, http.MethodPost, v1+"/downstreams/bank/check", w, nil, nil), http.StatusOK)
+	require.Equal(t, mock.URL, rep["issuer"])
+	require.Equal(t, true, rep["native"])
+	require.NotEmpty(t, rep["steps"])
+	refused(t, api.do(t, http.MethodPost, v1+"/downstreams/nope/check", w, nil, nil), http.StatusNotFound, "not_found")
+	require.EqualValues(t, 2, head(t, api), "the check changes nothing")
 }
