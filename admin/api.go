@@ -66,8 +66,10 @@ func New(o Options) (*Admin, error) {
 	e.Use(a.recoverer, a.headers)
 	a.echo = e
 	e.GET(PathOpenAPI, a.openAPI)
-	api := e.Group(PathAPI, a.authenticate)
-	a.routesAPI(api)
+	// Authentication is route middleware, not group middleware: a group's
+	// middleware makes echo register catch-all routes that answer 404 where
+	// a known path with another method must answer 405.
+	a.routesAPI(e.Group(PathAPI))
 	a.registerConsole(e)
 	a.http = &http.Server{Handler: e, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute}
 	return a, nil
@@ -89,7 +91,7 @@ func (a *Admin) Serve(ln net.Listener) error {
 func (a *Admin) Shutdown(ctx context.Context) error { return a.http.Shutdown(ctx) }
 
 func (a *Admin) routesAPI(g *echo.Group) {
-	read, write := need(RoleRead), need(RoleWrite)
+	read, write := a.authorize(RoleRead), a.authorize(RoleWrite)
 	g.GET("/status", a.status, read)
 	g.GET("/prompt", a.getPrompt, read)
 	g.PUT("/prompt", a.putPrompt, write)
@@ -106,16 +108,18 @@ func (a *Admin) routesAPI(g *echo.Group) {
 	g.POST("/import", a.importPolicy, write)
 	g.GET("/audit", a.audit, read)
 	g.PUT("/routes", a.replaceAll, write)
-	g.GET("/:kind", a.list, read)
-	g.POST("/:kind", a.create, write)
-	g.GET("/:kind/:id", a.get, read)
-	g.PUT("/:kind/:id", a.update, write)
-	g.DELETE("/:kind/:id", a.remove, write)
+	// One route per collection, not "/:kind": a parameter would take
+	// "export" or "prompt" for a collection and answer 404 where a known
+	// path with another method must answer 405.
+	for _, k := range Kinds {
+		p := "/" + string(k)
+		g.GET(p, a.list, read)
+		g.POST(p, a.create, write)
+		g.GET(p+"/:id", a.get, read)
+		g.PUT(p+"/:id", a.update, write)
+		g.DELETE(p+"/:id", a.remove, write)
+	}
 }
-
-type ctxKey int
-
-const actorKey ctxKey = 0
 
 // authenticate admits requests with "Authorization: Bearer <admin
 // token>" only. Cookies are never read here: the API has no ambient
@@ -137,6 +141,11 @@ func (a *Admin) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		c.Set("actor", Actor{Name: tk.Name, Role: tk.Role, Remote: remote(c), Via: "api"})
 		return next(c)
 	}
+}
+
+// authorize authenticates the request, then requires the role.
+func (a *Admin) authorize(r Role) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc { return a.authenticate(need(r)(next)) }
 }
 
 // need refuses a token without the role (RFC 6750 §3.1
@@ -233,8 +242,10 @@ func writeErr(c echo.Context, err error) error {
 	return c.JSON(e.Status, e)
 }
 
+// kindParam is the collection of the route matched: /admin/v1/<kind>….
 func kindParam(c echo.Context) (Kind, error) {
-	k := Kind(c.Param("kind"))
+	name, _, _ := strings.Cut(strings.TrimPrefix(c.Path(), PathAPI+"/"), "/")
+	k := Kind(name)
 	if _, ok := collections[k]; !ok {
 		return "", errNotFound("collection " + strconv.Quote(string(k)))
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -132,6 +133,11 @@ func (c coll[T]) decode(r Resource, id string, old *T) (T, error) {
 		if strings.HasSuffix(k, "_set") {
 			continue // the read-only flags of redacted secrets
 		}
+		if auth, ok := x.(map[string]any); ok && k == "auth" {
+			// auth.key_set, a downstream's flag, so that a body read
+			// with GET can be written back as it is.
+			x = withoutKey(auth, "key_set")
+		}
 		body[k] = x
 	}
 	if err := fromResource(body, &v); err != nil {
@@ -144,6 +150,17 @@ func (c coll[T]) decode(r Resource, id string, old *T) (T, error) {
 		c.keep(&v, old, body)
 	}
 	return v, nil
+}
+
+// withoutKey returns a copy of m without k.
+func withoutKey(m map[string]any, k string) map[string]any {
+	out := make(map[string]any, len(m))
+	for kk, v := range m {
+		if kk != k {
+			out[kk] = v
+		}
+	}
+	return out
 }
 
 func (c coll[T]) put(p *config.Policy, id string, r Resource) (int, error) {
@@ -210,9 +227,7 @@ var collections = map[Kind]collection{
 			if auth == nil {
 				return
 			}
-			if _, ok := auth["key"]; ok {
-				delete(auth, "key")
-			}
+			delete(auth, "key")
 			auth["key_set"] = d.Auth.Key != ""
 		},
 		keep: func(d, old *config.Downstream, body Resource) {
@@ -279,7 +294,64 @@ func fromResource(r Resource, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return decodeError(err)
 	}
+	if d, err := toResource(v); err == nil {
+		if ps := typeProblems(map[string]any(r), map[string]any(d), ""); len(ps) > 0 {
+			return &Error{Status: 400, Code: "invalid_request", Description: "the body does not match the resource's schema", Problems: ps}
+		}
+	}
 	return nil
+}
+
+// typeProblems compares the JSON types of a body with the values they
+// decoded to: yaml.v3 takes 5 or true for a string ("5", "true"), "yes"
+// for true, and truncates 2.5 for an integer, where the API promises
+// JSON types. No policy field is a float.
+func typeProblems(body, decoded any, path string) []Problem {
+	var out []Problem
+	wrong := func(msg string) { out = append(out, Problem{Path: path, Field: path, Message: msg}) }
+	switch b := body.(type) {
+	case map[string]any:
+		d, _ := decoded.(map[string]any)
+		keys := make([]string, 0, len(b))
+		for k := range b {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if y, ok := d[k]; ok {
+				p := k
+				if path != "" {
+					p = path + "." + k
+				}
+				out = append(out, typeProblems(b[k], y, p)...)
+			}
+		}
+	case []any:
+		d, _ := decoded.([]any)
+		for i := range b {
+			if i < len(d) {
+				out = append(out, typeProblems(b[i], d[i], fmt.Sprintf("%s[%d]", path, i))...)
+			}
+		}
+	case float64:
+		switch y := decoded.(type) {
+		case string:
+			wrong("a number where a string is expected")
+		case int:
+			if float64(y) != b {
+				wrong(fmt.Sprintf("%v where an integer is expected", b))
+			}
+		}
+	case bool:
+		if _, ok := decoded.(string); ok {
+			wrong("true or false where a string is expected")
+		}
+	case string:
+		if _, ok := decoded.(bool); ok {
+			wrong("a string where true or false is expected")
+		}
+	}
+	return out
 }
 
 var (

@@ -406,6 +406,7 @@ func (s *Service) ReplaceAll(ctx context.Context, a Actor, k Kind, ifMatch strin
 		if err := c.replaceAll(p, items); err != nil {
 			return "", err
 		}
+		p.NameRoutes() // as the stored document will be read, so that tag is the list's next ETag
 		tag = c.listETag(*p)
 		return "", nil
 	})
@@ -614,10 +615,10 @@ func (s *Service) Head(ctx context.Context) (uint64, error) {
 // RouteQuery is a route tester question: which client, and what the user
 // would answer at the prompt.
 type RouteQuery struct {
-	ClientID string            `json:"client_id"`
-	Email    string            `json:"email,omitempty"`
-	Phone    string            `json:"phone,omitempty"`
-	Options  map[string]string `json:"options,omitempty"`
+	ClientID string            `json:"client_id" yaml:"client_id"`
+	Email    string            `json:"email,omitempty" yaml:"email"`
+	Phone    string            `json:"phone,omitempty" yaml:"phone"`
+	Options  map[string]string `json:"options,omitempty" yaml:"options"`
 }
 
 // RouteAnswer is where the query's user would go and why.
