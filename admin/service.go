@@ -45,14 +45,16 @@ type ServiceOptions struct {
 	Log  *zap.Logger
 	Now  func() time.Time
 	// Net guards URLs admins enter and every fetch the admin surface
-	// makes; AllowLoopback follows base.Dev.AllowLoopbackHTTP.
-	Net netguard.Options
+	// makes; nil means the strict guard, with loopback allowed only when
+	// base.Dev.AllowLoopbackHTTP is set.
+	Net *netguard.Options
 }
 
 // Service is the admin surface's logic, shared by the REST API and the
 // console: every read and every commit of the policy goes through it.
 type Service struct {
 	o     ServiceOptions
+	net   netguard.Options
 	log   *zap.Logger
 	mu    sync.Mutex
 	cache map[uint64]config.Policy
@@ -66,15 +68,18 @@ func NewService(o ServiceOptions) *Service {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	o.Net.AllowLoopback = o.Base.Dev.AllowLoopbackHTTP
-	return &Service{o: o, log: o.Log, cache: map[uint64]config.Policy{}}
+	net := netguard.Options{AllowLoopback: o.Base.Dev.AllowLoopbackHTTP}
+	if o.Net != nil {
+		net = *o.Net
+	}
+	return &Service{o: o, net: net, log: o.Log, cache: map[uint64]config.Policy{}}
 }
 
 // Base returns the instance configuration policies are composed with.
 func (s *Service) Base() *config.Config { return s.o.Base }
 
 // Net returns the SSRF guard options of admin fetches.
-func (s *Service) Net() netguard.Options { return s.o.Net }
+func (s *Service) Net() netguard.Options { return s.net }
 
 // head reads the current version and its document.
 func (s *Service) head(ctx context.Context) (uint64, config.Policy, error) {
@@ -222,7 +227,7 @@ func (s *Service) validate(p config.Policy, prefix string) error {
 		if u.url == "" {
 			continue
 		}
-		if gerr := netguard.CheckURL(u.url, s.o.Net); gerr != nil {
+		if gerr := netguard.CheckURL(u.url, s.net); gerr != nil {
 			var ne *netguard.Error
 			msg := gerr.Error()
 			if errors.As(gerr, &ne) {
@@ -544,6 +549,13 @@ func (s *Service) Version(ctx context.Context, v uint64) (VersionDetail, error) 
 // Rollback commits version v's document as the next version, if ifMatch
 // is the head's tag (HeadETag).
 func (s *Service) Rollback(ctx context.Context, a Actor, v uint64, ifMatch string) (Committed, error) {
+	// Only a retained version can be rolled back to, even if this
+	// instance still has an older one cached.
+	if _, err := s.o.Store.PolicyVersion(ctx, v); errors.Is(err, storage.ErrNotFound) {
+		return Committed{}, errNotFound(fmt.Sprintf("version %d", v))
+	} else if err != nil {
+		return Committed{}, storeError(err)
+	}
 	old, err := s.version(ctx, v)
 	if err != nil {
 		return Committed{}, err

@@ -517,6 +517,12 @@ func parseMetadata(u, issuer string, body []byte, allowLoopback bool) (Metadata,
 	}, nil
 }
 
+// WellKnownURL is the RFC 8414 §3.1 metadata URL of issuer, the one
+// MetadataCache.Get fetches. It is exported so that the admin probe
+// fetches exactly the document federation will use; issuer should be an
+// RFC 8414 §2 issuer identifier (an unparseable one is returned as is).
+func WellKnownURL(issuer string) string { return wellKnownURL(issuer) }
+
 // wellKnownURL builds the RFC 8414 §3.1 metadata URL: the well-known
 // segment goes between host and path, and a terminating "/" of the
 // issuer's path is removed first. issuer must have passed validateIssuer.

@@ -38,7 +38,7 @@ func (src *Source) Reload(load func() (*config.Config, error), o BuildOptions, l
 		return fmt.Errorf("config reload refused (%d problems): %w", len(problems), err)
 	}
 	old := src.Current()
-	for _, f := range restartOnly(old.Config, cfg) {
+	for _, f := range RestartOnly(old.Config, cfg) {
 		log.Warn("config reload: this setting takes effect only after a restart", zap.String("setting", f))
 	}
 	src.Publish(snap)
@@ -68,7 +68,9 @@ func splitErrors(err error) []string {
 	return out
 }
 
-func restartOnly(a, b *config.Config) []string {
+// RestartOnly names the settings that differ between a and b and take
+// effect only at a restart (everything that is not policy).
+func RestartOnly(a, b *config.Config) []string {
 	var out []string
 	check := func(name string, x, y any) {
 		if !reflect.DeepEqual(x, y) {
@@ -81,6 +83,9 @@ func restartOnly(a, b *config.Config) []string {
 	check("keys", a.Keys, b.Keys)
 	check("lifetimes", a.Lifetimes, b.Lifetimes)
 	check("limits", a.Limits, b.Limits)
+	check("admin", a.Admin, b.Admin)
+	check("dev", a.Dev, b.Dev)
+	check("scopes", a.Scopes, b.Scopes)
 	return out
 }
 

@@ -249,19 +249,32 @@ type PolicyStore interface {
 	PolicyVersion(ctx context.Context, version uint64) (PolicyVersion, error)
 	// CommitPolicy stores v as the new head if and only if the current
 	// head is v.Parent and v.Version is v.Parent+1, together with its
-	// audit entry (a.Version = v.Version), then trims versions and audit
-	// entries older than the newest keep, and wakes every watcher. It
-	// returns ErrConflict when the head has moved.
+	// audit entry (the store sets a.Version = v.Version), then trims
+	// versions and audit entries older than the newest keep, and wakes
+	// every watcher. It returns ErrConflict when the head has moved.
+	//
+	// v.Version != v.Parent+1 and keep < 1 are caller bugs, not races:
+	// they fail with an error that is neither ErrConflict nor
+	// ErrUnavailable, so a caller that rebases on ErrConflict cannot loop
+	// on them. When the head already is v.Version and the stored version
+	// has v's content, the commit already applied (a driver's retry of a
+	// write whose reply was lost) and it returns nil, like
+	// UpdateAuthSession.
 	CommitPolicy(ctx context.Context, v PolicyVersion, a AuditEntry, keep int) error
 	// PolicyHistory returns up to limit retained versions older than
-	// before (0: from the head), newest first, without their Doc.
+	// before (0: from the head), newest first, without their Doc. limit
+	// must be positive.
 	PolicyHistory(ctx context.Context, before uint64, limit int) ([]PolicyVersion, error)
 	// PolicyAudit returns up to limit audit entries older than before
-	// (0: from the newest), newest first.
+	// (0: from the newest), newest first. limit must be positive.
 	PolicyAudit(ctx context.Context, before uint64, limit int) ([]AuditEntry, error)
 	// WatchPolicy delivers a version number on the returned channel after
 	// commits (from any instance sharing the store) until ctx ends, then
 	// closes it. Delivery is best effort (Redis pub/sub is at most once):
-	// watchers also poll PolicyHead.
+	// watchers also poll PolicyHead. The channel holds one value and
+	// coalesces: a watcher that reads late gets the newest version, not
+	// every one, so the value is a wake-up to read PolicyHead, not a log.
+	// A commit that completes after WatchPolicy returned is delivered
+	// unless the backend's connection drops meanwhile.
 	WatchPolicy(ctx context.Context) (<-chan uint64, error)
 }

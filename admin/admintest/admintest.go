@@ -22,6 +22,7 @@ import (
 
 	"github.com/fedas/fedas/admin"
 	"github.com/fedas/fedas/config"
+	"github.com/fedas/fedas/netguard"
 	"github.com/fedas/fedas/policy"
 	"github.com/fedas/fedas/server"
 	"github.com/fedas/fedas/storage"
@@ -46,6 +47,9 @@ type Options struct {
 	Logger     *zap.Logger
 	// Interval of the follower's head checks (default 100ms in tests).
 	Interval time.Duration
+	// StrictSSRF refuses loopback destinations in the admin surface even
+	// though the test config allows loopback http (dev).
+	StrictSSRF bool
 }
 
 // Instance is one running fedas with its admin listener.
@@ -147,7 +151,11 @@ func Start(tb testing.TB, o Options) *Instance {
 		cancel()
 		tb.Fatal(err)
 	}
-	svc := admin.NewService(admin.ServiceOptions{Store: ps, Base: cfg, Source: src, Sync: fol.Sync, Log: log.Named("admin")})
+	so := admin.ServiceOptions{Store: ps, Base: cfg, Source: src, Sync: fol.Sync, Log: log.Named("admin")}
+	if o.StrictSSRF {
+		so.Net = &netguard.Options{}
+	}
+	svc := admin.NewService(so)
 	adm, err := admin.New(admin.Options{Service: svc, Tokens: tokens, Log: log.Named("admin"), SessionKey: server.AdminSessionKey(o.HMACSecret)})
 	if err != nil {
 		cancel()

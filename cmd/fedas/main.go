@@ -3,6 +3,7 @@
 //	fedas [serve] [--config FILE] [--redis URL] [--listen ADDR]
 //	fedas demo [app]               (two ASes on loopback, a federated native sign-in; app: via our app)
 //	fedas config check FILE
+//	fedas admin token create --role read|write --name NAME [--file FILE]
 //	fedas hash-password            (reads the password from stdin)
 //	fedas pkce                     (prints a verifier and its S256 challenge)
 //	fedas totp SECRET              (prints the current RFC 6238 code)
@@ -13,6 +14,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/ecdsa"
+	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -32,8 +34,10 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/fedas/fedas/admin"
 	"github.com/fedas/fedas/config"
 	"github.com/fedas/fedas/par"
+	"github.com/fedas/fedas/policy"
 	"github.com/fedas/fedas/server"
 	"github.com/fedas/fedas/storage"
 	"github.com/fedas/fedas/storage/memory"
@@ -57,6 +61,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return serve(args, stderr)
 	case "demo":
 		return demo(args, stdout)
+	case "admin":
+		return adminCmd(args, stdout, stderr)
 	case "config":
 		if len(args) != 2 || args[0] != "check" {
 			return errors.New("usage: fedas config check FILE")
@@ -111,7 +117,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 		return nil
 	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, "usage: fedas [serve|demo|config check FILE|hash-password|pkce|totp SECRET|healthcheck URL]")
+		fmt.Fprintln(stdout, "usage: fedas [serve|demo|config check FILE|admin token create|hash-password|pkce|totp SECRET|healthcheck URL]")
 		return nil
 	}
 	return fmt.Errorf("unknown command %q (try: fedas help)", cmd)
@@ -123,6 +129,8 @@ func serve(args []string, stderr io.Writer) error {
 	cfgPath := fs.String("config", "", "YAML configuration file (default: the embedded demo)")
 	redisURL := fs.String("redis", "", "Redis URL; switches storage to Redis")
 	listen := fs.String("listen", "", "listen address (default from config: 127.0.0.1:8080)")
+	adminTokens := fs.String("admin-tokens", "", "admin tokens file; starts the admin listener (default from config: admin.tokens_file)")
+	adminListen := fs.String("admin-listen", "", "admin listen address (default from config: 127.0.0.1:8081)")
 	debug := fs.Bool("debug", false, "debug logging")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -140,6 +148,14 @@ func serve(args []string, stderr io.Writer) error {
 	redis.SetLogger(redisLogger{log.Named("go-redis")})
 	defer func() { _ = log.Sync() }()
 
+	// readFile returns the config file's bytes (the embedded demo without
+	// --config): its policy part bootstraps the policy store.
+	readFile := func() ([]byte, error) {
+		if *cfgPath == "" {
+			return config.DemoYAML(), nil
+		}
+		return os.ReadFile(*cfgPath)
+	}
 	load := func() (*config.Config, error) {
 		cfg := config.Default()
 		if *cfgPath != "" {
@@ -154,9 +170,23 @@ func serve(args []string, stderr io.Writer) error {
 		if *listen != "" {
 			cfg.Listen = *listen
 		}
+		if *adminTokens != "" {
+			cfg.Admin.TokensFile = *adminTokens
+		}
+		if *adminListen != "" {
+			cfg.Admin.Listen = *adminListen
+		}
 		return cfg, nil
 	}
 	cfg, err := load()
+	if err != nil {
+		return err
+	}
+	raw, err := readFile()
+	if err != nil {
+		return err
+	}
+	filePolicy, err := config.ParsePolicy(raw)
 	if err != nil {
 		return err
 	}
@@ -172,6 +202,10 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
+	ps, ok := st.(storage.PolicyStore)
+	if !ok {
+		return fmt.Errorf("storage %s cannot hold the policy", kind)
+	}
 	key, err := loadSigningKey(cfg.Keys.SigningKeyFile)
 	if err != nil {
 		return err
@@ -180,7 +214,23 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(server.Options{Config: cfg, Store: st, Logger: log, SigningKey: key, HMACSecret: secret})
+	ephemeralSecret := secret == nil
+	if ephemeralSecret {
+		// Generated here, not in server.New: the policy snapshots (our
+		// downstream DPoP key) and the console sessions derive from it.
+		secret = make([]byte, 32)
+		if _, err := rand.Read(secret); err != nil {
+			return err
+		}
+	}
+	liveCtx, stopLive := context.WithCancel(context.Background())
+	defer stopLive()
+	build := policy.BuildOptions{Logger: log, DPoPSeed: server.DownstreamDPoPSeed(secret)}
+	src, follower, err := admin.StartLive(liveCtx, admin.LiveOptions{Store: ps, Base: cfg, File: filePolicy, Build: build, Log: log})
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(server.Options{Config: cfg, Store: st, Logger: log, SigningKey: key, HMACSecret: secret, Policy: src})
 	if err != nil {
 		return err
 	}
@@ -188,20 +238,29 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	snap := src.Current()
 	log.Info("fedas serving",
 		zap.String("issuer", cfg.Issuer), zap.String("listen", ln.Addr().String()),
 		zap.String("config", source), zap.String("storage", kind),
-		zap.Int("clients", len(cfg.Clients)), zap.Int("users", len(cfg.Users)),
+		zap.Uint64("policy_version", snap.PolicyVersion),
+		zap.Int("clients", len(snap.Config.Clients)), zap.Int("users", len(snap.Config.Users)),
 		zap.Bool("ephemeral_signing_key", srv.EphemeralSigningKey),
-		zap.Bool("ephemeral_hmac_secret", srv.EphemeralHMACSecret))
-	if srv.EphemeralSigningKey || srv.EphemeralHMACSecret {
+		zap.Bool("ephemeral_hmac_secret", ephemeralSecret))
+	if srv.EphemeralSigningKey || ephemeralSecret {
 		log.Warn("keys are ephemeral: tokens and codes die with this process; set keys.signing_key_file and keys.hmac_secret_file for anything real")
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
-	// SIGHUP re-reads the config file: a valid one becomes the policy of
-	// every request that starts afterwards; an invalid one is logged and
-	// the current policy keeps serving. Never exit on it.
+	var adm *admin.Admin
+	if cfg.Admin.TokensFile != "" {
+		if adm, err = startAdmin(cfg, ps, src, follower, secret, log, errc); err != nil {
+			return err
+		}
+	}
+	// SIGHUP re-reads the config file and commits its policy to the
+	// store as the next version, which every instance then serves — unless
+	// admins have edited the policy since (docs/admin.md "SIGHUP"). An
+	// invalid file is logged and changes nothing. Never exit on it.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -214,7 +273,7 @@ func serve(args []string, stderr io.Writer) error {
 				log.Warn("SIGHUP: no config file to re-read (embedded demo config)")
 				continue
 			}
-			_ = srv.Reload(load)
+			reloadFile(ctx, load, readFile, cfg, ps, follower, log)
 		case <-ctx.Done():
 			done = true
 		}
@@ -222,10 +281,76 @@ func serve(args []string, stderr io.Writer) error {
 	log.Info("shutting down: draining in-flight requests")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if adm != nil {
+		_ = adm.Shutdown(sctx)
+	}
 	if err := srv.Shutdown(sctx); err != nil {
 		return err
 	}
 	return <-errc
+}
+
+// startAdmin starts the admin listener (docs/admin.md).
+func startAdmin(cfg *config.Config, ps storage.PolicyStore, src *policy.Source, f *policy.Follower, secret []byte, log *zap.Logger, errc chan<- error) (*admin.Admin, error) {
+	tokens, err := admin.LoadTokens(cfg.Admin.TokensFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w (create one with: fedas admin token create --role write --name you --file %s)", err, cfg.Admin.TokensFile)
+	}
+	alog := log.Named("admin")
+	svc := admin.NewService(admin.ServiceOptions{Store: ps, Base: cfg, Source: src, Sync: f.Sync, Log: alog})
+	adm, err := admin.New(admin.Options{Service: svc, Tokens: tokens, Log: alog, SessionKey: server.AdminSessionKey(secret)})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("admin listener: %w", err)
+	}
+	log.Info("admin listener serving", zap.String("listen", ln.Addr().String()),
+		zap.String("console", "http://"+ln.Addr().String()+admin.PathConsole+"/"), zap.String("tokens_file", cfg.Admin.TokensFile))
+	go func() { errc <- adm.Serve(ln) }()
+	return adm, nil
+}
+
+// reloadFile handles SIGHUP.
+func reloadFile(ctx context.Context, load func() (*config.Config, error), readFile func() ([]byte, error), base *config.Config, ps storage.PolicyStore, f *policy.Follower, log *zap.Logger) {
+	refuse := func(err error) {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			log.Warn("config reload refused: keeping the current policy", zap.String("problem", line))
+		}
+	}
+	next, err := load()
+	if err != nil {
+		refuse(err)
+		return
+	}
+	raw, err := readFile()
+	if err != nil {
+		refuse(err)
+		return
+	}
+	p, err := config.ParsePolicy(raw)
+	if err != nil {
+		refuse(err)
+		return
+	}
+	for _, name := range policy.RestartOnly(base, next) {
+		log.Warn("config reload: this setting takes effect only after a restart", zap.String("setting", name))
+	}
+	v, changed, err := admin.ApplyFile(ctx, ps, base, p, base.Admin.SighupOverwritesStore || next.Admin.SighupOverwritesStore, time.Now())
+	if err != nil {
+		refuse(err)
+		return
+	}
+	if !changed {
+		log.Info("config reloaded: no policy change", zap.Uint64("version", v))
+		return
+	}
+	if err := f.Sync(ctx); err != nil {
+		log.Warn("config reloaded but not yet applied here", zap.Error(err))
+	}
+	pv, _ := ps.PolicyVersion(ctx, v)
+	log.Info("config reloaded", zap.Uint64("version", v), zap.String("changes", pv.Summary))
 }
 
 func openStore(ctx context.Context, cfg *config.Config, log *zap.Logger) (storage.Store, string, error) {

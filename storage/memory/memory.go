@@ -59,6 +59,7 @@ type Store struct {
 	index    map[indexKey]*indexEntry
 	sessions map[string]storage.AuthSession
 	used     map[string]time.Time
+	policy   policyState // guarded by mu too; its zero value is empty (policy.go)
 	now      func() time.Time
 
 	stop      chan struct{}

@@ -8,10 +8,16 @@ import (
 	"github.com/fedas/fedas/storage/storagetest"
 )
 
+func newStore(t testing.TB) *memory.Store {
+	s := memory.New()
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
 func TestConformance(t *testing.T) {
-	storagetest.Run(t, func(t testing.TB) storage.Store {
-		s := memory.New()
-		t.Cleanup(func() { _ = s.Close() })
-		return s
-	})
+	storagetest.Run(t, func(t testing.TB) storage.Store { return newStore(t) })
+}
+
+func TestPolicyConformance(t *testing.T) {
+	storagetest.RunPolicy(t, func(t testing.TB) storage.PolicyStore { return newStore(t) })
 }

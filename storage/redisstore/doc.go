@@ -5,8 +5,8 @@
 //
 // # Key layout
 //
-// Every key carries the configured prefix P (default "fedas:") and a TTL
-// equal to the artefact's life. Keys one atomic step touches share a hash
+// Every key carries the configured prefix P (default "fedas:") and, but
+// for the policy keys, a TTL equal to the artefact's life. Keys one atomic step touches share a hash
 // tag, so that a Lua script or MULTI never spans two cluster slots:
 //
 //	P tok:{<signature>}:<kind>   string: the record as JSON
@@ -17,6 +17,14 @@
 //	P as:{<id>}                  hash {step, data}: an auth session,
 //	                             expiring at its ExpiresAt
 //	P used:{<key>}               replay marker, SET NX PXAT its expiry
+//	P policy:{p}:head            the policy store's head version
+//	P policy:{p}:versions        sorted set: version metadata by version
+//	P policy:{p}:docs            hash: version -> the version's JSON
+//	P policy:{p}:audit           sorted set: audit entries by version
+//
+// The four policy keys have no TTL: they are configuration, not
+// sessions, and are bounded by the retention every commit trims to
+// (docs/admin.md). Commits are announced on P policy:{p}:changed.
 //
 // Key parts that come from outside (signatures, request IDs, session IDs,
 // replay keys) must match ^[A-Za-z0-9._~:+/=-]{1,512}$. Anything else can

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,14 +54,27 @@ func scanAll(t *testing.T, addr, match string) []string {
 	return keys
 }
 
+// policyKeySuffixes name the live policy's keys (policy.go): the one
+// deliberate exception to "every key has a TTL". They are configuration,
+// bounded by retention instead (TestPolicyKeysBounded).
+var policyKeySuffixes = []string{"policy:{p}:head", "policy:{p}:versions", "policy:{p}:docs", "policy:{p}:audit"}
+
+func isPolicyKey(k string) bool {
+	return slices.ContainsFunc(policyKeySuffixes, func(suffix string) bool { return strings.HasSuffix(k, suffix) })
+}
+
 // requireEveryKeyHasTTL fails for any key without a TTL: nothing the
-// backend writes may live forever (SECURITY-RESULTS.md J04).
+// backend writes may live forever (SECURITY-RESULTS.md J04), except the
+// policy keys.
 func requireEveryKeyHasTTL(t *testing.T, addr string) int {
 	t.Helper()
 	c := redis.NewClient(&redis.Options{Addr: addr})
 	defer c.Close()
 	keys := scanAll(t, addr, "*")
 	for _, k := range keys {
+		if isPolicyKey(k) {
+			continue
+		}
 		ttl, err := c.PTTL(t.Context(), k).Result()
 		require.NoError(t, err)
 		// -2 (gone meanwhile) is fine, -1 (no TTL) is not.
@@ -72,11 +86,14 @@ func requireEveryKeyHasTTL(t *testing.T, addr string) int {
 func TestConformanceSingle(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
+	opts := func() redisstore.Options { return redisstore.Options{Addrs: []string{srv.Addr()}} }
 	t.Run("suite", func(t *testing.T) {
-		storagetest.Run(t, func(tb testing.TB) storage.Store {
-			return newStore(tb, redisstore.Options{Addrs: []string{srv.Addr()}})
-		})
+		storagetest.Run(t, func(tb testing.TB) storage.Store { return newStore(tb, opts()) })
 	})
+	t.Run("policy", func(t *testing.T) {
+		storagetest.RunPolicy(t, func(tb testing.TB) storage.PolicyStore { return newStore(tb, opts()) })
+	})
+	t.Run("policy shared by instances", func(t *testing.T) { testPolicyShared(t, opts) })
 	t.Run("every key has a TTL", func(t *testing.T) {
 		n := requireEveryKeyHasTTL(t, srv.Addr())
 		require.NotZero(t, n, "the suite left no keys to check")
@@ -90,6 +107,10 @@ func TestConformanceCluster(t *testing.T) {
 	t.Run("suite", func(t *testing.T) {
 		storagetest.Run(t, func(tb testing.TB) storage.Store { return newStore(tb, opts()) })
 	})
+	t.Run("policy", func(t *testing.T) {
+		storagetest.RunPolicy(t, func(tb testing.TB) storage.PolicyStore { return newStore(tb, opts()) })
+	})
+	t.Run("policy shared by instances", func(t *testing.T) { testPolicyShared(t, opts) })
 	t.Run("every key has a TTL", func(t *testing.T) {
 		n := 0
 		for _, addr := range c.Addrs() {
@@ -110,6 +131,14 @@ func TestConformanceCluster(t *testing.T) {
 			{"CreateAuthSession", func(s *redisstore.Store) error {
 				return s.CreateAuthSession(ctx, storage.AuthSession{ID: "as-1", StepHash: "h", ExpiresAt: time.Now().Add(time.Minute)})
 			}, 1},
+			{"CommitPolicy", func(s *redisstore.Store) error {
+				for n := uint64(1); n <= 3; n++ {
+					if err := s.CommitPolicy(ctx, policyVersion(n), storage.AuditEntry{Actor: "a"}, 2); err != nil {
+						return err
+					}
+				}
+				return nil
+			}, 4},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -272,6 +301,31 @@ func ops(s *redisstore.Store, live string) map[string]func(context.Context) erro
 		"DeleteAuthSession":   func(ctx context.Context) error { return s.DeleteAuthSession(ctx, "as-1", "h") },
 		"MarkUsed":            func(ctx context.Context) error { return s.MarkUsed(ctx, "jti-1", exp) },
 		"CheckEvictionPolicy": s.CheckEvictionPolicy,
+		"PolicyHead": func(ctx context.Context) error {
+			_, err := s.PolicyHead(ctx)
+			return err
+		},
+		"PolicyVersion": func(ctx context.Context) error {
+			_, err := s.PolicyVersion(ctx, 1)
+			return err
+		},
+		"CommitPolicy": func(ctx context.Context) error {
+			return s.CommitPolicy(ctx, policyVersion(2), storage.AuditEntry{Actor: "a"}, 10)
+		},
+		"PolicyHistory": func(ctx context.Context) error {
+			_, err := s.PolicyHistory(ctx, 0, 10)
+			return err
+		},
+		"PolicyAudit": func(ctx context.Context) error {
+			_, err := s.PolicyAudit(ctx, 0, 10)
+			return err
+		},
+		"WatchPolicy": func(ctx context.Context) error {
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			_, err := s.WatchPolicy(ctx)
+			return err
+		},
 	}
 }
 
@@ -308,6 +362,7 @@ func seed(t *testing.T, s *redisstore.Store) {
 	require.NoError(t, s.CreateCode(ctx, "sig-1", rec, time.Minute))
 	require.NoError(t, s.CreateToken(ctx, storage.KindPAR, "sig-1", rec, time.Minute))
 	require.NoError(t, s.CreateAuthSession(ctx, storage.AuthSession{ID: "as-1", StepHash: "h", ExpiresAt: time.Now().Add(time.Minute)}))
+	require.NoError(t, s.CommitPolicy(ctx, policyVersion(1), storage.AuditEntry{Actor: "a"}, 10))
 }
 
 func TestUnavailableWhenStopped(t *testing.T) {
@@ -359,6 +414,8 @@ func TestNotFoundIsNotRedisNil(t *testing.T) {
 		requireNotFound(t, err)
 	}
 	_, err := s.AuthSession(ctx, "missing")
+	requireNotFound(t, err)
+	_, err = s.PolicyVersion(ctx, 1)
 	requireNotFound(t, err)
 }
 
@@ -486,6 +543,8 @@ func TestScriptCacheFlushed(t *testing.T) {
 		{"CreateAuthSession", func() error { return s.CreateAuthSession(ctx, sess) }},
 		{"UpdateAuthSession", func() error { return s.UpdateAuthSession(ctx, "h", next) }},
 		{"DeleteAuthSession", func() error { return s.DeleteAuthSession(ctx, "as-1", "h2") }},
+		{"CommitPolicy", func() error { return s.CommitPolicy(ctx, policyVersion(1), storage.AuditEntry{Actor: "a"}, 10) }},
+		{"CommitPolicy retried", func() error { return s.CommitPolicy(ctx, policyVersion(1), storage.AuditEntry{Actor: "a"}, 10) }},
 	}
 	for _, st := range steps {
 		_, err := srv.Do("SCRIPT", "FLUSH")
@@ -495,4 +554,71 @@ func TestScriptCacheFlushed(t *testing.T) {
 	require.NoError(t, s.RevokeRequest(ctx, storage.KindRefresh, "req-1"))
 	_, err := s.Token(ctx, storage.KindRefresh, "sig-1")
 	require.ErrorIs(t, err, storage.ErrNotFound)
+}
+
+// policyVersion is version n of a small policy document; the same n
+// always gives the same content, so calling it twice is a retry.
+func policyVersion(n uint64) storage.PolicyVersion {
+	return storage.PolicyVersion{
+		Version: n, Parent: n - 1, Doc: fmt.Appendf(nil, "version: %d\n", n),
+		Author: "admin", Origin: "api", Summary: fmt.Sprintf("change %d", n),
+		Time: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC).Add(time.Duration(n) * time.Minute),
+	}
+}
+
+// testPolicyShared runs two Stores on one prefix, as two fedas instances
+// sharing Redis do: each sees the other's commits, its watchers are woken
+// by them, and the two cannot both commit on the same parent.
+func testPolicyShared(t *testing.T, opts func() redisstore.Options) {
+	o := opts()
+	o.Prefix = uniquePrefix()
+	a, b := newStore(t, o), newStore(t, o)
+	ctx := t.Context()
+	watch, err := a.WatchPolicy(ctx)
+	require.NoError(t, err)
+
+	require.NoError(t, b.CommitPolicy(ctx, policyVersion(1), storage.AuditEntry{Actor: "b"}, 10))
+	select {
+	case n := <-watch:
+		require.GreaterOrEqual(t, n, uint64(1))
+	case <-time.After(2 * time.Second): // a bound against hanging, not a speed requirement
+		t.Fatal("a's watcher did not hear of b's commit within 2 s")
+	}
+	head, err := a.PolicyHead(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), head)
+	got, err := a.PolicyVersion(ctx, 1)
+	require.NoError(t, err)
+	require.Equal(t, "version: 1\n", string(got.Doc))
+	require.ErrorIs(t, a.CommitPolicy(ctx, storage.PolicyVersion{Version: 1, Author: "a"}, storage.AuditEntry{Actor: "a"}, 10), storage.ErrConflict)
+}
+
+// TestPolicyKeysBounded: the policy keys have no TTL (they are
+// configuration), so retention alone bounds them: after many commits with
+// keep 3 there are exactly the four policy keys, holding three versions
+// and three audit entries.
+func TestPolicyKeysBounded(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	s := newStore(t, redisstore.Options{Addrs: []string{srv.Addr()}})
+	ctx := t.Context()
+	for n := uint64(1); n <= 20; n++ {
+		require.NoError(t, s.CommitPolicy(ctx, policyVersion(n), storage.AuditEntry{Actor: "a"}, 3))
+	}
+	keys := scanAll(t, srv.Addr(), s.Prefix()+"*")
+	slices.Sort(keys)
+	p := s.Prefix()
+	require.Equal(t, []string{p + "policy:{p}:audit", p + "policy:{p}:docs", p + "policy:{p}:head", p + "policy:{p}:versions"}, keys)
+	c := s.Client()
+	require.Equal(t, int64(3), c.ZCard(ctx, p+"policy:{p}:versions").Val())
+	require.Equal(t, int64(3), c.ZCard(ctx, p+"policy:{p}:audit").Val())
+	require.Equal(t, []string{"18", "19", "20"}, sortedFields(t, c.HKeys(ctx, p+"policy:{p}:docs")))
+}
+
+func sortedFields(t *testing.T, cmd *redis.StringSliceCmd) []string {
+	t.Helper()
+	v, err := cmd.Result()
+	require.NoError(t, err)
+	slices.Sort(v)
+	return v
 }

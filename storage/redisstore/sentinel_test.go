@@ -27,6 +27,12 @@ func TestConformance_Sentinel(t *testing.T) {
 	t.Run("suite", func(t *testing.T) {
 		storagetest.Run(t, func(tb testing.TB) storage.Store { return newStore(tb, sentinelOptions(s)) })
 	})
+	t.Run("policy", func(t *testing.T) {
+		storagetest.RunPolicy(t, func(tb testing.TB) storage.PolicyStore { return newStore(tb, sentinelOptions(s)) })
+	})
+	t.Run("policy shared by instances", func(t *testing.T) {
+		testPolicyShared(t, func() redisstore.Options { return sentinelOptions(s) })
+	})
 	t.Run("every key has a TTL", func(t *testing.T) {
 		n := requireEveryKeyHasTTL(t, s.Master().Addr())
 		require.NotZero(t, n, "the suite left no keys to check")

@@ -1,0 +1,80 @@
+package admin_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fedas/fedas/admin/admintest"
+	"github.com/fedas/fedas/federation/fedtest"
+)
+
+// TestSSRF_EnteredURLs: a URL an admin enters that points at loopback,
+// a private network, link-local or cloud metadata is refused at write
+// time with its path, and nothing is committed.
+func TestSSRF_EnteredURLs(t *testing.T) {
+	in := admintest.Start(t, admintest.Options{StrictSSRF: true})
+	canary := fedtest.StartCanary(t)
+	port := canary.URL[strings.LastIndex(canary.URL, ":")+1:]
+	for _, tc := range []struct {
+		name, field, url string
+	}{
+		{"loopback literal", "issuer", "https://127.0.0.1:" + port},
+		{"loopback http", "issuer", canary.URL},
+		{"cloud metadata", "issuer", "https://169.254.169.254"},
+		{"metadata name", "issuer", "https://metadata.google.internal"},
+		{"private network", "issuer", "https://10.1.2.3"},
+		{"localhost", "issuer", "https://localhost:" + port},
+		{"numeric loopback", "issuer", "https://2130706433"},
+		{"ipv6 loopback", "issuer", "https://[::1]:" + port},
+		{"logo at metadata", "logo", "https://169.254.169.254/logo.png"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := map[string]any{"id": "x", "issuer": "https://as.example", "client_id": "us",
+				"auth": map[string]any{"method": "client_secret_basic", "secret_env": "FEDAS_SSRF_UNSET"}}
+			d[tc.field] = tc.url
+			r := in.Do(t, http.MethodPost, "/admin/v1/downstreams", in.WriteToken, nil, d)
+			require.Equal(t, http.StatusBadRequest, r.Status, "%s", r.Body)
+			var hit bool
+			for _, p := range r.JSON(t)["problems"].([]any) {
+				p := p.(map[string]any)
+				if p["field"] == tc.field {
+					hit = true
+				}
+			}
+			require.True(t, hit, "a problem names %s: %s", tc.field, r.Body)
+			st := in.Do(t, http.MethodGet, "/admin/v1/status", in.ReadToken, nil, nil)
+			require.EqualValues(t, 1, st.JSON(t)["version"], "nothing committed")
+		})
+	}
+	require.Zero(t, canary.Hits(), "nothing was fetched")
+}
+
+// TestSSRF_AdminFetches: discovery through the admin API never reaches a
+// forbidden destination, including a name that resolves to loopback and
+// a redirect to a canary.
+func TestSSRF_AdminFetches(t *testing.T) {
+	in := admintest.Start(t, admintest.Options{StrictSSRF: true})
+	canary := fedtest.StartCanary(t)
+	port := canary.URL[strings.LastIndex(canary.URL, ":")+1:]
+	for _, iss := range []string{
+		"https://127.0.0.1:" + port, canary.URL, "https://169.254.169.254", "https://localhost:" + port,
+		fmt.Sprintf("https://%s:%s", "localtest.localhost", port),
+	} {
+		r := in.Do(t, http.MethodPost, "/admin/v1/discover", in.WriteToken, nil, map[string]string{"issuer": iss})
+		require.Contains(t, []int{http.StatusOK, http.StatusBadRequest}, r.Status, "%s", r.Body)
+		require.Contains(t, string(r.Body), "netguard: refused", "%s: %s", iss, r.Body)
+	}
+	require.Zero(t, canary.Hits(), "the canary was never reached")
+
+	// With loopback allowed (dev), a metadata endpoint that redirects to
+	// the canary is not followed.
+	dev := admintest.Start(t, admintest.Options{})
+	ds := fedtest.Start(t, fedtest.Options{RedirectTo: canary.URL, Modes: map[fedtest.Endpoint]fedtest.Mode{fedtest.Metadata: fedtest.Redirect}})
+	r := dev.Do(t, http.MethodPost, "/admin/v1/discover", dev.WriteToken, nil, map[string]string{"issuer": ds.URL})
+	require.Contains(t, string(r.Body), "redirect", "%s", r.Body)
+	require.Zero(t, canary.Hits(), "the redirect was not followed")
+}
