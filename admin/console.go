@@ -16,6 +16,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -132,6 +133,7 @@ func parsePages() map[string]*template.Template {
 		"diffLines": diffLines,
 		"when":      func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
 		"iso":       func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"add1":      func(i int) int { return i + 1 },
 	}).ParseFS(webFS, "web/layout.html", "web/partials.html"))
 	names, err := fs.Glob(webFS, "web/*.html")
 	if err != nil {
@@ -149,11 +151,16 @@ func parsePages() map[string]*template.Template {
 }
 
 // headers sets the console's own CSP on every response under /console
-// (the API's headers middleware leaves it to us).
+// (the API's headers middleware leaves it to us). The referrer policy is
+// same-origin, not the API's no-referrer: under no-referrer a browser
+// sends "Origin: null" even on a same-origin form POST (Fetch,
+// "append a request Origin header"), and the Origin check needs the
+// real one; console URLs still never reach another site.
 func (k *console) headers(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		h := c.Response().Header()
 		h.Set("Content-Security-Policy", consoleCSP)
+		h.Set("Referrer-Policy", "same-origin")
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		h.Set("Cross-Origin-Resource-Policy", "same-origin")
 		return next(c)
@@ -247,10 +254,12 @@ func loginURL(next string) string {
 	return PathConsole + "/login?" + url.Values{"next": {next}}.Encode()
 }
 
-// safeNext keeps a post-login redirect inside the console.
+// safeNext keeps a post-login redirect inside the console: a path of
+// ours, no other host, no dot segments climbing out of /console.
 func safeNext(next string) string {
 	u, err := url.Parse(next)
-	if err != nil || u.Scheme != "" || u.Host != "" || !strings.HasPrefix(u.Path, PathConsole+"/") ||
+	if err != nil || u.Scheme != "" || u.Host != "" || u.Opaque != "" || !strings.HasPrefix(u.Path, PathConsole+"/") ||
+		(path.Clean(u.Path) != strings.TrimSuffix(u.Path, "/") && path.Clean(u.Path) != u.Path) ||
 		strings.Contains(next, "//") || strings.Contains(next, `\`) || strings.HasPrefix(u.Path, PathConsole+"/login") {
 		return PathConsole + "/"
 	}
@@ -461,7 +470,7 @@ func (k *console) failErr(c echo.Context, s *consoleSession, err error) error {
 	if e.Status == http.StatusServiceUnavailable {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(max(e.RetryAfter, 2)))
 	}
-	return k.fail(c, s, e.Status, e.Description)
+	return k.fail(c, s, e.Status, sentence(e.Description))
 }
 
 func (k *console) notFound(c echo.Context, s *consoleSession) error {

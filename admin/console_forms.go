@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -351,8 +353,7 @@ func (d fieldDef) parse(form url.Values) (any, *Problem) {
 		return n, nil
 	case cLines, cCSV:
 		var items []any
-		sep := splitList
-		for _, it := range sep.Split(raw, -1) {
+		for _, it := range splitList.Split(raw, -1) {
 			if it = strings.TrimSpace(it); it != "" {
 				items = append(items, it)
 			}
@@ -515,10 +516,14 @@ type fieldView struct {
 	Value   string
 	Checked bool
 	Choices []choiceView
-	Error   string
-	// SecretSet says a write-only secret is stored.
-	SecretSet bool
-	ReadOnly  bool
+	// Error is set when the field has problems, each of Errors.
+	Error  string
+	Errors []string
+	// SecretSet says a write-only secret is stored; SecretDropped that
+	// one was typed into a refused form and must be entered again (a
+	// secret is never sent back to the browser, even the one just typed).
+	SecretSet, SecretDropped bool
+	ReadOnly                 bool
 }
 
 type choiceView struct {
@@ -667,7 +672,7 @@ type formState struct {
 	// Description heads the problem summary.
 	Description string
 	// Conflict marks a refused write whose ETag no longer matched.
-	Conflict bool
+	Conflict  bool
 	HasErrors bool
 }
 
@@ -676,7 +681,7 @@ func (f formDef) build(env formEnv, vals url.Values, stored Resource, fixedID bo
 	st := formState{}
 	byField := map[string][]string{}
 	if err != nil {
-		st.Description = err.Description
+		st.Description = sentence(err.Description)
 		st.HasErrors = true
 		st.Conflict = err.Status == http.StatusPreconditionFailed
 		for _, p := range err.Problems {
@@ -693,11 +698,12 @@ func (f formDef) build(env formEnv, vals url.Values, stored Resource, fixedID bo
 		}
 	}
 	for _, d := range f.fields {
-		v := fieldView{fieldDef: d, ID: inputID(d.Name), Error: strings.Join(byField[d.Name], "; ")}
+		v := fieldView{fieldDef: d, ID: inputID(d.Name), Errors: byField[d.Name], Error: strings.Join(byField[d.Name], "; ")}
 		v.Value = vals.Get(d.Name)
 		v.Checked = checked(vals, d.Name)
 		v.ReadOnly = d.Fixed && fixedID
 		if d.IsSecretField() {
+			v.SecretDropped = err != nil && strings.TrimSpace(v.Value) != ""
 			v.Value = ""
 			set, _ := getPath(stored, d.Name+"_set").(bool)
 			v.SecretSet = set
@@ -808,4 +814,13 @@ func deletePath(r map[string]any, path string) {
 		m = next
 	}
 	delete(m, parts[len(parts)-1])
+}
+
+// sentence capitalises the Service's lower-case descriptions for a page.
+func sentence(s string) string {
+	if s == "" {
+		return s
+	}
+	r, n := utf8.DecodeRuneInString(s)
+	return string(unicode.ToUpper(r)) + s[n:]
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/fedas/fedas/admin/probe"
 	"github.com/fedas/fedas/config"
 	"github.com/fedas/fedas/storage"
 )
@@ -189,13 +190,13 @@ type formData struct {
 	ListURL  string
 	Form     formState
 	// Steps are the discovery steps that prefilled a new downstream.
-	Steps []probeStep
+	Steps []probe.Step
 	// Downstream pages offer the check.
 	CheckURL  string
 	DeleteURL string
 }
 
-func (k *console) showForm(c echo.Context, s *consoleSession, status int, kind Kind, edit bool, id, etag string, vals url.Values, stored Resource, err *Error, steps []probeStep) error {
+func (k *console) showForm(c echo.Context, s *consoleSession, status int, kind Kind, edit bool, id, etag string, vals url.Values, stored Resource, err *Error, steps []probe.Step) error {
 	env, _, _, e := k.env(c)
 	if e != nil {
 		return k.failErr(c, s, e)
@@ -414,9 +415,12 @@ func (k *console) moveRoute(c echo.Context, s *consoleSession) error {
 type checkData struct {
 	ID     string
 	Issuer string
-	Report *probeReport
-	Error  string
-	Back   string
+	Report *probe.Report
+	// Error and Problems say why the check could not run (the policy
+	// does not compose here: a key file missing on this instance).
+	Error    string
+	Problems []Problem
+	Back     string
 }
 
 // check runs the downstream check (outbound requests: the write role).
@@ -434,7 +438,7 @@ func (k *console) check(c echo.Context, s *consoleSession) error {
 		if !errors.As(err, &e) {
 			return k.failErr(c, s, err)
 		}
-		d.Error, status = e.Description, e.Status
+		d.Error, d.Problems, status = sentence(e.Description), e.Problems, e.Status
 	} else {
 		d.Report = &rep
 	}
@@ -442,7 +446,8 @@ func (k *console) check(c echo.Context, s *consoleSession) error {
 }
 
 type discoverData struct {
-	Form formState
+	Form  formState
+	Steps []probe.Step
 }
 
 var discoverForm = formDef{fields: []fieldDef{
@@ -476,6 +481,12 @@ func (k *console) discover(c echo.Context, s *consoleSession) error {
 			e = &c
 		}
 		return fail(e.Status, e)
+	}
+	if r == nil {
+		// Discovery stopped at a failed step: show the steps instead of a
+		// form built from nothing.
+		d := discoverData{Form: discoverForm.build(formEnv{}, form, nil, false, &Error{Status: 400, Description: "Discovery failed: see the steps below.", Problems: []Problem{{Field: "issuer", Message: "no usable metadata at this issuer"}}}), Steps: steps}
+		return k.render(c, http.StatusBadRequest, "discover", k.page(c, s, "Import from discovery", string(Downstreams), d))
 	}
 	return k.showForm(c, s, http.StatusOK, Downstreams, false, "", "", forms[Downstreams].values(r), nil, nil, steps)
 }
