@@ -25,7 +25,7 @@ import (
 	"go.uber.org/zap"
 )
 
-// The console (docs/admin.md "Console") is server-rendered HTML on the
+// The console (docs/admin.md) is server-rendered HTML on the
 // admin listener: no script, one stylesheet, every page behind a sealed
 // session cookie, every write through the same Service methods as the
 // REST API.
@@ -74,7 +74,8 @@ func (s *consoleSession) csrfToken() string { return base64.RawURLEncoding.Encod
 
 type pageFunc func(c echo.Context, s *consoleSession) error
 
-// registerConsole mounts the web console (docs/admin.md "Console").
+// registerConsole mounts the web console (docs/admin.md): a sign-in page,
+// then every page behind a session.
 func (a *Admin) registerConsole(e *echo.Echo) {
 	e.GET("/", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, PathConsole+"/") })
 	block, err := aes.NewCipher(a.key)

@@ -266,9 +266,15 @@ var (
 	idAttr   = regexp.MustCompile(`\bid="([^"]+)"`)
 )
 
-// requireLabelled: every visible input has a <label for> naming its id.
+// requireLabelled: every visible input has a <label for> naming its id,
+// and no id is used twice (labels and aria-describedby rely on them).
 func requireLabelled(t *testing.T, body string) {
 	t.Helper()
+	seen := map[string]bool{}
+	for _, m := range regexp.MustCompile(`\sid="([^"]+)"`).FindAllStringSubmatch(body, -1) {
+		require.False(t, seen[m[1]], "id %q is used twice", m[1])
+		seen[m[1]] = true
+	}
 	for _, tag := range inputTag.FindAllString(body, -1) {
 		if strings.Contains(tag, `type="hidden"`) || strings.Contains(tag, `type="submit"`) {
 			continue
