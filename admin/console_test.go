@@ -123,7 +123,7 @@ func (b *browser) login(token string) string {
 	return hidden(b.t, csrfField, home.body)
 }
 
-func head(t *testing.T, in *admintest.Instance) float64 {
+func consoleHead(t *testing.T, in *admintest.Instance) float64 {
 	t.Helper()
 	r := in.Do(t, http.MethodGet, "/admin/v1/status", in.ReadToken, nil, nil)
 	require.Equal(t, http.StatusOK, r.Status)
@@ -156,7 +156,7 @@ func TestConsole_LoginRequired(t *testing.T) {
 	// A POST without a session changes nothing either.
 	r := b.post("/console/downstreams/new", url.Values{"id": {"x"}}, nil)
 	require.Equal(t, http.StatusSeeOther, r.status)
-	require.EqualValues(t, 1, head(t, in))
+	require.EqualValues(t, 1, consoleHead(t, in))
 	// The root of the admin listener leads to the console.
 	r = b.get("/")
 	require.Equal(t, http.StatusSeeOther, r.status)
@@ -316,7 +316,7 @@ func TestConsole_PostsAreGuarded(t *testing.T) {
 			r := tc.b.post("/console/downstreams/new", tc.form, tc.hdr)
 			require.Equal(t, tc.status, r.status, r.body)
 			require.Equal(t, wantCSP, r.header.Get("Content-Security-Policy"))
-			require.EqualValues(t, 1, head(t, in), "nothing committed")
+			require.EqualValues(t, 1, consoleHead(t, in), "nothing committed")
 		})
 	}
 	// The read role sees pages but no edit buttons, and cannot roll back
@@ -340,7 +340,7 @@ func TestConsole_PostsAreGuarded(t *testing.T) {
 	r = b.post("/console/downstreams/new", newDownstream(csrf, "ds2"), map[string]string{"Origin": in.AdminURL})
 	require.Equal(t, http.StatusSeeOther, r.status, r.body)
 	require.Equal(t, "/console/downstreams?saved=2", r.header.Get("Location"))
-	require.EqualValues(t, 2, head(t, in))
+	require.EqualValues(t, 2, consoleHead(t, in))
 	list := b.get(r.header.Get("Location"))
 	require.Contains(t, list.body, "Saved: version 2.")
 	require.Contains(t, list.body, "ds2")
@@ -399,7 +399,7 @@ func TestConsole_SessionEnds(t *testing.T) {
 		r = b.post("/console/downstreams/new", newDownstream(csrf, "ds3"), nil)
 		require.Equal(t, http.StatusSeeOther, r.status)
 		require.True(t, strings.HasPrefix(r.header.Get("Location"), "/console/login"))
-		require.EqualValues(t, 1, head(t, in), "nothing committed")
+		require.EqualValues(t, 1, consoleHead(t, in), "nothing committed")
 	})
 }
 
@@ -513,7 +513,7 @@ func TestConsole_FormErrors(t *testing.T) {
 			require.Equal(t, tc.status, r.status, r.body)
 			require.Contains(t, r.body, `role="alert"`)
 			require.Contains(t, describedText(t, r.body, tc.input), tc.want)
-			require.EqualValues(t, 1, head(t, in), "nothing committed")
+			require.EqualValues(t, 1, consoleHead(t, in), "nothing committed")
 			// The user's input is kept.
 			for k, vs := range tc.form {
 				if k == "csrf" || k == "etag" || strings.HasPrefix(k, "auth.key") {
@@ -554,7 +554,7 @@ func TestConsole_EditConflict(t *testing.T) {
 	require.Equal(t, http.StatusPreconditionFailed, r.status, r.body)
 	require.Contains(t, r.body, "Changed by someone else since you opened it — reload")
 	require.Contains(t, r.body, `value="My console name"`, "the user's input is kept")
-	require.EqualValues(t, 2, head(t, in))
+	require.EqualValues(t, 2, consoleHead(t, in))
 
 	// With the fresh ETag the edit goes through; write-only keys are kept.
 	edit = b.get("/console/downstreams/ds1/edit")
@@ -668,7 +668,7 @@ func TestConsole_Workflows(t *testing.T) {
 	require.Contains(t, au.body, "writer")
 	require.Contains(t, au.body, `class="add"`)
 	require.NotContains(t, au.body, `"d":`, "no key in the audit diff")
-	h := int(head(t, in))
+	h := int(consoleHead(t, in))
 	vs := b.get("/console/versions")
 	require.Contains(t, vs.body, "console")
 	v := b.get("/console/versions/" + strconv.Itoa(h-1))
