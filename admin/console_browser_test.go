@@ -3,6 +3,7 @@ package admin_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/url"
 	"os"
 	"os/exec"
@@ -19,7 +20,9 @@ import (
 	"github.com/fedas/fedas/admin/probe"
 	"github.com/fedas/fedas/config"
 	"github.com/fedas/fedas/federation/fedtest"
+	"github.com/fedas/fedas/policy"
 	"github.com/fedas/fedas/sdk"
+	"github.com/fedas/fedas/storage/redistest"
 )
 
 // chromiumPath finds the browser. The test never skips: a missing browser
@@ -48,21 +51,35 @@ func artifactsDir(t *testing.T) string {
 	return dir
 }
 
-// TestConsole_Chromium drives the console in a real headless Chromium:
-// sign in, add a downstream with a bad issuer (the error appears beside
-// the issuer field), fix it to a mock downstream AS and save, check it,
-// add an email-domain route to it and ask the route tester; then a native
-// federated sign-in on the public listener reaches that downstream.
+// TestConsole_Chromium drives the console in a real headless Chromium,
+// on a two-instance deployment sharing one real redis-server: sign in,
+// add a downstream with a bad issuer (the error appears beside the issuer
+// field), fix it to a mock downstream AS and save, check it, add an
+// email-domain route to it and ask the route tester; the other instance
+// serves the change within a second, and a native federated sign-in on
+// its public listener reaches that downstream; a rollback from the
+// console then stops it federating there, within a second.
 func TestConsole_Chromium(t *testing.T) {
 	exe := chromiumPath(t)
 	key := newFedKey(t)
 	var set jose.JSONWebKeySet
 	require.NoError(t, json.Unmarshal([]byte(key.public), &set))
 	ds := fedtest.Start(t, fedtest.Options{ClientKeys: &set})
-	in := admintest.Start(t, admintest.Options{Configure: func(c *config.Config) {
-		c.Dev.AllowLoopbackHTTP = true
-		c.Prompt = &config.Prompt{Inputs: []config.PromptInput{{Key: "email", Title: "Email", Hint: "you@example.com"}}}
-	}})
+	rs := redistest.Start(t)
+	tokens, writeToken, _ := admintest.Tokens(t, t.TempDir())
+	secret := []byte("console-test-shared-hmac-secret-0123456789")
+	var ins []*admintest.Instance
+	for range 2 {
+		ins = append(ins, admintest.Start(t, admintest.Options{
+			Store: sharedRedis(t, rs.Addr(), "fedas:console:"), HMACSecret: secret, TokensFile: tokens,
+			Interval: policy.DefaultFollowInterval,
+			Configure: func(c *config.Config) {
+				c.Dev.AllowLoopbackHTTP = true
+				c.Prompt = &config.Prompt{Inputs: []config.PromptInput{{Key: "email", Title: "Email", Hint: "you@example.com"}}}
+			}}))
+	}
+	in, other := ins[0], ins[1]
+	in.WriteToken = writeToken
 	shots := artifactsDir(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -263,11 +280,13 @@ func TestConsole_Chromium(t *testing.T) {
 	require.LessOrEqual(t, width, 375, "no horizontal scrolling at 375 px")
 	shot("11-downstream-375px")
 
-	// Outside the browser: a native sign-in on the public listener is
-	// federated to the mock downstream, whose PAR and token endpoints
-	// accept our private_key_jwt.
+	// Outside the browser: the other instance serves the change within a
+	// second, and a native sign-in on its public listener is federated to
+	// the mock downstream, whose PAR and token endpoints accept our
+	// private_key_jwt.
+	waitApplied(t, other, 3, time.Second)
 	hc := sdk.NewHTTPClient()
-	meta, err := sdk.Discover(ctx, hc, in.URL)
+	meta, err := sdk.Discover(ctx, hc, other.URL)
 	require.NoError(t, err)
 	c := &sdk.Client{HTTP: hc, ClientID: "demo-app", Meta: meta}
 	var federationURIs []string
@@ -291,6 +310,32 @@ func TestConsole_Chromium(t *testing.T) {
 	tok, err := c.Exchange(ctx, code, pk)
 	require.NoError(t, err)
 	require.NotEmpty(t, tok.AccessToken)
+
+	// Roll back to the bootstrap version from the console: within a
+	// second the other instance no longer federates jane anywhere.
+	require.NoError(t, chromedp.Do(bctx,
+		chromedp.EmulateViewport(1280, 900),
+		chromedp.Navigate(in.AdminURL+"/console/versions/1"),
+		chromedp.WaitVisible(chromedp.ID("rollback")),
+		chromedp.Click(chromedp.ID("rollback")),
+		chromedp.WaitVisible(chromedp.CSS(".flash")),
+	), "roll back from the console")
+	require.Contains(t, text(".flash"), "version 4")
+	shot("14-rolled-back")
+	waitApplied(t, other, 4, time.Second)
+	require.Empty(t, other.Server.Policy().Current().Config.Downstreams)
+	federationURIs = nil
+	pars = ds.Count(fedtest.PAR)
+	_, _, err = c.Authorize(ctx, url.Values{"scope": {"openid email"}}, func(_ context.Context, r sdk.Response) (url.Values, error) {
+		if r.Error == "insufficient_information" {
+			return url.Values{"email": {"jane@bank.example"}}, nil
+		}
+		require.Equal(t, "insufficient_authorization", r.Error, "signed in locally after the rollback")
+		return nil, errors.New("stop at the local challenge")
+	})
+	require.ErrorContains(t, err, "stop at the local challenge")
+	require.Empty(t, federationURIs, "no federate after the rollback")
+	require.Equal(t, pars, ds.Count(fedtest.PAR), "no PAR after the rollback")
 }
 
 func mustValue(ctx context.Context, t *testing.T, id string) string {
