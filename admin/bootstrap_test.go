@@ -54,7 +54,7 @@ func TestBootstrap_Concurrent(t *testing.T) {
 // on the public listener, token or not.
 func TestPublicListener_NoAdminRoutes(t *testing.T) {
 	in := admintest.Start(t, admintest.Options{})
-	for _, path := range []string{"/admin/v1/status", "/admin/v1/downstreams", "/admin/openapi.json"} {
+	for _, path := range []string{"/admin/v1/status", "/admin/v1/downstreams", "/admin/openapi.json", "/console/", "/console/login"} {
 		for _, method := range []string{http.MethodGet, http.MethodPost} {
 			req, _ := http.NewRequest(method, in.URL+path, nil)
 			req.Header.Set("Authorization", "Bearer "+in.WriteToken)

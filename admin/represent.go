@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -292,7 +293,7 @@ func fromResource(r Resource, v any) error {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(v); err != nil {
-		return decodeError(err)
+		return decodeError(err, linePaths(b))
 	}
 	if d, err := toResource(v); err == nil {
 		if ps := typeProblems(map[string]any(r), map[string]any(d), ""); len(ps) > 0 {
@@ -362,7 +363,10 @@ var (
 
 // decodeError turns yaml.v3's messages (which name Go types and lines of
 // a document the client never wrote) into problems named by key.
-func decodeError(err error) *Error {
+// lines maps a line of the YAML document built from the body to the path
+// of the key or item that starts there, so that the decoder's "line N"
+// messages name the body's path ("auth.bogus", "claims").
+func decodeError(err error, lines map[int]string) *Error {
 	e := &Error{Status: 400, Code: "invalid_request", Description: "the body does not match the resource's schema"}
 	te, ok := err.(*yaml.TypeError)
 	if !ok {
@@ -370,18 +374,69 @@ func decodeError(err error) *Error {
 		return e
 	}
 	for _, m := range te.Errors {
+		path := ""
+		if g := yamlLineNo.FindStringSubmatch(m); g != nil {
+			n, _ := strconv.Atoi(g[1])
+			path = lines[n]
+		}
 		m = yamlLine.ReplaceAllString(m, "")
 		if g := yamlUnknown.FindStringSubmatch(m); g != nil {
-			e.Problems = append(e.Problems, Problem{Path: g[1], Field: g[1], Message: "unknown field"})
+			if path == "" {
+				path = g[1]
+			}
+			e.Problems = append(e.Problems, Problem{Path: path, Field: path, Message: "unknown field"})
 			continue
 		}
 		if g := yamlType.FindStringSubmatch(m); g != nil {
-			e.Problems = append(e.Problems, Problem{Message: fmt.Sprintf("a %s value (%q) where %s is expected", g[1], g[2], goTypeWord(g[3]))})
+			e.Problems = append(e.Problems, Problem{Path: path, Field: path, Message: fmt.Sprintf("a %s value (%q) where %s is expected", g[1], g[2], goTypeWord(g[3]))})
 			continue
 		}
-		e.Problems = append(e.Problems, Problem{Message: m})
+		e.Problems = append(e.Problems, Problem{Path: path, Field: path, Message: m})
 	}
 	return e
+}
+
+var yamlLineNo = regexp.MustCompile(`^line (\d+): `)
+
+// linePaths indexes the YAML document b: line → path of the key (or list
+// item) on it; for a value on its own lines, the key's line names it.
+func linePaths(b []byte) map[int]string {
+	var root yaml.Node
+	if yaml.Unmarshal(b, &root) != nil {
+		return nil
+	}
+	out := map[int]string{}
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				p := k.Value
+				if path != "" {
+					p = path + "." + k.Value
+				}
+				if _, seen := out[k.Line]; !seen {
+					out[k.Line] = p
+				}
+				walk(v, p)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				p := fmt.Sprintf("%s[%d]", path, i)
+				if _, seen := out[c.Line]; !seen {
+					out[c.Line] = p
+				}
+				walk(c, p)
+			}
+		}
+	}
+	walk(&root, "")
+	return out
 }
 
 func goTypeWord(t string) string {

@@ -218,13 +218,23 @@ func (s *Service) change(ctx context.Context, a Actor, action, target string, mu
 // checks, every problem at once) and checks every URL an admin entered
 // against the SSRF guard.
 func (s *Service) validate(p config.Policy, prefix string) error {
-	_, err := config.Compose(s.o.Base, p)
+	cfg, err := config.Compose(s.o.Base, p)
 	var problems []error
+	reported := map[string]bool{}
 	if err != nil {
 		problems = append(problems, err)
+		for _, line := range splitJoined(err) {
+			if m := problemPath.FindStringSubmatch(line); m != nil {
+				reported[m[1]] = true
+			}
+		}
+	} else if _, berr := policy.Build(cfg, policy.BuildOptions{}); berr != nil {
+		// What Validate cannot see but serving would refuse (a malformed
+		// inline key): every instance would keep its old version.
+		problems = append(problems, buildProblem(p, berr))
 	}
 	for _, u := range enteredURLs(p) {
-		if u.url == "" {
+		if u.url == "" || reported[u.path] {
 			continue
 		}
 		if gerr := netguard.CheckURL(u.url, s.net); gerr != nil {
@@ -240,6 +250,22 @@ func (s *Service) validate(p config.Policy, prefix string) error {
 		return nil
 	}
 	return validationError(errors.Join(problems...), prefix)
+}
+
+// buildProblem names the downstream a policy.Build error is about
+// ("federation: downstream bank: key: …").
+func buildProblem(p config.Policy, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "federation: ")
+	for i, d := range p.Downstreams {
+		if rest, ok := strings.CutPrefix(msg, "downstream "+d.ID+": "); ok {
+			field := "auth"
+			if strings.HasPrefix(rest, "key:") || d.Auth.Method == "private_key_jwt" {
+				field = "auth.key"
+			}
+			return fmt.Errorf("downstreams[%d].%s: the key is not a usable private JWK: %s", i, field, strings.TrimPrefix(rest, "key: "))
+		}
+	}
+	return err
 }
 
 type enteredURL struct{ path, url string }

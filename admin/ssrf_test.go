@@ -78,3 +78,20 @@ func TestSSRF_AdminFetches(t *testing.T) {
 	require.Contains(t, string(r.Body), "redirect", "%s", r.Body)
 	require.Zero(t, canary.Hits(), "the redirect was not followed")
 }
+
+// TestWrite_UnusableKeyRefused: a downstream whose inline key is not a
+// private JWK is refused at write time, with the key's path, instead of
+// being committed and then refused by every instance.
+func TestWrite_UnusableKeyRefused(t *testing.T) {
+	in := admintest.Start(t, admintest.Options{})
+	for _, key := range []string{`{"kty":"EC"}`, `not json`, `{"kty":"oct","k":"c2VjcmV0","alg":"HS256","kid":"x"}`} {
+		r := in.Do(t, http.MethodPost, "/admin/v1/downstreams", in.WriteToken, nil, map[string]any{
+			"id": "bank", "issuer": "https://bank.example", "client_id": "us",
+			"auth": map[string]any{"method": "private_key_jwt", "key": key}})
+		require.Equal(t, http.StatusBadRequest, r.Status, "%s: %s", key, r.Body)
+		require.Contains(t, string(r.Body), `"field":"auth.key"`, "%s", r.Body)
+		require.NotContains(t, string(r.Body), "c2VjcmV0", "the key is not echoed")
+	}
+	st := in.Do(t, http.MethodGet, "/admin/v1/status", in.ReadToken, nil, nil)
+	require.EqualValues(t, 1, st.JSON(t)["version"], "nothing committed")
+}
