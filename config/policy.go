@@ -55,7 +55,9 @@ func ParsePolicy(b []byte) (Policy, error) {
 		return Policy{}, fmt.Errorf("parse: %w", err)
 	}
 	f.Policy.NameRoutes()
-	return f.Policy, nil
+	// The canonical form (a YAML round trip: empty lists and maps as
+	// stored) so that two readings of equal documents compare equal.
+	return f.Policy.Clone(), nil
 }
 
 // NameRoutes gives every unnamed route the id route-N (N its 1-based
