@@ -224,6 +224,25 @@ func (a *Admin) echoError(err error, c echo.Context) {
 	_ = writeErr(c, err)
 }
 
+// requireIfMatch returns the request's If-Match (RFC 9110 §13.1.1), or
+// 428: a write without it could overwrite a change it never saw.
+func requireIfMatch(c echo.Context) (string, error) {
+	v := c.Request().Header.Get("If-Match")
+	if v == "" {
+		return "", errNoIfMatch()
+	}
+	return v, nil
+}
+
+// jsonObject reads the request's body as one strict JSON object.
+func jsonObject(c echo.Context) (Resource, error) {
+	b, err := readBody(c.Request(), "application/json")
+	if err != nil {
+		return nil, err
+	}
+	return decodeObject(b)
+}
+
 // writeErr writes err as an RFC 6749 §5.2-style JSON body: the one error
 // mapping of the admin API.
 func writeErr(c echo.Context, err error) error {
@@ -299,11 +318,7 @@ func (a *Admin) create(c echo.Context) error {
 	if err != nil {
 		return writeErr(c, err)
 	}
-	b, err := readBody(c.Request(), "application/json")
-	if err != nil {
-		return writeErr(c, err)
-	}
-	body, err := decodeObject(b)
+	body, err := jsonObject(c)
 	if err != nil {
 		return writeErr(c, err)
 	}
@@ -323,15 +338,11 @@ func (a *Admin) update(c echo.Context) error {
 	if err != nil {
 		return writeErr(c, err)
 	}
-	ifMatch := c.Request().Header.Get("If-Match")
-	if ifMatch == "" {
-		return writeErr(c, errNoIfMatch())
-	}
-	b, err := readBody(c.Request(), "application/json")
+	ifMatch, err := requireIfMatch(c)
 	if err != nil {
 		return writeErr(c, err)
 	}
-	body, err := decodeObject(b)
+	body, err := jsonObject(c)
 	if err != nil {
 		return writeErr(c, err)
 	}
@@ -349,9 +360,9 @@ func (a *Admin) remove(c echo.Context) error {
 	if err != nil {
 		return writeErr(c, err)
 	}
-	ifMatch := c.Request().Header.Get("If-Match")
-	if ifMatch == "" {
-		return writeErr(c, errNoIfMatch())
+	ifMatch, err := requireIfMatch(c)
+	if err != nil {
+		return writeErr(c, err)
 	}
 	res, err := a.svc.Delete(c.Request().Context(), actorOf(c), k, c.Param("id"), ifMatch)
 	if err != nil {
@@ -361,9 +372,9 @@ func (a *Admin) remove(c echo.Context) error {
 }
 
 func (a *Admin) replaceAll(c echo.Context) error {
-	ifMatch := c.Request().Header.Get("If-Match")
-	if ifMatch == "" {
-		return writeErr(c, errNoIfMatch())
+	ifMatch, err := requireIfMatch(c)
+	if err != nil {
+		return writeErr(c, err)
 	}
 	b, err := readBody(c.Request(), "application/json")
 	if err != nil {
@@ -407,15 +418,11 @@ func (a *Admin) getPrompt(c echo.Context) error {
 }
 
 func (a *Admin) putPrompt(c echo.Context) error {
-	ifMatch := c.Request().Header.Get("If-Match")
-	if ifMatch == "" {
-		return writeErr(c, errNoIfMatch())
-	}
-	b, err := readBody(c.Request(), "application/json")
+	ifMatch, err := requireIfMatch(c)
 	if err != nil {
 		return writeErr(c, err)
 	}
-	body, err := decodeObject(b)
+	body, err := jsonObject(c)
 	if err != nil {
 		return writeErr(c, err)
 	}
@@ -428,9 +435,9 @@ func (a *Admin) putPrompt(c echo.Context) error {
 }
 
 func (a *Admin) deletePrompt(c echo.Context) error {
-	ifMatch := c.Request().Header.Get("If-Match")
-	if ifMatch == "" {
-		return writeErr(c, errNoIfMatch())
+	ifMatch, err := requireIfMatch(c)
+	if err != nil {
+		return writeErr(c, err)
 	}
 	res, _, err := a.svc.SetPrompt(c.Request().Context(), actorOf(c), ifMatch, nil)
 	if err != nil {
@@ -449,15 +456,11 @@ func (a *Admin) getDefaultRoute(c echo.Context) error {
 }
 
 func (a *Admin) putDefaultRoute(c echo.Context) error {
-	ifMatch := c.Request().Header.Get("If-Match")
-	if ifMatch == "" {
-		return writeErr(c, errNoIfMatch())
-	}
-	b, err := readBody(c.Request(), "application/json")
+	ifMatch, err := requireIfMatch(c)
 	if err != nil {
 		return writeErr(c, err)
 	}
-	body, err := decodeObject(b)
+	body, err := jsonObject(c)
 	if err != nil {
 		return writeErr(c, err)
 	}
@@ -473,11 +476,7 @@ func (a *Admin) putDefaultRoute(c echo.Context) error {
 }
 
 func (a *Admin) routeTest(c echo.Context) error {
-	b, err := readBody(c.Request(), "application/json")
-	if err != nil {
-		return writeErr(c, err)
-	}
-	body, err := decodeObject(b)
+	body, err := jsonObject(c)
 	if err != nil {
 		return writeErr(c, err)
 	}
@@ -550,9 +549,9 @@ func (a *Admin) rollback(c echo.Context) error {
 	if err != nil {
 		return writeErr(c, err)
 	}
-	ifMatch := c.Request().Header.Get("If-Match")
-	if ifMatch == "" {
-		return writeErr(c, errNoIfMatch())
+	ifMatch, err := requireIfMatch(c)
+	if err != nil {
+		return writeErr(c, err)
 	}
 	res, err := a.svc.Rollback(c.Request().Context(), actorOf(c), v, ifMatch)
 	if err != nil {
@@ -573,9 +572,9 @@ func (a *Admin) export(c echo.Context) error {
 }
 
 func (a *Admin) importPolicy(c echo.Context) error {
-	ifMatch := c.Request().Header.Get("If-Match")
-	if ifMatch == "" {
-		return writeErr(c, errNoIfMatch())
+	ifMatch, err := requireIfMatch(c)
+	if err != nil {
+		return writeErr(c, err)
 	}
 	b, err := readBody(c.Request(), "application/yaml")
 	if err != nil {

@@ -54,11 +54,7 @@ func (s *Service) Discover(ctx context.Context, issuer string) (Resource, []prob
 }
 
 func (a *Admin) discover(c echo.Context) error {
-	b, err := readBody(c.Request(), "application/json")
-	if err != nil {
-		return writeErr(c, err)
-	}
-	body, err := decodeObject(b)
+	body, err := jsonObject(c)
 	if err != nil {
 		return writeErr(c, err)
 	}

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+
+	"github.com/fedas/fedas/config"
 )
 
 // Problem is one validation problem: Path is its path in the policy
@@ -65,7 +67,7 @@ var problemPath = regexp.MustCompile(`^([a-z_]+(?:\[\d+\])?(?:\.[a-z_]+(?:\[\d+\
 // problems of the resource being written, whose Field is then set.
 func validationError(err error, prefix string) *Error {
 	e := &Error{Status: http.StatusBadRequest, Code: "invalid_request", Description: "the change was rejected whole: the resulting policy is invalid"}
-	for _, line := range splitJoined(err) {
+	for _, line := range config.Problems(err) {
 		p := Problem{Message: line}
 		if m := problemPath.FindStringSubmatch(line); m != nil {
 			p.Path, p.Message = m[1], m[2]
@@ -98,25 +100,5 @@ func prefixProblems(err error, path string) []Problem {
 		}
 		out = append(out, p)
 	}
-	return out
-}
-
-func splitJoined(err error) []string {
-	var out []string
-	var walk func(error)
-	walk = func(e error) {
-		if j, ok := e.(interface{ Unwrap() []error }); ok {
-			for _, x := range j.Unwrap() {
-				walk(x)
-			}
-			return
-		}
-		for _, l := range strings.Split(e.Error(), "\n") {
-			if l != "" {
-				out = append(out, l)
-			}
-		}
-	}
-	walk(err)
 	return out
 }

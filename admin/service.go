@@ -223,7 +223,7 @@ func (s *Service) validate(p config.Policy, prefix string) error {
 	reported := map[string]bool{}
 	if err != nil {
 		problems = append(problems, err)
-		for _, line := range splitJoined(err) {
+		for _, line := range config.Problems(err) {
 			if m := problemPath.FindStringSubmatch(line); m != nil {
 				reported[m[1]] = true
 			}

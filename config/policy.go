@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -129,4 +130,36 @@ func Compose(base *Config, p Policy) (*Config, error) {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// Problems lists the problems of an error from Load, Parse, Validate or
+// Compose, one line each ("path: message"): those report every problem at
+// once, joined (errors.Join), possibly under a prefix such as the file
+// name, which is dropped so that each line starts with its path.
+func Problems(err error) []string {
+	var out []string
+	var walk func(error)
+	walk = func(e error) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x)
+			}
+			return
+		}
+		if inner := errors.Unwrap(e); inner != nil {
+			if _, multi := inner.(interface{ Unwrap() []error }); multi {
+				walk(inner)
+				return
+			}
+		}
+		for _, l := range strings.Split(e.Error(), "\n") {
+			if l != "" {
+				out = append(out, l)
+			}
+		}
+	}
+	if err != nil {
+		walk(err)
+	}
+	return out
 }

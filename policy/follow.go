@@ -77,7 +77,7 @@ func (f *Follower) Sync(ctx context.Context) error {
 	if err != nil {
 		if f.failed != head {
 			f.failed = head
-			for _, pr := range splitErrors(err) {
+			for _, pr := range config.Problems(err) {
 				log.Error("policy version cannot be applied on this instance: keeping the current policy",
 					zap.Uint64("version", head), zap.String("problem", pr))
 			}

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"errors"
 	"fmt"
 	"reflect"
 	"sort"
@@ -31,7 +30,7 @@ func (src *Source) Reload(load func() (*config.Config, error), o BuildOptions, l
 		snap, err = Build(cfg, o)
 	}
 	if err != nil {
-		problems := splitErrors(err)
+		problems := config.Problems(err)
 		for _, p := range problems {
 			log.Warn("config reload refused: keeping the current policy", zap.String("problem", p))
 		}
@@ -44,28 +43,6 @@ func (src *Source) Reload(load func() (*config.Config, error), o BuildOptions, l
 	src.Publish(snap)
 	log.Info("config reloaded", zap.Uint64("version", snap.Version), zap.Strings("changes", Diff(old, snap)))
 	return nil
-}
-
-func splitErrors(err error) []string {
-	var out []string
-	var walk func(error)
-	walk = func(e error) {
-		if j, ok := e.(interface{ Unwrap() []error }); ok {
-			for _, x := range j.Unwrap() {
-				walk(x)
-			}
-			return
-		}
-		if inner := errors.Unwrap(e); inner != nil {
-			if _, multi := inner.(interface{ Unwrap() []error }); multi {
-				walk(inner)
-				return
-			}
-		}
-		out = append(out, e.Error())
-	}
-	walk(err)
-	return out
 }
 
 // RestartOnly names the settings that differ between a and b and take
