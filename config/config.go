@@ -9,13 +9,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
+	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
-
-	"gopkg.in/yaml.v3"
 )
 
 //go:embed demo.yaml
@@ -326,13 +325,18 @@ func Default() *Config {
 	return c
 }
 
-// Load reads, parses and validates a YAML file.
-func Load(path string) (*Config, error) {
+// Load reads, parses and validates a YAML file, without overrides.
+func Load(path string) (*Config, error) { return LoadWith(path, Options{}) }
+
+// LoadWith reads a config file and applies o's overrides: the
+// configuration serve runs with. Every problem is reported at once, one
+// "path: message" line each (Problems splits them).
+func LoadWith(path string, o Options) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	c, err := Parse(b)
+	c, err := ParseWith(b, o)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -341,19 +345,16 @@ func Load(path string) (*Config, error) {
 
 // Parse decodes YAML (unknown keys are errors), applies defaults, resolves
 // secrets from env vars and files, and validates.
-func Parse(b []byte) (*Config, error) {
-	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("parse: %w", err)
+func Parse(b []byte) (*Config, error) { return ParseWith(b, Options{}) }
+
+// ParseWith is Parse with o's overrides applied after decoding: it
+// accepts exactly what Check reports no problem for.
+func ParseWith(b []byte, o Options) (*Config, error) {
+	c, probs := Check(b, o)
+	if len(probs) > 0 {
+		return nil, checkError(probs)
 	}
-	c.applyDefaults()
-	resolveErr := c.resolveSecrets()
-	if err := errors.Join(resolveErr, c.Validate()); err != nil {
-		return nil, err
-	}
-	return &c, nil
+	return c, nil
 }
 
 func (c *Config) applyDefaults() {
@@ -521,6 +522,15 @@ func (c *Config) Validate() error {
 		add("issuer: %v", err)
 	} else if u, _ := url.Parse(c.Issuer); u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(u.Path, "/") {
 		add("issuer: must have no query, fragment or trailing slash (RFC 8414 §2)")
+	}
+	// net.Listen would refuse these only at start; port 0 is allowed (an
+	// OS-chosen port, as tests use).
+	for _, a := range []struct{ path, addr string }{{"listen", c.Listen}, {"admin.listen", c.Admin.Listen}} {
+		if _, port, err := net.SplitHostPort(a.addr); err != nil {
+			add("%s: %q is not host:port (e.g. 127.0.0.1:8080, :8080)", a.path, a.addr)
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			add("%s: %q: the port must be a number from 0 to 65535", a.path, a.addr)
+		}
 	}
 	l := c.Lifetimes
 	if l.AuthorizationCode > 10*time.Minute || l.AuthorizationCode < 0 {
