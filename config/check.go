@@ -106,7 +106,9 @@ func Check(b []byte, o Options) (*Config, []Problem) {
 	if doc := document(&root); doc != nil {
 		walkSchema(doc, reflect.TypeOf(Config{}), "", pos, add)
 		// Lenient decode: the walk above reported every key and type
-		// problem; yaml.v3 decodes everything else around them.
+		// problem; yaml.v3 decodes everything else around them (but gives
+		// up whole on a duplicate key, so those go first).
+		dropDuplicateKeys(doc)
 		_ = doc.Decode(c)
 	}
 	sources, errs := c.applyOverrides(o)
@@ -411,6 +413,29 @@ func walkSchema(n *yaml.Node, t reflect.Type, path string, pos map[string]yaml.N
 		if err := n.Decode(reflect.New(t).Interface()); err != nil {
 			at(fmt.Sprintf("%s where %s is expected", nodeWord(n), typeWord(t)))
 		}
+	}
+}
+
+// dropDuplicateKeys removes every repeated key of every mapping below n,
+// keeping the first (walkSchema has reported them).
+func dropDuplicateKeys(n *yaml.Node) {
+	if n.Kind == yaml.MappingNode {
+		seen := map[string]bool{}
+		kept := n.Content[:0:0]
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if k.Kind == yaml.ScalarNode && k.Tag != "!!merge" {
+				if seen[k.Value] {
+					continue
+				}
+				seen[k.Value] = true
+			}
+			kept = append(kept, k, n.Content[i+1])
+		}
+		n.Content = kept
+	}
+	for _, c := range n.Content {
+		dropDuplicateKeys(c)
 	}
 }
 

@@ -382,12 +382,14 @@ func versionCmd(args []string, s stdio) error {
 	if err := wantArgs(fs, 0, 0, s); err != nil {
 		return err
 	}
-	fmt.Fprint(s.out, versionText())
+	bi, ok := debug.ReadBuildInfo()
+	fmt.Fprint(s.out, versionText(bi, ok, version, revision))
 	return nil
 }
 
-func versionText() string {
-	bi, ok := debug.ReadBuildInfo()
+// versionText formats the build information; version and revision are
+// the -ldflags stamps, which win over the toolchain's.
+func versionText(bi *debug.BuildInfo, ok bool, version, revision string) string {
 	v, mod, goVersion := version, "github.com/fedas/fedas", "unknown"
 	settings := map[string]string{}
 	if ok {
