@@ -609,9 +609,12 @@ func (c *Config) Validate() error {
 		add("issuer: must have no query, fragment or trailing slash (RFC 8414 §2)")
 	}
 	// net.Listen would refuse these only at start; port 0 is allowed (an
-	// OS-chosen port, as tests use).
+	// OS-chosen port, as tests use). Empty is a config built in code that
+	// never listens (a file gets the defaults).
 	for _, a := range []struct{ path, addr string }{{"listen", c.Listen}, {"admin.listen", c.Admin.Listen}} {
-		if _, port, err := net.SplitHostPort(a.addr); err != nil {
+		if a.addr == "" {
+			continue
+		} else if _, port, err := net.SplitHostPort(a.addr); err != nil {
 			add("%s: %q is not host:port (e.g. 127.0.0.1:8080, :8080)", a.path, a.addr)
 		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 			add("%s: %q: the port must be a number from 0 to 65535", a.path, a.addr)
