@@ -3,19 +3,21 @@
 // problem at once with its path in the file. It never opens a connection.
 package config
 
+// docs/config.md is generated from the doc comments below.
+//go:generate go run ./internal/gendoc
+
 import (
 	"bytes"
 	_ "embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
+	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
-
-	"gopkg.in/yaml.v3"
 )
 
 //go:embed demo.yaml
@@ -29,7 +31,9 @@ type Config struct {
 	// Issuer is the RFC 8414 §2 issuer identifier; every endpoint URL is
 	// derived from it.
 	Issuer string `yaml:"issuer"`
-	// Listen is the TCP address the HTTP server binds.
+	// Listen is the TCP address the public HTTP listener binds (default
+	// 127.0.0.1:8080; TLS is terminated in front of it). Serve warns when
+	// an issuer on loopback names another host:port.
 	Listen string `yaml:"listen"`
 	// Dev holds settings that are only safe on a developer machine.
 	Dev Dev `yaml:"dev"`
@@ -37,11 +41,12 @@ type Config struct {
 	Storage Storage `yaml:"storage"`
 	// Keys holds the signing key and the token HMAC secret.
 	Keys Keys `yaml:"keys"`
-	// Scopes lists the scopes the server supports (RFC 8414 scopes_supported).
+	// Scopes lists the scopes the server supports (RFC 8414
+	// scopes_supported); clients[].scopes must be among them.
 	Scopes []string `yaml:"scopes"`
-	// Lifetimes of every artefact.
+	// Lifetimes of every artefact the server issues.
 	Lifetimes Lifetimes `yaml:"lifetimes"`
-	// Limits caps abuse.
+	// Limits caps abuse of the public endpoints.
 	Limits Limits `yaml:"limits"`
 	// Clients registered with this server.
 	Clients []Client `yaml:"clients"`
@@ -85,6 +90,8 @@ type Admin struct {
 
 // App is one of our own native apps, invoked by deep link.
 type App struct {
+	// ID names the app in routes[].app and users[].apps: a short
+	// identifier.
 	ID string `yaml:"id"`
 	// ClientID is the first-party client the app itself uses: only its
 	// access tokens may call the app completion API.
@@ -104,10 +111,16 @@ type App struct {
 // Downstream is an authorization server we federate to: we are its client
 // and push requests to its PAR endpoint (RFC 9126).
 type Downstream struct {
-	ID     string `yaml:"id"`
+	// ID names the downstream in routes and default_route: a short
+	// identifier.
+	ID string `yaml:"id"`
+	// Issuer is the downstream's issuer (https); its metadata is fetched
+	// from here only (RFC 8414 §3.3), never from a URL a client sends.
 	Issuer string `yaml:"issuer"`
-	Name   string `yaml:"name"`
-	Logo   string `yaml:"logo"`
+	// Name is a display name (the console, the admin API).
+	Name string `yaml:"name"`
+	// Logo is an https URL of the downstream's logo, for branding.
+	Logo string `yaml:"logo"`
 	// ClientID is our client_id at the downstream.
 	ClientID string `yaml:"client_id"`
 	// Auth is our client authentication there.
@@ -133,13 +146,19 @@ type Downstream struct {
 type DownstreamAuth struct {
 	// Method is private_key_jwt or client_secret_basic.
 	Method string `yaml:"method"`
-	// KeyFile / KeyEnv hold a private JWK (JSON, with kid and alg).
+	// KeyFile is a file holding our private JWK for private_key_jwt
+	// (JSON, with kid and alg).
 	KeyFile string `yaml:"key_file"`
-	KeyEnv  string `yaml:"key_env"`
-	// Key is the resolved private JWK (JSON); it may also be inline.
+	// KeyEnv names an environment variable holding that private JWK.
+	KeyEnv string `yaml:"key_env"`
+	// Key is the private JWK inline (JSON); prefer key_file or key_env.
+	// Set only one of key, key_env and key_file.
 	Key string `yaml:"key"`
-	// SecretEnv / SecretFile hold the client secret.
-	SecretEnv  string `yaml:"secret_env"`
+	// SecretEnv names an environment variable holding our client secret
+	// for client_secret_basic.
+	SecretEnv string `yaml:"secret_env"`
+	// SecretFile is a file holding that client secret. Set only one of
+	// secret_env and secret_file.
 	SecretFile string `yaml:"secret_file"`
 	// Secret is the resolved secret; never inline in a file.
 	Secret string `yaml:"-"`
@@ -147,8 +166,10 @@ type DownstreamAuth struct {
 
 // Prompt is a userPrompt definition (federation draft §4.3.3).
 type Prompt struct {
-	// Logo of this AS, for branding.
-	Logo    string         `yaml:"logo"`
+	// Logo of this AS, for branding (https URL).
+	Logo string `yaml:"logo"`
+	// Options are select inputs (a list of values to choose from, such as
+	// a bank); routes match them with routes[].option.
 	Options []PromptOption `yaml:"options"`
 	// Inputs are free-text inputs: only "email" and "phone" (ZFed-ED §5.2).
 	Inputs []PromptInput `yaml:"inputs"`
@@ -158,24 +179,36 @@ type Prompt struct {
 
 // PromptOption is a select input.
 type PromptOption struct {
-	Key         string        `yaml:"key"`
-	Title       string        `yaml:"title"`
-	Description string        `yaml:"description"`
-	Values      []PromptValue `yaml:"values"`
+	// Key is the parameter name the client answers with (letters, digits
+	// and _, not a protocol parameter such as client_id).
+	Key string `yaml:"key"`
+	// Title is the option's label.
+	Title string `yaml:"title"`
+	// Description is an optional longer explanation.
+	Description string `yaml:"description"`
+	// Values are the choices; at least one.
+	Values []PromptValue `yaml:"values"`
 }
 
 // PromptValue is one choice of an option.
 type PromptValue struct {
+	// Value is what the client sends back for this choice.
 	Value string `yaml:"value"`
-	Name  string `yaml:"name"`
-	Logo  string `yaml:"logo"`
+	// Name is the choice's label.
+	Name string `yaml:"name"`
+	// Logo is an optional https URL of the choice's logo.
+	Logo string `yaml:"logo"`
 }
 
 // PromptInput is a free-text input.
 type PromptInput struct {
-	Key         string `yaml:"key"`
-	Title       string `yaml:"title"`
-	Hint        string `yaml:"hint"`
+	// Key is email or phone: the only free-text inputs (ZFed-ED §5.2).
+	Key string `yaml:"key"`
+	// Title is the input's label.
+	Title string `yaml:"title"`
+	// Hint is a placeholder such as you@example.com.
+	Hint string `yaml:"hint"`
+	// Description is an optional longer explanation.
 	Description string `yaml:"description"`
 }
 
@@ -184,9 +217,11 @@ type Route struct {
 	// ID names the route for the admin API; optional in a file (the
 	// store names unnamed routes route-1, route-2, … by position).
 	ID string `yaml:"id,omitempty"`
-	// Downstream is a downstream id; or Local is true.
+	// Downstream is the id of the downstream that matching requests
+	// federate to. Set exactly one of downstream, local and app.
 	Downstream string `yaml:"downstream"`
-	Local      bool   `yaml:"local"`
+	// Local signs matching requests in here (password, TOTP).
+	Local bool `yaml:"local"`
 	// EmailDomains match the email input's domain (case-insensitive).
 	EmailDomains []string `yaml:"email_domains"`
 	// Option matches a chosen option value.
@@ -200,7 +235,9 @@ type Route struct {
 
 // RouteOption matches key=value.
 type RouteOption struct {
-	Key   string `yaml:"key"`
+	// Key is a prompt.options[].key.
+	Key string `yaml:"key"`
+	// Value is one of that option's values[].value.
 	Value string `yaml:"value"`
 }
 
@@ -213,6 +250,8 @@ type Dev struct {
 
 // Storage configures the state backend.
 type Storage struct {
+	// Redis selects Redis (required for more than one instance); without
+	// it, state is in this process's memory and dies with it.
 	Redis *Redis `yaml:"redis"`
 }
 
@@ -224,11 +263,16 @@ type Redis struct {
 	Addrs []string `yaml:"addrs"`
 	// Cluster selects Redis Cluster.
 	Cluster bool `yaml:"cluster"`
-	// MasterName selects Sentinel.
+	// MasterName selects Sentinel: addrs are the sentinels, this the
+	// monitored master's name.
 	MasterName string `yaml:"master_name"`
-	Username   string `yaml:"username"`
-	// PasswordEnv / PasswordFile name where the password comes from.
-	PasswordEnv  string `yaml:"password_env"`
+	// Username is the Redis ACL user (Redis 6+), if any.
+	Username string `yaml:"username"`
+	// PasswordEnv names an environment variable holding the Redis
+	// password.
+	PasswordEnv string `yaml:"password_env"`
+	// PasswordFile is a file holding the Redis password. Set only one of
+	// password_env and password_file.
 	PasswordFile string `yaml:"password_file"`
 	// Prefix namespaces every key (default "fedas:").
 	Prefix string `yaml:"prefix"`
@@ -240,55 +284,89 @@ type Redis struct {
 // Keys configures key material. Empty values mean ephemeral keys,
 // generated at start and logged as such.
 type Keys struct {
-	// SigningKeyFile is a PEM (PKCS#8 or SEC1) EC P-256 private key.
+	// SigningKeyFile is a PEM (PKCS#8 or SEC1) EC P-256 private key: it
+	// signs the ID tokens we issue and is published at jwks_uri
+	// (`fedas keygen` makes one). Instances sharing Redis must share it.
 	SigningKeyFile string `yaml:"signing_key_file"`
-	// HMACSecretEnv / HMACSecretFile hold the ≥32-byte secret fosite uses
-	// to sign codes and tokens; instances sharing Redis must share it.
-	HMACSecretEnv  string `yaml:"hmac_secret_env"`
+	// HMACSecretEnv names an environment variable holding the ≥32-byte
+	// secret fosite signs codes and tokens with (and the console sessions
+	// and our downstream DPoP key derive from); instances sharing Redis
+	// must share it.
+	HMACSecretEnv string `yaml:"hmac_secret_env"`
+	// HMACSecretFile is a file holding that secret (`fedas keygen` makes
+	// one). Set only one of hmac_secret_env and hmac_secret_file.
 	HMACSecretFile string `yaml:"hmac_secret_file"`
 }
 
 // Lifetimes of artefacts.
 type Lifetimes struct {
-	AuthSession       time.Duration `yaml:"auth_session"`
+	// AuthSession is how long a native sign-in may take from its first
+	// request (default 10m).
+	AuthSession time.Duration `yaml:"auth_session"`
+	// AuthorizationCode is a code's life (default 60s, at most 10m: RFC
+	// 6749 §4.1.2).
 	AuthorizationCode time.Duration `yaml:"authorization_code"`
-	AccessToken       time.Duration `yaml:"access_token"`
-	RefreshToken      time.Duration `yaml:"refresh_token"`
-	PushedRequest     time.Duration `yaml:"pushed_request"`
+	// AccessToken is an access token's life (default 1h).
+	AccessToken time.Duration `yaml:"access_token"`
+	// RefreshToken is a refresh token's life (default 720h).
+	RefreshToken time.Duration `yaml:"refresh_token"`
+	// PushedRequest is a request_uri's life (default 90s, at most 90s).
+	PushedRequest time.Duration `yaml:"pushed_request"`
 }
 
 // Limits caps abuse.
 type Limits struct {
-	// MaxFailures is the number of wrong answers an auth_session survives.
+	// MaxFailures is the number of wrong answers an auth_session survives
+	// (default 5).
 	MaxFailures int `yaml:"max_failures"`
-	// MaxBodyBytes caps request bodies.
+	// MaxBodyBytes caps request bodies (default 65536).
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
-	// MaxParams caps the number of form parameters.
+	// MaxParams caps the number of form parameters (default 64).
 	MaxParams int `yaml:"max_params"`
 }
 
 // Client is a registered OAuth client (RFC 7591 §2 metadata names).
 type Client struct {
-	ID   string `yaml:"id"`
+	// ID is the client_id.
+	ID string `yaml:"id"`
+	// Name is shown in the console and logs.
 	Name string `yaml:"name"`
 	// FirstParty allows the native authorization endpoint (FiPA-04 §1).
 	FirstParty bool `yaml:"first_party"`
 	// TokenEndpointAuthMethod is none, client_secret_basic,
 	// client_secret_post or private_key_jwt.
 	TokenEndpointAuthMethod string `yaml:"token_endpoint_auth_method"`
-	// The secret is stored only as a SHA-256 digest (docs/performance.md trap 1):
-	// given directly, or read in clear from an env var or file at load.
+	// SecretSHA256 is the client secret's SHA-256 digest (64 hex digits)
+	// for client_secret_basic and client_secret_post: the secret is only
+	// ever stored as a digest (docs/performance.md trap 1).
 	SecretSHA256 string `yaml:"secret_sha256"`
-	SecretEnv    string `yaml:"secret_env"`
-	SecretFile   string `yaml:"secret_file"`
-	// JWKS (inline JSON) or JWKSFile hold the keys for private_key_jwt.
-	JWKS     string `yaml:"jwks"`
+	// SecretEnv names an environment variable holding the secret in
+	// clear; it is digested at load.
+	SecretEnv string `yaml:"secret_env"`
+	// SecretFile is a file holding the secret in clear; it is digested at
+	// load. Set only one of secret_sha256, secret_env and secret_file.
+	SecretFile string `yaml:"secret_file"`
+	// JWKS is the client's public JWK Set (inline JSON) for
+	// private_key_jwt.
+	JWKS string `yaml:"jwks"`
+	// JWKSFile is a file holding that JWK Set. Set only one of jwks and
+	// jwks_file.
 	JWKSFile string `yaml:"jwks_file"`
-	// SigningAlg is the private_key_jwt assertion algorithm (default ES256).
-	SigningAlg         string   `yaml:"signing_alg"`
-	Scopes             []string `yaml:"scopes"`
-	GrantTypes         []string `yaml:"grant_types"`
-	RedirectURIs       []string `yaml:"redirect_uris"`
+	// SigningAlg is the private_key_jwt assertion algorithm: ES256
+	// (default), PS256 or EdDSA.
+	SigningAlg string `yaml:"signing_alg"`
+	// Scopes the client may ask for; each must be in the top-level scopes.
+	Scopes []string `yaml:"scopes"`
+	// GrantTypes are authorization_code and/or refresh_token (default
+	// both).
+	GrantTypes []string `yaml:"grant_types"`
+	// RedirectURIs are the browser redirect URIs (https, loopback http, or
+	// a reverse-domain private scheme: RFC 8252 §7); a federating client's
+	// web callback goes here.
+	RedirectURIs []string `yaml:"redirect_uris"`
+	// NativeCallbackURIs are the URIs an app may name as
+	// native_callback_uri (exact match) to be called back after an app or
+	// browser leg.
 	NativeCallbackURIs []string `yaml:"native_callback_uris"`
 	// Federating marks another AS that federates to us via PAR.
 	Federating bool `yaml:"federating"`
@@ -302,17 +380,23 @@ func (c Client) Public() bool { return c.TokenEndpointAuthMethod == "none" }
 
 // User is a local account.
 type User struct {
+	// Username is what the user types at the password challenge.
 	Username string `yaml:"username"`
 	// Subject is the stable `sub`; defaults to Username.
 	Subject string `yaml:"subject"`
 	// PasswordHash is a bcrypt hash (`fedas hash-password`).
 	PasswordHash string `yaml:"password_hash"`
-	// TOTPSecret is a base32 RFC 6238 secret, or read from TOTPSecretEnv /
-	// TOTPSecretFile.
-	TOTPSecret     string            `yaml:"totp_secret"`
-	TOTPSecretEnv  string            `yaml:"totp_secret_env"`
-	TOTPSecretFile string            `yaml:"totp_secret_file"`
-	Claims         map[string]string `yaml:"claims"`
+	// TOTPSecret is a base32 RFC 6238 secret (≥ 80 bits): with one, the
+	// password is followed by an OTP challenge. Prefer the _env or _file
+	// form.
+	TOTPSecret string `yaml:"totp_secret"`
+	// TOTPSecretEnv names an environment variable holding the TOTP secret.
+	TOTPSecretEnv string `yaml:"totp_secret_env"`
+	// TOTPSecretFile is a file holding the TOTP secret.
+	TOTPSecretFile string `yaml:"totp_secret_file"`
+	// Claims are the user's ID token and introspection claims (name,
+	// email, …).
+	Claims map[string]string `yaml:"claims"`
 	// Apps lists the ids of our apps this user has enrolled.
 	Apps []string `yaml:"apps"`
 }
@@ -326,13 +410,18 @@ func Default() *Config {
 	return c
 }
 
-// Load reads, parses and validates a YAML file.
-func Load(path string) (*Config, error) {
+// Load reads, parses and validates a YAML file, without overrides.
+func Load(path string) (*Config, error) { return LoadWith(path, Options{}) }
+
+// LoadWith reads a config file and applies o's overrides: the
+// configuration serve runs with. Every problem is reported at once, one
+// "path: message" line each (Problems splits them).
+func LoadWith(path string, o Options) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	c, err := Parse(b)
+	c, err := ParseWith(b, o)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -341,19 +430,16 @@ func Load(path string) (*Config, error) {
 
 // Parse decodes YAML (unknown keys are errors), applies defaults, resolves
 // secrets from env vars and files, and validates.
-func Parse(b []byte) (*Config, error) {
-	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("parse: %w", err)
+func Parse(b []byte) (*Config, error) { return ParseWith(b, Options{}) }
+
+// ParseWith is Parse with o's overrides applied after decoding: it
+// accepts exactly what Check reports no problem for.
+func ParseWith(b []byte, o Options) (*Config, error) {
+	c, probs := Check(b, o)
+	if len(probs) > 0 {
+		return nil, checkError(probs)
 	}
-	c.applyDefaults()
-	resolveErr := c.resolveSecrets()
-	if err := errors.Join(resolveErr, c.Validate()); err != nil {
-		return nil, err
-	}
-	return &c, nil
+	return c, nil
 }
 
 func (c *Config) applyDefaults() {
@@ -521,6 +607,18 @@ func (c *Config) Validate() error {
 		add("issuer: %v", err)
 	} else if u, _ := url.Parse(c.Issuer); u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(u.Path, "/") {
 		add("issuer: must have no query, fragment or trailing slash (RFC 8414 §2)")
+	}
+	// net.Listen would refuse these only at start; port 0 is allowed (an
+	// OS-chosen port, as tests use). Empty is a config built in code that
+	// never listens (a file gets the defaults).
+	for _, a := range []struct{ path, addr string }{{"listen", c.Listen}, {"admin.listen", c.Admin.Listen}} {
+		if a.addr == "" {
+			continue
+		} else if _, port, err := net.SplitHostPort(a.addr); err != nil {
+			add("%s: %q is not host:port (e.g. 127.0.0.1:8080, :8080)", a.path, a.addr)
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			add("%s: %q: the port must be a number from 0 to 65535", a.path, a.addr)
+		}
 	}
 	l := c.Lifetimes
 	if l.AuthorizationCode > 10*time.Minute || l.AuthorizationCode < 0 {

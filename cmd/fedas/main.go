@@ -1,42 +1,37 @@
-// Command fedas runs the fedas authorization server and its helpers.
+// Command fedas runs the fedas authorization server and its helpers;
+// `fedas help` lists them, `fedas COMMAND --help` explains one.
 //
-//	fedas [serve] [--config FILE] [--redis URL] [--listen ADDR]
+//	fedas [serve] [--config FILE | --demo] [--issuer URL] [--listen ADDR] [--redis URL] [--admin-tokens FILE] [--admin-listen ADDR]
 //	fedas demo [app]               (two ASes on loopback, a federated native sign-in; app: via our app)
-//	fedas config check FILE
+//	fedas config check [FILE]      (every problem at once; the keys and secrets loaded as serve loads them)
 //	fedas admin token create --role read|write --name NAME [--file FILE]
-//	fedas hash-password            (reads the password from stdin)
+//	fedas keygen [--dir DIR]       (signing key and HMAC secret for a deployment)
+//	fedas hash-password            (no echo on a terminal; else stdin's first line)
 //	fedas pkce                     (prints a verifier and its S256 challenge)
 //	fedas totp SECRET              (prints the current RFC 6238 code)
-//	fedas healthcheck URL          (exit 0 when URL answers 200)
+//	fedas healthcheck [URL]        (exit 0 when the configured address answers /readyz with 200)
+//	fedas version
 package main
 
 import (
-	"bufio"
 	"context"
-	"crypto/ecdsa"
 	"crypto/rand"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/pquerna/otp/totp"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/fedas/fedas/admin"
 	"github.com/fedas/fedas/config"
-	"github.com/fedas/fedas/par"
 	"github.com/fedas/fedas/policy"
 	"github.com/fedas/fedas/server"
 	"github.com/fedas/fedas/storage"
@@ -45,98 +40,210 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+	err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	var ue usageError
+	if err != nil && !errors.As(err, &ue) { // a usage error is on stderr already
 		fmt.Fprintln(os.Stderr, "fedas:", err)
-		os.Exit(1)
 	}
+	os.Exit(exitCode(err))
 }
 
+// run runs the command args name; serve when they start with a flag or
+// are empty.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	cmd := "serve"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		cmd, args = args[0], args[1:]
+	s := stdio{in: stdin, out: stdout, err: stderr}
+	if len(args) > 0 {
+		switch args[0] {
+		case "-h", "--help", "-help":
+			listCommands(stdout, commands())
+			return nil
+		case "--version", "-version":
+			return versionCmd(args[1:], s)
+		}
+		if strings.HasPrefix(args[0], "-") {
+			return serveCmd(args, s)
+		}
 	}
-	switch cmd {
-	case "serve":
-		return serve(args, stderr)
-	case "demo":
-		return demo(args, stdout)
-	case "admin":
-		return adminCmd(args, stdout, stderr)
-	case "config":
-		if len(args) != 2 || args[0] != "check" {
-			return errors.New("usage: fedas config check FILE")
-		}
-		if _, err := config.Load(args[1]); err != nil {
-			fmt.Fprintln(stdout, "configuration problems:")
-			for _, line := range strings.Split(err.Error(), "\n") {
-				fmt.Fprintln(stdout, "  -", line)
-			}
-			return errors.New("invalid configuration")
-		}
-		fmt.Fprintln(stdout, "configuration OK")
-		return nil
-	case "hash-password":
-		line, err := bufio.NewReader(stdin).ReadString('\n')
-		if err != nil && !errors.Is(err, io.EOF) {
-			return err
-		}
-		h, err := bcrypt.GenerateFromPassword([]byte(strings.TrimRight(line, "\r\n")), bcrypt.DefaultCost)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(stdout, string(h))
-		return nil
-	case "pkce":
-		v, c := par.NewPKCE()
-		fmt.Fprintf(stdout, "code_verifier=%s\ncode_challenge=%s\n", v, c)
-		return nil
-	case "totp":
-		if len(args) != 1 {
-			return errors.New("usage: fedas totp BASE32SECRET")
-		}
-		code, err := totp.GenerateCode(args[0], time.Now())
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(stdout, code)
-		return nil
-	case "healthcheck":
-		// For container HEALTHCHECKs: images have no curl.
-		if len(args) != 1 {
-			return errors.New("usage: fedas healthcheck URL")
-		}
-		hc := &http.Client{Timeout: 2 * time.Second}
-		resp, err := hc.Get(args[0])
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("health: HTTP %d", resp.StatusCode)
-		}
-		return nil
-	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, "usage: fedas [serve|demo|config check FILE|admin token create|hash-password|pkce|totp SECRET|healthcheck URL]")
-		return nil
-	}
-	return fmt.Errorf("unknown command %q (try: fedas help)", cmd)
+	return dispatch(args, s)
 }
 
-func serve(args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "YAML configuration file (default: the embedded demo)")
-	redisURL := fs.String("redis", "", "Redis URL; switches storage to Redis")
-	listen := fs.String("listen", "", "listen address (default from config: 127.0.0.1:8080)")
-	adminTokens := fs.String("admin-tokens", "", "admin tokens file; starts the admin listener (default from config: admin.tokens_file)")
-	adminListen := fs.String("admin-listen", "", "admin listen address (default from config: 127.0.0.1:8081)")
-	debug := fs.Bool("debug", false, "debug logging")
-	if err := fs.Parse(args); err != nil {
+// serveOptions are serve's flags.
+type serveOptions struct {
+	cfgPath, redisURL, listen, issuer, adminTokens, adminListen string
+	demo, debug                                                 bool
+	// env looks up the environment (FEDAS_CONFIG, FEDAS_REQUIRE_CONFIG
+	// and the config overrides).
+	env func(string) (string, bool)
+}
+
+func serveCmd(args []string, s stdio) error {
+	fs := newFlags("serve", "[serve] [--config FILE | --demo] [flags]",
+		"Runs the authorization server. The config file is --config, else $FEDAS_CONFIG; without\n"+
+			"one, the embedded demo config (public secrets, memory storage, http://127.0.0.1:8080) runs,\n"+
+			"unless FEDAS_REQUIRE_CONFIG=1 (the Docker image sets it): then only --demo runs it.\n"+
+			"A flag beats its FEDAS_ environment variable, which beats the file (docs/config.md).\n"+
+			"SIGTERM drains in-flight requests; SIGHUP re-reads the config file's policy.")
+	o := &serveOptions{env: config.LookupEnv}
+	fs.StringVar(&o.cfgPath, "config", "", "YAML configuration file (default $FEDAS_CONFIG)")
+	fs.BoolVar(&o.demo, "demo", false, "run the embedded demo config (public secrets) even where FEDAS_REQUIRE_CONFIG is set")
+	fs.StringVar(&o.issuer, "issuer", "", "issuer URL (overrides issuer, FEDAS_ISSUER)")
+	fs.StringVar(&o.listen, "listen", "", "listen address (overrides listen, FEDAS_LISTEN; default 127.0.0.1:8080); with the demo config it moves the demo's issuer too")
+	fs.StringVar(&o.redisURL, "redis", "", "Redis URL (overrides storage.redis.url, FEDAS_STORAGE_REDIS_URL); switches storage to Redis")
+	fs.StringVar(&o.adminTokens, "admin-tokens", "", "admin tokens file; starts the admin listener (overrides admin.tokens_file, FEDAS_ADMIN_TOKENS_FILE)")
+	fs.StringVar(&o.adminListen, "admin-listen", "", "admin listen address (overrides admin.listen, FEDAS_ADMIN_LISTEN; default 127.0.0.1:8081)")
+	fs.BoolVar(&o.debug, "debug", false, "debug logging")
+	if done, err := parseFlags(fs, args, s); done {
 		return err
 	}
+	if err := wantArgs(fs, 0, 0, s); err != nil {
+		return err
+	}
+	if o.demo && o.cfgPath != "" {
+		fmt.Fprintln(s.err, "fedas serve: --demo and --config exclude each other")
+		printUsage(s.err, fs)
+		return usageError{"--demo and --config exclude each other"}
+	}
+	if err := o.resolve(); err != nil {
+		return err
+	}
+	return serve(o)
+}
+
+// resolve decides between a config file and the demo. Without a file the
+// demo runs, so that the README's first command (`go run ./cmd/fedas`)
+// works as written; FEDAS_REQUIRE_CONFIG=1 turns that fallback off where
+// a silent demo would be a mistake (the image: a forgotten mount must not
+// start a server with public secrets). A terminal test would not do: a
+// demo started by a script or a test has no terminal either.
+func (o *serveOptions) resolve() error {
+	if o.demo {
+		return nil
+	}
+	if o.cfgPath == "" {
+		o.cfgPath, _ = o.env(config.EnvConfig)
+	}
+	if o.cfgPath != "" {
+		return nil
+	}
+	if v, _ := o.env(config.EnvRequireConfig); v != "" && v != "0" && v != "false" {
+		return fmt.Errorf("no config file: pass --config FILE or set %s; --demo runs the embedded demo config with its public secrets (%s is set)", config.EnvConfig, config.EnvRequireConfig)
+	}
+	o.demo = true
+	return nil
+}
+
+// source names the configuration in the log.
+func (o *serveOptions) source() string {
+	if o.demo {
+		return "embedded demo config"
+	}
+	return o.cfgPath
+}
+
+// readFile returns the config file's bytes (the embedded demo's with
+// --demo): its policy part bootstraps the policy store.
+func (o *serveOptions) readFile() ([]byte, error) {
+	if o.demo {
+		return config.DemoYAML(), nil
+	}
+	return os.ReadFile(o.cfgPath)
+}
+
+// load reads the configuration with its overrides: flag > FEDAS_ env >
+// file.
+func (o *serveOptions) load() (*config.Config, error) {
+	opts := config.Options{Env: o.env, Flags: o.flagSettings()}
+	if o.demo {
+		return config.ParseWith(config.DemoYAML(), opts)
+	}
+	return config.LoadWith(o.cfgPath, opts)
+}
+
+// flagSettings are the flags that override config keys. On the demo
+// config, a listen address given without an issuer moves the issuer
+// along: the demo's issuer only means "this process on loopback", and
+// every URL in its metadata, every DPoP htu and every assertion audience
+// derive from it, so a demo on another port with the issuer left at 8080
+// would send its clients elsewhere. A real config's issuer is its public
+// name (usually behind a proxy, on another host and port than the
+// listener), so there it is never derived: serve warns instead when the
+// two disagree on loopback.
+func (o *serveOptions) flagSettings() []config.Setting {
+	var out []config.Setting
+	add := func(key, v, flag string) {
+		if v != "" {
+			out = append(out, config.Setting{Key: key, Value: v, Source: flag})
+		}
+	}
+	add("issuer", o.issuer, "--issuer")
+	add("listen", o.listen, "--listen")
+	add("storage.redis.url", o.redisURL, "--redis")
+	add("admin.tokens_file", o.adminTokens, "--admin-tokens")
+	add("admin.listen", o.adminListen, "--admin-listen")
+	if o.demo {
+		issuerEnv, _ := o.env("FEDAS_ISSUER")
+		listen, src := o.listen, "--listen"
+		if listen == "" {
+			listen, _ = o.env("FEDAS_LISTEN")
+			src = "FEDAS_LISTEN"
+		}
+		if listen != "" && o.issuer == "" && issuerEnv == "" {
+			add("issuer", demoIssuer(listen), src)
+		}
+	}
+	return out
+}
+
+// demoIssuer is the demo's issuer for a listen address: http on the
+// loopback address that reaches it, same port.
+func demoIssuer(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "http://" + listen // Validate reports it
+	}
+	return "http://" + net.JoinHostPort(loopbackFor(host), port)
+}
+
+// listenIssuerMismatch explains why an issuer on loopback cannot be
+// reached at the listen address ("" when it can, or when the issuer is
+// not on loopback: a public issuer usually fronts a proxy).
+func listenIssuerMismatch(listen, issuer string) string {
+	u, err := url.Parse(issuer)
+	if err != nil || !isLoopbackHost(u.Hostname()) {
+		return ""
+	}
+	iport := u.Port()
+	if iport == "" {
+		iport = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	lhost, lport, err := net.SplitHostPort(listen)
+	if err != nil {
+		return ""
+	}
+	if lport != iport {
+		return fmt.Sprintf("the issuer %s is on port %s but fedas listens on %s: clients follow the issuer's URLs (metadata, DPoP htu), not the listener; set --issuer or --listen so that they agree", issuer, iport, listen)
+	}
+	switch {
+	case loopbackFor(lhost) != lhost: // a wildcard listener serves loopback too
+	case !isLoopbackHost(lhost):
+		return fmt.Sprintf("the issuer %s is on loopback but fedas listens on %s only", issuer, listen)
+	case lhost != u.Hostname() && lhost != "localhost" && u.Hostname() != "localhost":
+		return fmt.Sprintf("the issuer %s and the listen address %s are different loopback addresses", issuer, listen)
+	}
+	return ""
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+func serve(o *serveOptions) error {
 	zc := zap.NewProductionConfig()
-	if *debug {
+	if o.debug {
 		zc.Level = zap.NewAtomicLevelAt(zap.DebugLevel)
 	}
 	log, err := zc.Build()
@@ -148,36 +255,7 @@ func serve(args []string, stderr io.Writer) error {
 	redis.SetLogger(redisLogger{log.Named("go-redis")})
 	defer func() { _ = log.Sync() }()
 
-	// readFile returns the config file's bytes (the embedded demo without
-	// --config): its policy part bootstraps the policy store.
-	readFile := func() ([]byte, error) {
-		if *cfgPath == "" {
-			return config.DemoYAML(), nil
-		}
-		return os.ReadFile(*cfgPath)
-	}
-	load := func() (*config.Config, error) {
-		cfg := config.Default()
-		if *cfgPath != "" {
-			var err error
-			if cfg, err = config.Load(*cfgPath); err != nil {
-				return nil, err
-			}
-		}
-		if *redisURL != "" {
-			cfg.Storage.Redis = &config.Redis{URL: *redisURL, Prefix: "fedas:"}
-		}
-		if *listen != "" {
-			cfg.Listen = *listen
-		}
-		if *adminTokens != "" {
-			cfg.Admin.TokensFile = *adminTokens
-		}
-		if *adminListen != "" {
-			cfg.Admin.Listen = *adminListen
-		}
-		return cfg, nil
-	}
+	readFile, load := o.readFile, o.load
 	cfg, err := load()
 	if err != nil {
 		return err
@@ -190,9 +268,12 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	source := "embedded demo config"
-	if *cfgPath != "" {
-		source = *cfgPath
+	source := o.source()
+	if o.demo {
+		log.Warn("running the embedded demo config: its secrets are public; pass --config FILE for anything real")
+	}
+	if w := listenIssuerMismatch(cfg.Listen, cfg.Issuer); w != "" {
+		log.Warn(w, zap.String("issuer", cfg.Issuer), zap.String("listen", cfg.Listen))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -206,7 +287,7 @@ func serve(args []string, stderr io.Writer) error {
 	if !ok {
 		return fmt.Errorf("storage %s cannot hold the policy", kind)
 	}
-	key, err := loadSigningKey(cfg.Keys.SigningKeyFile)
+	key, err := cfg.Keys.SigningKey()
 	if err != nil {
 		return err
 	}
@@ -269,7 +350,7 @@ func serve(args []string, stderr io.Writer) error {
 		case err := <-errc:
 			return err
 		case <-hup:
-			if *cfgPath == "" {
+			if o.demo {
 				log.Warn("SIGHUP: no config file to re-read (embedded demo config)")
 				continue
 			}
@@ -377,32 +458,6 @@ func openStore(ctx context.Context, cfg *config.Config, log *zap.Logger) (storag
 		kind = "redis-sentinel"
 	}
 	return st, kind, nil
-}
-
-func loadSigningKey(path string) (*ecdsa.PrivateKey, error) {
-	if path == "" {
-		return nil, nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, fmt.Errorf("%s: no PEM block", path)
-	}
-	if k, err := x509.ParseECPrivateKey(blk.Bytes); err == nil {
-		return k, nil
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	ek, ok := k.(*ecdsa.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("%s: not an EC private key", path)
-	}
-	return ek, nil
 }
 
 // redisLogger adapts zap to go-redis's internal logger.

@@ -50,12 +50,37 @@ type process struct {
 	done chan error
 }
 
+// buildBinary builds the fedas binary once for the whole package (each
+// build takes seconds; TestMain removes it).
 func buildBinary(tb testing.TB) string {
 	tb.Helper()
-	bin := filepath.Join(tb.TempDir(), "fedas")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(tb, err, string(out))
-	return bin
+	binOnce.Do(func() {
+		binDir, binErr = os.MkdirTemp("", "fedas-test-bin-")
+		if binErr != nil {
+			return
+		}
+		bin := filepath.Join(binDir, "fedas")
+		out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("%v: %s", err, out)
+		}
+	})
+	require.NoError(tb, binErr)
+	return filepath.Join(binDir, "fedas")
+}
+
+var (
+	binOnce sync.Once
+	binDir  string
+	binErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	os.Exit(code)
 }
 
 func freeAddr(tb testing.TB) string {

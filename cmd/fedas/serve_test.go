@@ -6,9 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,10 +22,7 @@ import (
 // in flight when SIGTERM arrives; it still completes with a code, and the
 // process exits 0 afterwards.
 func TestServe_SIGTERMDrainsInFlight(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "fedas")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, string(out))
+	bin := buildBinary(t)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -82,5 +77,4 @@ func TestServe_SIGTERMDrainsInFlight(t *testing.T) {
 	}
 	_, err = http.Get(base + "/healthz")
 	require.Error(t, err, "no longer listening")
-	_ = os.Remove(bin)
 }
