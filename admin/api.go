@@ -2,10 +2,13 @@ package admin
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -60,6 +63,11 @@ func New(o Options) (*Admin, error) {
 		o.Now = time.Now
 	}
 	a := &Admin{svc: o.Service, tokens: o.Tokens, log: o.Log, key: o.SessionKey, now: o.Now}
+	// Entity tags must agree on every instance behind the load balancer,
+	// and must not be a plain digest of the entries (etagOf).
+	tk := hmac.New(sha256.New, o.SessionKey)
+	tk.Write([]byte("fedas/admin-etag/v1"))
+	o.Service.keyTags(tk.Sum(nil))
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = a.echoError
@@ -126,6 +134,14 @@ func (a *Admin) routesAPI(g *echo.Group) {
 // authority a cross-site page could borrow (CSRF-safe by construction).
 func (a *Admin) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		hs := c.Request().Header.Values("Authorization")
+		if len(hs) > 1 {
+			// Two credentials are one too many (RFC 6750 §3.1): a proxy
+			// and this server could each read a different one.
+			a.log.Warn("admin API: several Authorization headers refused", zap.String("remote", remote(c)), zap.String("path", c.Path()))
+			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="fedas-admin", error="invalid_token"`)
+			return writeErr(c, errf(http.StatusUnauthorized, "invalid_token", "send exactly one Authorization header"))
+		}
 		h := c.Request().Header.Get("Authorization")
 		scheme, raw, ok := strings.Cut(h, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || raw == "" {
@@ -261,6 +277,20 @@ func writeErr(c echo.Context, err error) error {
 	return c.JSON(e.Status, e)
 }
 
+// idParam is the entry id of the path, decoded: echo matches the raw
+// path when it holds escapes the decoded one cannot (a client id with
+// "/" arrives as %2F) and then leaves the parameter escaped.
+func idParam(c echo.Context) string {
+	id := c.Param("id")
+	if c.Request().URL.RawPath == "" {
+		return id
+	}
+	if u, err := url.PathUnescape(id); err == nil {
+		return u
+	}
+	return id
+}
+
 // kindParam is the collection of the route matched: /admin/v1/<kind>….
 func kindParam(c echo.Context) (Kind, error) {
 	name, _, _ := strings.Cut(strings.TrimPrefix(c.Path(), PathAPI+"/"), "/")
@@ -289,7 +319,7 @@ func (a *Admin) get(c echo.Context) error {
 	if err != nil {
 		return writeErr(c, err)
 	}
-	r, tag, err := a.svc.Get(c.Request().Context(), k, c.Param("id"))
+	r, tag, err := a.svc.Get(c.Request().Context(), k, idParam(c))
 	if err != nil {
 		return writeErr(c, err)
 	}
@@ -329,7 +359,7 @@ func (a *Admin) create(c echo.Context) error {
 	}
 	id := body["id"].(string)
 	item, _, _ := a.svc.Get(ctx, k, id)
-	c.Response().Header().Set("Location", PathAPI+"/"+string(k)+"/"+id)
+	c.Response().Header().Set("Location", PathAPI+"/"+string(k)+"/"+url.PathEscape(id))
 	return a.written(c, http.StatusCreated, res, tag, item)
 }
 
@@ -347,11 +377,11 @@ func (a *Admin) update(c echo.Context) error {
 		return writeErr(c, err)
 	}
 	ctx := c.Request().Context()
-	res, tag, err := a.svc.Update(ctx, actorOf(c), k, c.Param("id"), ifMatch, body)
+	res, tag, err := a.svc.Update(ctx, actorOf(c), k, idParam(c), ifMatch, body)
 	if err != nil {
 		return writeErr(c, err)
 	}
-	item, _, _ := a.svc.Get(ctx, k, c.Param("id"))
+	item, _, _ := a.svc.Get(ctx, k, idParam(c))
 	return a.written(c, http.StatusOK, res, tag, item)
 }
 
@@ -364,7 +394,7 @@ func (a *Admin) remove(c echo.Context) error {
 	if err != nil {
 		return writeErr(c, err)
 	}
-	res, err := a.svc.Delete(c.Request().Context(), actorOf(c), k, c.Param("id"), ifMatch)
+	res, err := a.svc.Delete(c.Request().Context(), actorOf(c), k, idParam(c), ifMatch)
 	if err != nil {
 		return writeErr(c, err)
 	}

@@ -73,7 +73,7 @@ func (a *Admin) discover(c echo.Context) error {
 }
 
 func (a *Admin) checkDownstream(c echo.Context) error {
-	rep, err := a.svc.CheckDownstream(c.Request().Context(), c.Param("id"))
+	rep, err := a.svc.CheckDownstream(c.Request().Context(), idParam(c))
 	if err != nil {
 		return writeErr(c, err)
 	}

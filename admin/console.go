@@ -238,14 +238,17 @@ func sameOrigin(r *http.Request) bool {
 		site := r.Header.Get("Sec-Fetch-Site")
 		return site == "" || site == "same-origin" || site == "none"
 	}
-	u, err := url.Parse(o)
-	if err != nil || u.Host == "" || u.Path != "" || !strings.EqualFold(u.Host, r.Host) {
+	// An origin is exactly scheme "://" host[":" port] (RFC 6454 §6.1):
+	// no userinfo, path, query or fragment, which a browser never sends.
+	scheme, host, ok := strings.Cut(o, "://")
+	if !ok || !strings.EqualFold(host, r.Host) {
 		return false
 	}
+	scheme = strings.ToLower(scheme)
 	if r.TLS != nil {
-		return u.Scheme == "https"
+		return scheme == "https"
 	}
-	return u.Scheme == "http" || u.Scheme == "https"
+	return scheme == "http" || scheme == "https"
 }
 
 func loginURL(next string) string {

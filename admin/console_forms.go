@@ -409,8 +409,12 @@ func (d fieldDef) parse(form url.Values) (any, *Problem) {
 			return nil, nil
 		}
 		var v any
-		if err := yaml.Unmarshal([]byte(raw), &v); err != nil {
-			msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		n, err := parseYAML([]byte(raw))
+		if err == nil && n != nil {
+			err = n.Decode(&v)
+		}
+		if err != nil {
+			msg := strings.TrimPrefix(strings.TrimPrefix(err.Error(), "yaml: "), "not valid YAML: ")
 			return nil, &Problem{Field: d.Name, Message: "not valid YAML: " + msg}
 		}
 		return v, nil

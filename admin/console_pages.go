@@ -290,7 +290,7 @@ func (k *console) create(kind Kind) pageFunc {
 
 func (k *console) edit(kind Kind) pageFunc {
 	return func(c echo.Context, s *consoleSession) error {
-		id := c.Param("id")
+		id := idParam(c)
 		r, tag, err := k.a.svc.Get(c.Request().Context(), kind, id)
 		if err != nil {
 			return k.failErr(c, s, err)
@@ -302,7 +302,7 @@ func (k *console) edit(kind Kind) pageFunc {
 func (k *console) update(kind Kind) pageFunc {
 	return func(c echo.Context, s *consoleSession) error {
 		ctx := c.Request().Context()
-		id := c.Param("id")
+		id := idParam(c)
 		form := c.Request().PostForm
 		etag := form.Get("etag")
 		stored, _, err := k.a.svc.Get(ctx, kind, id)
@@ -348,7 +348,7 @@ func (k *console) showDelete(c echo.Context, s *consoleSession, status int, kind
 
 func (k *console) confirmDelete(kind Kind) pageFunc {
 	return func(c echo.Context, s *consoleSession) error {
-		id := c.Param("id")
+		id := idParam(c)
 		_, tag, err := k.a.svc.Get(c.Request().Context(), kind, id)
 		if err != nil {
 			return k.failErr(c, s, err)
@@ -359,7 +359,7 @@ func (k *console) confirmDelete(kind Kind) pageFunc {
 
 func (k *console) remove(kind Kind) pageFunc {
 	return func(c echo.Context, s *consoleSession) error {
-		id := c.Param("id")
+		id := idParam(c)
 		etag := c.Request().PostForm.Get("etag")
 		if etag == "" {
 			return k.showDelete(c, s, http.StatusPreconditionRequired, kind, id, etag, errNoIfMatch())
@@ -390,12 +390,12 @@ func (k *console) moveRoute(c echo.Context, s *consoleSession) error {
 	}
 	i := -1
 	for j, r := range items {
-		if r["id"] == c.Param("id") {
+		if r["id"] == idParam(c) {
 			i = j
 		}
 	}
 	if i < 0 {
-		return k.failErr(c, s, errNotFound("route "+strconv.Quote(c.Param("id"))))
+		return k.failErr(c, s, errNotFound("route "+strconv.Quote(idParam(c))))
 	}
 	j := i - 1
 	if form.Get("dir") == "down" {
@@ -425,7 +425,7 @@ type checkData struct {
 
 // check runs the downstream check (outbound requests: the write role).
 func (k *console) check(c echo.Context, s *consoleSession) error {
-	id := c.Param("id")
+	id := idParam(c)
 	r, _, err := k.a.svc.Get(c.Request().Context(), Downstreams, id)
 	if err != nil {
 		return k.failErr(c, s, err)

@@ -8,8 +8,10 @@ import (
 // lineDiff is a unified-style diff of two texts (lines prefixed "-", "+"
 // or " ", with @@ hunks of 2 lines of context), computed as a longest
 // common subsequence. Policy documents are a few hundred lines, so the
-// quadratic table is small; past maxDiffLines a side it gives up and
-// shows both sides whole.
+// quadratic table is small; past maxDiffCells (once the common head and
+// tail are trimmed) it gives up and shows both sides whole: the diffs of
+// a version are computed on every read of it, which the read role may
+// repeat at will, so each must cost little memory.
 func lineDiff(a, b string) string {
 	if a == b {
 		return ""
@@ -29,7 +31,7 @@ func lineDiff(a, b string) string {
 	for i := 0; i < pre; i++ {
 		ops = append(ops, diffOp{' ', x[i]})
 	}
-	if len(mx)*len(my) > maxDiffLines*maxDiffLines {
+	if (len(mx)+1)*(len(my)+1) > maxDiffCells {
 		for _, l := range mx {
 			ops = append(ops, diffOp{'-', l})
 		}
@@ -45,7 +47,8 @@ func lineDiff(a, b string) string {
 	return hunks(ops, 2)
 }
 
-const maxDiffLines = 4000
+// maxDiffCells bounds the LCS table: 1M int32 cells, 4 MiB.
+const maxDiffCells = 1 << 20
 
 type diffOp struct {
 	kind byte

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
@@ -40,9 +41,9 @@ type collection interface {
 	singular() string
 	ids(p config.Policy) []string
 	list(p config.Policy) ([]Resource, error)
-	get(p config.Policy, id string) (Resource, string, bool, error)
-	etag(p config.Policy, id string) (string, bool)
-	listETag(p config.Policy) string
+	get(p config.Policy, id string, tag tagger) (Resource, string, bool, error)
+	etag(p config.Policy, id string, tag tagger) (string, bool)
+	listETag(p config.Policy, tag tagger) string
 	// put decodes r into the entry id (created at the end when absent),
 	// keeping write-only secrets the body leaves out.
 	put(p *config.Policy, id string, r Resource) (index int, err error)
@@ -60,6 +61,9 @@ type coll[T any] struct {
 	// old into v when the body did not set them.
 	redact func(r Resource, v *T)
 	keep   func(v, old *T, body Resource)
+	// flag is the read-only member redact adds ("secret_sha256_set"),
+	// which a body read with GET may carry back.
+	flag string
 }
 
 func (c coll[T]) singular() string { return c.one }
@@ -107,32 +111,32 @@ func (c coll[T]) show(v *T) (Resource, error) {
 	return r, nil
 }
 
-func (c coll[T]) get(p config.Policy, id string) (Resource, string, bool, error) {
+func (c coll[T]) get(p config.Policy, id string, tag tagger) (Resource, string, bool, error) {
 	i := c.index(p, id)
 	if i < 0 {
 		return nil, "", false, nil
 	}
 	v := &(*c.slice(&p))[i]
 	r, err := c.show(v)
-	return r, etagOf(v), true, err
+	return r, tag(v), true, err
 }
 
-func (c coll[T]) etag(p config.Policy, id string) (string, bool) {
+func (c coll[T]) etag(p config.Policy, id string, tag tagger) (string, bool) {
 	i := c.index(p, id)
 	if i < 0 {
 		return "", false
 	}
-	return etagOf(&(*c.slice(&p))[i]), true
+	return tag(&(*c.slice(&p))[i]), true
 }
 
-func (c coll[T]) listETag(p config.Policy) string { return etagOf(*c.slice(&p)) }
+func (c coll[T]) listETag(p config.Policy, tag tagger) string { return tag(*c.slice(&p)) }
 
 func (c coll[T]) decode(r Resource, id string, old *T) (T, error) {
 	var v T
 	body := Resource{}
 	for k, x := range r {
-		if strings.HasSuffix(k, "_set") {
-			continue // the read-only flags of redacted secrets
+		if k == c.flag && c.flag != "" {
+			continue // the read-only flag of a redacted secret
 		}
 		if auth, ok := x.(map[string]any); ok && k == "auth" {
 			// auth.key_set, a downstream's flag, so that a body read
@@ -241,7 +245,7 @@ var collections = map[Kind]collection{
 		},
 	},
 	Clients: coll[config.Client]{
-		name: "clients", one: "client",
+		name: "clients", one: "client", flag: "secret_sha256_set",
 		slice: func(p *config.Policy) *[]config.Client { return &p.Clients },
 		id:    func(c *config.Client) string { return c.ID },
 		setID: func(c *config.Client, id string) { c.ID = id },
@@ -457,30 +461,59 @@ func goTypeWord(t string) string {
 	return "an object"
 }
 
+// tagger computes entity tags (Service.tag).
+type tagger func(v any) string
+
 // etagOf is a strong entity tag (RFC 9110 §8.8.3) over v's full stored
 // form, secrets included, so that a change to a write-only secret also
-// changes it.
-func etagOf(v any) string {
+// changes it. It is keyed (HMAC-SHA-256): the read role sees the tag and
+// every other member of the entry, so a plain digest would let it test
+// guesses of a client's secret offline. Instances sharing a store share
+// the key, so that a tag read from one is good on another.
+func etagOf(key []byte, v any) string {
 	b, err := yaml.Marshal(v)
 	if err != nil {
 		return `"?"`
 	}
-	h := sha256.Sum256(b)
-	return `"` + base64.RawURLEncoding.EncodeToString(h[:12]) + `"`
+	m := hmac.New(sha256.New, key)
+	m.Write(b)
+	return `"` + base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:12]) + `"`
 }
 
-// redactedYAML is the policy as the audit log and the version diffs show
-// it: inline downstream keys and client secret digests replaced.
+// fingerprintKey keys the fingerprints of redacted secrets. It is this
+// process's own: a fingerprint only has to show, within one diff or
+// document, whether a secret changed, and must not confirm a guess of
+// it (an unkeyed digest of a weak client secret would).
+var fingerprintKey = randomBytes(32)
+
+func fingerprint(secret string) string {
+	m := hmac.New(sha256.New, fingerprintKey)
+	m.Write([]byte(secret))
+	return "<redacted " + base64.RawURLEncoding.EncodeToString(m.Sum(nil))[:8] + ">"
+}
+
+// redactedYAML is the policy as the audit log, the version documents
+// and diffs, and the log show it (all of which the read role sees):
+// inline downstream keys, client secret digests, and users' password
+// hashes and TOTP seeds replaced by fingerprints.
 func redactedYAML(p config.Policy) string {
 	p = p.Clone()
 	for i := range p.Downstreams {
 		if p.Downstreams[i].Auth.Key != "" {
-			p.Downstreams[i].Auth.Key = "<redacted " + etagOf(p.Downstreams[i].Auth.Key)[1:9] + ">"
+			p.Downstreams[i].Auth.Key = fingerprint(p.Downstreams[i].Auth.Key)
 		}
 	}
 	for i := range p.Clients {
 		if p.Clients[i].SecretSHA256 != "" {
-			p.Clients[i].SecretSHA256 = "<redacted " + etagOf(p.Clients[i].SecretSHA256)[1:9] + ">"
+			p.Clients[i].SecretSHA256 = fingerprint(p.Clients[i].SecretSHA256)
+		}
+	}
+	for i := range p.Users {
+		if u := &p.Users[i]; u.PasswordHash != "" {
+			u.PasswordHash = fingerprint(u.PasswordHash)
+		}
+		if u := &p.Users[i]; u.TOTPSecret != "" {
+			u.TOTPSecret = fingerprint(u.TOTPSecret)
 		}
 	}
 	b, _ := config.MarshalPolicy(p)

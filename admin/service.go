@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/fedas/fedas/config"
 	"github.com/fedas/fedas/netguard"
@@ -48,16 +50,23 @@ type ServiceOptions struct {
 	// makes; nil means the strict guard, with loopback allowed only when
 	// base.Dev.AllowLoopbackHTTP is set.
 	Net *netguard.Options
+	// TagKey keys the entity tags (etagOf); instances sharing a store
+	// must share it. New derives it from the session key when it is
+	// not set.
+	TagKey []byte
 }
 
 // Service is the admin surface's logic, shared by the REST API and the
 // console: every read and every commit of the policy goes through it.
 type Service struct {
-	o     ServiceOptions
-	net   netguard.Options
-	log   *zap.Logger
-	mu    sync.Mutex
-	cache map[uint64]config.Policy
+	o      ServiceOptions
+	net    netguard.Options
+	log    *zap.Logger
+	mu     sync.Mutex
+	cache  map[uint64]config.Policy
+	tagKey []byte
+	// commit is held by the one write of this instance in progress.
+	commit chan struct{}
 }
 
 // NewService returns a Service.
@@ -72,7 +81,27 @@ func NewService(o ServiceOptions) *Service {
 	if o.Net != nil {
 		net = *o.Net
 	}
-	return &Service{o: o, net: net, log: o.Log, cache: map[uint64]config.Policy{}}
+	return &Service{o: o, net: net, log: o.Log, cache: map[uint64]config.Policy{}, tagKey: o.TagKey, commit: make(chan struct{}, 1)}
+}
+
+// tag is the entity tag of v (etagOf under the service's key).
+func (s *Service) tag(v any) string {
+	s.mu.Lock()
+	if s.tagKey == nil {
+		s.tagKey = randomBytes(32)
+	}
+	key := s.tagKey
+	s.mu.Unlock()
+	return etagOf(key, v)
+}
+
+// keyTags sets the key of the entity tags unless the options gave one.
+func (s *Service) keyTags(key []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.o.TagKey) == 0 {
+		s.tagKey = key
+	}
 }
 
 // Base returns the instance configuration policies are composed with.
@@ -164,6 +193,16 @@ type Committed struct {
 // when another writer commits first, so it must check preconditions
 // (If-Match) itself against the policy it is given.
 func (s *Service) change(ctx context.Context, a Actor, action, target string, mutate func(p *config.Policy) (prefix string, err error)) (Committed, error) {
+	// Writers on this instance take turns: racing each other through the
+	// store's compare-and-set, a dozen of them (a script's parallel
+	// calls) would exhaust the retries below, which are for the writers
+	// of other instances.
+	select {
+	case s.commit <- struct{}{}:
+		defer func() { <-s.commit }()
+	case <-ctx.Done():
+		return Committed{}, ctx.Err()
+	}
 	for attempt := 0; attempt < 8; attempt++ {
 		head, cur, err := s.head(ctx)
 		if err != nil {
@@ -198,7 +237,17 @@ func (s *Service) change(ctx context.Context, a Actor, action, target string, mu
 			continue // another writer committed first: re-apply on its version
 		}
 		if err != nil {
-			return Committed{}, storeError(err)
+			// The store may have applied the commit and lost only its
+			// answer (a connection reset after the script ran): "nothing
+			// was changed" must be true when said.
+			landed, known := s.landed(ctx, v)
+			switch {
+			case !known:
+				return Committed{}, &Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", RetryAfter: 2,
+					Description: "the policy store failed during the commit, which may have been made: read the status and the resource before retrying"}
+			case !landed:
+				return Committed{}, storeError(err)
+			}
 		}
 		s.log.Info("policy changed",
 			zap.Uint64("version", v.Version), zap.String("actor", a.Name), zap.String("role", string(a.Role)),
@@ -212,6 +261,19 @@ func (s *Service) change(ctx context.Context, a Actor, action, target string, mu
 		return Committed{Version: v.Version, Changed: true, Summary: summary}, nil
 	}
 	return Committed{}, &Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Description: "too many concurrent changes; nothing was changed", RetryAfter: 1}
+}
+
+// landed reports whether the store holds v as committed (known is false
+// when the store cannot say).
+func (s *Service) landed(ctx context.Context, v storage.PolicyVersion) (landed, known bool) {
+	pv, err := s.o.Store.PolicyVersion(ctx, v.Version)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, true
+	}
+	if err != nil {
+		return false, false
+	}
+	return bytes.Equal(pv.Doc, v.Doc) && pv.Author == v.Author && pv.Time.Equal(v.Time), true
 }
 
 // validate composes p with the base configuration (the config file's own
@@ -232,6 +294,11 @@ func (s *Service) validate(p config.Policy, prefix string) error {
 		// What Validate cannot see but serving would refuse (a malformed
 		// inline key): every instance would keep its old version.
 		problems = append(problems, buildProblem(p, berr))
+	}
+	for _, pr := range entryProblems(p) {
+		if !reported[pr.path] {
+			problems = append(problems, fmt.Errorf("%s: %s", pr.path, pr.msg))
+		}
 	}
 	for _, u := range enteredURLs(p) {
 		if u.url == "" || reported[u.path] {
@@ -266,6 +333,42 @@ func buildProblem(p config.Policy, err error) error {
 		}
 	}
 	return err
+}
+
+// maxBcryptCost bounds the cost of users' password hashes: the password
+// step spends the highest cost of any user on every failed sign-in, known
+// user or not (authn/password), so one hash of cost 31 would let anyone
+// pin a CPU for a day per request. Cost 16 is already about five seconds.
+const maxBcryptCost = 16
+
+type entryProblem struct{ path, msg string }
+
+// entryProblems are what the admin surface refuses beyond Validate: a
+// client id a person cannot read as what it is (RFC 6749 Appendix A.1
+// allows printable ASCII only: no homoglyph, right-to-left override or
+// control character), and a password hash that is no bcrypt hash or
+// whose cost would make every sign-in attempt a denial of service.
+func entryProblems(p config.Policy) []entryProblem {
+	var out []entryProblem
+	for i, c := range p.Clients {
+		for j := 0; j < len(c.ID); j++ {
+			if c.ID[j] < 0x20 || c.ID[j] > 0x7e {
+				out = append(out, entryProblem{fmt.Sprintf("clients[%d].id", i), fmt.Sprintf("%q must be printable ASCII (RFC 6749 Appendix A.1)", c.ID)})
+				break
+			}
+		}
+	}
+	for i, u := range p.Users {
+		path := fmt.Sprintf("users[%d].password_hash", i)
+		cost, err := bcrypt.Cost([]byte(u.PasswordHash))
+		switch {
+		case err != nil:
+			out = append(out, entryProblem{path, "must be a bcrypt hash (use `fedas hash-password`): " + err.Error()})
+		case cost > maxBcryptCost:
+			out = append(out, entryProblem{path, fmt.Sprintf("bcrypt cost %d is above %d: every failed sign-in would spend it", cost, maxBcryptCost)})
+		}
+	}
+	return out
 }
 
 type enteredURL struct{ path, url string }
@@ -320,7 +423,7 @@ func (s *Service) List(ctx context.Context, k Kind) ([]Resource, string, uint64,
 		return nil, "", 0, err
 	}
 	items, err := c.list(p)
-	return items, c.listETag(p), v, err
+	return items, c.listETag(p, s.tag), v, err
 }
 
 // Get returns one entry and its ETag.
@@ -333,7 +436,7 @@ func (s *Service) Get(ctx context.Context, k Kind, id string) (Resource, string,
 	if err != nil {
 		return nil, "", err
 	}
-	r, tag, ok, err := c.get(p, id)
+	r, tag, ok, err := c.get(p, id, s.tag)
 	if err != nil {
 		return nil, "", err
 	}
@@ -363,7 +466,7 @@ func (s *Service) Create(ctx context.Context, a Actor, k Kind, body Resource) (C
 		if err != nil {
 			return "", err
 		}
-		tag, _ = c.etag(*p, id)
+		tag, _ = c.etag(*p, id, s.tag)
 		return fmt.Sprintf("%s[%d]", k, i), nil
 	})
 	return res, tag, err
@@ -380,7 +483,7 @@ func (s *Service) Update(ctx context.Context, a Actor, k Kind, id, ifMatch strin
 	}
 	var tag string
 	res, err := s.change(ctx, a, string(k)+".update", string(k)+"/"+id, func(p *config.Policy) (string, error) {
-		cur, ok := c.etag(*p, id)
+		cur, ok := c.etag(*p, id, s.tag)
 		if !ok {
 			return "", errNotFound(c.singular() + " " + strconv.Quote(id))
 		}
@@ -391,7 +494,7 @@ func (s *Service) Update(ctx context.Context, a Actor, k Kind, id, ifMatch strin
 		if err != nil {
 			return "", err
 		}
-		tag, _ = c.etag(*p, id)
+		tag, _ = c.etag(*p, id, s.tag)
 		return fmt.Sprintf("%s[%d]", k, i), nil
 	})
 	return res, tag, err
@@ -405,7 +508,7 @@ func (s *Service) Delete(ctx context.Context, a Actor, k Kind, id, ifMatch strin
 		return Committed{}, err
 	}
 	return s.change(ctx, a, string(k)+".delete", string(k)+"/"+id, func(p *config.Policy) (string, error) {
-		cur, ok := c.etag(*p, id)
+		cur, ok := c.etag(*p, id, s.tag)
 		if !ok {
 			return "", errNotFound(c.singular() + " " + strconv.Quote(id))
 		}
@@ -426,14 +529,14 @@ func (s *Service) ReplaceAll(ctx context.Context, a Actor, k Kind, ifMatch strin
 	}
 	var tag string
 	res, err := s.change(ctx, a, string(k)+".replace", string(k), func(p *config.Policy) (string, error) {
-		if err := checkIfMatch(ifMatch, c.listETag(*p)); err != nil {
+		if err := checkIfMatch(ifMatch, c.listETag(*p, s.tag)); err != nil {
 			return "", err
 		}
 		if err := c.replaceAll(p, items); err != nil {
 			return "", err
 		}
 		p.NameRoutes() // as the stored document will be read, so that tag is the list's next ETag
-		tag = c.listETag(*p)
+		tag = c.listETag(*p, s.tag)
 		return "", nil
 	})
 	return res, tag, err
@@ -446,10 +549,10 @@ func (s *Service) Prompt(ctx context.Context) (Resource, string, error) {
 		return nil, "", err
 	}
 	if p.Prompt == nil {
-		return nil, etagOf(p.Prompt), nil
+		return nil, s.tag(p.Prompt), nil
 	}
 	r, err := toResource(p.Prompt)
-	return r, etagOf(p.Prompt), err
+	return r, s.tag(p.Prompt), err
 }
 
 // SetPrompt replaces the prompt (body nil: removes it) if ifMatch matches.
@@ -460,7 +563,7 @@ func (s *Service) SetPrompt(ctx context.Context, a Actor, ifMatch string, body R
 		action = "prompt.delete"
 	}
 	res, err := s.change(ctx, a, action, "prompt", func(p *config.Policy) (string, error) {
-		if err := checkIfMatch(ifMatch, etagOf(p.Prompt)); err != nil {
+		if err := checkIfMatch(ifMatch, s.tag(p.Prompt)); err != nil {
 			return "", err
 		}
 		if body == nil {
@@ -472,7 +575,7 @@ func (s *Service) SetPrompt(ctx context.Context, a Actor, ifMatch string, body R
 			}
 			p.Prompt = &pr
 		}
-		tag = etagOf(p.Prompt)
+		tag = s.tag(p.Prompt)
 		return "prompt", nil
 	})
 	return res, tag, err
@@ -481,18 +584,18 @@ func (s *Service) SetPrompt(ctx context.Context, a Actor, ifMatch string, body R
 // DefaultRoute returns default_route ("" means local) and its ETag.
 func (s *Service) DefaultRoute(ctx context.Context) (string, string, error) {
 	_, p, err := s.head(ctx)
-	return p.DefaultRoute, etagOf(p.DefaultRoute), err
+	return p.DefaultRoute, s.tag(p.DefaultRoute), err
 }
 
 // SetDefaultRoute sets default_route if ifMatch matches.
 func (s *Service) SetDefaultRoute(ctx context.Context, a Actor, ifMatch, route string) (Committed, string, error) {
 	var tag string
 	res, err := s.change(ctx, a, "default_route.update", "default_route", func(p *config.Policy) (string, error) {
-		if err := checkIfMatch(ifMatch, etagOf(p.DefaultRoute)); err != nil {
+		if err := checkIfMatch(ifMatch, s.tag(p.DefaultRoute)); err != nil {
 			return "", err
 		}
 		p.DefaultRoute = route
-		tag = etagOf(p.DefaultRoute)
+		tag = s.tag(p.DefaultRoute)
 		return "default_route", nil
 	})
 	return res, tag, err
@@ -612,6 +715,16 @@ func (s *Service) Export(ctx context.Context) ([]byte, uint64, error) {
 // or a config file: its other keys are ignored) if ifMatch is the head's
 // tag.
 func (s *Service) Import(ctx context.Context, a Actor, doc []byte, ifMatch string) (Committed, error) {
+	refuse := func(msg string) error {
+		return &Error{Status: 400, Code: "invalid_request", Description: "the document is not a valid policy", Problems: []Problem{{Message: msg}}}
+	}
+	if n, err := parseYAML(doc); err != nil {
+		return Committed{}, refuse(err.Error())
+	} else if n == nil {
+		// An empty body (a file that was not read) would otherwise
+		// import as the empty policy and remove every entry.
+		return Committed{}, refuse("the document is empty: to remove every entry, import {}")
+	}
 	np, err := config.ParsePolicy(doc)
 	if err != nil {
 		return Committed{}, &Error{Status: 400, Code: "invalid_request", Description: "the document is not a valid policy", Problems: []Problem{{Message: strings.TrimPrefix(err.Error(), "parse: ")}}}

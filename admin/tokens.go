@@ -14,7 +14,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"time"
 )
 
 // Role is what an admin token may do: read (every GET, the route tester)
@@ -52,8 +51,8 @@ type Token struct {
 type Tokens struct {
 	path string
 	mu   sync.Mutex
-	mod  time.Time
-	size int64
+	// raw is the file content list was read from.
+	raw  []byte
 	list []Token
 	err  error
 }
@@ -68,25 +67,58 @@ func LoadTokens(path string) (*Tokens, error) {
 }
 
 func (t *Tokens) refresh() error {
-	st, err := os.Stat(t.path)
-	if err != nil {
-		return fmt.Errorf("admin tokens: %w", err)
-	}
-	if st.ModTime().Equal(t.mod) && st.Size() == t.size && t.list != nil {
-		return t.err
-	}
+	// The file is read, not just stat'ed, on every check: a token
+	// rotated under the same name gives a file of the same size, and its
+	// modification time may not change within one tick of a coarse
+	// clock (or when a tool preserves it), yet the old token must stop
+	// working at once. The file is a few lines.
 	b, err := os.ReadFile(t.path)
 	if err != nil {
-		return fmt.Errorf("admin tokens: %w", err)
+		// A tokens file that cannot be read admits nobody: deleting it
+		// revokes every token.
+		t.list, t.raw, t.err = []Token{}, nil, fmt.Errorf("admin tokens: %w", err)
+		return t.err
+	}
+	if t.list != nil && t.raw != nil && bytes.Equal(b, t.raw) {
+		return t.err
 	}
 	list, err := parseTokens(b)
 	if err != nil {
-		// Keep the last good list: a half-written file must not lock
-		// every admin out, nor let anyone in.
-		return fmt.Errorf("admin tokens %s: %w", t.path, err)
+		// A half-written or mistyped file must not lock out the admins
+		// whose lines are still in it, nor keep a deleted line working:
+		// keep only the tokens of the last good list that the new file
+		// still lists as they were.
+		t.list, t.raw, t.err = stillListed(t.list, b), b, fmt.Errorf("admin tokens %s: %w", t.path, err)
+		return t.err
 	}
-	t.list, t.mod, t.size, t.err = list, st.ModTime(), st.Size(), nil
+	t.list, t.raw, t.err = list, b, nil
 	return nil
+}
+
+// stillListed returns the tokens of list whose line (digest, role and
+// name) is in the file content b, read line by line without failing.
+func stillListed(list []Token, b []byte) []Token {
+	lines := map[Token]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			continue
+		}
+		d, err := hex.DecodeString(f[0])
+		if err != nil || len(d) != 32 {
+			continue
+		}
+		tk := Token{Name: f[2], Role: Role(f[1])}
+		copy(tk.digest[:], d)
+		lines[tk] = true
+	}
+	out := []Token{}
+	for _, tk := range list {
+		if lines[tk] {
+			out = append(out, tk)
+		}
+	}
+	return out
 }
 
 func parseTokens(b []byte) ([]Token, error) {
@@ -126,10 +158,7 @@ func parseTokens(b []byte) ([]Token, error) {
 // the order of the file tells anything about a guess.
 func (t *Tokens) Authenticate(raw string) (Token, bool) {
 	t.mu.Lock()
-	if err := t.refresh(); err != nil && t.list == nil {
-		t.mu.Unlock()
-		return Token{}, false
-	}
+	_ = t.refresh()
 	list := t.list
 	t.mu.Unlock()
 	d := sha256.Sum256([]byte(raw))
