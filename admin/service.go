@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -213,7 +214,7 @@ func (s *Service) change(ctx context.Context, a Actor, action, target string, mu
 		if err != nil {
 			return Committed{}, err
 		}
-		if err := s.validate(next, prefix); err != nil {
+		if err := s.validate(cur, next, prefix); err != nil {
 			return Committed{}, err
 		}
 		before, after := redactedYAML(cur), redactedYAML(next)
@@ -279,10 +280,31 @@ func (s *Service) landed(ctx context.Context, v storage.PolicyVersion) (landed, 
 // validate composes p with the base configuration (the config file's own
 // checks, every problem at once) and checks every URL an admin entered
 // against the SSRF guard.
-func (s *Service) validate(p config.Policy, prefix string) error {
-	cfg, err := config.Compose(s.o.Base, p)
+func (s *Service) validate(cur, p config.Policy, prefix string) error {
 	var problems []error
 	reported := map[string]bool{}
+	// A secret reference names a variable or file of this host: one an
+	// admin adds is held to the secrets directory and the FEDAS_SECRET_
+	// prefix, or any host secret could be sent to a downstream of the
+	// admin's choosing (docs/admin.md "Secrets").
+	old := map[string]string{}
+	for _, r := range secretRefs(cur) {
+		old[r.key] = r.value
+	}
+	for _, r := range secretRefs(p) {
+		if r.value == "" || old[r.key] == r.value {
+			continue
+		}
+		if msg := s.refProblem(r); msg != "" {
+			problems = append(problems, fmt.Errorf("%s: %s", r.path, msg))
+			reported[r.path] = true
+		}
+	}
+	if len(problems) > 0 {
+		// Not even resolved: the reference is not read.
+		return validationError(errors.Join(problems...), prefix)
+	}
+	cfg, err := config.Compose(s.o.Base, p)
 	if err != nil {
 		problems = append(problems, err)
 		for _, line := range config.Problems(err) {
@@ -317,6 +339,68 @@ func (s *Service) validate(p config.Policy, prefix string) error {
 		return nil
 	}
 	return validationError(errors.Join(problems...), prefix)
+}
+
+// secretRef is one secret reference of a policy: key identifies it by
+// entry id (so reordering is not a change), path by position.
+type secretRef struct {
+	key, path, value string
+	env              bool
+}
+
+func secretRefs(p config.Policy) []secretRef {
+	var out []secretRef
+	add := func(kind, id string, i int, field, v string, env bool) {
+		out = append(out, secretRef{key: kind + "/" + id + "/" + field, path: fmt.Sprintf("%s[%d].%s", kind, i, field), value: v, env: env})
+	}
+	for i, c := range p.Clients {
+		add("clients", c.ID, i, "secret_env", c.SecretEnv, true)
+		add("clients", c.ID, i, "secret_file", c.SecretFile, false)
+		add("clients", c.ID, i, "jwks_file", c.JWKSFile, false)
+	}
+	for i, d := range p.Downstreams {
+		add("downstreams", d.ID, i, "auth.key_env", d.Auth.KeyEnv, true)
+		add("downstreams", d.ID, i, "auth.key_file", d.Auth.KeyFile, false)
+		add("downstreams", d.ID, i, "auth.secret_env", d.Auth.SecretEnv, true)
+		add("downstreams", d.ID, i, "auth.secret_file", d.Auth.SecretFile, false)
+	}
+	for i, u := range p.Users {
+		add("users", u.Username, i, "totp_secret_env", u.TOTPSecretEnv, true)
+		add("users", u.Username, i, "totp_secret_file", u.TOTPSecretFile, false)
+	}
+	return out
+}
+
+// SecretEnvPrefix starts every environment variable a secret reference
+// entered through the admin surface may name.
+const SecretEnvPrefix = "FEDAS_SECRET_"
+
+func (s *Service) refProblem(r secretRef) string {
+	if r.env {
+		if !strings.HasPrefix(r.value, SecretEnvPrefix) || len(r.value) == len(SecretEnvPrefix) {
+			return fmt.Sprintf("%q: the admin surface may name only environment variables starting with %s", r.value, SecretEnvPrefix)
+		}
+		return ""
+	}
+	dir := s.o.Base.Admin.SecretsDir
+	if dir == "" {
+		return "the admin surface cannot add file references: set admin.secrets_dir, or use an inline key or a " + SecretEnvPrefix + " variable"
+	}
+	if !filepath.IsAbs(r.value) {
+		return fmt.Sprintf("%q: give an absolute path inside admin.secrets_dir", r.value)
+	}
+	root, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "admin.secrets_dir is not readable on this instance"
+	}
+	target := filepath.Clean(r.value)
+	if t, err := filepath.EvalSymlinks(target); err == nil {
+		target = t // a link inside the directory must not lead out of it
+	}
+	if rel, err := filepath.Rel(root, target); err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+		return fmt.Sprintf("%q is not inside admin.secrets_dir", r.value)
+	}
+	return ""
 }
 
 // buildProblem names the downstream a policy.Build error is about

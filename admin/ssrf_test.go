@@ -3,12 +3,15 @@ package admin_test
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/fedas/fedas/admin/admintest"
+	"github.com/fedas/fedas/config"
 	"github.com/fedas/fedas/federation/fedtest"
 )
 
@@ -94,4 +97,60 @@ func TestWrite_UnusableKeyRefused(t *testing.T) {
 	}
 	st := in.Do(t, http.MethodGet, "/admin/v1/status", in.ReadToken, nil, nil)
 	require.EqualValues(t, 1, st.JSON(t)["version"], "nothing committed")
+}
+
+// TestSecretReferences_Limited: a secret reference an admin adds may name
+// only FEDAS_SECRET_ variables and files inside admin.secrets_dir (no
+// symlink out of it); references already in the policy are kept as they
+// are, so an unrelated write still commits.
+func TestSecretReferences_Limited(t *testing.T) {
+	dir := t.TempDir()
+	secrets := filepath.Join(dir, "secrets")
+	require.NoError(t, os.Mkdir(secrets, 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(secrets, "bank"), []byte("bank-secret"), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "outside"), []byte("host-secret"), 0o600))
+	require.NoError(t, os.Symlink(filepath.Join(dir, "outside"), filepath.Join(secrets, "link")))
+	t.Setenv("FEDAS_SECRET_BANK", "bank-secret")
+	t.Setenv("FEDAS_OTHER", "x")
+	t.Setenv("FEDAS_CFG_SECRET", "from-the-file")
+	in := admintest.Start(t, admintest.Options{Configure: func(c *config.Config) {
+		c.Admin.SecretsDir = secrets
+		// A reference the config file made: not limited.
+		c.Downstreams = append(c.Downstreams, config.Downstream{ID: "cfg", Issuer: "https://cfg.example", ClientID: "us",
+			Auth: config.DownstreamAuth{Method: "client_secret_basic", SecretEnv: "FEDAS_CFG_SECRET", Secret: "from-the-file"}})
+	}})
+	for _, tc := range []struct {
+		name, field, value string
+		ok                 bool
+	}{
+		{"prefixed env", "secret_env", "FEDAS_SECRET_BANK", true},
+		{"other env", "secret_env", "FEDAS_OTHER", false},
+		{"bare prefix", "secret_env", "FEDAS_SECRET_", false},
+		{"file inside", "secret_file", filepath.Join(secrets, "bank"), true},
+		{"file outside", "secret_file", filepath.Join(dir, "outside"), false},
+		{"dot-dot out", "secret_file", secrets + "/../outside", false},
+		{"symlink out", "secret_file", filepath.Join(secrets, "link"), false},
+		{"relative", "secret_file", "secrets/bank", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := strings.ReplaceAll(tc.name, " ", "_")
+			id = strings.ReplaceAll(id, "-", "_")
+			r := in.Do(t, http.MethodPost, "/admin/v1/downstreams", in.WriteToken, nil, map[string]any{"id": id, "issuer": "https://" + id + ".example",
+				"client_id": "us", "auth": map[string]any{"method": "client_secret_basic", tc.field: tc.value}})
+			if tc.ok {
+				require.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)
+				return
+			}
+			require.Equal(t, http.StatusBadRequest, r.Status, "%s", r.Body)
+			require.Contains(t, string(r.Body), `"field":"auth.`+tc.field+`"`, "%s", r.Body)
+			require.NotContains(t, string(r.Body), "host-secret")
+		})
+	}
+	// The config file's own reference stays usable: an unrelated edit of
+	// that downstream commits.
+	g := in.Do(t, http.MethodGet, "/admin/v1/downstreams/cfg", in.WriteToken, nil, nil)
+	body := g.JSON(t)
+	body["name"] = "Renamed"
+	w := in.Do(t, http.MethodPut, "/admin/v1/downstreams/cfg", in.WriteToken, map[string]string{"If-Match": g.Header.Get("ETag")}, body)
+	require.Equal(t, http.StatusOK, w.Status, "%s", w.Body)
 }

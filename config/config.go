@@ -86,6 +86,12 @@ type Admin struct {
 	// SighupOverwritesStore lets SIGHUP replace a policy that admins have
 	// edited with the config file's; by default SIGHUP refuses to.
 	SighupOverwritesStore bool `yaml:"sighup_overwrites_store"`
+	// SecretsDir is the only directory whose files a secret reference
+	// (key_file, secret_file, totp_secret_file, jwks_file) entered through
+	// the admin surface may name; environment references entered there
+	// must start with FEDAS_SECRET_. Without it, the admin surface cannot
+	// add file references. References in the config file are not limited.
+	SecretsDir string `yaml:"secrets_dir"`
 }
 
 // App is one of our own native apps, invoked by deep link.
