@@ -1008,7 +1008,7 @@ func exampleErrors(t *testing.T) *example {
 	r = x.postForm(t, "token endpoint: a wrong code_verifier (the code is burnt)", as.token(), url.Values{
 		"grant_type": {"authorization_code"}, "client_id": {"demo-app"}, "code": {code}, "code_verifier": {sdk.NewPKCE().Verifier}})
 	requireOAuthError(t, r, http.StatusBadRequest, "invalid_grant")
-	r = x.postForm(t, "token endpoint: the code again", as.token(), url.Values{
+	r = x.postForm(t, "token endpoint: the same code with the right verifier: still invalid_grant", as.token(), url.Values{
 		"grant_type": {"authorization_code"}, "client_id": {"demo-app"}, "code": {code}, "code_verifier": {pk.Verifier}})
 	requireOAuthError(t, r, http.StatusBadRequest, "invalid_grant")
 	r = x.postForm(t, "token endpoint: the password grant", as.token(), url.Values{"grant_type": {"password"}, "client_id": {"demo-app"}, "username": {"carol"}, "password": {"carol-pw"}})
