@@ -149,8 +149,9 @@ func Start(tb testing.TB, o Options) *Instance {
 	serve, shutdown := srv.Serve, srv.Shutdown
 	if len(observers) > 0 {
 		// The server's handler behind a recorder, on an http.Server of
-		// our own with the same limits.
-		hs := &http.Server{Handler: observed(in.URL, srv.Handler(), observers), ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 32 << 10}
+		// our own with the limits server.New sets.
+		hs := &http.Server{Handler: observed(in.URL, srv.Handler(), observers), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
+			WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 32 << 10}
 		serve = func(ln net.Listener) error { return hs.Serve(ln) }
 		shutdown = hs.Shutdown
 	}
