@@ -239,6 +239,7 @@ func (s *Server) routes() {
 	// published under the OpenID name too.
 	e.GET("/.well-known/openid-configuration", s.metadata)
 	e.GET(PathJWKS, s.jwksHandler)
+	e.GET(PathOpenAPI, s.openAPI)
 	e.POST(PathNative, s.native, form(true))
 	e.POST(PathResponse+":hop", s.respond, form(false))
 	e.POST(PathAppComplete, s.appComplete, form(false))

@@ -4,10 +4,13 @@
 package servertest
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,7 +49,34 @@ type Options struct {
 	// Clock, when set, is the server's clock and, with no Store given,
 	// the memory store's: tests advance it instead of sleeping.
 	Clock *Clock
+	// Observe, when set, sees every exchange the instance answers (in
+	// addition to ObserveAll).
+	Observe func(Exchange)
 }
+
+// Exchange is one request an instance answered and its answer, as the
+// instance's handler saw them.
+type Exchange struct {
+	// Seq orders exchanges by arrival, across every instance of the process.
+	Seq int64
+	// Instance is the issuer URL of the instance that answered.
+	Instance string
+	// Request is the request as received; its Body is spent: use
+	// RequestBody.
+	Request     *http.Request
+	RequestBody []byte
+	Status      int
+	Header      http.Header
+	Body        []byte
+}
+
+// ObserveAll, when set, is asked for an observer for every instance Start
+// starts: a test binary sets it (in TestMain, before any test runs) to see
+// every exchange of every instance, e.g. to validate each one against an
+// API description. Its observer reports problems through tb.
+var ObserveAll func(tb testing.TB, in *Instance) func(Exchange)
+
+var exchangeSeq atomic.Int64
 
 // Clock is a test clock: real time plus an offset that Advance grows.
 type Clock struct {
@@ -106,19 +136,88 @@ func Start(tb testing.TB, o Options) *Instance {
 	if err != nil {
 		tb.Fatalf("servertest: %v", err)
 	}
+	in := &Instance{URL: cfg.Issuer, Server: srv, Store: o.Store, Config: cfg}
+	var observers []func(Exchange)
+	if ObserveAll != nil {
+		if f := ObserveAll(tb, in); f != nil {
+			observers = append(observers, f)
+		}
+	}
+	if o.Observe != nil {
+		observers = append(observers, o.Observe)
+	}
+	serve, shutdown := srv.Serve, srv.Shutdown
+	if len(observers) > 0 {
+		// The server's handler behind a recorder, on an http.Server of
+		// our own with the limits server.New sets.
+		hs := &http.Server{Handler: observed(in.URL, srv.Handler(), observers), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
+			WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 32 << 10}
+		serve = func(ln net.Listener) error { return hs.Serve(ln) }
+		shutdown = hs.Shutdown
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = srv.Serve(ln)
+		_ = serve(ln)
 	}()
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		_ = srv.Shutdown(ctx)
+		_ = shutdown(ctx)
 		<-done
 	})
-	return &Instance{URL: cfg.Issuer, Server: srv, Store: o.Store, Config: cfg}
+	return in
 }
+
+// observed records every exchange through h and hands it to observers
+// once the handler has returned (and before the connection goes idle, so
+// that Shutdown waits for the observers).
+func observed(instance string, h http.Handler, observers []func(Exchange)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seq := exchangeSeq.Add(1)
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, "servertest: reading the request body: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		_ = r.Body.Close()
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		rec := &recorder{ResponseWriter: w}
+		h.ServeHTTP(rec, r)
+		if rec.status == 0 {
+			rec.status = http.StatusOK
+		}
+		ex := Exchange{Seq: seq, Instance: instance, Request: r, RequestBody: body, Status: rec.status, Header: w.Header().Clone(), Body: rec.body.Bytes()}
+		for _, f := range observers {
+			f(ex)
+		}
+	})
+}
+
+// recorder passes a response through and keeps a copy.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	body   bytes.Buffer
+}
+
+func (r *recorder) WriteHeader(status int) {
+	if r.status == 0 {
+		r.status = status
+	}
+	r.ResponseWriter.WriteHeader(status)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	r.body.Write(b)
+	return r.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // Client returns an SDK client for clientID at this instance.
 func (in *Instance) Client(tb testing.TB, clientID string) *sdk.Client {
