@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -46,6 +47,8 @@ type Options struct {
 	// Clock, when set, is the server's clock and, with no Store given,
 	// the memory store's: tests advance it instead of sleeping.
 	Clock *Clock
+	// TracerProvider is the server's (server.Options.TracerProvider).
+	TracerProvider trace.TracerProvider
 }
 
 // Clock is a test clock: real time plus an offset that Advance grows.
@@ -102,7 +105,7 @@ func Start(tb testing.TB, o Options) *Instance {
 	if o.Logger == nil {
 		o.Logger = zaptest.NewLogger(tb)
 	}
-	srv, err := server.New(server.Options{Config: cfg, Store: o.Store, Logger: o.Logger.Named(cfg.Issuer), HMACSecret: o.HMACSecret, Now: now})
+	srv, err := server.New(server.Options{Config: cfg, Store: o.Store, Logger: o.Logger.Named(cfg.Issuer), HMACSecret: o.HMACSecret, Now: now, TracerProvider: o.TracerProvider})
 	if err != nil {
 		tb.Fatalf("servertest: %v", err)
 	}
