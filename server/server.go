@@ -239,7 +239,7 @@ func (s *Server) routes() {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.echoError
-	e.Use(tracing.Middleware(s.tp, "public"))
+	e.Use(tracing.Middleware(s.tp, "public", PathHealth, PathReady))
 	e.Use(s.recoverer, s.accessLog, s.deadline, s.withPolicy)
 	form := s.formParser
 	e.GET(PathMetadata, s.metadata)

@@ -20,6 +20,7 @@ package tracing
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
@@ -65,13 +66,16 @@ func Enabled(tp trace.TracerProvider) bool {
 // tp nil means otel.GetTracerProvider() (a process that sets the global
 // provider gets spans without plumbing); a no-op provider returns the
 // next handler itself, so tracing off adds nothing to a request.
-// listener names the listener in the ListenerKey attribute.
+// listener names the listener in the ListenerKey attribute. Requests for
+// the untraced routes (templates, such as the health endpoints that
+// probes call every few seconds) get no span: each would be a trace of
+// its own, and tell nothing a metric does not.
 //
 // The span is named "METHOD route" (e.g. "POST /native/response/:hop")
 // and carries http.request.method, http.route, url.scheme,
 // network.protocol.version and http.response.status_code; a 5xx marks it
 // as an error. Nothing else from the request is read.
-func Middleware(tp trace.TracerProvider, listener string) echo.MiddlewareFunc {
+func Middleware(tp trace.TracerProvider, listener string, untraced ...string) echo.MiddlewareFunc {
 	if tp == nil {
 		tp = otel.GetTracerProvider()
 	}
@@ -82,10 +86,13 @@ func Middleware(tp trace.TracerProvider, listener string) echo.MiddlewareFunc {
 	base := []attribute.KeyValue{ListenerKey.String(listener)}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
+			route := c.Path()
+			if slices.Contains(untraced, route) {
+				return next(c)
+			}
 			r := c.Request()
 			ctx := Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 			method := methodAttr(r.Method)
-			route := c.Path()
 			name := method.Value.AsString()
 			attrs := append(make([]attribute.KeyValue, 0, 8), base...)
 			attrs = append(attrs, method, scheme(r), semconv.NetworkProtocolVersion(protoVersion(r)))

@@ -40,7 +40,8 @@ func attrs(s sdktrace.ReadOnlySpan) map[attribute.Key]attribute.Value {
 
 func newEcho(tp trace.TracerProvider) *echo.Echo {
 	e := echo.New()
-	e.Use(tracing.Middleware(tp, "public"))
+	e.Use(tracing.Middleware(tp, "public", "/healthz"))
+	e.GET("/healthz", func(c echo.Context) error { return c.NoContent(http.StatusOK) })
 	e.POST("/native/response/:hop", func(c echo.Context) error {
 		return c.JSON(http.StatusBadRequest, map[string]string{"error": "invalid_request"})
 	})
@@ -104,6 +105,19 @@ func TestMiddleware_ErrorsAndUnknownRoutes(t *testing.T) {
 	assert.True(t, strings.HasPrefix(spans[2].Name(), "_OTHER"), spans[2].Name())
 	assert.Equal(t, "_OTHER", attrs(spans[2])["http.request.method"].AsString())
 	tracingtest.AssertNoSecrets(t, spans, "path-secret", "BREW")
+}
+
+// Untraced routes (the health probes) get no span, with or without a
+// traceparent.
+func TestMiddleware_Untraced(t *testing.T) {
+	rec := tracingtest.New(t)
+	e := newEcho(rec)
+	req := httptest.NewRequest(http.MethodGet, "/healthz", nil)
+	req.Header.Set("traceparent", traceparent)
+	w := httptest.NewRecorder()
+	e.ServeHTTP(w, req)
+	require.Equal(t, http.StatusOK, w.Code)
+	assert.Empty(t, rec.Ended())
 }
 
 // Without a traceparent the span is a root; a malformed one is ignored.

@@ -31,6 +31,7 @@ import (
 
 	"github.com/pquerna/otp/totp"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 
@@ -147,6 +148,11 @@ func serve(args []string, stderr io.Writer) error {
 	// them through zap (never with command arguments).
 	redis.SetLogger(redisLogger{log.Named("go-redis")})
 	defer func() { _ = log.Sync() }()
+	tr, err := startTracing(context.Background(), log)
+	if err != nil {
+		return err
+	}
+	defer tr.stop()
 
 	// readFile returns the config file's bytes (the embedded demo without
 	// --config): its policy part bootstraps the policy store.
@@ -197,7 +203,7 @@ func serve(args []string, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	st, kind, err := openStore(ctx, cfg, log)
+	st, kind, err := openStore(ctx, cfg, log, tr.tp)
 	if err != nil {
 		return err
 	}
@@ -230,7 +236,7 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(server.Options{Config: cfg, Store: st, Logger: log, SigningKey: key, HMACSecret: secret, Policy: src})
+	srv, err := server.New(server.Options{Config: cfg, Store: st, Logger: log, SigningKey: key, HMACSecret: secret, Policy: src, TracerProvider: tr.tp})
 	if err != nil {
 		return err
 	}
@@ -253,7 +259,7 @@ func serve(args []string, stderr io.Writer) error {
 	go func() { errc <- srv.Serve(ln) }()
 	var adm *admin.Admin
 	if cfg.Admin.TokensFile != "" {
-		if adm, err = startAdmin(cfg, ps, src, follower, secret, log, errc); err != nil {
+		if adm, err = startAdmin(cfg, ps, src, follower, secret, log, tr.tp, errc); err != nil {
 			return err
 		}
 	}
@@ -291,14 +297,14 @@ func serve(args []string, stderr io.Writer) error {
 }
 
 // startAdmin starts the admin listener (docs/admin.md).
-func startAdmin(cfg *config.Config, ps storage.PolicyStore, src *policy.Source, f *policy.Follower, secret []byte, log *zap.Logger, errc chan<- error) (*admin.Admin, error) {
+func startAdmin(cfg *config.Config, ps storage.PolicyStore, src *policy.Source, f *policy.Follower, secret []byte, log *zap.Logger, tp trace.TracerProvider, errc chan<- error) (*admin.Admin, error) {
 	tokens, err := admin.LoadTokens(cfg.Admin.TokensFile)
 	if err != nil {
 		return nil, fmt.Errorf("%w (create one with: fedas admin token create --role write --name you --file %s)", err, cfg.Admin.TokensFile)
 	}
 	alog := log.Named("admin")
 	svc := admin.NewService(admin.ServiceOptions{Store: ps, Base: cfg, Source: src, Sync: f.Sync, Log: alog})
-	adm, err := admin.New(admin.Options{Service: svc, Tokens: tokens, Log: alog, SessionKey: server.AdminSessionKey(secret)})
+	adm, err := admin.New(admin.Options{Service: svc, Tokens: tokens, Log: alog, SessionKey: server.AdminSessionKey(secret), TracerProvider: tp})
 	if err != nil {
 		return nil, err
 	}
@@ -353,7 +359,7 @@ func reloadFile(ctx context.Context, load func() (*config.Config, error), readFi
 	log.Info("config reloaded", zap.Uint64("version", v), zap.String("changes", pv.Summary))
 }
 
-func openStore(ctx context.Context, cfg *config.Config, log *zap.Logger) (storage.Store, string, error) {
+func openStore(ctx context.Context, cfg *config.Config, log *zap.Logger, tp trace.TracerProvider) (storage.Store, string, error) {
 	r := cfg.Storage.Redis
 	if r == nil {
 		return memory.New(), "memory", nil
@@ -364,7 +370,7 @@ func openStore(ctx context.Context, cfg *config.Config, log *zap.Logger) (storag
 	}
 	st, err := redisstore.New(ctx, redisstore.Options{
 		URL: r.URL, Addrs: r.Addrs, Cluster: r.Cluster, MasterName: r.MasterName,
-		Username: r.Username, Password: pw, Prefix: r.Prefix, AllowEvictionPolicy: r.AllowEvictionPolicy,
+		Username: r.Username, Password: pw, Prefix: r.Prefix, AllowEvictionPolicy: r.AllowEvictionPolicy, TracerProvider: tp,
 	}, log.Named("redis"))
 	if err != nil {
 		return nil, "", fmt.Errorf("redis: %w", err)

@@ -38,7 +38,7 @@ func Texts(s sdktrace.ReadOnlySpan) []string {
 	out := []string{s.Name(), s.Status().Description}
 	kv := func(attrs []attribute.KeyValue) {
 		for _, a := range attrs {
-			out = append(out, string(a.Key), a.Value.Emit())
+			out = append(out, string(a.Key), a.Value.String())
 		}
 	}
 	kv(s.Attributes())
