@@ -35,7 +35,7 @@ type Options struct {
 	SessionKey []byte
 	Now        func() time.Time
 	// TracerProvider makes a span per admin request (package tracing);
-	// nil means otel.GetTracerProvider(), a no-op provider adds nothing.
+	// nil or a no-op provider means no tracing, at no cost.
 	TracerProvider trace.TracerProvider
 }
 

@@ -71,8 +71,8 @@ type Options struct {
 	// downstreams, routes, prompts) that a reload or the admin API
 	// republishes; nil means a Source holding a snapshot of Config.
 	Policy *policy.Source
-	// TracerProvider makes a span per request (package tracing); nil
-	// means otel.GetTracerProvider(), a no-op provider adds nothing.
+	// TracerProvider makes a span per request (package tracing); nil or
+	// a no-op provider means no tracing, at no cost.
 	TracerProvider trace.TracerProvider
 }
 

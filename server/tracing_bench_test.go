@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -27,9 +28,11 @@ func (discard) Shutdown(context.Context) error                             { ret
 
 // BenchmarkNativeTracing is the initial native request (memory store,
 // handler called directly) with tracing off (the no-op provider `fedas
-// serve` injects without OTEL_TRACES_EXPORTER), with the default (nil:
-// the global provider, never set here), and on (the SDK, every request
-// sampled and batched to a discarding exporter), each with a traceparent.
+// serve` injects without OTEL_TRACES_EXPORTER; nil is the same), with
+// the global provider while none is set (what a library user who passes
+// otel.GetTracerProvider() pays until a provider is set), and on (the
+// SDK, every request sampled and batched to a discarding exporter), each
+// with a traceparent.
 //
 //	go test ./server/ -run '^$' -bench '^BenchmarkNativeTracing$' -benchmem
 func BenchmarkNativeTracing(b *testing.B) {
@@ -38,7 +41,7 @@ func BenchmarkNativeTracing(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		tp   trace.TracerProvider
-	}{{"off", noop.NewTracerProvider()}, {"default", nil}, {"on", on}} {
+	}{{"off", noop.NewTracerProvider()}, {"nil", nil}, {"global-unset", otel.GetTracerProvider()}, {"on", on}} {
 		b.Run(tc.name, func(b *testing.B) {
 			cfg := config.Default()
 			cfg.Issuer = "http://127.0.0.1:1"

@@ -183,6 +183,13 @@ func TestTracing_FederatedFlowIsOneTrace(t *testing.T) {
 	for _, v := range []string{code, pk.Verifier, pk.Challenge, tok.AccessToken, tok.RefreshToken, tok.IDToken} {
 		seen.add(v)
 	}
+	// Failures are traced too, and their error statuses (fosite's
+	// spans record the error text) carry no secret either: a replayed
+	// code, a refresh token presented as a code.
+	_, err = c.Exchange(t.Context(), code, pk)
+	require.Error(t, err)
+	_, err = c.Exchange(t.Context(), tok.RefreshToken, pk)
+	require.Error(t, err)
 
 	spans1, spans2 := rec1.Ended(), rec2.Ended()
 	require.NotEmpty(t, spans1)

@@ -148,13 +148,16 @@ func TestMiddleware_OffIsIdentity(t *testing.T) {
 	assert.Equal(t, reflect.ValueOf(h).Pointer(), reflect.ValueOf(got).Pointer())
 }
 
-// nil means the global provider, resolved when the middleware is built.
-func TestMiddleware_NilIsGlobal(t *testing.T) {
+// nil is off too; the global provider is used only when passed.
+func TestMiddleware_NilIsOffGlobalWhenPassed(t *testing.T) {
+	h := func(echo.Context) error { return nil }
+	assert.Equal(t, reflect.ValueOf(h).Pointer(), reflect.ValueOf(tracing.Middleware(nil, "public")(h)).Pointer())
+
 	rec := tracingtest.New(t)
 	prev := otel.GetTracerProvider()
 	otel.SetTracerProvider(rec)
 	t.Cleanup(func() { otel.SetTracerProvider(prev) })
-	e := newEcho(nil)
+	e := newEcho(otel.GetTracerProvider())
 	e.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/native/response/x", nil))
 	require.Len(t, rec.Ended(), 1)
 }
