@@ -14,7 +14,10 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
+
+	"github.com/fedas/fedas/tracing"
 )
 
 // Paths of the admin listener (docs/admin.md).
@@ -34,6 +37,9 @@ type Options struct {
 	// secret).
 	SessionKey []byte
 	Now        func() time.Time
+	// TracerProvider makes a span per admin request (package tracing);
+	// nil or a no-op provider means no tracing, at no cost.
+	TracerProvider trace.TracerProvider
 }
 
 // Admin is the admin listener's HTTP surface: the REST API under
@@ -71,6 +77,7 @@ func New(o Options) (*Admin, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = a.echoError
+	e.Use(tracing.Middleware(o.TracerProvider, "admin"))
 	e.Use(a.recoverer, a.headers)
 	a.echo = e
 	e.GET(PathOpenAPI, a.openAPI)

@@ -41,10 +41,10 @@ var consolePages = []string{
 // route to it.
 func consoleInstance(t *testing.T) *admintest.Instance {
 	t.Helper()
-	t.Setenv("FEDAS_CONSOLE_TEST_SECRET", "s3cret")
+	t.Setenv("FEDAS_SECRET_CONSOLE_TEST", "s3cret")
 	return admintest.Start(t, admintest.Options{Configure: func(c *config.Config) {
 		c.Downstreams = append(c.Downstreams, config.Downstream{ID: "ds1", Issuer: "https://ds1.example", Name: "DS one", ClientID: "us",
-			Auth: config.DownstreamAuth{Method: "client_secret_basic", SecretEnv: "FEDAS_CONSOLE_TEST_SECRET", Secret: "s3cret"}})
+			Auth: config.DownstreamAuth{Method: "client_secret_basic", SecretEnv: "FEDAS_SECRET_CONSOLE_TEST", Secret: "s3cret"}})
 		c.Prompt = &config.Prompt{Inputs: []config.PromptInput{{Key: "email", Title: "Email"}}}
 		c.Routes = append(c.Routes, config.Route{ID: "to-ds1", Downstream: "ds1", EmailDomains: []string{"ds1.example"}})
 	}})
@@ -288,7 +288,7 @@ func requireLabelled(t *testing.T, body string) {
 // newDownstream is a valid console form for a downstream.
 func newDownstream(csrf, id string) url.Values {
 	return url.Values{"csrf": {csrf}, "id": {id}, "issuer": {"https://" + id + ".example"}, "client_id": {"us"},
-		"auth.method": {"client_secret_basic"}, "auth.secret_env": {"FEDAS_CONSOLE_TEST_SECRET"}}
+		"auth.method": {"client_secret_basic"}, "auth.secret_env": {"FEDAS_SECRET_CONSOLE_TEST"}}
 }
 
 func TestConsole_PostsAreGuarded(t *testing.T) {
@@ -543,7 +543,7 @@ func TestConsole_EditConflict(t *testing.T) {
 	d := g.JSON(t)
 	d["name"] = "Renamed by the API"
 	delete(d, "auth")
-	d["auth"] = map[string]any{"method": "client_secret_basic", "secret_env": "FEDAS_CONSOLE_TEST_SECRET"}
+	d["auth"] = map[string]any{"method": "client_secret_basic", "secret_env": "FEDAS_SECRET_CONSOLE_TEST"}
 	u := in.Do(t, http.MethodPut, "/admin/v1/downstreams/ds1", in.WriteToken, map[string]string{"If-Match": g.Header.Get("ETag")}, d)
 	require.Equal(t, http.StatusOK, u.Status, "%s", u.Body)
 

@@ -574,11 +574,11 @@ func TestRedteam_ConsoleEscapesEverything(t *testing.T) {
 	hostile := hostileDownstream(t, "<script>alert('issuer')</script>", false)
 	do(http.MethodPost, "/downstreams", nil, map[string]any{"id": "evil", "issuer": hostile.URL, "name": xssImg, "client_id": xssScript,
 		"logo":   `https://logo.example/a"><script>alert(3)</script>.png`,
-		"auth":   map[string]any{"method": "client_secret_basic", "secret_env": "FEDAS_CONSOLE_TEST_SECRET"},
+		"auth":   map[string]any{"method": "client_secret_basic", "secret_env": "FEDAS_SECRET_CONSOLE_TEST"},
 		"claims": []string{"<svg onload=alert(4)>"}, "scopes": map[string]string{"openid": xssQuote}}, http.StatusCreated)
 	leaky := hostileDownstream(t, "", true)
 	do(http.MethodPost, "/downstreams", nil, map[string]any{"id": "leaky", "issuer": leaky.URL, "name": "Leaky", "client_id": "us",
-		"auth": map[string]any{"method": "client_secret_basic", "secret_env": "FEDAS_CONSOLE_TEST_SECRET"}}, http.StatusCreated)
+		"auth": map[string]any{"method": "client_secret_basic", "secret_env": "FEDAS_SECRET_CONSOLE_TEST"}}, http.StatusCreated)
 	ptag := in.Do(t, http.MethodGet, v1+"/prompt", w, nil, nil).Header.Get("ETag")
 	do(http.MethodPut, "/prompt", map[string]string{"If-Match": ptag}, map[string]any{
 		"inputs": []any{map[string]any{"key": "email", "title": xssScript, "hint": xssImg, "description": xssArea}},
@@ -1286,8 +1286,8 @@ func TestRedteam_SSRFEnteredURLs(t *testing.T) {
 				hdr                 map[string]string
 				body                any
 			}{
-				{"issuer", http.MethodPost, "/downstreams", nil, map[string]any{"id": "x", "issuer": u, "client_id": "us", "auth": map[string]any{"method": "client_secret_basic", "secret_env": "FEDAS_RT_UNSET"}}},
-				{"logo", http.MethodPost, "/downstreams", nil, map[string]any{"id": "x", "issuer": "https://x.example", "logo": u, "client_id": "us", "auth": map[string]any{"method": "client_secret_basic", "secret_env": "FEDAS_RT_UNSET"}}},
+				{"issuer", http.MethodPost, "/downstreams", nil, map[string]any{"id": "x", "issuer": u, "client_id": "us", "auth": map[string]any{"method": "client_secret_basic", "secret_env": "FEDAS_SECRET_RT_UNSET"}}},
+				{"logo", http.MethodPost, "/downstreams", nil, map[string]any{"id": "x", "issuer": "https://x.example", "logo": u, "client_id": "us", "auth": map[string]any{"method": "client_secret_basic", "secret_env": "FEDAS_SECRET_RT_UNSET"}}},
 				{"logo", http.MethodPut, "/prompt", map[string]string{"If-Match": "*"}, prompt(u, "")},
 				{"options[0].values[0].logo", http.MethodPut, "/prompt", map[string]string{"If-Match": "*"}, prompt("", u)},
 				{"deep_link", http.MethodPost, "/apps", nil, map[string]any{"id": "wallet", "client_id": "demo-app", "deep_link": u}},
@@ -1321,7 +1321,7 @@ func TestRedteam_SSRFEnteredURLs(t *testing.T) {
 // with loopback allowed (dev), where only canonical loopback names may
 // be used.
 func TestRedteam_SSRFCheckFollowsNothing(t *testing.T) {
-	t.Setenv("FEDAS_RT_SECRET", "downstream-secret")
+	t.Setenv("FEDAS_SECRET_RT", "downstream-secret")
 	in := admintest.Start(t, admintest.Options{})
 	canary := fedtest.StartCanary(t)
 	port := canary.URL[strings.LastIndex(canary.URL, ":")+1:]
@@ -1331,7 +1331,7 @@ func TestRedteam_SSRFCheckFollowsNothing(t *testing.T) {
 			ds := fedtest.Start(t, fedtest.Options{PAREndpoint: target, TokenEndpoint: target, NativeEndpoint: target, JWKSURI: target, AuthorizationEndpoint: target})
 			id := fmt.Sprintf("ds%d", i)
 			r := in.Do(t, http.MethodPost, v1+"/downstreams", in.WriteToken, nil, map[string]any{"id": id, "issuer": ds.URL, "client_id": "us",
-				"auth": map[string]any{"method": "client_secret_basic", "secret_env": "FEDAS_RT_SECRET"}})
+				"auth": map[string]any{"method": "client_secret_basic", "secret_env": "FEDAS_SECRET_RT"}})
 			require.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)
 			rep := in.Do(t, http.MethodPost, v1+"/downstreams/"+id+"/check", in.WriteToken, nil, nil)
 			require.Equal(t, http.StatusOK, rep.Status, "%s", rep.Body)
@@ -1353,7 +1353,7 @@ func TestRedteam_SSRFCheckFollowsNothing(t *testing.T) {
 			ds := fedtest.Start(t, fedtest.Options{RedirectTo: canary.URL + "/x", Modes: map[fedtest.Endpoint]fedtest.Mode{e: fedtest.Redirect}})
 			id := "redir" + string(e)
 			r := in.Do(t, http.MethodPost, v1+"/downstreams", in.WriteToken, nil, map[string]any{"id": id, "issuer": ds.URL, "client_id": "us",
-				"auth": map[string]any{"method": "client_secret_basic", "secret_env": "FEDAS_RT_SECRET"}})
+				"auth": map[string]any{"method": "client_secret_basic", "secret_env": "FEDAS_SECRET_RT"}})
 			require.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)
 			rep := in.Do(t, http.MethodPost, v1+"/downstreams/"+id+"/check", in.WriteToken, nil, nil)
 			require.Equal(t, http.StatusOK, rep.Status, "%s", rep.Body)
@@ -1510,26 +1510,26 @@ func TestRedteam_LiveRepointMidFlight(t *testing.T) {
 // what it had, and says so in the status.
 func TestRedteam_UnbuildableVersions(t *testing.T) {
 	key, _ := privateJWK(t)
-	t.Setenv("FEDAS_RT_KEY", key)
+	t.Setenv("FEDAS_SECRET_RT_KEY", key)
 	in := admintest.Start(t, admintest.Options{})
 	ds := downstreamBody("bank", "")
-	ds["auth"] = map[string]any{"method": "private_key_jwt", "key_env": "FEDAS_RT_KEY"}
+	ds["auth"] = map[string]any{"method": "private_key_jwt", "key_env": "FEDAS_SECRET_RT_KEY"}
 	r := in.Do(t, http.MethodPost, v1+"/downstreams", in.WriteToken, nil, ds)
 	require.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)
 	g := in.Do(t, http.MethodGet, v1+"/downstreams/bank", in.ReadToken, nil, nil)
 	require.Equal(t, http.StatusOK, in.Do(t, http.MethodDelete, v1+"/downstreams/bank", in.WriteToken, map[string]string{"If-Match": g.Header.Get("ETag")}, nil).Status)
 	ex2 := in.Do(t, http.MethodGet, v1+"/versions/2", in.ReadToken, nil, nil)
 	require.Equal(t, http.StatusOK, ex2.Status)
-	require.NoError(t, os.Unsetenv("FEDAS_RT_KEY"))
+	require.NoError(t, os.Unsetenv("FEDAS_SECRET_RT_KEY"))
 
 	r = in.Do(t, http.MethodPost, v1+"/versions/2/rollback", in.WriteToken, map[string]string{"If-Match": `"v3"`}, nil)
 	m := rtError(t, r, http.StatusBadRequest, "invalid_request")
-	requireProblem(t, m, "downstreams[0].auth.key", "-", "FEDAS_RT_KEY is not set")
+	requireProblem(t, m, "downstreams[0].auth.key", "-", "FEDAS_SECRET_RT_KEY is not set")
 	exp := in.Do(t, http.MethodGet, v1+"/export", in.WriteToken, nil, nil)
-	doc := strings.Replace(string(exp.Body), "users:", "downstreams:\n  - id: bank\n    issuer: https://bank.example\n    client_id: as1\n    auth: {method: private_key_jwt, key_env: FEDAS_RT_KEY}\nusers:", 1)
+	doc := strings.Replace(string(exp.Body), "users:", "downstreams:\n  - id: bank\n    issuer: https://bank.example\n    client_id: as1\n    auth: {method: private_key_jwt, key_env: FEDAS_SECRET_RT_KEY}\nusers:", 1)
 	r = in.Do(t, http.MethodPost, v1+"/import", in.WriteToken, yamlHdr(`"v3"`), doc)
 	m = rtError(t, r, http.StatusBadRequest, "invalid_request")
-	requireProblem(t, m, "downstreams[0].auth.key", "-", "FEDAS_RT_KEY is not set")
+	requireProblem(t, m, "downstreams[0].auth.key", "-", "FEDAS_SECRET_RT_KEY is not set")
 	require.EqualValues(t, 3, rtHead(t, in), "nothing committed")
 	require.EqualValues(t, 3, in.Server.Policy().Current().PolicyVersion)
 
@@ -1634,7 +1634,7 @@ func TestRedteam_ReadRoleEverywhere(t *testing.T) {
 	in := consoleInstance(t)
 	mock := fedtest.Start(t, fedtest.Options{})
 	r := in.Do(t, http.MethodPost, v1+"/downstreams", in.WriteToken, nil, map[string]any{"id": "mocked", "issuer": mock.URL, "client_id": "us",
-		"auth": map[string]any{"method": "client_secret_basic", "secret_env": "FEDAS_CONSOLE_TEST_SECRET"}})
+		"auth": map[string]any{"method": "client_secret_basic", "secret_env": "FEDAS_SECRET_CONSOLE_TEST"}})
 	require.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)
 	h := rtHead(t, in)
 	rb := newBrowser(t, in)

@@ -291,20 +291,33 @@ func (s *Service) validate(cur, p config.Policy, prefix string) error {
 	for _, r := range secretRefs(cur) {
 		old[r.key] = r.value
 	}
+	var refused []string
 	for _, r := range secretRefs(p) {
 		if r.value == "" || old[r.key] == r.value {
 			continue
 		}
 		if msg := s.refProblem(r); msg != "" {
 			problems = append(problems, fmt.Errorf("%s: %s", r.path, msg))
-			reported[r.path] = true
+			refused = append(refused, r.path)
 		}
 	}
-	if len(problems) > 0 {
-		// Not even resolved: the reference is not read.
-		return validationError(errors.Join(problems...), prefix)
+	// A refused reference is never read: the rest is validated without
+	// it, and the problems its absence causes in its entry are not
+	// reported twice.
+	checked := p
+	if len(refused) > 0 {
+		checked = withoutRefs(p, refused)
 	}
-	cfg, err := config.Compose(s.o.Base, p)
+	cfg, err := config.Compose(s.o.Base, checked)
+	if err != nil && len(refused) > 0 {
+		var keep []error
+		for _, line := range config.Problems(err) {
+			if !underAny(line, refused) {
+				keep = append(keep, errors.New(line))
+			}
+		}
+		err = errors.Join(keep...)
+	}
 	if err != nil {
 		problems = append(problems, err)
 		for _, line := range config.Problems(err) {
@@ -369,6 +382,51 @@ func secretRefs(p config.Policy) []secretRef {
 		add("users", u.Username, i, "totp_secret_file", u.TOTPSecretFile, false)
 	}
 	return out
+}
+
+// withoutRefs returns a copy of p with the references at paths blanked.
+func withoutRefs(p config.Policy, paths []string) config.Policy {
+	p = p.Clone()
+	drop := map[string]bool{}
+	for _, x := range paths {
+		drop[x] = true
+	}
+	for i := range p.Clients {
+		c := &p.Clients[i]
+		blank(drop, fmt.Sprintf("clients[%d].", i), map[string]*string{"secret_env": &c.SecretEnv, "secret_file": &c.SecretFile, "jwks_file": &c.JWKSFile})
+	}
+	for i := range p.Downstreams {
+		a := &p.Downstreams[i].Auth
+		blank(drop, fmt.Sprintf("downstreams[%d].", i), map[string]*string{"auth.key_env": &a.KeyEnv, "auth.key_file": &a.KeyFile, "auth.secret_env": &a.SecretEnv, "auth.secret_file": &a.SecretFile})
+	}
+	for i := range p.Users {
+		u := &p.Users[i]
+		blank(drop, fmt.Sprintf("users[%d].", i), map[string]*string{"totp_secret_env": &u.TOTPSecretEnv, "totp_secret_file": &u.TOTPSecretFile})
+	}
+	return p
+}
+
+func blank(drop map[string]bool, prefix string, fields map[string]*string) {
+	for name, f := range fields {
+		if drop[prefix+name] {
+			*f = ""
+		}
+	}
+}
+
+// underAny reports whether a problem line is about the entry (or the
+// auth block) of one of the refused references.
+func underAny(line string, refs []string) bool {
+	for _, r := range refs {
+		scope := r
+		if i := strings.LastIndex(r, "."); i > 0 {
+			scope = r[:i]
+		}
+		if strings.HasPrefix(line, scope+":") || strings.HasPrefix(line, scope+".") {
+			return true
+		}
+	}
+	return false
 }
 
 // SecretEnvPrefix starts every environment variable a secret reference

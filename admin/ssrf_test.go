@@ -37,7 +37,7 @@ func TestSSRF_EnteredURLs(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := map[string]any{"id": "x", "issuer": "https://as.example", "client_id": "us",
-				"auth": map[string]any{"method": "client_secret_basic", "secret_env": "FEDAS_SSRF_UNSET"}}
+				"auth": map[string]any{"method": "client_secret_basic", "secret_env": "FEDAS_SECRET_SSRF_UNSET"}}
 			d[tc.field] = tc.url
 			r := in.Do(t, http.MethodPost, "/admin/v1/downstreams", in.WriteToken, nil, d)
 			require.Equal(t, http.StatusBadRequest, r.Status, "%s", r.Body)

@@ -22,6 +22,7 @@ import (
 	"github.com/fedas/fedas/config"
 	"github.com/fedas/fedas/dpop"
 	"github.com/fedas/fedas/par"
+	"github.com/fedas/fedas/tracing"
 )
 
 // Errors of a hop's life, mapped to protocol answers by the server.
@@ -218,7 +219,7 @@ func New(cfg *config.Config, log *zap.Logger, dpopSeed []byte) (*Federator, erro
 		}
 		// One tuned transport per downstream (docs/performance.md trap 3):
 		// connection reuse, and a slow downstream cannot starve others.
-		ds.http = &http.Client{Transport: par.NewTransport(), Timeout: timeout,
+		ds.http = &http.Client{Transport: tracing.Transport(par.NewTransport()), Timeout: timeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 		for _, a := range d.IDTokenAlgs {
 			ds.algs = append(ds.algs, jose.SignatureAlgorithm(a))

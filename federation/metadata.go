@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/fedas/fedas/par"
+	"github.com/fedas/fedas/tracing"
 )
 
 // WellKnownSuffix is the RFC 8414 §3 well-known URI suffix for OAuth 2.0
@@ -268,7 +269,7 @@ func newFetchConfig(hc *http.Client, ttl, minRefresh, timeout time.Duration, max
 		cp.CheckRedirect = noRedirect
 		c.hc = &cp
 	} else {
-		c.hc = &http.Client{Transport: par.NewTransport(), CheckRedirect: noRedirect}
+		c.hc = &http.Client{Transport: tracing.Transport(par.NewTransport()), CheckRedirect: noRedirect}
 	}
 	return c
 }

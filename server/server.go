@@ -23,6 +23,7 @@ import (
 	fositepar "github.com/ory/fosite/handler/par"
 	"github.com/ory/fosite/handler/pkce"
 	fositehmac "github.com/ory/fosite/token/hmac"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/fedas/fedas/authn/password"
@@ -32,6 +33,7 @@ import (
 	"github.com/fedas/fedas/flow"
 	"github.com/fedas/fedas/policy"
 	"github.com/fedas/fedas/storage"
+	"github.com/fedas/fedas/tracing"
 )
 
 // Endpoint paths, relative to the issuer.
@@ -69,6 +71,9 @@ type Options struct {
 	// downstreams, routes, prompts) that a reload or the admin API
 	// republishes; nil means a Source holding a snapshot of Config.
 	Policy *policy.Source
+	// TracerProvider makes a span per request (package tracing); nil or
+	// a no-op provider means no tracing, at no cost.
+	TracerProvider trace.TracerProvider
 }
 
 // Server is one fedas authorization server.
@@ -89,6 +94,7 @@ type Server struct {
 	now      func() time.Time
 	echo     *echo.Echo
 	http     *http.Server
+	tp       trace.TracerProvider
 	// Ephemeral reports which keys were generated at start.
 	EphemeralSigningKey, EphemeralHMACSecret bool
 }
@@ -118,6 +124,7 @@ func New(o Options) (*Server, error) {
 		o.Now = time.Now
 	}
 	s := &Server{cfg: cfg, store: o.Store, log: o.Logger, now: o.Now}
+	s.tp = o.TracerProvider
 	if o.SigningKey == nil {
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
@@ -232,6 +239,7 @@ func (s *Server) routes() {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.echoError
+	e.Use(tracing.Middleware(s.tp, "public", PathHealth, PathReady))
 	e.Use(s.recoverer, s.accessLog, s.deadline, s.withPolicy)
 	form := s.formParser
 	e.GET(PathMetadata, s.metadata)

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/fedas/fedas/admin"
@@ -254,6 +255,11 @@ func serve(o *serveOptions) error {
 	// them through zap (never with command arguments).
 	redis.SetLogger(redisLogger{log.Named("go-redis")})
 	defer func() { _ = log.Sync() }()
+	tr, err := startTracing(context.Background(), log)
+	if err != nil {
+		return err
+	}
+	defer tr.stop()
 
 	readFile, load := o.readFile, o.load
 	cfg, err := load()
@@ -278,7 +284,7 @@ func serve(o *serveOptions) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	st, kind, err := openStore(ctx, cfg, log)
+	st, kind, err := openStore(ctx, cfg, log, tr.tp)
 	if err != nil {
 		return err
 	}
@@ -311,7 +317,7 @@ func serve(o *serveOptions) error {
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(server.Options{Config: cfg, Store: st, Logger: log, SigningKey: key, HMACSecret: secret, Policy: src})
+	srv, err := server.New(server.Options{Config: cfg, Store: st, Logger: log, SigningKey: key, HMACSecret: secret, Policy: src, TracerProvider: tr.tp})
 	if err != nil {
 		return err
 	}
@@ -334,7 +340,7 @@ func serve(o *serveOptions) error {
 	go func() { errc <- srv.Serve(ln) }()
 	var adm *admin.Admin
 	if cfg.Admin.TokensFile != "" {
-		if adm, err = startAdmin(cfg, ps, src, follower, secret, log, errc); err != nil {
+		if adm, err = startAdmin(cfg, ps, src, follower, secret, log, tr.tp, errc); err != nil {
 			return err
 		}
 	}
@@ -372,14 +378,14 @@ func serve(o *serveOptions) error {
 }
 
 // startAdmin starts the admin listener (docs/admin.md).
-func startAdmin(cfg *config.Config, ps storage.PolicyStore, src *policy.Source, f *policy.Follower, secret []byte, log *zap.Logger, errc chan<- error) (*admin.Admin, error) {
+func startAdmin(cfg *config.Config, ps storage.PolicyStore, src *policy.Source, f *policy.Follower, secret []byte, log *zap.Logger, tp trace.TracerProvider, errc chan<- error) (*admin.Admin, error) {
 	tokens, err := admin.LoadTokens(cfg.Admin.TokensFile)
 	if err != nil {
 		return nil, fmt.Errorf("%w (create one with: fedas admin token create --role write --name you --file %s)", err, cfg.Admin.TokensFile)
 	}
 	alog := log.Named("admin")
 	svc := admin.NewService(admin.ServiceOptions{Store: ps, Base: cfg, Source: src, Sync: f.Sync, Log: alog})
-	adm, err := admin.New(admin.Options{Service: svc, Tokens: tokens, Log: alog, SessionKey: server.AdminSessionKey(secret)})
+	adm, err := admin.New(admin.Options{Service: svc, Tokens: tokens, Log: alog, SessionKey: server.AdminSessionKey(secret), TracerProvider: tp})
 	if err != nil {
 		return nil, err
 	}
@@ -434,7 +440,7 @@ func reloadFile(ctx context.Context, load func() (*config.Config, error), readFi
 	log.Info("config reloaded", zap.Uint64("version", v), zap.String("changes", pv.Summary))
 }
 
-func openStore(ctx context.Context, cfg *config.Config, log *zap.Logger) (storage.Store, string, error) {
+func openStore(ctx context.Context, cfg *config.Config, log *zap.Logger, tp trace.TracerProvider) (storage.Store, string, error) {
 	r := cfg.Storage.Redis
 	if r == nil {
 		return memory.New(), "memory", nil
@@ -445,7 +451,7 @@ func openStore(ctx context.Context, cfg *config.Config, log *zap.Logger) (storag
 	}
 	st, err := redisstore.New(ctx, redisstore.Options{
 		URL: r.URL, Addrs: r.Addrs, Cluster: r.Cluster, MasterName: r.MasterName,
-		Username: r.Username, Password: pw, Prefix: r.Prefix, AllowEvictionPolicy: r.AllowEvictionPolicy,
+		Username: r.Username, Password: pw, Prefix: r.Prefix, AllowEvictionPolicy: r.AllowEvictionPolicy, TracerProvider: tp,
 	}, log.Named("redis"))
 	if err != nil {
 		return nil, "", fmt.Errorf("redis: %w", err)

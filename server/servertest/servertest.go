@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -52,6 +53,8 @@ type Options struct {
 	// Observe, when set, sees every exchange the instance answers (in
 	// addition to ObserveAll).
 	Observe func(Exchange)
+	// TracerProvider is the server's (server.Options.TracerProvider).
+	TracerProvider trace.TracerProvider
 }
 
 // Exchange is one request an instance answered and its answer, as the
@@ -132,7 +135,7 @@ func Start(tb testing.TB, o Options) *Instance {
 	if o.Logger == nil {
 		o.Logger = zaptest.NewLogger(tb)
 	}
-	srv, err := server.New(server.Options{Config: cfg, Store: o.Store, Logger: o.Logger.Named(cfg.Issuer), HMACSecret: o.HMACSecret, Now: now})
+	srv, err := server.New(server.Options{Config: cfg, Store: o.Store, Logger: o.Logger.Named(cfg.Issuer), HMACSecret: o.HMACSecret, Now: now, TracerProvider: o.TracerProvider})
 	if err != nil {
 		tb.Fatalf("servertest: %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 )
 
@@ -84,6 +85,11 @@ type Options struct {
 	// noeviction. Replay protection is then not guaranteed: evicted
 	// markers let replays through (docs/redis.md rule 5).
 	AllowEvictionPolicy bool
+
+	// TracerProvider, when set, traces the commands issued within a traced
+	// request (tracing.InstrumentRedis: never their arguments); nil or
+	// no-op means no tracing hook.
+	TracerProvider trace.TracerProvider
 }
 
 func (o Options) withDefaults() Options {

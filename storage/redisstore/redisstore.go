@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/fedas/fedas/storage"
+	"github.com/fedas/fedas/tracing"
 )
 
 var _ storage.Store = (*Store)(nil)
@@ -43,6 +44,9 @@ func newStore(client redis.UniversalClient, o Options, logger *zap.Logger) (*Sto
 	}
 	if logger == nil {
 		logger = zap.NewNop()
+	}
+	if err := tracing.InstrumentRedis(client, o.TracerProvider); err != nil {
+		return nil, fmt.Errorf("redisstore: %w", err)
 	}
 	s := &Store{
 		client:    client,
