@@ -130,6 +130,10 @@ func startTracing(ctx context.Context, log *zap.Logger) (*traces, error) {
 	if !set.on {
 		return off, nil
 	}
+	// Export failures (a collector down) and ignored exporter settings go
+	// to our log, not to stderr through the standard logger; they carry
+	// the endpoint and the error, never span contents.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing: export failed", zap.Error(err)) }))
 	exp, err := otlptracehttp.New(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("tracing: OTLP exporter: %w", err)
@@ -149,10 +153,6 @@ func startTracing(ctx context.Context, log *zap.Logger) (*traces, error) {
 		opts = append(opts, sdktrace.WithSampler(set.sampler))
 	}
 	tp := sdktrace.NewTracerProvider(opts...)
-	// Export failures (a collector down) go to our log, not to stderr
-	// through the standard logger; they carry the endpoint and the error,
-	// never span contents.
-	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing: export failed", zap.Error(err)) }))
 	service, _ := res.Set().Value(semconv.ServiceNameKey)
 	log.Info("tracing on", zap.String("exporter", "otlp"), zap.String("protocol", "http/protobuf"),
 		zap.String("sampler", set.samplerName), zap.String("service_name", service.AsString()))

@@ -74,10 +74,18 @@ func TestTracingFromEnv(t *testing.T) {
 // TestServe_RefusesBadTracingEnv: a value fedas cannot honour stops
 // `serve` before it listens.
 func TestServe_RefusesBadTracingEnv(t *testing.T) {
-	t.Setenv("OTEL_TRACES_EXPORTER", "otlp")
-	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
-	err := run([]string{"serve", "--listen", "127.0.0.1:0"}, nil, io.Discard, io.Discard)
-	require.ErrorContains(t, err, "http/protobuf")
+	for _, tc := range []struct{ key, value, want string }{
+		{"OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", "http/protobuf"},
+		{"OTEL_TRACES_SAMPLER", "always-on", "OTEL_TRACES_SAMPLER"},
+		{"OTEL_RESOURCE_ATTRIBUTES", "deployment", "tracing: resource"},
+	} {
+		t.Run(tc.key, func(t *testing.T) {
+			t.Setenv("OTEL_TRACES_EXPORTER", "otlp")
+			t.Setenv(tc.key, tc.value)
+			err := run([]string{"serve", "--listen", "127.0.0.1:0"}, nil, io.Discard, io.Discard)
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
 }
 
 // collector is an OTLP/HTTP trace receiver: it keeps every request body,
