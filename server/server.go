@@ -30,6 +30,7 @@ import (
 	"github.com/fedas/fedas/config"
 	"github.com/fedas/fedas/dpop"
 	"github.com/fedas/fedas/flow"
+	"github.com/fedas/fedas/metrics"
 	"github.com/fedas/fedas/policy"
 	"github.com/fedas/fedas/storage"
 )
@@ -69,6 +70,9 @@ type Options struct {
 	// downstreams, routes, prompts) that a reload or the admin API
 	// republishes; nil means a Source holding a snapshot of Config.
 	Policy *policy.Source
+	// Metrics, when set, is the registry this server counts in (shared
+	// with the admin listener, which serves it); nil means one of its own.
+	Metrics *metrics.Metrics
 }
 
 // Server is one fedas authorization server.
@@ -89,6 +93,7 @@ type Server struct {
 	now      func() time.Time
 	echo     *echo.Echo
 	http     *http.Server
+	obs      observer
 	// Ephemeral reports which keys were generated at start.
 	EphemeralSigningKey, EphemeralHMACSecret bool
 }
@@ -141,6 +146,7 @@ func New(o Options) (*Server, error) {
 		o.Policy = policy.NewSource(snap)
 	}
 	s.policy = o.Policy
+	s.initObserve(o)
 	if err := s.initKeys(o.SigningKey); err != nil {
 		return nil, err
 	}
@@ -222,6 +228,8 @@ func New(o Options) (*Server, error) {
 		ResponseURI: func(hopID string) string { return cfg.Issuer + PathResponse + hopID },
 		WebCallback: cfg.Issuer + PathWebCallback,
 		StateKey:    derivedKey(o.HMACSecret, "fedas/federation-state/v1"),
+		Events:      s.obs.events,
+		Observe:     s.observeOutcome,
 	})
 	s.dpop = &dpop.Verifier{Replay: dpopReplay{o.Store}, Now: o.Now}
 	s.routes()
@@ -232,7 +240,7 @@ func (s *Server) routes() {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.echoError
-	e.Use(s.recoverer, s.accessLog, s.deadline, s.withPolicy)
+	e.Use(s.accessLog, s.recoverer, s.deadline, s.withPolicy)
 	form := s.formParser
 	e.GET(PathMetadata, s.metadata)
 	// OIDC Discovery §4: we issue ID tokens, so the same document is
