@@ -68,6 +68,9 @@ func LoadTokens(path string) (*Tokens, error) {
 }
 
 func (t *Tokens) refresh() error {
+	if t.path == "" {
+		return nil // NoTokens: nothing to re-read
+	}
 	st, err := os.Stat(t.path)
 	if err != nil {
 		return fmt.Errorf("admin tokens: %w", err)

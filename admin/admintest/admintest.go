@@ -156,7 +156,9 @@ func Start(tb testing.TB, o Options) *Instance {
 		so.Net = &netguard.Options{}
 	}
 	svc := admin.NewService(so)
-	adm, err := admin.New(admin.Options{Service: svc, Tokens: tokens, Log: log.Named("admin"), SessionKey: server.AdminSessionKey(o.HMACSecret)})
+	// The server's registry, as fedas serve shares one between both
+	// listeners.
+	adm, err := admin.New(admin.Options{Service: svc, Tokens: tokens, Log: log.Named("admin"), SessionKey: server.AdminSessionKey(o.HMACSecret), Metrics: srv.Metrics()})
 	if err != nil {
 		cancel()
 		tb.Fatal(err)

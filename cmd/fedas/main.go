@@ -130,12 +130,13 @@ func serve(args []string, stderr io.Writer) error {
 	redisURL := fs.String("redis", "", "Redis URL; switches storage to Redis")
 	listen := fs.String("listen", "", "listen address (default from config: 127.0.0.1:8080)")
 	adminTokens := fs.String("admin-tokens", "", "admin tokens file; starts the admin listener (default from config: admin.tokens_file)")
-	adminListen := fs.String("admin-listen", "", "admin listen address (default from config: 127.0.0.1:8081)")
+	adminListen := fs.String("admin-listen", "", "admin listen address; starts the admin listener (default from config: admin.listen, else 127.0.0.1:8081)")
 	debug := fs.Bool("debug", false, "debug logging")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	zc := zap.NewProductionConfig()
+	logTimes(&zc)
 	if *debug {
 		zc.Level = zap.NewAtomicLevelAt(zap.DebugLevel)
 	}
@@ -147,6 +148,7 @@ func serve(args []string, stderr io.Writer) error {
 	// them through zap (never with command arguments).
 	redis.SetLogger(redisLogger{log.Named("go-redis")})
 	defer func() { _ = log.Sync() }()
+	obs := newObservability(log)
 
 	// readFile returns the config file's bytes (the embedded demo without
 	// --config): its policy part bootstraps the policy store.
@@ -197,7 +199,7 @@ func serve(args []string, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	st, kind, err := openStore(ctx, cfg, log)
+	st, kind, err := openStore(ctx, cfg, log, obs.redisHooks())
 	if err != nil {
 		return err
 	}
@@ -230,7 +232,7 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(server.Options{Config: cfg, Store: st, Logger: log, SigningKey: key, HMACSecret: secret, Policy: src})
+	srv, err := server.New(server.Options{Config: cfg, Store: st, Logger: log, SigningKey: key, HMACSecret: secret, Policy: src, Metrics: obs.metrics})
 	if err != nil {
 		return err
 	}
@@ -252,8 +254,8 @@ func serve(args []string, stderr io.Writer) error {
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	var adm *admin.Admin
-	if cfg.Admin.TokensFile != "" {
-		if adm, err = startAdmin(cfg, ps, src, follower, secret, log, errc); err != nil {
+	if cfg.Admin.Enabled() {
+		if adm, err = startAdmin(cfg, ps, src, follower, secret, log, errc, obs.metrics); err != nil {
 			return err
 		}
 	}
@@ -290,24 +292,26 @@ func serve(args []string, stderr io.Writer) error {
 	return <-errc
 }
 
-// startAdmin starts the admin listener (docs/admin.md).
-func startAdmin(cfg *config.Config, ps storage.PolicyStore, src *policy.Source, f *policy.Follower, secret []byte, log *zap.Logger, errc chan<- error) (*admin.Admin, error) {
-	tokens, err := admin.LoadTokens(cfg.Admin.TokensFile)
-	if err != nil {
-		return nil, fmt.Errorf("%w (create one with: fedas admin token create --role write --name you --file %s)", err, cfg.Admin.TokensFile)
-	}
+// startAdmin starts the admin listener (docs/admin.md), which also
+// serves the metrics.
+func startAdmin(cfg *config.Config, ps storage.PolicyStore, src *policy.Source, f *policy.Follower, secret []byte, log *zap.Logger, errc chan<- error, metrics http.Handler) (*admin.Admin, error) {
 	alog := log.Named("admin")
-	svc := admin.NewService(admin.ServiceOptions{Store: ps, Base: cfg, Source: src, Sync: f.Sync, Log: alog})
-	adm, err := admin.New(admin.Options{Service: svc, Tokens: tokens, Log: alog, SessionKey: server.AdminSessionKey(secret)})
+	tokens, err := adminTokens(cfg, alog)
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.Admin.Listen)
+	svc := admin.NewService(admin.ServiceOptions{Store: ps, Base: cfg, Source: src, Sync: f.Sync, Log: alog})
+	adm, err := admin.New(admin.Options{Service: svc, Tokens: tokens, Log: alog, SessionKey: server.AdminSessionKey(secret), Metrics: metrics})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Admin.ListenAddr())
 	if err != nil {
 		return nil, fmt.Errorf("admin listener: %w", err)
 	}
 	log.Info("admin listener serving", zap.String("listen", ln.Addr().String()),
-		zap.String("console", "http://"+ln.Addr().String()+admin.PathConsole+"/"), zap.String("tokens_file", cfg.Admin.TokensFile))
+		zap.String("console", "http://"+ln.Addr().String()+admin.PathConsole+"/"), zap.String("metrics", "http://"+ln.Addr().String()+admin.PathMetrics),
+		zap.String("tokens_file", cfg.Admin.TokensFile))
 	go func() { errc <- adm.Serve(ln) }()
 	return adm, nil
 }
@@ -353,7 +357,7 @@ func reloadFile(ctx context.Context, load func() (*config.Config, error), readFi
 	log.Info("config reloaded", zap.Uint64("version", v), zap.String("changes", pv.Summary))
 }
 
-func openStore(ctx context.Context, cfg *config.Config, log *zap.Logger) (storage.Store, string, error) {
+func openStore(ctx context.Context, cfg *config.Config, log *zap.Logger, hooks []redis.Hook) (storage.Store, string, error) {
 	r := cfg.Storage.Redis
 	if r == nil {
 		return memory.New(), "memory", nil
@@ -365,6 +369,7 @@ func openStore(ctx context.Context, cfg *config.Config, log *zap.Logger) (storag
 	st, err := redisstore.New(ctx, redisstore.Options{
 		URL: r.URL, Addrs: r.Addrs, Cluster: r.Cluster, MasterName: r.MasterName,
 		Username: r.Username, Password: pw, Prefix: r.Prefix, AllowEvictionPolicy: r.AllowEvictionPolicy,
+		Hooks: hooks,
 	}, log.Named("redis"))
 	if err != nil {
 		return nil, "", fmt.Errorf("redis: %w", err)

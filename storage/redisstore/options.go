@@ -84,6 +84,10 @@ type Options struct {
 	// noeviction. Replay protection is then not guaranteed: evicted
 	// markers let replays through (docs/redis.md rule 5).
 	AllowEvictionPolicy bool
+
+	// Hooks are added to the client before its first command (metrics:
+	// command latency and errors, storage lost/recovered).
+	Hooks []redis.Hook
 }
 
 func (o Options) withDefaults() Options {
@@ -223,6 +227,9 @@ func New(ctx context.Context, o Options, logger *zap.Logger) (*Store, error) {
 	client, err := o.newClient()
 	if err != nil {
 		return nil, err
+	}
+	for _, h := range o.Hooks {
+		client.AddHook(h)
 	}
 	s, err := newStore(client, o, logger)
 	if err != nil {
