@@ -50,6 +50,10 @@ type Options struct {
 	// StrictSSRF refuses loopback destinations in the admin surface even
 	// though the test config allows loopback http (dev).
 	StrictSSRF bool
+	// NoTokens starts the admin listener as fedas serve does without a
+	// tokens file (admin.NoTokens): every API request is refused, and
+	// /metrics is served.
+	NoTokens bool
 }
 
 // Instance is one running fedas with its admin listener.
@@ -150,6 +154,9 @@ func Start(tb testing.TB, o Options) *Instance {
 	if err != nil {
 		cancel()
 		tb.Fatal(err)
+	}
+	if o.NoTokens {
+		tokens = admin.NoTokens()
 	}
 	so := admin.ServiceOptions{Store: ps, Base: cfg, Source: src, Sync: fol.Sync, Log: log.Named("admin")}
 	if o.StrictSSRF {

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/fedas/fedas/config"
+	"github.com/fedas/fedas/metrics"
 	"github.com/fedas/fedas/sdk"
 	"github.com/fedas/fedas/server"
 	"github.com/fedas/fedas/storage"
@@ -46,6 +47,9 @@ type Options struct {
 	// Clock, when set, is the server's clock and, with no Store given,
 	// the memory store's: tests advance it instead of sleeping.
 	Clock *Clock
+	// Metrics, when set, is the server's registry (shared with a Redis
+	// hook the test installed); default the server's own.
+	Metrics *metrics.Metrics
 }
 
 // Clock is a test clock: real time plus an offset that Advance grows.
@@ -102,7 +106,7 @@ func Start(tb testing.TB, o Options) *Instance {
 	if o.Logger == nil {
 		o.Logger = zaptest.NewLogger(tb)
 	}
-	srv, err := server.New(server.Options{Config: cfg, Store: o.Store, Logger: o.Logger.Named(cfg.Issuer), HMACSecret: o.HMACSecret, Now: now})
+	srv, err := server.New(server.Options{Config: cfg, Store: o.Store, Logger: o.Logger.Named(cfg.Issuer), HMACSecret: o.HMACSecret, Now: now, Metrics: o.Metrics})
 	if err != nil {
 		tb.Fatalf("servertest: %v", err)
 	}
