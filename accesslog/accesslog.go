@@ -64,8 +64,8 @@ func Middleware(o Options) echo.MiddlewareFunc {
 				id = NewID()
 			}
 			c.Response().Header().Set(HeaderRequestID, id)
-			rec := &events.Request{ID: id}
-			c.SetRequest(req.WithContext(events.WithRequest(req.Context(), rec, o.Base)))
+			ctx, rec := events.NewRequest(req.Context(), id, o.Base)
+			c.SetRequest(req.WithContext(ctx))
 			if err := next(c); err != nil {
 				// Write the error now, so that the line and the metrics
 				// see the status it gets.

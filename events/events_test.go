@@ -129,3 +129,16 @@ func TestAvailability_Once(t *testing.T) {
 	nilA.OK(ctx)
 	require.False(t, nilA.Down())
 }
+
+type otherKey struct{}
+
+// TestNewRequest: the record lives in the context it came with; other
+// values of the parent stay visible.
+func TestNewRequest(t *testing.T) {
+	parent := context.WithValue(context.Background(), otherKey{}, "kept")
+	ctx, r := events.NewRequest(parent, "id-1", zap.NewNop())
+	require.Same(t, r, events.RequestOf(ctx))
+	require.Equal(t, "id-1", events.RequestID(ctx))
+	require.Equal(t, "kept", ctx.Value(otherKey{}))
+	require.Nil(t, events.RequestOf(parent))
+}
