@@ -100,7 +100,9 @@ type Event struct {
 // Sink is told every emitted event before it is logged (the metrics
 // count them).
 type Sink interface {
-	Event(ctx context.Context, ev *Event)
+	// Event takes ev by value: a pointer through an interface would move
+	// every event to the heap.
+	Event(ctx context.Context, ev Event)
 }
 
 // Emitter logs events and hands them to its sink. A nil *Emitter drops
@@ -138,7 +140,7 @@ func (e *Emitter) Emit(ctx context.Context, ev Event) {
 		return
 	}
 	if e.sink != nil {
-		e.sink.Event(ctx, &ev)
+		e.sink.Event(ctx, ev)
 	}
 	r := RequestOf(ctx)
 	if r != nil && r.ClientID == "" && ev.ClientID != UnknownClient {

@@ -15,7 +15,7 @@ import (
 
 type sink struct{ got []events.Event }
 
-func (s *sink) Event(_ context.Context, ev *events.Event) { s.got = append(s.got, *ev) }
+func (s *sink) Event(_ context.Context, ev events.Event) { s.got = append(s.got, ev) }
 
 // TestEmit_Schema: an event is one line named after it, with the event
 // field, its non-empty fields, the duration only with a call, the

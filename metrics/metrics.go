@@ -286,7 +286,7 @@ func authMethod(s string) string {
 }
 
 // Event implements events.Sink: every security event is counted.
-func (m *Metrics) Event(_ context.Context, ev *events.Event) {
+func (m *Metrics) Event(_ context.Context, ev events.Event) {
 	inc3 := func(vec *prometheus.CounterVec, a, b, c string) {
 		m.counters.get(counterKey{vec: vec, n: 3, a: a, b: b, c: c}).Inc()
 	}
