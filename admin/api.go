@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/fedas/fedas/tracing"
+	"github.com/fedas/fedas/events"
 )
 
 // Paths of the admin listener (docs/admin.md).
@@ -25,6 +26,9 @@ const (
 	PathAPI     = "/admin/v1"
 	PathOpenAPI = "/admin/openapi.json"
 	PathConsole = "/console"
+	// PathMetrics serves Options.Metrics, unauthenticated: the admin
+	// listener belongs on loopback or a management network only.
+	PathMetrics = "/metrics"
 )
 
 // Options are an Admin's dependencies.
@@ -40,6 +44,11 @@ type Options struct {
 	// TracerProvider makes a span per admin request (package tracing);
 	// nil or a no-op provider means no tracing, at no cost.
 	TracerProvider trace.TracerProvider
+	// Metrics, when set, is served at GET /metrics (the Prometheus
+	// exposition; docs/operations.md "Metrics"). When it also counts HTTP
+	// requests (accesslog.HTTPMetrics, as *metrics.Metrics does), this
+	// listener's requests are counted too.
+	Metrics http.Handler
 }
 
 // Admin is the admin listener's HTTP surface: the REST API under
@@ -78,9 +87,12 @@ func New(o Options) (*Admin, error) {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = a.echoError
 	e.Use(tracing.Middleware(o.TracerProvider, "admin"))
-	e.Use(a.recoverer, a.headers)
+	e.Use(a.accessLog(o), a.recoverer, a.headers)
 	a.echo = e
 	e.GET(PathOpenAPI, a.openAPI)
+	if o.Metrics != nil {
+		e.GET(PathMetrics, echo.WrapHandler(o.Metrics))
+	}
 	// Authentication is route middleware, not group middleware: a group's
 	// middleware makes echo register catch-all routes that answer 404 where
 	// a known path with another method must answer 405.
@@ -157,7 +169,7 @@ func (a *Admin) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		tk, ok := a.tokens.Authenticate(strings.TrimSpace(raw))
 		if !ok {
-			a.log.Warn("admin API: token refused", zap.String("remote", remote(c)), zap.String("path", c.Path()))
+			events.For(c.Request().Context(), a.log).Warn("admin API: token refused", zap.String("remote", remote(c)), zap.String("path", c.Path()))
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="fedas-admin", error="invalid_token"`)
 			return writeErr(c, errf(http.StatusUnauthorized, "invalid_token", "the admin token is not valid"))
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fedas/fedas/accesslog"
 	"github.com/fedas/fedas/admin"
 	"github.com/fedas/fedas/admin/admintest"
 )
@@ -106,6 +107,9 @@ func (c *contract) check(req *http.Request, body []byte, resp admintest.Response
 			fail("header %s is %q, want %q", h, got, want)
 		}
 	}
+	if !accesslog.ValidID(resp.Header.Get(accesslog.HeaderRequestID)) {
+		fail("header %s is %q, want a request id", accesslog.HeaderRequestID, resp.Header.Get(accesslog.HeaderRequestID))
+	}
 	ctx := context.Background()
 	route, params, rerr := c.router.FindRoute(req)
 	if rerr != nil {
@@ -160,7 +164,7 @@ func (c *contract) check(req *http.Request, body []byte, resp admintest.Response
 		if transportHeaders[h] {
 			continue
 		}
-		if _, ok := headersOnEveryAnswer[h]; ok {
+		if _, ok := headersOnEveryAnswer[h]; ok || h == accesslog.HeaderRequestID {
 			continue
 		}
 		declared := false
@@ -380,6 +384,7 @@ func TestOpenAPIDriverRefusesUndocumented(t *testing.T) {
 		for k, v := range headersOnEveryAnswer {
 			h.Set(k, v)
 		}
+		h.Set(accesslog.HeaderRequestID, "req-1")
 		return h
 	}
 	good := []byte(`{"version":1,"serving":1,"issuer":"https://as.example","actor":"reader","role":"read"}`)
@@ -402,6 +407,9 @@ func TestOpenAPIDriverRefusesUndocumented(t *testing.T) {
 	h = base()
 	h.Del("Cache-Control")
 	require.ErrorContains(t, c.check(req(), nil, admintest.Response{Status: 200, Header: h, Body: good}), "Cache-Control")
+	h = base()
+	h.Del(accesslog.HeaderRequestID)
+	require.ErrorContains(t, c.check(req(), nil, admintest.Response{Status: 200, Header: h, Body: good}), accesslog.HeaderRequestID)
 	// A request the document refuses must not succeed.
 	noAuth := req()
 	noAuth.Header.Del("Authorization")

@@ -67,6 +67,9 @@ func LoadTokens(path string) (*Tokens, error) {
 }
 
 func (t *Tokens) refresh() error {
+	if t.path == "" {
+		return nil // NoTokens: nothing to re-read
+	}
 	// The file is read, not just stat'ed, on every check: a token
 	// rotated under the same name gives a file of the same size, and its
 	// modification time may not change within one tick of a coarse

@@ -205,7 +205,8 @@ admin: {listen: 127.0.0.1:1002, tokens_file: /file/tokens}
 		c, probs := config.Check([]byte("issuer: https://as.example\n"), config.Options{Env: func(string) (string, bool) { return "", false }})
 		require.Empty(t, probs)
 		require.Equal(t, "127.0.0.1:8080", c.Listen)
-		require.Equal(t, "127.0.0.1:8081", c.Admin.Listen)
+		require.Empty(t, c.Admin.Listen, "no admin listener unless asked for")
+		require.Equal(t, config.DefaultAdminListen, c.Admin.ListenAddr())
 		require.Nil(t, c.Storage.Redis)
 	})
 	t.Run("problems name the override", func(t *testing.T) {

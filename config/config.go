@@ -70,12 +70,14 @@ type Config struct {
 	Admin Admin `yaml:"admin"`
 }
 
-// Admin configures the admin API and console (docs/admin.md). The admin
-// listener runs only when TokensFile is set: without a token nobody could
-// use it.
+// Admin configures the admin API, the console and /metrics
+// (docs/admin.md). The admin listener runs when TokensFile or Listen is
+// set (Enabled); without tokens its API and console refuse everyone and
+// only /metrics is of use.
 type Admin struct {
-	// Listen is the admin listener's address (default 127.0.0.1:8081); no
-	// admin route exists on the public listener.
+	// Listen is the admin listener's address; empty means
+	// DefaultAdminListen (ListenAddr), and an admin listener only when
+	// TokensFile is set. No admin route exists on the public listener.
 	Listen string `yaml:"listen"`
 	// TokensFile holds the admin API tokens' digests, one per line, as
 	// `fedas admin token create` appends them.
@@ -451,9 +453,6 @@ func ParseWith(b []byte, o Options) (*Config, error) {
 func (c *Config) applyDefaults() {
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:8080"
-	}
-	if c.Admin.Listen == "" {
-		c.Admin.Listen = "127.0.0.1:8081"
 	}
 	if c.Admin.Retention == 0 {
 		c.Admin.Retention = 1000

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/fedas/fedas/events"
 	"github.com/fedas/fedas/policy"
 )
 
@@ -146,9 +147,11 @@ func (e *Engine) appComplete(ctx context.Context, r Request) (Outcome, error) {
 	case s.Stage != StageApp || s.ClientID != p.ClientID || !ok:
 		return invalidRequest("The request_uri is invalid, expired or already used."), nil
 	case app.ClientID != r.AppUser.ClientID:
+		e.signIn(ctx, false, events.MethodApp, s.ClientID, "", "wrong_app")
 		return refuse(statusForbidden, "insufficient_scope", "Only the app this request was made for may complete it."), nil
 	}
 	if s.x.User != "" && s.x.User != r.AppUser.Username {
+		e.signIn(ctx, false, events.MethodApp, s.ClientID, "", "other_user")
 		return accessDenied("The app is signed in as another user than this sign-in is for."), nil
 	}
 	if r.AppUser.Username != "" || app.EnrolledOnly {
@@ -159,8 +162,10 @@ func (e *Engine) appComplete(ctx context.Context, r Request) (Outcome, error) {
 		case err != nil:
 			return nil, err
 		case !known:
+			e.signIn(ctx, false, events.MethodApp, s.ClientID, "", "unknown_user")
 			return accessDenied("The app's user is not a registered user."), nil
 		case app.EnrolledOnly && !contains(u.Apps, app.ID):
+			e.signIn(ctx, false, events.MethodApp, s.ClientID, "", "not_enrolled")
 			return accessDenied("The app's user has not enrolled this app."), nil
 		}
 	}
@@ -169,6 +174,7 @@ func (e *Engine) appComplete(ctx context.Context, r Request) (Outcome, error) {
 		// enough; completing it is not a new authentication.
 		limit, _ := strconv.Atoi(ma)
 		if r.AppUser.AuthTime.IsZero() || e.o.Now().Sub(r.AppUser.AuthTime) > time.Duration(limit)*time.Second {
+			e.signIn(ctx, false, events.MethodApp, s.ClientID, "", "auth_too_old")
 			return accessDenied("The app's sign-in is older than max_age allows: sign in to the app again."), nil
 		}
 	}
@@ -187,6 +193,7 @@ func (e *Engine) appComplete(ctx context.Context, r Request) (Outcome, error) {
 	s.Subject, s.Username, s.x.User = r.AppUser.Subject, r.AppUser.Username, r.AppUser.Username
 	s.AMR = append(append([]string(nil), r.AppUser.AMR...), "app")
 	s.AuthTime, s.x.ACR = r.AppUser.AuthTime, r.AppUser.ACR
+	e.signIn(ctx, true, events.MethodApp, s.ClientID, "", "")
 	if s.x.Downstream {
 		if err := e.finish(ctx, s); err != nil {
 			return nil, err

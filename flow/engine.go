@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/fedas/fedas/events"
 	"github.com/fedas/fedas/policy"
 	"github.com/fedas/fedas/storage"
 )
@@ -42,6 +43,12 @@ type Options struct {
 	// StateKey (32 bytes) seals the state we send downstream; instances
 	// sharing a store must share it. Nil means a random key.
 	StateKey []byte
+	// Events receives the security events the engine decides (sign-ins,
+	// federation hops); nil drops them.
+	Events *events.Emitter
+	// Observe, when set, is told every answer of Handle (outcome or
+	// error) for metrics and the access log.
+	Observe func(ctx context.Context, r Request, out Outcome, err error)
 }
 
 // Engine runs auth sessions: the one place where the native protocol is
@@ -90,7 +97,10 @@ func (e *Engine) Handle(ctx context.Context, r Request) (Outcome, error) {
 	out, err := e.dispatch(ctx, r)
 	var rf *errRefused
 	if errors.As(err, &rf) {
-		return rf.r, nil
+		out, err = rf.r, nil
+	}
+	if e.o.Observe != nil {
+		e.o.Observe(ctx, r, out, err)
 	}
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/fedas/fedas/events"
 	"github.com/fedas/fedas/federation"
 	"github.com/fedas/fedas/par"
 	"github.com/fedas/fedas/policy"
@@ -125,7 +126,7 @@ func (e *Engine) hop(ctx context.Context, snap *policy.Snapshot, s *session, ds 
 	if err != nil {
 		return nil, err
 	}
-	hop, f, err := snap.Fed.Begin(ctx, ds, e.hopRequest(s.ID, s.Request))
+	hop, f, err := e.begin(ctx, snap, s, ds)
 	if errors.Is(err, federation.ErrFederateUnsupported) && e.browserHopAllowed(snap, s, ds) {
 		// docs/decisions.md Q19: no native endpoint there; federate through
 		// the browser instead, starting at our browser endpoint.
@@ -137,7 +138,8 @@ func (e *Engine) hop(ctx context.Context, snap *policy.Snapshot, s *session, ds 
 		return e.toBrowserHop(ctx, snap, s, value)
 	}
 	if err != nil {
-		e.o.Logger.Warn("federation failed to begin", zap.String("downstream", ds), zap.Error(err))
+		events.For(ctx, e.o.Logger).Warn("federation failed to begin", zap.String("downstream", ds), zap.Error(err))
+		e.unsupported(ctx, s, ds, err)
 		if temporary(err) {
 			e.unlock(ctx, s, orig)
 		} else {
@@ -158,7 +160,7 @@ func (e *Engine) hop(ctx context.Context, snap *policy.Snapshot, s *session, ds 
 // hopFresh begins a hop for a session not stored yet (a routed initial
 // request): it is stored once, after the push, in its final stage.
 func (e *Engine) hopFresh(ctx context.Context, snap *policy.Snapshot, s *session, ds, value string) (Outcome, error) {
-	hop, f, err := snap.Fed.Begin(ctx, ds, e.hopRequest(s.ID, s.Request))
+	hop, f, err := e.begin(ctx, snap, s, ds)
 	if errors.Is(err, federation.ErrFederateUnsupported) && e.browserHopAllowed(snap, s, ds) {
 		s.Stage, s.x.WebDS = StageFederated, ds
 		if err := e.store(ctx, s); err != nil {
@@ -167,7 +169,8 @@ func (e *Engine) hopFresh(ctx context.Context, snap *policy.Snapshot, s *session
 		return e.toBrowserHop(ctx, snap, s, value)
 	}
 	if err != nil {
-		e.o.Logger.Warn("federation failed to begin", zap.String("downstream", ds), zap.Error(err))
+		events.For(ctx, e.o.Logger).Warn("federation failed to begin", zap.String("downstream", ds), zap.Error(err))
+		e.unsupported(ctx, s, ds, err)
 		return hopRefusal(err), nil
 	}
 	s.x.Hop, s.Stage = &hop, StageFederated
@@ -272,7 +275,8 @@ func (e *Engine) respond(ctx context.Context, r Request) (Outcome, error) {
 	if iss := r.Form.Get("iss"); iss != "" && iss != hop.Issuer {
 		// Mix-up: abort before any token call (RFC 9207 §2.4).
 		e.end(ctx, s)
-		e.o.Logger.Warn("response_uri: iss does not match the hop's issuer", zap.String("downstream", hop.Downstream))
+		events.For(ctx, e.o.Logger).Warn("response_uri: iss does not match the hop's issuer", zap.String("downstream", hop.Downstream))
+		e.hopFailed(ctx, s.ClientID, hop.Downstream, "", 0, "iss_mismatch", true)
 		return accessDenied("The response came from an unexpected authorization server."), nil
 	}
 	orig, err := e.lock(ctx, s, StageRedeeming)
@@ -299,12 +303,13 @@ func (e *Engine) redeem(ctx context.Context, snap *policy.Snapshot, s *session, 
 	hop := *s.x.Hop
 	if snap.Fed == nil {
 		e.end(ctx, s)
+		e.hopFailed(ctx, s.ClientID, hop.Downstream, "", 0, "downstream_gone", true)
 		r := accessDenied("The authorization server that holds this account is no longer configured.")
 		return &r, nil
 	}
-	id, err := snap.Fed.Complete(ctx, hop, code, iss)
+	id, err := e.completeHop(ctx, snap, s, hop, code, iss)
 	if err != nil {
-		e.o.Logger.Warn("federation failed to complete", zap.String("downstream", hop.Downstream), zap.Error(err))
+		events.For(ctx, e.o.Logger).Warn("federation failed to complete", zap.String("downstream", hop.Downstream), zap.Error(err))
 		if temporary(err) {
 			e.unlock(ctx, s, orig)
 			r := unavailable()
@@ -335,6 +340,11 @@ func (e *Engine) redeem(ctx context.Context, snap *policy.Snapshot, s *session, 
 // downstreamError maps an error the downstream returned to the device
 // (docs/decisions.md Q9). Its description is never passed on.
 func (e *Engine) downstreamError(ctx context.Context, snap *policy.Snapshot, s *session, code string) (Outcome, error) {
+	// The session survives a downstream failure and the first invalid
+	// request (pushed again below); anything else ends the sign-in.
+	retry := code == "invalid_request" && !s.x.Hop.Retried && snap.Fed != nil
+	ended := code != "server_error" && code != "temporarily_unavailable" && !retry
+	e.hopFailed(ctx, s.ClientID, s.x.Hop.Downstream, "", 0, downstreamReason(code), ended)
 	switch code {
 	case "server_error":
 		// Passed through; the session stays as it is.
@@ -343,7 +353,7 @@ func (e *Engine) downstreamError(ctx context.Context, snap *policy.Snapshot, s *
 		return unavailable(), nil
 	case "invalid_request":
 		// Most often an expired request_uri: push once more.
-		if !s.x.Hop.Retried && snap.Fed != nil {
+		if retry {
 			return e.hop(ctx, snap, s, s.x.Hop.Downstream, true)
 		}
 		if err := e.finish(ctx, s); err != nil {
@@ -376,9 +386,9 @@ func (e *Engine) browserHop(ctx context.Context, r Request, p Pushed) (Outcome, 
 		e.end(ctx, s)
 		return refuse(statusBadRequest, "native_authorization_federate_unsupported", "Browser sign-in at this account's authorization server is no longer allowed."), nil
 	}
-	hop, to, err := r.Policy.Fed.BeginWeb(ctx, s.x.WebDS, e.hopRequest(s.ID, s.Request), e.o.WebCallback)
+	hop, to, err := e.beginWeb(ctx, r.Policy, s, s.x.WebDS)
 	if err != nil {
-		e.o.Logger.Warn("browser federation failed to begin", zap.String("downstream", s.x.WebDS), zap.Error(err))
+		events.For(ctx, e.o.Logger).Warn("browser federation failed to begin", zap.String("downstream", s.x.WebDS), zap.Error(err))
 		if temporary(err) {
 			return unavailable(), nil
 		}
@@ -442,6 +452,11 @@ func (e *Engine) webCallback(ctx context.Context, r Request) (Outcome, error) {
 		return accessDenied("The authorization server that holds this account is no longer configured."), nil
 	}
 	if err := r.Policy.Fed.CheckResponseIss(ctx, hop, iss); err != nil {
+		reason := "iss_mismatch"
+		if temporary(err) {
+			reason = "unavailable"
+		}
+		e.hopFailed(ctx, s.ClientID, hop.Downstream, "", 0, reason, !temporary(err))
 		if temporary(err) {
 			return unavailable(), nil
 		}
@@ -457,6 +472,11 @@ func (e *Engine) webCallback(ctx context.Context, r Request) (Outcome, error) {
 	code := r.Form.Get("code")
 	if r.Form.Get("error") != "" || code == "" || len(code) > 4096 || cb == "" {
 		e.end(ctx, s)
+		reason := "downstream_error"
+		if dsErr := r.Form.Get("error"); dsErr != "" {
+			reason = downstreamReason(dsErr)
+		}
+		e.hopFailed(ctx, s.ClientID, hop.Downstream, "", 0, reason, true)
 		if cb == "" {
 			return accessDenied("The sign-in cannot return to the app."), nil
 		}
@@ -507,6 +527,14 @@ func (e *Engine) returned(ctx context.Context, r Request, s *session) (Outcome, 
 	}
 	if !sameHash(s.x.ReturnHash, v) {
 		e.end(ctx, s)
+		method, ds := events.MethodApp, ""
+		if s.x.App == "" {
+			method, ds = events.MethodFederation, s.x.WebDS
+			if s.x.Hop != nil {
+				ds = s.x.Hop.Downstream
+			}
+		}
+		e.signIn(ctx, false, method, s.ClientID, ds, "wrong_return_code")
 		return accessDenied("The " + name + " is not valid for this sign-in."), nil
 	}
 	return e.complete(ctx, r.Policy, s)

@@ -122,7 +122,7 @@ func (e *Engine) continueLocal(ctx context.Context, r Request, s *session) (Outc
 	case Malformed:
 		return invalidRequest(res.Description), nil
 	case Failed:
-		return e.fail(ctx, r.Policy, s, res.Description)
+		return e.fail(ctx, r.Policy, s, res.Description, step.Name(), "wrong_answer")
 	case Waiting:
 		s.x.StepData = res.Data
 		value, err := e.advance(ctx, s)
@@ -137,7 +137,7 @@ func (e *Engine) continueLocal(ctx context.Context, r Request, s *session) (Outc
 	if res.User != nil {
 		if s.x.User != "" && s.x.User != res.User.Username {
 			// A hinted user is the only user this session may sign in.
-			return e.fail(ctx, r.Policy, s, "The username or password is not correct.")
+			return e.fail(ctx, r.Policy, s, "The username or password is not correct.", step.Name(), "other_user")
 		}
 		s.Username, s.Subject, s.x.User = res.User.Username, res.User.Subject, res.User.Username
 		s.x.Hinted = false
@@ -147,6 +147,7 @@ func (e *Engine) continueLocal(ctx context.Context, r Request, s *session) (Outc
 	}
 	s.AuthTime = e.o.Now()
 	s.Failures = 0
+	e.signIn(ctx, true, step.Name(), s.ClientID, "", "")
 	u, _, err := r.Policy.Users().User(ctx, s.Username)
 	if err != nil {
 		return nil, err
@@ -164,10 +165,14 @@ func (e *Engine) continueLocal(ctx context.Context, r Request, s *session) (Outc
 	return e.complete(ctx, r.Policy, s)
 }
 
-// fail counts a wrong answer: the session survives with a new step value
-// until MaxFailures, then it ends.
-func (e *Engine) fail(ctx context.Context, snap *policy.Snapshot, s *session, desc string) (Outcome, error) {
+// fail counts a wrong answer to the step named method: the session
+// survives with a new step value until MaxFailures, then it ends.
+func (e *Engine) fail(ctx context.Context, snap *policy.Snapshot, s *session, desc, method, reason string) (Outcome, error) {
 	s.Failures++
+	if s.Failures >= e.o.MaxFailures {
+		reason = "too_many_failures"
+	}
+	e.signIn(ctx, false, method, s.ClientID, "", reason)
 	if s.Failures >= e.o.MaxFailures {
 		if err := e.finish(ctx, s); err != nil {
 			return nil, err

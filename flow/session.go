@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/fedas/fedas/events"
 	"github.com/fedas/fedas/federation"
 	"github.com/fedas/fedas/storage"
 )
@@ -228,6 +229,8 @@ func (e *Engine) load(ctx context.Context, value string) (*session, error) {
 	}
 	// Compare-and-swap against the stored step, revision included.
 	h.stepHash = s.StepHash
+	// A follow-up names no client: the session says whose it is.
+	events.NoteClient(ctx, s.ClientID)
 	return &session{AuthSession: s, h: h, x: readExtra(s)}, nil
 }
 
@@ -302,7 +305,7 @@ func (e *Engine) unlock(ctx context.Context, s *session, orig storage.AuthSessio
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
 	if err := e.o.Sessions.UpdateAuthSession(ctx, s.StepHash, orig); err != nil {
-		e.o.Logger.Warn("could not restore session after a temporary failure", zap.Error(err))
+		events.For(ctx, e.o.Logger).Warn("could not restore session after a temporary failure", zap.Error(err))
 	}
 }
 
@@ -311,7 +314,7 @@ func (e *Engine) end(ctx context.Context, s *session) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
 	if err := e.o.Sessions.DeleteAuthSession(ctx, s.ID, s.StepHash); err != nil && !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, storage.ErrConflict) {
-		e.o.Logger.Warn("could not end session", zap.Error(err))
+		events.For(ctx, e.o.Logger).Warn("could not end session", zap.Error(err))
 	}
 }
 

@@ -30,7 +30,8 @@ const clientAssertionLeeway = 10 * time.Second
 // *_endpoint_auth_signing_alg_values_supported).
 var assertionAlgs = []jose.SignatureAlgorithm{jose.ES256, jose.PS256, jose.EdDSA}
 
-// authenticateClient is our fosite.ClientAuthenticationStrategy, used by
+// verifyClient is our fosite.ClientAuthenticationStrategy (through
+// authenticateClient, which adds the client_auth.failure event), used by
 // every fosite endpoint (token, PAR) and by ours (native, introspection,
 // revocation). Secrets and public clients stay with fosite's default
 // strategy; private_key_jwt (RFC 7523 §2.2, OIDC Core §9) is verified
@@ -44,7 +45,7 @@ var assertionAlgs = []jose.SignatureAlgorithm{jose.ES256, jose.PS256, jose.EdDSA
 // EdDSA assertions although our configuration accepts them. Verifying
 // here keeps the clock per Server (Options.Now) and the algorithm list in
 // one place.
-func (s *Server) authenticateClient(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
+func (s *Server) verifyClient(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
 	typ, assertion := form.Get("client_assertion_type"), form.Get("client_assertion")
 	switch {
 	case typ == "" && assertion == "":

@@ -12,6 +12,7 @@ import (
 	"github.com/ory/fosite"
 	"go.uber.org/zap"
 
+	"github.com/fedas/fedas/events"
 	"github.com/fedas/fedas/flow"
 	"github.com/fedas/fedas/storage"
 )
@@ -103,9 +104,11 @@ func toProtoError(err error) (*protoError, bool) {
 // Retry-After on 503.
 func (s *Server) writeError(c echo.Context, err error) error {
 	pe, internal := toProtoError(err)
+	ctx := c.Request().Context()
 	if internal {
-		s.log.Warn("request failed", zap.String("path", c.Path()), zap.Error(err))
+		events.For(ctx, s.log).Warn("request failed", zap.String("path", c.Path()), zap.Error(err))
 	}
+	events.NoteError(ctx, pe.body.Error)
 	h := c.Response().Header()
 	if pe.body.Error == "invalid_client" {
 		pe.status = http.StatusUnauthorized
@@ -161,6 +164,7 @@ func (s *Server) echoError(err error, c echo.Context) {
 		case he.Code >= 500:
 			code = "server_error"
 		}
+		events.NoteError(c.Request().Context(), code)
 		_ = writeJSON(c, he.Code, errorBody{Error: code, ErrorDescription: desc})
 		return
 	}

@@ -11,11 +11,12 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
+
+	"github.com/fedas/fedas/events"
 )
 
 // formParser reads a POST body strictly before any handler (or fosite)
@@ -206,28 +207,11 @@ func (s *Server) recoverer(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) (err error) {
 		defer func() {
 			if r := recover(); r != nil {
-				s.log.Error("panic", zap.Any("panic", r), zap.String("path", c.Path()))
+				events.For(c.Request().Context(), s.log).Error("panic", zap.Any("panic", r), zap.String("path", c.Path()))
 				err = s.writeError(c, fmt.Errorf("panic: %v", r))
 			}
 		}()
 		return next(c)
-	}
-}
-
-// accessLog logs method, route, status and latency; never the query or
-// body, which hold codes and secrets.
-func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		start := time.Now()
-		err := next(c)
-		if err != nil {
-			c.Error(err)
-		}
-		if ce := s.log.Check(zap.DebugLevel, "request"); ce != nil {
-			ce.Write(zap.String("method", c.Request().Method), zap.String("route", c.Path()),
-				zap.Int("status", c.Response().Status), zap.Duration("took", time.Since(start)))
-		}
-		return nil
 	}
 }
 

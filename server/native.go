@@ -6,6 +6,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/fedas/fedas/events"
 	"github.com/fedas/fedas/flow"
 	"github.com/fedas/fedas/policy"
 )
@@ -70,6 +71,7 @@ func (s *Server) caller(c echo.Context, form url.Values) (*policy.Client, bool, 
 		if !ok {
 			return nil, false, newError(http.StatusUnauthorized, "invalid_client", "Unknown client.")
 		}
+		events.NoteClient(ctx, pc.GetID())
 		return pc, !pc.IsPublic(), nil
 	}
 	id := form.Get("client_id")
@@ -80,5 +82,6 @@ func (s *Server) caller(c echo.Context, form url.Values) (*policy.Client, bool, 
 	if !ok {
 		return nil, false, newError(http.StatusUnauthorized, "invalid_client", "Unknown client.")
 	}
+	events.NoteClient(ctx, pc.GetID())
 	return pc, false, nil
 }

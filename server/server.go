@@ -31,6 +31,7 @@ import (
 	"github.com/fedas/fedas/config"
 	"github.com/fedas/fedas/dpop"
 	"github.com/fedas/fedas/flow"
+	"github.com/fedas/fedas/metrics"
 	"github.com/fedas/fedas/policy"
 	"github.com/fedas/fedas/storage"
 	"github.com/fedas/fedas/tracing"
@@ -74,6 +75,9 @@ type Options struct {
 	// TracerProvider makes a span per request (package tracing); nil or
 	// a no-op provider means no tracing, at no cost.
 	TracerProvider trace.TracerProvider
+	// Metrics, when set, is the registry this server counts in (shared
+	// with the admin listener, which serves it); nil means one of its own.
+	Metrics *metrics.Metrics
 }
 
 // Server is one fedas authorization server.
@@ -95,6 +99,7 @@ type Server struct {
 	echo     *echo.Echo
 	http     *http.Server
 	tp       trace.TracerProvider
+	obs      observer
 	// Ephemeral reports which keys were generated at start.
 	EphemeralSigningKey, EphemeralHMACSecret bool
 }
@@ -148,6 +153,7 @@ func New(o Options) (*Server, error) {
 		o.Policy = policy.NewSource(snap)
 	}
 	s.policy = o.Policy
+	s.initObserve(o)
 	if err := s.initKeys(o.SigningKey); err != nil {
 		return nil, err
 	}
@@ -229,6 +235,8 @@ func New(o Options) (*Server, error) {
 		ResponseURI: func(hopID string) string { return cfg.Issuer + PathResponse + hopID },
 		WebCallback: cfg.Issuer + PathWebCallback,
 		StateKey:    derivedKey(o.HMACSecret, "fedas/federation-state/v1"),
+		Events:      s.obs.events,
+		Observe:     s.observeOutcome,
 	})
 	s.dpop = &dpop.Verifier{Replay: dpopReplay{o.Store}, Now: o.Now}
 	s.routes()
@@ -240,7 +248,7 @@ func (s *Server) routes() {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.echoError
 	e.Use(tracing.Middleware(s.tp, "public", PathHealth, PathReady))
-	e.Use(s.recoverer, s.accessLog, s.deadline, s.withPolicy)
+	e.Use(s.accessLog, s.recoverer, s.deadline, s.withPolicy)
 	form := s.formParser
 	e.GET(PathMetadata, s.metadata)
 	// OIDC Discovery §4: we issue ID tokens, so the same document is

@@ -31,6 +31,7 @@ func (s *Server) token(c echo.Context) error {
 	ctx = withCodeMemo(ctx)
 	ar, err := s.oauth.NewAccessRequest(ctx, c.Request(), newSession())
 	if err = fositeErr(err); err != nil {
+		s.codeReused(ctx)
 		return s.writeError(c, err)
 	}
 	// RFC 9449 §5, §10: a code or refresh token bound to a key is used only
@@ -55,6 +56,7 @@ func (s *Server) token(c echo.Context) error {
 			// atomic invalidation in a server_error: the loser of a
 			// redemption race gets invalid_grant, not a 500 (SECURITY-RESULTS.md C1).
 			err = fosite.ErrInvalidGrant.WithHint("The authorization code has already been used.")
+			s.codeRaceLost(ctx, ar)
 		}
 		return s.writeError(c, err)
 	}
@@ -69,6 +71,7 @@ func (s *Server) token(c echo.Context) error {
 		}
 		out["id_token"] = idt
 	}
+	s.tokenIssued(ctx, ar)
 	return writeJSON(c, http.StatusOK, out)
 }
 

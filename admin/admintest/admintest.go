@@ -50,6 +50,10 @@ type Options struct {
 	// StrictSSRF refuses loopback destinations in the admin surface even
 	// though the test config allows loopback http (dev).
 	StrictSSRF bool
+	// NoTokens starts the admin listener as fedas serve does without a
+	// tokens file (admin.NoTokens): every API request is refused, and
+	// /metrics is served.
+	NoTokens bool
 }
 
 // Instance is one running fedas with its admin listener.
@@ -151,12 +155,17 @@ func Start(tb testing.TB, o Options) *Instance {
 		cancel()
 		tb.Fatal(err)
 	}
+	if o.NoTokens {
+		tokens = admin.NoTokens()
+	}
 	so := admin.ServiceOptions{Store: ps, Base: cfg, Source: src, Sync: fol.Sync, Log: log.Named("admin")}
 	if o.StrictSSRF {
 		so.Net = &netguard.Options{}
 	}
 	svc := admin.NewService(so)
-	adm, err := admin.New(admin.Options{Service: svc, Tokens: tokens, Log: log.Named("admin"), SessionKey: server.AdminSessionKey(o.HMACSecret)})
+	// The server's registry, as fedas serve shares one between both
+	// listeners.
+	adm, err := admin.New(admin.Options{Service: svc, Tokens: tokens, Log: log.Named("admin"), SessionKey: server.AdminSessionKey(o.HMACSecret), Metrics: srv.Metrics()})
 	if err != nil {
 		cancel()
 		tb.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -244,6 +245,7 @@ func isLoopbackHost(h string) bool {
 
 func serve(o *serveOptions) error {
 	zc := zap.NewProductionConfig()
+	logTimes(&zc)
 	if o.debug {
 		zc.Level = zap.NewAtomicLevelAt(zap.DebugLevel)
 	}
@@ -260,6 +262,7 @@ func serve(o *serveOptions) error {
 		return err
 	}
 	defer tr.stop()
+	obs := newObservability(log)
 
 	readFile, load := o.readFile, o.load
 	cfg, err := load()
@@ -284,7 +287,7 @@ func serve(o *serveOptions) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	st, kind, err := openStore(ctx, cfg, log, tr.tp)
+	st, kind, err := openStore(ctx, cfg, log, tr.tp, obs.redisHooks())
 	if err != nil {
 		return err
 	}
@@ -317,7 +320,7 @@ func serve(o *serveOptions) error {
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(server.Options{Config: cfg, Store: st, Logger: log, SigningKey: key, HMACSecret: secret, Policy: src, TracerProvider: tr.tp})
+	srv, err := server.New(server.Options{Config: cfg, Store: st, Logger: log, SigningKey: key, HMACSecret: secret, Policy: src, TracerProvider: tr.tp, Metrics: obs.metrics})
 	if err != nil {
 		return err
 	}
@@ -339,8 +342,8 @@ func serve(o *serveOptions) error {
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	var adm *admin.Admin
-	if cfg.Admin.TokensFile != "" {
-		if adm, err = startAdmin(cfg, ps, src, follower, secret, log, tr.tp, errc); err != nil {
+	if cfg.Admin.Enabled() {
+		if adm, err = startAdmin(cfg, ps, src, follower, secret, log, tr.tp, errc, obs.metrics); err != nil {
 			return err
 		}
 	}
@@ -377,24 +380,26 @@ func serve(o *serveOptions) error {
 	return <-errc
 }
 
-// startAdmin starts the admin listener (docs/admin.md).
-func startAdmin(cfg *config.Config, ps storage.PolicyStore, src *policy.Source, f *policy.Follower, secret []byte, log *zap.Logger, tp trace.TracerProvider, errc chan<- error) (*admin.Admin, error) {
-	tokens, err := admin.LoadTokens(cfg.Admin.TokensFile)
-	if err != nil {
-		return nil, fmt.Errorf("%w (create one with: fedas admin token create --role write --name you --file %s)", err, cfg.Admin.TokensFile)
-	}
+// startAdmin starts the admin listener (docs/admin.md), which also
+// serves the metrics.
+func startAdmin(cfg *config.Config, ps storage.PolicyStore, src *policy.Source, f *policy.Follower, secret []byte, log *zap.Logger, tp trace.TracerProvider, errc chan<- error, metrics http.Handler) (*admin.Admin, error) {
 	alog := log.Named("admin")
-	svc := admin.NewService(admin.ServiceOptions{Store: ps, Base: cfg, Source: src, Sync: f.Sync, Log: alog})
-	adm, err := admin.New(admin.Options{Service: svc, Tokens: tokens, Log: alog, SessionKey: server.AdminSessionKey(secret), TracerProvider: tp})
+	tokens, err := adminTokens(cfg, alog)
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.Admin.Listen)
+	svc := admin.NewService(admin.ServiceOptions{Store: ps, Base: cfg, Source: src, Sync: f.Sync, Log: alog})
+	adm, err := admin.New(admin.Options{Service: svc, Tokens: tokens, Log: alog, SessionKey: server.AdminSessionKey(secret), Metrics: metrics, TracerProvider: tp})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Admin.ListenAddr())
 	if err != nil {
 		return nil, fmt.Errorf("admin listener: %w", err)
 	}
 	log.Info("admin listener serving", zap.String("listen", ln.Addr().String()),
-		zap.String("console", "http://"+ln.Addr().String()+admin.PathConsole+"/"), zap.String("tokens_file", cfg.Admin.TokensFile))
+		zap.String("console", "http://"+ln.Addr().String()+admin.PathConsole+"/"), zap.String("metrics", "http://"+ln.Addr().String()+admin.PathMetrics),
+		zap.String("tokens_file", cfg.Admin.TokensFile))
 	go func() { errc <- adm.Serve(ln) }()
 	return adm, nil
 }
@@ -440,7 +445,7 @@ func reloadFile(ctx context.Context, load func() (*config.Config, error), readFi
 	log.Info("config reloaded", zap.Uint64("version", v), zap.String("changes", pv.Summary))
 }
 
-func openStore(ctx context.Context, cfg *config.Config, log *zap.Logger, tp trace.TracerProvider) (storage.Store, string, error) {
+func openStore(ctx context.Context, cfg *config.Config, log *zap.Logger, tp trace.TracerProvider, hooks []redis.Hook) (storage.Store, string, error) {
 	r := cfg.Storage.Redis
 	if r == nil {
 		return memory.New(), "memory", nil
@@ -452,6 +457,7 @@ func openStore(ctx context.Context, cfg *config.Config, log *zap.Logger, tp trac
 	st, err := redisstore.New(ctx, redisstore.Options{
 		URL: r.URL, Addrs: r.Addrs, Cluster: r.Cluster, MasterName: r.MasterName,
 		Username: r.Username, Password: pw, Prefix: r.Prefix, AllowEvictionPolicy: r.AllowEvictionPolicy, TracerProvider: tp,
+		Hooks: hooks,
 	}, log.Named("redis"))
 	if err != nil {
 		return nil, "", fmt.Errorf("redis: %w", err)

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/fedas/fedas/config"
+	"github.com/fedas/fedas/metrics"
 	"github.com/fedas/fedas/sdk"
 	"github.com/fedas/fedas/server"
 	"github.com/fedas/fedas/storage"
@@ -55,6 +56,9 @@ type Options struct {
 	Observe func(Exchange)
 	// TracerProvider is the server's (server.Options.TracerProvider).
 	TracerProvider trace.TracerProvider
+	// Metrics, when set, is the server's registry (shared with a Redis
+	// hook the test installed); default the server's own.
+	Metrics *metrics.Metrics
 }
 
 // Exchange is one request an instance answered and its answer, as the
@@ -135,7 +139,7 @@ func Start(tb testing.TB, o Options) *Instance {
 	if o.Logger == nil {
 		o.Logger = zaptest.NewLogger(tb)
 	}
-	srv, err := server.New(server.Options{Config: cfg, Store: o.Store, Logger: o.Logger.Named(cfg.Issuer), HMACSecret: o.HMACSecret, Now: now, TracerProvider: o.TracerProvider})
+	srv, err := server.New(server.Options{Config: cfg, Store: o.Store, Logger: o.Logger.Named(cfg.Issuer), HMACSecret: o.HMACSecret, Now: now, TracerProvider: o.TracerProvider, Metrics: o.Metrics})
 	if err != nil {
 		tb.Fatalf("servertest: %v", err)
 	}

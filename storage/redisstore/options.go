@@ -90,6 +90,9 @@ type Options struct {
 	// request (tracing.InstrumentRedis: never their arguments); nil or
 	// no-op means no tracing hook.
 	TracerProvider trace.TracerProvider
+	// Hooks are added to the client before its first command (metrics:
+	// command latency and errors, storage lost/recovered).
+	Hooks []redis.Hook
 }
 
 func (o Options) withDefaults() Options {
@@ -229,6 +232,9 @@ func New(ctx context.Context, o Options, logger *zap.Logger) (*Store, error) {
 	client, err := o.newClient()
 	if err != nil {
 		return nil, err
+	}
+	for _, h := range o.Hooks {
+		client.AddHook(h)
 	}
 	s, err := newStore(client, o, logger)
 	if err != nil {
