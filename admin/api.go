@@ -17,8 +17,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
-	"github.com/fedas/fedas/tracing"
 	"github.com/fedas/fedas/events"
+	"github.com/fedas/fedas/tracing"
 )
 
 // Paths of the admin listener (docs/admin.md).
