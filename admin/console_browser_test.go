@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,24 +19,11 @@ import (
 	"github.com/fedas/fedas/admin/probe"
 	"github.com/fedas/fedas/config"
 	"github.com/fedas/fedas/federation/fedtest"
+	"github.com/fedas/fedas/internal/chromium"
 	"github.com/fedas/fedas/policy"
 	"github.com/fedas/fedas/sdk"
 	"github.com/fedas/fedas/storage/redistest"
 )
-
-// chromiumPath finds the browser. The test never skips: a missing browser
-// is a broken test environment.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	if fi, err := os.Stat("/usr/bin/chromium"); err == nil && !fi.IsDir() {
-		return "/usr/bin/chromium"
-	}
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p
-	}
-	t.Fatal("Chromium is required for TestConsole_Chromium but was found neither at /usr/bin/chromium nor as `chromium` on PATH: run `apt-get install chromium` (this test never skips)")
-	return ""
-}
 
 // artifactsDir is where screenshots go: testdata/artifacts/console when
 // FEDAS_ARTIFACTS is set (to look at them), else a temporary directory.
@@ -60,7 +46,7 @@ func artifactsDir(t *testing.T) string {
 // its public listener reaches that downstream; a rollback from the
 // console then stops it federating there, within a second.
 func TestConsole_Chromium(t *testing.T) {
-	exe := chromiumPath(t)
+	exe := chromium.Path(t)
 	key := newFedKey(t)
 	var set jose.JSONWebKeySet
 	require.NoError(t, json.Unmarshal([]byte(key.public), &set))

@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -19,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fedas/fedas/config"
+	"github.com/fedas/fedas/internal/chromium"
 	"github.com/fedas/fedas/sdk"
 )
 
@@ -27,20 +26,6 @@ import (
 // plain HTTP without redirect following.
 
 const partnerCB = "https://partner.example/cb"
-
-// chromiumPath finds the browser. The test never skips: a missing browser
-// is a broken test environment.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	if fi, err := os.Stat("/usr/bin/chromium"); err == nil && !fi.IsDir() {
-		return "/usr/bin/chromium"
-	}
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p
-	}
-	t.Fatal("Chromium is required for TestBrowserFallback_Chromium but was found neither at /usr/bin/chromium nor as `chromium` on PATH: run `apt-get install chromium` (this test never skips)")
-	return ""
-}
 
 // callbackRecorder is a loopback "client" whose redirect_uri records the
 // authorization response it receives.
@@ -230,7 +215,7 @@ func (in instance) redeemAsPartnerAt(t *testing.T, code string, pk sdk.PKCE, red
 // request of demo-partner, lands on the client's loopback redirect_uri
 // with code, state and iss, and redeems the code.
 func TestBrowserFallback_Chromium(t *testing.T) {
-	exe := chromiumPath(t)
+	exe := chromium.Path(t)
 	client := newCallbackRecorder(t)
 	in := wrap(start(t, nil, webConfig(client.cb())))
 	p := pushAs(t, in, "demo-partner", partnerSecret, client.cb())
