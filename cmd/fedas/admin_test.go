@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -102,6 +103,18 @@ func TestSIGHUP_KeepsAdminEdits(t *testing.T) {
 	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(reloadBase, addr)+adminPart), 0o600))
 	p := startBinary(t, bin, cfg, addr)
 	api := "http://" + aaddr + "/admin/v1"
+	// The public listener answers first; the admin listener opens just
+	// after it.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get(api + "/status")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the admin listener did not come up:\n%s", p.logs.String())
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	resp, body := adminDo(t, http.MethodGet, api+"/default-route", tok, "", nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode, "%v", body)

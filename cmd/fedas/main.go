@@ -340,13 +340,16 @@ func serve(o *serveOptions) error {
 		log.Warn("keys are ephemeral: tokens and codes die with this process; set keys.signing_key_file and keys.hmac_secret_file for anything real")
 	}
 	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(ln) }()
+	// The admin listener is bound before the public one serves: once
+	// /healthz answers, the whole instance is up.
 	var adm *admin.Admin
 	if cfg.Admin.Enabled() {
 		if adm, err = startAdmin(cfg, ps, src, follower, secret, log, tr.tp, errc, obs.metrics); err != nil {
+			ln.Close()
 			return err
 		}
 	}
+	go func() { errc <- srv.Serve(ln) }()
 	// SIGHUP re-reads the config file and commits its policy to the
 	// store as the next version, which every instance then serves — unless
 	// admins have edited the policy since (docs/admin.md "SIGHUP"). An
