@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/fedas/fedas/config"
 	"github.com/fedas/fedas/netguard"
@@ -330,11 +329,6 @@ func (s *Service) validate(cur, p config.Policy, prefix string) error {
 		// inline key): every instance would keep its old version.
 		problems = append(problems, buildProblem(p, berr))
 	}
-	for _, pr := range entryProblems(p) {
-		if !reported[pr.path] {
-			problems = append(problems, fmt.Errorf("%s: %s", pr.path, pr.msg))
-		}
-	}
 	for _, u := range enteredURLs(p) {
 		if u.url == "" || reported[u.path] {
 			continue
@@ -475,42 +469,6 @@ func buildProblem(p config.Policy, err error) error {
 		}
 	}
 	return err
-}
-
-// maxBcryptCost bounds the cost of users' password hashes: the password
-// step spends the highest cost of any user on every failed sign-in, known
-// user or not (authn/password), so one hash of cost 31 would let anyone
-// pin a CPU for a day per request. Cost 16 is already about five seconds.
-const maxBcryptCost = 16
-
-type entryProblem struct{ path, msg string }
-
-// entryProblems are what the admin surface refuses beyond Validate: a
-// client id a person cannot read as what it is (RFC 6749 Appendix A.1
-// allows printable ASCII only: no homoglyph, right-to-left override or
-// control character), and a password hash that is no bcrypt hash or
-// whose cost would make every sign-in attempt a denial of service.
-func entryProblems(p config.Policy) []entryProblem {
-	var out []entryProblem
-	for i, c := range p.Clients {
-		for j := 0; j < len(c.ID); j++ {
-			if c.ID[j] < 0x20 || c.ID[j] > 0x7e {
-				out = append(out, entryProblem{fmt.Sprintf("clients[%d].id", i), fmt.Sprintf("%q must be printable ASCII (RFC 6749 Appendix A.1)", c.ID)})
-				break
-			}
-		}
-	}
-	for i, u := range p.Users {
-		path := fmt.Sprintf("users[%d].password_hash", i)
-		cost, err := bcrypt.Cost([]byte(u.PasswordHash))
-		switch {
-		case err != nil:
-			out = append(out, entryProblem{path, "must be a bcrypt hash (use `fedas hash-password`): " + err.Error()})
-		case cost > maxBcryptCost:
-			out = append(out, entryProblem{path, fmt.Sprintf("bcrypt cost %d is above %d: every failed sign-in would spend it", cost, maxBcryptCost)})
-		}
-	}
-	return out
 }
 
 type enteredURL struct{ path, url string }

@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 //go:embed demo.yaml
@@ -668,6 +670,10 @@ func (c *Config) Validate() error {
 		p := fmt.Sprintf("clients[%d]", i)
 		if cl.ID == "" {
 			add("%s.id: required", p)
+		} else if !printableASCII(cl.ID) {
+			// RFC 6749 Appendix A.1: no homoglyph, right-to-left override
+			// or control character an admin could misread.
+			add("%s.id: %q must be printable ASCII (RFC 6749 Appendix A.1)", p, cl.ID)
 		} else if j, dup := ids[cl.ID]; dup {
 			add("%s.id: %q duplicates clients[%d]", p, cl.ID, j)
 		} else {
@@ -733,8 +739,10 @@ func (c *Config) Validate() error {
 		} else {
 			subs[u.Subject] = i
 		}
-		if !strings.HasPrefix(u.PasswordHash, "$2a$") && !strings.HasPrefix(u.PasswordHash, "$2b$") && !strings.HasPrefix(u.PasswordHash, "$2y$") {
+		if cost, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil || !strings.HasPrefix(u.PasswordHash, "$2") {
 			add("%s.password_hash: must be a bcrypt hash (use `fedas hash-password`)", p)
+		} else if cost > MaxBcryptCost {
+			add("%s.password_hash: bcrypt cost %d is above %d: every failed sign-in would spend it", p, cost, MaxBcryptCost)
 		}
 		if u.TOTPSecret != "" {
 			if err := checkBase32(u.TOTPSecret); err != nil {
@@ -744,6 +752,21 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.validateFederation()...)
 	return errors.Join(errs...)
+}
+
+// MaxBcryptCost bounds the cost of users' password hashes: the password
+// step spends the highest cost of any user on every failed sign-in, known
+// user or not (authn/password), so one hash of cost 31 would let anyone
+// pin a CPU for a day per request. Cost 16 is already about five seconds.
+const MaxBcryptCost = 16
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // CheckURL accepts https URLs, and http URLs on loopback hosts only when

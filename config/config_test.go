@@ -157,3 +157,30 @@ default_route: elsewhere
 		require.Contains(t, msg, want)
 	}
 }
+
+// TestValidate_ClientIDsAndBcryptCost: the file refuses what the admin
+// surface refuses — a client id outside printable ASCII, a password hash
+// that is no bcrypt hash, and a bcrypt cost every failed sign-in could
+// be made to spend (config.MaxBcryptCost).
+func TestValidate_ClientIDsAndBcryptCost(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*config.Config)
+		want string
+	}{
+		{"homoglyph id", func(c *config.Config) { c.Clients[0].ID = "demо-app" }, "clients[0].id:"},
+		{"rtl override", func(c *config.Config) { c.Clients[0].ID = "demo\u202eppa" }, "clients[0].id:"},
+		{"control character", func(c *config.Config) { c.Clients[0].ID = "demo\napp" }, "clients[0].id:"},
+		{"not bcrypt", func(c *config.Config) { c.Users[0].PasswordHash = "$2a$10$short" }, "users[0].password_hash: must be a bcrypt hash"},
+		{"cost 31", func(c *config.Config) { c.Users[0].PasswordHash = "$2a$31$zgYgp2vW5p9Y91Oau2eDkOzUo20KYsFl7c8.GYCv55PevSBg6d1Ea" }, "bcrypt cost 31 is above 16"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := config.Default()
+			tc.edit(c)
+			err := c.Validate()
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.want)
+		})
+	}
+	require.NoError(t, config.Default().Validate(), "the demo config stays valid")
+}
