@@ -172,7 +172,9 @@ func TestValidate_ClientIDsAndBcryptCost(t *testing.T) {
 		{"rtl override", func(c *config.Config) { c.Clients[0].ID = "demo\u202eppa" }, "clients[0].id:"},
 		{"control character", func(c *config.Config) { c.Clients[0].ID = "demo\napp" }, "clients[0].id:"},
 		{"not bcrypt", func(c *config.Config) { c.Users[0].PasswordHash = "$2a$10$short" }, "users[0].password_hash: must be a bcrypt hash"},
-		{"cost 31", func(c *config.Config) { c.Users[0].PasswordHash = "$2a$31$zgYgp2vW5p9Y91Oau2eDkOzUo20KYsFl7c8.GYCv55PevSBg6d1Ea" }, "bcrypt cost 31 is above 16"},
+		{"cost 31", func(c *config.Config) {
+			c.Users[0].PasswordHash = "$2a$31$zgYgp2vW5p9Y91Oau2eDkOzUo20KYsFl7c8.GYCv55PevSBg6d1Ea"
+		}, "bcrypt cost 31 is above 16"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := config.Default()
