@@ -53,6 +53,10 @@ type Request struct {
 	// AppUser is the user of the app's access token, already validated as
 	// a resource server would (ChannelAppComplete).
 	AppUser *AppUser
+	// ClientIP is the caller's address as the server decided it (the peer,
+	// or the address a trusted proxy reported: docs/security.md "Client
+	// addresses"); lockout and caps key on it.
+	ClientIP string
 }
 
 // AppUser is who our app is signed in as (app completion).

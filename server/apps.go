@@ -38,7 +38,7 @@ func (s *Server) appComplete(c echo.Context) error {
 	if err != nil {
 		return s.writeError(c, err)
 	}
-	out, err := s.flow.Handle(ctx, flow.Request{Channel: flow.ChannelAppComplete, Policy: s.snapshot(ctx), Form: formOf(c), AppUser: user})
+	out, err := s.flow.Handle(ctx, flow.Request{Channel: flow.ChannelAppComplete, Policy: s.snapshot(ctx), Form: formOf(c), AppUser: user, ClientIP: s.clientIP(c)})
 	if err != nil {
 		return s.writeError(c, err)
 	}

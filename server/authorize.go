@@ -115,7 +115,7 @@ func (s *Server) authorizeSubmit(c echo.Context) error {
 
 func (s *Server) browser(c echo.Context, form url.Values) error {
 	ctx := c.Request().Context()
-	out, err := s.flow.Handle(ctx, flow.Request{Channel: flow.ChannelBrowser, Policy: s.snapshot(ctx), Form: form})
+	out, err := s.flow.Handle(ctx, flow.Request{Channel: flow.ChannelBrowser, Policy: s.snapshot(ctx), Form: form, ClientIP: s.clientIP(c)})
 	if err != nil {
 		s.log.Warn("browser sign-in failed", zap.Error(err))
 		return s.errorPage(c, http.StatusServiceUnavailable, "The service is temporarily unavailable; try again shortly.")

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/ory/fosite"
@@ -41,12 +43,33 @@ type errorBody struct {
 type protoError struct {
 	status int
 	body   errorBody
+	// retryAfter, when set, is sent as Retry-After (RFC 9110 §10.2.3) on
+	// a 429 or 503.
+	retryAfter time.Duration
 }
 
 func (e *protoError) Error() string { return e.body.Error + ": " + e.body.ErrorDescription }
 
 func newError(status int, code, desc string) *protoError {
 	return &protoError{status: status, body: errorBody{Error: code, ErrorDescription: desc}}
+}
+
+// errSlowDown is the one answer to a request over a limit (rate limits,
+// lockout delays: docs/decisions.md Q28): 429 with the RFC 8628 §3.5
+// error code slow_down and Retry-After in whole seconds (at least 1).
+// Nothing the request names is consumed.
+func errSlowDown(retry time.Duration, desc string) *protoError {
+	return &protoError{status: http.StatusTooManyRequests, body: errorBody{Error: "slow_down", ErrorDescription: desc}, retryAfter: retry}
+}
+
+// retryAfterSeconds renders d as a Retry-After delta-seconds value,
+// rounded up and at least 1.
+func retryAfterSeconds(d time.Duration) string {
+	sec := int64((d + time.Second - 1) / time.Second)
+	if sec < 1 {
+		sec = 1
+	}
+	return strconv.FormatInt(sec, 10)
 }
 
 func errInvalidRequest(desc string) *protoError {
@@ -116,7 +139,10 @@ func (s *Server) writeError(c echo.Context, err error) error {
 			h.Set("WWW-Authenticate", `Basic realm="fedas", error="invalid_client"`)
 		}
 	}
-	if pe.status == http.StatusServiceUnavailable {
+	switch {
+	case pe.retryAfter > 0:
+		h.Set("Retry-After", retryAfterSeconds(pe.retryAfter))
+	case pe.status == http.StatusServiceUnavailable, pe.status == http.StatusTooManyRequests:
 		h.Set("Retry-After", "1")
 	}
 	body := pe.body

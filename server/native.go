@@ -45,7 +45,7 @@ func (s *Server) engineJSON(c echo.Context, ch flow.Channel, path, hop string) e
 		return s.writeError(c, err)
 	}
 	out, err := s.flow.Handle(ctx, flow.Request{Channel: ch, Policy: s.snapshot(ctx), Client: client, Authenticated: authed,
-		DPoPJKT: jkt, Form: form, HopID: hop})
+		DPoPJKT: jkt, Form: form, HopID: hop, ClientIP: s.clientIP(c)})
 	if err != nil {
 		return s.writeError(c, err)
 	}

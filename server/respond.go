@@ -30,7 +30,7 @@ func (s *Server) webCallback(c echo.Context) error {
 			form.Set(k, v)
 		}
 	}
-	out, err := s.flow.Handle(ctx, flow.Request{Channel: flow.ChannelWebCallback, Policy: s.snapshot(ctx), Form: form})
+	out, err := s.flow.Handle(ctx, flow.Request{Channel: flow.ChannelWebCallback, Policy: s.snapshot(ctx), Form: form, ClientIP: s.clientIP(c)})
 	if err != nil {
 		return s.errorPage(c, 503, "The service is temporarily unavailable; reload this page shortly.")
 	}
