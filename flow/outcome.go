@@ -1,5 +1,7 @@
 package flow
 
+import "time"
+
 // Outcome is the engine's answer to one Request: exactly one of the types
 // below. The set is closed (the unexported method); server renders each
 // one to JSON or HTML and nothing else decides what the client sees.
@@ -82,6 +84,9 @@ type Refusal struct {
 	Description string
 	// AuthSession is set when the session survives for a retry.
 	AuthSession string
+	// RetryAfter is how long to wait before retrying (429 slow_down,
+	// docs/decisions.md Q28); zero otherwise.
+	RetryAfter time.Duration
 }
 
 func (Challenge) outcome()     {}
@@ -99,12 +104,24 @@ const (
 	statusBadRequest   = 400
 	statusUnauthorized = 401
 	statusForbidden    = 403
+	statusTooMany      = 429
 	statusServerError  = 500
 	statusUnavailable  = 503
 )
 
 func refuse(status int, code, desc string) Refusal {
 	return Refusal{Status: status, Code: code, Description: desc}
+}
+
+// SlowDown is the engine's answer over a limit (a lockout delay, a
+// live-session cap: docs/decisions.md Q28): 429 slow_down with
+// Retry-After. The request changed nothing: an auth_session it carried
+// works again after the wait.
+func SlowDown(retry time.Duration, desc string) Refusal {
+	if retry < time.Second {
+		retry = time.Second
+	}
+	return Refusal{Status: statusTooMany, Code: "slow_down", Description: desc, RetryAfter: retry}
 }
 
 func invalidRequest(desc string) Refusal { return refuse(statusBadRequest, "invalid_request", desc) }

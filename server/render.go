@@ -51,7 +51,7 @@ func outcomeError(out flow.Outcome) *protoError {
 		return &protoError{status: http.StatusForbidden, body: errorBody{Error: "redirect_to_web", ErrorDescription: "This sign-in cannot be completed natively; use a browser-based flow.",
 			AuthSession: o.AuthSession, RequestURI: o.RequestURI, ExpiresIn: o.ExpiresIn}}
 	case flow.Refusal:
-		return &protoError{status: o.Status, body: errorBody{Error: o.Code, ErrorDescription: o.Description, AuthSession: o.AuthSession}}
+		return &protoError{status: o.Status, body: errorBody{Error: o.Code, ErrorDescription: o.Description, AuthSession: o.AuthSession}, retryAfter: o.RetryAfter}
 	}
 	return newError(http.StatusInternalServerError, "server_error", "The server could not complete the request.")
 }
@@ -82,6 +82,9 @@ func (s *Server) renderPageOutcome(c echo.Context, out flow.Outcome) error {
 		switch {
 		case o.Status == http.StatusServiceUnavailable:
 			return s.errorPage(c, http.StatusServiceUnavailable, "The service is temporarily unavailable; reload this page shortly.")
+		case o.Status == http.StatusTooManyRequests:
+			c.Response().Header().Set("Retry-After", retryAfterSeconds(o.RetryAfter))
+			return s.errorPage(c, http.StatusTooManyRequests, o.Description)
 		case o.Code == "invalid_session":
 			return s.errorPage(c, http.StatusBadRequest, "This sign-in page has expired or was already used. Start again from the app.")
 		}
