@@ -501,6 +501,7 @@ func summarize(a, b config.Policy) string {
 	y := &policy.Snapshot{Config: &config.Config{}}
 	x.Config.Clients, x.Config.Users, x.Config.Downstreams, x.Config.Prompt, x.Config.Routes, x.Config.DefaultRoute, x.Config.Apps = a.Clients, a.Users, a.Downstreams, a.Prompt, a.Routes, a.DefaultRoute, a.Apps
 	y.Config.Clients, y.Config.Users, y.Config.Downstreams, y.Config.Prompt, y.Config.Routes, y.Config.DefaultRoute, y.Config.Apps = b.Clients, b.Users, b.Downstreams, b.Prompt, b.Routes, b.DefaultRoute, b.Apps
+	x.Config.Keys.ActiveSigningKey, y.Config.Keys.ActiveSigningKey = a.Keys.ActiveSigningKey, b.Keys.ActiveSigningKey
 	return strings.Join(policy.Diff(x, y), "; ")
 }
 

@@ -55,8 +55,10 @@ type Options struct {
 	// Flags are command-line settings, applied after Env: a flag beats the
 	// environment, which beats the file.
 	Flags []Setting
-	// Keys also loads what serve loads before it listens: the signing key,
-	// the HMAC secret and the Redis password. Parse leaves them to serve;
+	// Keys also loads what serve loads before it listens: the signing
+	// keys (kept in the returned config, so that Validate checks
+	// keys.active_signing_key against their kids), the HMAC secret and the
+	// Redis password. Parse leaves them to serve;
 	// `fedas config check` sets Keys so that a config it accepts starts.
 	Keys bool
 }
@@ -117,11 +119,14 @@ func Check(b []byte, o Options) (*Config, []Problem) {
 	}
 	c.applyDefaults()
 	var semantic []error
-	semantic = append(semantic, c.resolveSecrets(), c.Validate())
+	semantic = append(semantic, c.resolveSecrets())
 	if o.Keys {
-		_, err := c.Keys.SigningKey()
-		semantic = append(semantic, err)
-		_, err = c.Keys.HMACSecret()
+		// Before Validate: it checks active_signing_key against the kids.
+		semantic = append(semantic, c.Keys.LoadSigningKeys())
+	}
+	semantic = append(semantic, c.Validate())
+	if o.Keys {
+		_, err := c.Keys.HMACSecret()
 		semantic = append(semantic, err)
 		if c.Storage.Redis != nil {
 			_, err = c.Storage.Redis.RedisPassword()

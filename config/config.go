@@ -295,9 +295,20 @@ type Redis struct {
 // generated at start and logged as such.
 type Keys struct {
 	// SigningKeyFile is a PEM (PKCS#8 or SEC1) EC P-256 private key: it
-	// signs the ID tokens we issue and is published at jwks_uri
-	// (`fedas keygen` makes one). Instances sharing Redis must share it.
+	// signs the ID tokens we issue and is published at jwks_uri, with its
+	// RFC 7638 thumbprint as kid (`fedas keygen` makes one). The one-key
+	// form of signing_keys: set only one of the two. Instances sharing
+	// Redis must share it.
 	SigningKeyFile string `yaml:"signing_key_file"`
+	// SigningKeys are the signing keys, all published at jwks_uri; the
+	// active one signs (docs/operations.md "Rotating the signing key").
+	// `fedas keys generate` makes one. Key files take effect at a restart.
+	SigningKeys []KeyFile `yaml:"signing_keys"`
+	// ActiveSigningKey is the kid of the key that signs (default: the
+	// first of signing_keys). It is policy: it bootstraps the policy store
+	// like clients do, then SIGHUP or the admin API (PUT
+	// /admin/v1/keys/active) switches it on every instance at once.
+	ActiveSigningKey string `yaml:"active_signing_key"`
 	// HMACSecretEnv names an environment variable holding the ≥32-byte
 	// secret fosite signs codes and tokens with (and the console sessions
 	// and our downstream DPoP key derive from); instances sharing Redis
@@ -306,6 +317,9 @@ type Keys struct {
 	// HMACSecretFile is a file holding that secret (`fedas keygen` makes
 	// one). Set only one of hmac_secret_env and hmac_secret_file.
 	HMACSecretFile string `yaml:"hmac_secret_file"`
+	// loaded are the signing keys read from the files (LoadSigningKeys),
+	// against which Validate checks active_signing_key.
+	loaded *loadedKeys `yaml:"-"`
 }
 
 // Lifetimes of artefacts.
@@ -750,6 +764,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	errs = append(errs, c.Keys.validateSigningKeys()...)
 	errs = append(errs, c.validateFederation()...)
 	return errors.Join(errs...)
 }

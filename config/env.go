@@ -57,7 +57,8 @@ var overrides = []Override{
 			r.PasswordFile, r.PasswordEnv = v, ""
 		}},
 	{Env: "FEDAS_KEYS_SIGNING_KEY_FILE", Key: "keys.signing_key_file",
-		set: func(c *Config, v string) { c.Keys.SigningKeyFile = v }},
+		Doc: "Replaces `signing_keys` too.",
+		set: func(c *Config, v string) { c.Keys.SigningKeyFile, c.Keys.SigningKeys = v, nil }},
 	{Env: "FEDAS_KEYS_HMAC_SECRET_FILE", Key: "keys.hmac_secret_file",
 		Doc: "Replaces `hmac_secret_env` too.",
 		set: func(c *Config, v string) { c.Keys.HMACSecretFile, c.Keys.HMACSecretEnv = v, "" }},

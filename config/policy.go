@@ -25,6 +25,9 @@ type Policy struct {
 	Routes       []Route      `yaml:"routes,omitempty"`
 	DefaultRoute string       `yaml:"default_route,omitempty"`
 	Apps         []App        `yaml:"apps,omitempty"`
+	// Keys is the live part of keys: which signing key signs
+	// (policykeys.go).
+	Keys PolicyKeys `yaml:"keys,omitempty"`
 }
 
 // policyFile is a whole config file read for its policy part only: every
@@ -36,7 +39,6 @@ type policyFile struct {
 		Listen    any `yaml:"listen"`
 		Dev       any `yaml:"dev"`
 		Storage   any `yaml:"storage"`
-		Keys      any `yaml:"keys"`
 		Scopes    any `yaml:"scopes"`
 		Lifetimes any `yaml:"lifetimes"`
 		Limits    any `yaml:"limits"`
@@ -114,7 +116,8 @@ func (p Policy) Clone() Policy {
 // included); for a policy document with references, use ParsePolicy on
 // the file instead.
 func PolicyOf(c *Config) Policy {
-	return Policy{Clients: c.Clients, Users: c.Users, Downstreams: c.Downstreams, Prompt: c.Prompt, Routes: c.Routes, DefaultRoute: c.DefaultRoute, Apps: c.Apps}.Clone()
+	return Policy{Clients: c.Clients, Users: c.Users, Downstreams: c.Downstreams, Prompt: c.Prompt, Routes: c.Routes, DefaultRoute: c.DefaultRoute, Apps: c.Apps,
+		Keys: PolicyKeys{ActiveSigningKey: c.Keys.ActiveSigningKey}}.Clone()
 }
 
 // Compose returns base with its policy part replaced by p: defaults
@@ -125,6 +128,7 @@ func Compose(base *Config, p Policy) (*Config, error) {
 	c := *base
 	p = p.Clone()
 	c.Clients, c.Users, c.Downstreams, c.Prompt, c.Routes, c.DefaultRoute, c.Apps = p.Clients, p.Users, p.Downstreams, p.Prompt, p.Routes, p.DefaultRoute, p.Apps
+	c.Keys.ActiveSigningKey = p.Keys.ActiveSigningKey
 	c.applyDefaults()
 	if err := errors.Join(c.resolveSecrets(), c.Validate()); err != nil {
 		return nil, err

@@ -57,7 +57,7 @@ func RestartOnly(a, b *config.Config) []string {
 	check("issuer", a.Issuer, b.Issuer)
 	check("listen", a.Listen, b.Listen)
 	check("storage", a.Storage, b.Storage)
-	check("keys", a.Keys, b.Keys)
+	check("keys", a.Keys.Instance(), b.Keys.Instance())
 	check("lifetimes", a.Lifetimes, b.Lifetimes)
 	check("limits", a.Limits, b.Limits)
 	check("admin", a.Admin, b.Admin)
@@ -82,10 +82,22 @@ func Diff(a, b *Snapshot) []string {
 	if !reflect.DeepEqual(ca.Prompt, cb.Prompt) {
 		out = append(out, "prompt changed")
 	}
+	if x, y := ca.Keys.ActiveSigningKey, cb.Keys.ActiveSigningKey; x != y {
+		// kids are public (published at jwks_uri).
+		out = append(out, fmt.Sprintf("active signing key %s → %s", orFirst(x), orFirst(y)))
+	}
 	if len(out) == 0 {
 		out = append(out, "no policy change")
 	}
 	return []string{strings.Join(out, "; ")}
+}
+
+// orFirst names an active_signing_key for the log.
+func orFirst(kid string) string {
+	if kid == "" {
+		return "(first key)"
+	}
+	return kid
 }
 
 // diffByID appends "<kind> <id> added|removed|changed" for two lists of

@@ -1,7 +1,7 @@
 package server
 
 import (
-	"time"
+	"context"
 
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/ory/fosite"
@@ -10,8 +10,8 @@ import (
 // idToken signs an OpenID Connect ID token (OIDC Core §2, §3.1.3.3) for
 // an authorization_code grant that was granted the openid scope: what a
 // federating AS verifies when it redeems our code. Signed with go-jose v4
-// and ES256.
-func (s *Server) idToken(ar fosite.AccessRequester) (string, error) {
+// and ES256 by the active signing key, whose kid is in the header (keys.go).
+func (s *Server) idToken(ctx context.Context, ar fosite.AccessRequester) (string, error) {
 	sess, ok := ar.GetSession().(*fosite.DefaultSession)
 	if !ok {
 		return "", fosite.ErrServerError.WithDebug("unexpected session type")
@@ -23,7 +23,7 @@ func (s *Server) idToken(ar fosite.AccessRequester) (string, error) {
 		"aud": ar.GetClient().GetID(),
 		"azp": ar.GetClient().GetID(),
 		"iat": jwt.NewNumericDate(now),
-		"exp": jwt.NewNumericDate(now.Add(5 * time.Minute)),
+		"exp": jwt.NewNumericDate(now.Add(IDTokenLifetime)),
 	}
 	for _, k := range []string{"auth_time", "amr", "acr", "nonce"} {
 		if v, ok := sess.Extra[k]; ok {
@@ -34,5 +34,5 @@ func (s *Server) idToken(ar fosite.AccessRequester) (string, error) {
 	if f, ok := claims["auth_time"].(float64); ok {
 		claims["auth_time"] = int64(f)
 	}
-	return jwt.Signed(s.signer).Claims(claims).Serialize()
+	return s.signJWT(ctx, claims)
 }

@@ -2,9 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"encoding/base64"
 	"net/http"
 	"slices"
 
@@ -13,21 +10,6 @@ import (
 
 	"github.com/fedas/fedas/dpop"
 )
-
-// initKeys publishes the public key (kid = RFC 7638 thumbprint) and
-// prepares the ES256 signer for ID tokens (docs/performance.md trap 2: ES256).
-func (s *Server) initKeys(key *ecdsa.PrivateKey) error {
-	pub := jose.JSONWebKey{Key: &key.PublicKey, Algorithm: string(jose.ES256), Use: "sig"}
-	tp, err := pub.Thumbprint(crypto.SHA256)
-	if err != nil {
-		return err
-	}
-	pub.KeyID = base64.RawURLEncoding.EncodeToString(tp)
-	s.jwks = jose.JSONWebKeySet{Keys: []jose.JSONWebKey{pub}}
-	s.signer, err = jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: key, KeyID: pub.KeyID}},
-		(&jose.SignerOptions{}).WithType("JWT"))
-	return err
-}
 
 // Client authentication methods each endpoint accepts (RFC 8414 §2):
 // every one is exercised per endpoint by TestMetadata_AdvertisedAuthWorks.
@@ -89,10 +71,12 @@ func (s *Server) metadata(c echo.Context) error {
 	return c.JSON(http.StatusOK, s.Metadata())
 }
 
-// jwksHandler publishes our public keys (RFC 7517 §5).
+// jwksHandler publishes our public signing keys (RFC 7517 §5): every
+// configured key, the active one and those kept for tokens they signed
+// (keys.go).
 func (s *Server) jwksHandler(c echo.Context) error {
 	c.Response().Header().Set("Cache-Control", "public, max-age=300")
-	return c.JSON(http.StatusOK, s.jwks)
+	return c.JSON(http.StatusOK, s.keys.jwks)
 }
 
 func (s *Server) healthz(c echo.Context) error {

@@ -6,7 +6,6 @@ package server
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -16,7 +15,6 @@ import (
 	"net/http"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
 	"github.com/labstack/echo/v4"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
@@ -59,8 +57,9 @@ type Options struct {
 	Config *config.Config
 	Store  storage.Store
 	Logger *zap.Logger
-	// SigningKey signs what we sign and is published at jwks_uri; nil
-	// means an ephemeral P-256 key.
+	// SigningKey is the one signing key when Config names none
+	// (keys.signing_keys); nil then means an ephemeral P-256 key. See
+	// keys.go: every configured key is published, the active one signs.
 	SigningKey *ecdsa.PrivateKey
 	// HMACSecret (≥32 bytes) keys fosite's codes and tokens; nil means
 	// ephemeral. Instances sharing a store must share it.
@@ -92,8 +91,7 @@ type Server struct {
 	strategy *oauth2.HMACSHAStrategy
 	fstore   *fositeStore
 	flow     *flow.Engine
-	jwks     jose.JSONWebKeySet
-	signer   jose.Signer
+	keys     *keyRing
 	dpop     *dpop.Verifier
 	now      func() time.Time
 	echo     *echo.Echo
@@ -130,13 +128,6 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, store: o.Store, log: o.Logger, now: o.Now}
 	s.tp = o.TracerProvider
-	if o.SigningKey == nil {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		o.SigningKey, s.EphemeralSigningKey = k, true
-	}
 	if o.HMACSecret == nil {
 		o.HMACSecret = make([]byte, 32)
 		if _, err := rand.Read(o.HMACSecret); err != nil {
@@ -154,7 +145,7 @@ func New(o Options) (*Server, error) {
 	}
 	s.policy = o.Policy
 	s.initObserve(o)
-	if err := s.initKeys(o.SigningKey); err != nil {
+	if err := s.initKeys(o); err != nil {
 		return nil, err
 	}
 
@@ -326,7 +317,16 @@ func (s *Server) Policy() *policy.Source { return s.policy }
 // Reload re-reads the configuration through load and publishes it as the
 // new policy; an invalid one keeps the current policy (policy.Source.Reload).
 func (s *Server) Reload(load func() (*config.Config, error)) error {
-	return s.policy.Reload(load, s.build, s.log.Named("policy"))
+	// Key files take effect at a restart: the new configuration's
+	// active_signing_key is checked against the keys this server runs with.
+	withKeys := func() (*config.Config, error) {
+		c, err := load()
+		if err == nil {
+			c.Keys = c.Keys.WithSigningKeys(s.keys.keys)
+		}
+		return c, err
+	}
+	return s.policy.Reload(withKeys, s.build, s.log.Named("policy"))
 }
 
 // snapshot is the policy snapshot of the request ctx belongs to, else the

@@ -65,7 +65,7 @@ func (s *Server) token(c echo.Context) error {
 		out["token_type"] = "DPoP"
 	}
 	if ar.GetGrantTypes().ExactOne("authorization_code") && ar.GetGrantedScopes().Has("openid") {
-		idt, err := s.idToken(ar)
+		idt, err := s.idToken(ctx, ar)
 		if err != nil {
 			return s.writeError(c, err)
 		}

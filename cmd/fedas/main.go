@@ -154,7 +154,10 @@ func (o *serveOptions) readFile() ([]byte, error) {
 // load reads the configuration with its overrides: flag > FEDAS_ env >
 // file.
 func (o *serveOptions) load() (*config.Config, error) {
-	opts := config.Options{Env: o.env, Flags: o.flagSettings()}
+	// Keys: the signing keys are read with the file, so that
+	// keys.active_signing_key is checked against their kids before the
+	// file's policy can bootstrap the store.
+	opts := config.Options{Env: o.env, Flags: o.flagSettings(), Keys: true}
 	if o.demo {
 		return config.ParseWith(config.DemoYAML(), opts)
 	}
@@ -296,10 +299,6 @@ func serve(o *serveOptions) error {
 	if !ok {
 		return fmt.Errorf("storage %s cannot hold the policy", kind)
 	}
-	key, err := cfg.Keys.SigningKey()
-	if err != nil {
-		return err
-	}
 	secret, err := cfg.Keys.HMACSecret()
 	if err != nil {
 		return err
@@ -320,7 +319,7 @@ func serve(o *serveOptions) error {
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(server.Options{Config: cfg, Store: st, Logger: log, SigningKey: key, HMACSecret: secret, Policy: src, TracerProvider: tr.tp, Metrics: obs.metrics})
+	srv, err := server.New(server.Options{Config: cfg, Store: st, Logger: log, HMACSecret: secret, Policy: src, TracerProvider: tr.tp, Metrics: obs.metrics})
 	if err != nil {
 		return err
 	}
