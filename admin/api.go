@@ -125,6 +125,8 @@ func (a *Admin) routesAPI(g *echo.Group) {
 	g.DELETE("/prompt", a.deletePrompt, write)
 	g.GET("/default-route", a.getDefaultRoute, read)
 	g.PUT("/default-route", a.putDefaultRoute, write)
+	g.GET("/keys", a.getKeys, read)
+	g.PUT("/keys/active", a.putActiveKey, write)
 	g.POST("/route-test", a.routeTest, read)
 	g.POST("/discover", a.discover, write)
 	g.POST("/downstreams/:id/check", a.checkDownstream, write)

@@ -131,12 +131,14 @@ func (k Keys) validateSigningKeys() []error {
 	case active == "":
 	case !ValidKID(active):
 		add("keys.active_signing_key: %q is not a valid kid", active)
-	case k.SigningKeyFile == "" && len(k.SigningKeys) == 0:
-		add("keys.active_signing_key: %q names no configured key: there are no keys.signing_keys (the key is ephemeral)", active)
-	case k.loaded != nil:
+	case k.loaded != nil && len(k.loaded.keys) > 0:
+		// The keys the instance runs with decide, whatever the files
+		// say now (they take effect at a restart).
 		if !k.loaded.has(active) {
 			add("keys.active_signing_key: %q is not one of this instance's signing keys (%s)", active, strings.Join(k.loaded.kids(), ", "))
 		}
+	case k.SigningKeyFile == "" && len(k.SigningKeys) == 0:
+		add("keys.active_signing_key: %q names no configured key: there are no keys.signing_keys (the key is ephemeral)", active)
 	case explicit && k.SigningKeyFile == "":
 		if _, ok := kids[active]; !ok {
 			add("keys.active_signing_key: %q is not the kid of any of keys.signing_keys", active)

@@ -192,7 +192,10 @@ func New(cfg *config.Config, log *zap.Logger, dpopSeed []byte) (*Federator, erro
 		f.dpop = k
 	}
 	f.meta = NewMetadataCache(MetadataOptions{AllowLoopbackHTTP: cfg.Dev.AllowLoopbackHTTP, Logger: log.Named("metadata")})
-	f.jwks = NewJWKSCache(JWKSOptions{AllowLoopbackHTTP: cfg.Dev.AllowLoopbackHTTP, Logger: log.Named("jwks")})
+	// The JWK Set cache runs on the Federator's clock (f.now reads Now at
+	// each call): its refetch bound on an unknown kid (a downstream's key
+	// rotation, OIDC Core §10.1.1) is then testable without sleeping.
+	f.jwks = NewJWKSCache(JWKSOptions{AllowLoopbackHTTP: cfg.Dev.AllowLoopbackHTTP, Logger: log.Named("jwks"), Now: f.now})
 	if cfg.Prompt != nil {
 		f.userPrompt = buildPrompt(cfg.Prompt)
 		f.logo = cfg.Prompt.Logo

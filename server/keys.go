@@ -24,6 +24,12 @@ import (
 // signing key").
 const IDTokenLifetime = 5 * time.Minute
 
+// KeyRetirementWait is how long a signing key must stay published after
+// it stopped signing on every instance: the ID token lifetime plus one
+// minute of the verifiers' clock leeway (our own federation client allows
+// 60 s, federation.DefaultIDTokenLeeway).
+const KeyRetirementWait = IDTokenLifetime + time.Minute
+
 // keyRing is this instance's signing keys: every one is published at
 // jwks_uri (RFC 7517 §5) with its kid, alg ES256 and use sig; the policy
 // snapshot of a request says which one signs (config.PolicyKeys). It is

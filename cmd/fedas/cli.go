@@ -34,6 +34,7 @@ func commands() []command {
 		{"config check", "check a config file: every problem at once, with its place", configCheckCmd},
 		{"admin token create", "create an admin API token; its digest goes to the tokens file", adminCmd},
 		{"keygen", "write a signing key and an HMAC secret for a deployment", keygenCmd},
+		{"keys generate", "write a new ES256 signing key for a rotation; print its kid and config entry", keysGenerateCmd},
 		{"hash-password", "bcrypt a password for users[].password_hash", hashPasswordCmd},
 		{"pkce", "print a PKCE code_verifier and its S256 code_challenge", pkceCmd},
 		{"totp", "print the current TOTP code of a base32 secret", totpCmd},

@@ -319,6 +319,7 @@ func serve(o *serveOptions) error {
 	if err != nil {
 		return err
 	}
+	warnRetiredKeys(ctx, ps, cfg, log)
 	srv, err := server.New(server.Options{Config: cfg, Store: st, Logger: log, HMACSecret: secret, Policy: src, TracerProvider: tr.tp, Metrics: obs.metrics})
 	if err != nil {
 		return err

@@ -141,7 +141,8 @@ func startChecks(cfg *config.Config) []config.Problem {
 func keygenCmd(args []string, s stdio) error {
 	fs := newFlags("keygen", "keygen [--dir DIR]", "Writes DIR/signing-key.pem (EC P-256, PKCS#8: keys.signing_key_file) and DIR/hmac-secret\n"+
 		"(32 random bytes, base64url: keys.hmac_secret_file), mode 0600. A file that exists is kept:\n"+
-		"running it again changes nothing. Every instance sharing a store needs the same two files.")
+		"running it again changes nothing. Every instance sharing a store needs the same two files.\n"+
+		"For another signing key (a rotation), use fedas keys generate.")
 	dir := fs.String("dir", ".", "directory to write into (created 0700 if missing)")
 	if done, err := parseFlags(fs, args, s); done {
 		return err

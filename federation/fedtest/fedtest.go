@@ -139,6 +139,9 @@ type IDTokenOptions struct {
 	Alg string
 	// KeyID overrides the kid header (an unknown kid).
 	KeyID string
+	// RandomKeyID gives every token a fresh random kid that no JWKS
+	// holds (a flood of unknown kids).
+	RandomKeyID bool
 	// OtherKey signs with a key that is not in the JWKS, under its kid.
 	OtherKey bool
 	// Expired sets iat and exp in the past.
@@ -242,9 +245,14 @@ type Mock struct {
 	URL string
 
 	srv   *httptest.Server
-	key   *ecdsa.PrivateKey
 	other *ecdsa.PrivateKey
-	kid   string
+
+	// keyMu guards the signing key, its kid and the retired keys still
+	// published (RotateKey).
+	keyMu   sync.Mutex
+	key     *ecdsa.PrivateKey
+	kid     string
+	retired []jose.JSONWebKey
 
 	counts map[Endpoint]*atomic.Int64
 
@@ -382,9 +390,39 @@ func (m *Mock) Endpoint(e Endpoint) string {
 	return ""
 }
 
-// PublicJWKS is the key set the mock signs ID tokens with.
+// PublicJWKS is the key set the mock publishes: the key it signs ID
+// tokens with, and the retired keys RotateKey kept.
 func (m *Mock) PublicJWKS() jose.JSONWebKeySet {
-	return jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &m.key.PublicKey, KeyID: m.kid, Algorithm: string(jose.ES256), Use: "sig"}}}
+	m.keyMu.Lock()
+	defer m.keyMu.Unlock()
+	keys := []jose.JSONWebKey{{Key: &m.key.PublicKey, KeyID: m.kid, Algorithm: string(jose.ES256), Use: "sig"}}
+	return jose.JSONWebKeySet{Keys: append(keys, m.retired...)}
+}
+
+// Kid is the kid the mock signs ID tokens with now.
+func (m *Mock) Kid() string {
+	m.keyMu.Lock()
+	defer m.keyMu.Unlock()
+	return m.kid
+}
+
+// RotateKey makes the mock sign with a new key under a new kid, published
+// from now on (a downstream that rotates without publishing the key
+// ahead). With keepOld the old key stays published; without, it is gone.
+// It returns the new kid.
+func (m *Mock) RotateKey(tb testing.TB, keepOld bool) string {
+	tb.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatalf("fedtest: %v", err)
+	}
+	m.keyMu.Lock()
+	defer m.keyMu.Unlock()
+	if keepOld {
+		m.retired = append(m.retired, jose.JSONWebKey{Key: &m.key.PublicKey, KeyID: m.kid, Algorithm: string(jose.ES256), Use: "sig"})
+	}
+	m.key, m.kid = k, fmt.Sprintf("fedtest-%d", mockSeq.Add(1))
+	return m.kid
 }
 
 // MintCode stores an authorization code as if the pushed request form had
@@ -807,16 +845,21 @@ func (m *Mock) idToken(pf url.Values, o IDTokenOptions) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	m.keyMu.Lock()
+	key, kid := m.key, m.kid
+	m.keyMu.Unlock()
 	if strings.EqualFold(o.Alg, "none") {
-		head := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT","kid":"` + m.kid + `"}`))
+		head := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT","kid":"` + kid + `"}`))
 		return head + "." + base64.RawURLEncoding.EncodeToString(payload) + ".", nil
 	}
-	key, kid := m.key, m.kid
 	if o.OtherKey {
 		key = m.other
 	}
 	if o.KeyID != "" {
 		kid = o.KeyID
+	}
+	if o.RandomKeyID {
+		kid = "unknown-" + random(12)
 	}
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: key, KeyID: kid}},
 		(&jose.SignerOptions{}).WithType("JWT"))
