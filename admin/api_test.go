@@ -164,6 +164,8 @@ func endpoints() []endpoint {
 		{method: "DELETE", path: "/prompt", write: true, hdr: star},
 		{method: "GET", path: "/default-route"},
 		{method: "PUT", path: "/default-route", write: true, hdr: star, body: map[string]any{"default_route": "deny"}},
+		{method: "GET", path: "/keys"},
+		{method: "PUT", path: "/keys/active", write: true, hdr: star, body: map[string]any{"kid": "key-b"}},
 		{method: "POST", path: "/route-test", body: map[string]any{"client_id": "demo-app"}},
 		{method: "POST", path: "/discover", write: true, body: map[string]any{"issuer": "https://bank.example"}},
 		{method: "POST", path: "/downstreams/bank/check", write: true},

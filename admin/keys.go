@@ -98,7 +98,7 @@ func (s *Service) Keys(ctx context.Context) (Keys, string, error) {
 // this instance's keys (config.Validate, through the commit's Compose).
 func (s *Service) SetActiveKey(ctx context.Context, a Actor, ifMatch, kid string) (Committed, string, error) {
 	var tag string
-	res, err := s.change(ctx, a, "keys.active.update", "keys.active_signing_key", func(p *config.Policy) (string, error) {
+	res, err := s.change(ctx, a, "active_signing_key.update", "keys.active_signing_key", func(p *config.Policy) (string, error) {
 		if err := checkIfMatch(ifMatch, s.tag(p.Keys)); err != nil {
 			return "", err
 		}
