@@ -34,6 +34,7 @@ type policyFile struct {
 	Rest   struct {
 		Issuer    any `yaml:"issuer"`
 		Listen    any `yaml:"listen"`
+		Trusted   any `yaml:"trusted_proxies"`
 		Dev       any `yaml:"dev"`
 		Storage   any `yaml:"storage"`
 		Keys      any `yaml:"keys"`
