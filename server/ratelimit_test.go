@@ -26,8 +26,8 @@ func noRateLimits(c *config.Config) {
 	c.Limits.Rate.Enabled = &off
 }
 
-// tinyLimit replaces the default of endpoint and scope by burst requests
-// per period (one refilled per period/burst... one per period: rate 1).
+// tinyLimit replaces the default of endpoint and scope by a burst of
+// burst requests, refilled at one per period.
 func tinyLimit(endpoint, scope string, burst int, period time.Duration) func(*config.Config) {
 	return func(c *config.Config) {
 		c.Limits.Rate.Rules = append(c.Limits.Rate.Rules, config.RateRule{Endpoint: endpoint, Scope: scope, Rate: 1, Period: period, Burst: burst})
