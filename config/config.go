@@ -37,6 +37,14 @@ type Config struct {
 	// 127.0.0.1:8080; TLS is terminated in front of it). Serve warns when
 	// an issuer on loopback names another host:port.
 	Listen string `yaml:"listen"`
+	// TrustedProxies lists the reverse proxies (IP addresses or CIDR
+	// prefixes) whose X-Forwarded-For header names the client address
+	// (docs/security.md "Client addresses"). Empty (the default): the TCP
+	// peer is the client, and no forwarded header is ever read. From a
+	// trusted peer, X-Forwarded-For is read right to left and the first
+	// address not in this list is the client; a malformed header means
+	// the peer. The Forwarded header (RFC 7239) is never read.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 	// Dev holds settings that are only safe on a developer machine.
 	Dev Dev `yaml:"dev"`
 	// Storage selects the backend; without Redis, memory is used.
@@ -347,6 +355,9 @@ type Limits struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// MaxParams caps the number of form parameters (default 64).
 	MaxParams int `yaml:"max_params"`
+	// Rate holds the rate limits of the public endpoints (429 slow_down
+	// with Retry-After when one is exceeded).
+	Rate RateLimits `yaml:"rate"`
 }
 
 // Client is a registered OAuth client (RFC 7591 §2 metadata names).
@@ -766,6 +777,12 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.Keys.validateSigningKeys()...)
 	errs = append(errs, c.validateFederation()...)
+	errs = append(errs, c.Limits.Rate.validate()...)
+	for i, p := range c.TrustedProxies {
+		if _, err := parseTrustedProxy(p); err != nil {
+			add("trusted_proxies[%d]: %v", i, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 

@@ -37,6 +37,7 @@ type policyFile struct {
 	Rest   struct {
 		Issuer    any `yaml:"issuer"`
 		Listen    any `yaml:"listen"`
+		Trusted   any `yaml:"trusted_proxies"`
 		Dev       any `yaml:"dev"`
 		Storage   any `yaml:"storage"`
 		Scopes    any `yaml:"scopes"`

@@ -59,6 +59,7 @@ type Metrics struct {
 	codeReuse     *prometheus.CounterVec
 	clientAuth    *prometheus.CounterVec
 	rateLimited   *prometheus.CounterVec
+	rateFailOpen  prometheus.Counter
 	redisDuration *prometheus.HistogramVec
 	redisErrors   *prometheus.CounterVec
 	storageUp     prometheus.Gauge
@@ -149,6 +150,8 @@ func New(o Options) *Metrics {
 		Help: "Client authentication failures, by method and client (unknown when not registered)."}, []string{"method", "client_id"})
 	m.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fedas_rate_limited_total",
 		Help: "Requests refused by the rate limiter, by scope."}, []string{"scope"})
+	m.rateFailOpen = prometheus.NewCounter(prometheus.CounterOpts{Name: "fedas_rate_limit_unavailable_total",
+		Help: "Requests let through unchecked because the rate limiter's storage did not answer (it fails open)."})
 	m.redisDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "fedas_redis_command_duration_seconds",
 		Help:    "Redis command latency as the client sees it, by command (pipeline for a pipeline).",
 		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}}, []string{"command"})
@@ -158,7 +161,7 @@ func New(o Options) *Metrics {
 		Help: "1 while storage answers, 0 from the first failure that says it is unreachable until it answers again."})
 	m.storageUp.Set(1)
 	for _, c := range []prometheus.Collector{m.httpRequests, m.httpDuration, m.outcomes, m.signIns, m.hops, m.downstreamDur,
-		m.tokens, m.codeReuse, m.clientAuth, m.rateLimited, m.redisDuration, m.redisErrors, m.storageUp} {
+		m.tokens, m.codeReuse, m.clientAuth, m.rateLimited, m.rateFailOpen, m.redisDuration, m.redisErrors, m.storageUp} {
 		f(c)
 	}
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})

@@ -56,6 +56,7 @@ func RestartOnly(a, b *config.Config) []string {
 	}
 	check("issuer", a.Issuer, b.Issuer)
 	check("listen", a.Listen, b.Listen)
+	check("trusted_proxies", a.TrustedProxies, b.TrustedProxies)
 	check("storage", a.Storage, b.Storage)
 	check("keys", a.Keys.Instance(), b.Keys.Instance())
 	check("lifetimes", a.Lifetimes, b.Lifetimes)

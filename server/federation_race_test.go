@@ -58,7 +58,7 @@ func tallyErrors(rs []reply) map[string]int {
 func TestRace_ResponseURISamePost(t *testing.T) {
 	for _, b := range backends() {
 		t.Run(b.name+"/code", func(t *testing.T) {
-			e := newMockFed(t, mockFedOpts{store: b.store(t)})
+			e := newMockFed(t, mockFedOpts{store: b.store(t), edit: noRateLimits}) // raceN uses of one session
 			fed, pk := e.federate(t, "ds1", nil)
 			code := atDownstream(t, fed)
 			form := url.Values{"authorization_code": {code}, "auth_session": {fed.str("auth_session")}}
@@ -78,7 +78,7 @@ func TestRace_ResponseURISamePost(t *testing.T) {
 			require.Equal(t, http.StatusOK, tok.status, tok.raw)
 		})
 		t.Run(b.name+"/error", func(t *testing.T) {
-			e := newMockFed(t, mockFedOpts{store: b.store(t)})
+			e := newMockFed(t, mockFedOpts{store: b.store(t), edit: noRateLimits}) // raceN uses of one session
 			fed, _ := e.federate(t, "ds1", nil)
 			form := url.Values{"error": {"invalid_request"}, "auth_session": {fed.str("auth_session")}}
 			rs := barrierRace(t, raceN, func(int) (reply, error) { return tryPost(fed.str("response_uri"), form) })
@@ -125,7 +125,7 @@ func TestRace_RequestURISingleUse(t *testing.T) {
 func TestRace_ConcurrentPromptAnswers(t *testing.T) {
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
-			e := newMockFed(t, mockFedOpts{store: b.store(t), mocks: map[string]fedtest.Options{"ds1": {}, "ds2": {}}})
+			e := newMockFed(t, mockFedOpts{store: b.store(t), mocks: map[string]fedtest.Options{"ds1": {}, "ds2": {}}, edit: noRateLimits}) // raceN uses of one session
 			p, _ := e.prompt(t, nil)
 			s := p.str("auth_session")
 			rs := barrierRace(t, raceN, func(i int) (reply, error) {

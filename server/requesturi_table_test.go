@@ -35,7 +35,7 @@ const (
 // completion API. Each answer is asserted, and after every use that does
 // not consume it the owner still completes it at its own endpoint.
 func TestRequestURITable(t *testing.T) {
-	in := wrap(start(t, nil, appSecConfig, webConfig(partnerCB)))
+	in := wrap(start(t, nil, appSecConfig, webConfig(partnerCB), noRateLimits)) // carol signs in for every row
 	bank := "Bearer " + appToken(t, in, "bank-app")
 
 	browserOwner := func(owner, redirect string) func(*testing.T, instance, string, string) {

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -31,6 +32,7 @@ import (
 	"github.com/fedas/fedas/flow"
 	"github.com/fedas/fedas/metrics"
 	"github.com/fedas/fedas/policy"
+	"github.com/fedas/fedas/ratelimit"
 	"github.com/fedas/fedas/storage"
 	"github.com/fedas/fedas/tracing"
 )
@@ -98,6 +100,8 @@ type Server struct {
 	http     *http.Server
 	tp       trace.TracerProvider
 	obs      observer
+	limiter  *ratelimit.Limiter // nil: no rate limits (ratelimit.go)
+	proxies  []netip.Prefix     // trusted_proxies (clientip.go)
 	// Ephemeral reports which keys were generated at start.
 	EphemeralSigningKey, EphemeralHMACSecret bool
 }
@@ -145,6 +149,9 @@ func New(o Options) (*Server, error) {
 	}
 	s.policy = o.Policy
 	s.initObserve(o)
+	if err := s.initRateLimits(o); err != nil {
+		return nil, err
+	}
 	if err := s.initKeys(o); err != nil {
 		return nil, err
 	}
@@ -238,25 +245,26 @@ func (s *Server) routes() {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.echoError
+	e.IPExtractor = s.clientAddr // c.RealIP() is clientIP's decision too
 	e.Use(tracing.Middleware(s.tp, "public", PathHealth, PathReady))
 	e.Use(s.accessLog, s.recoverer, s.deadline, s.withPolicy)
-	form := s.formParser
+	form, limit := s.formParser, s.rateLimit
 	e.GET(PathMetadata, s.metadata)
 	// OIDC Discovery §4: we issue ID tokens, so the same document is
 	// published under the OpenID name too.
 	e.GET("/.well-known/openid-configuration", s.metadata)
 	e.GET(PathJWKS, s.jwksHandler)
 	e.GET(PathOpenAPI, s.openAPI)
-	e.POST(PathNative, s.native, form(true))
-	e.POST(PathResponse+":hop", s.respond, form(false))
-	e.POST(PathAppComplete, s.appComplete, form(false))
+	e.POST(PathNative, s.native, form(true), limit(config.RateNativeInitial))
+	e.POST(PathResponse+":hop", s.respond, form(false), limit(config.RateResponse))
+	e.POST(PathAppComplete, s.appComplete, form(false), limit(config.RateAppComplete))
 	e.GET(PathWebCallback, s.webCallback)
 	e.GET(PathAuthorize, s.authorizePage)
-	e.POST(PathAuthorize, s.authorizeSubmit, form(false))
-	e.POST(PathToken, s.token, form(false))
-	e.POST(PathPAR, s.par, form(false))
-	e.POST(PathRevoke, s.revoke, form(false))
-	e.POST(PathIntrospect, s.introspect, form(false))
+	e.POST(PathAuthorize, s.authorizeSubmit, form(false), limit(config.RateBrowserSubmit))
+	e.POST(PathToken, s.token, form(false), limit(config.RateToken))
+	e.POST(PathPAR, s.par, form(false), limit(config.RatePAR))
+	e.POST(PathRevoke, s.revoke, form(false), limit(config.RateRevoke))
+	e.POST(PathIntrospect, s.introspect, form(false), limit(config.RateIntrospect))
 	e.GET(PathHealth, s.healthz)
 	e.GET(PathReady, s.readyz)
 	s.echo = e

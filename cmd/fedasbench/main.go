@@ -127,6 +127,7 @@ type options struct {
 	bcryptCost  int
 	json        bool
 	cpuProfile  string
+	rateLimits  bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -141,6 +142,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.bcryptCost, "bcrypt-cost", bcrypt.MinCost, "bcrypt cost of the generated users' password hashes")
 	fs.BoolVar(&o.json, "json", false, "machine-readable output (one JSON object)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured window (servers and driver) to this file")
+	fs.BoolVar(&o.rateLimits, "rate-limits", false, "keep the default rate limits (off by default: every flow comes from 127.0.0.1 and would share one address's budget)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: fedasbench [-scenario initial|local|federated|par] [-c N] [-n N] [-d DURATION] [-redis URL] [-bcrypt-cost N] [-json] [-cpuprofile FILE]")
 		fs.PrintDefaults()
@@ -397,6 +399,10 @@ func (e *env) start(ctx context.Context, name string, edit func(*config.Config),
 	cfg := config.Default()
 	cfg.Issuer, cfg.Listen = "http://"+ln.Addr().String(), ln.Addr().String()
 	cfg.Users = nil
+	if !e.o.rateLimits {
+		off := false
+		cfg.Limits.Rate.Enabled = &off
+	}
 	if edit != nil {
 		edit(cfg)
 	}

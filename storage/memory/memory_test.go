@@ -21,3 +21,7 @@ func TestConformance(t *testing.T) {
 func TestPolicyConformance(t *testing.T) {
 	storagetest.RunPolicy(t, func(t testing.TB) storage.PolicyStore { return newStore(t) })
 }
+
+func TestRateLimiterConformance(t *testing.T) {
+	storagetest.RunRateLimiter(t, func(t testing.TB) storage.RateLimiter { return newStore(t) })
+}

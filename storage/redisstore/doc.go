@@ -17,6 +17,8 @@
 //	P as:{<id>}                  hash {step, data}: an auth session,
 //	                             expiring at its ExpiresAt
 //	P used:{<key>}               replay marker, SET NX PXAT its expiry
+//	P rl:{<key>}                 a rate limit's TAT (GCRA, ratelimit.go),
+//	                             PX until the TAT passes (≤ its window)
 //	P policy:{p}:head            the policy store's head version
 //	P policy:{p}:versions        sorted set: version metadata by version
 //	P policy:{p}:docs            hash: version -> the version's JSON
