@@ -21,3 +21,7 @@ func TestConformance(t *testing.T) {
 func TestPolicyConformance(t *testing.T) {
 	storagetest.RunPolicy(t, func(t testing.TB) storage.PolicyStore { return newStore(t) })
 }
+
+func TestLiveCounterConformance(t *testing.T) {
+	storagetest.RunLiveCounter(t, func(t testing.TB) storage.LiveCounter { return newStore(t) })
+}

@@ -94,6 +94,9 @@ func TestConformanceSingle(t *testing.T) {
 		storagetest.RunPolicy(t, func(tb testing.TB) storage.PolicyStore { return newStore(tb, opts()) })
 	})
 	t.Run("policy shared by instances", func(t *testing.T) { testPolicyShared(t, opts) })
+	t.Run("live counter", func(t *testing.T) {
+		storagetest.RunLiveCounter(t, func(tb testing.TB) storage.LiveCounter { return newStore(tb, opts()) })
+	})
 	t.Run("every key has a TTL", func(t *testing.T) {
 		n := requireEveryKeyHasTTL(t, srv.Addr())
 		require.NotZero(t, n, "the suite left no keys to check")
@@ -111,6 +114,9 @@ func TestConformanceCluster(t *testing.T) {
 		storagetest.RunPolicy(t, func(tb testing.TB) storage.PolicyStore { return newStore(tb, opts()) })
 	})
 	t.Run("policy shared by instances", func(t *testing.T) { testPolicyShared(t, opts) })
+	t.Run("live counter", func(t *testing.T) {
+		storagetest.RunLiveCounter(t, func(tb testing.TB) storage.LiveCounter { return newStore(tb, opts()) })
+	})
 	t.Run("every key has a TTL", func(t *testing.T) {
 		n := 0
 		for _, addr := range c.Addrs() {
