@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fedas/fedas/config"
@@ -419,4 +420,40 @@ func TestCaps_FederationHops(t *testing.T) {
 		require.Equal(t, pushed, e.pars(), "nothing pushed past the cap")
 		requireOAuthError(t, post(t, e.as1.native(), url.Values{"auth_session": {web.str("auth_session")}, "response_code": {"x"}}), http.StatusBadRequest, "invalid_session")
 	})
+}
+
+// CP07: a client assertion's jti is recorded until its exp, so exp may be
+// at most an hour ahead: a registered client could otherwise make us keep
+// a replay marker for centuries. Within the bound the marker's TTL is
+// bounded by it; beyond it the assertion is refused and nothing is stored.
+func TestCaps_ClientAssertionExpBounded(t *testing.T) {
+	rs := redistest.Start(t)
+	fk := newFedKey(t, "pkjwt-key")
+	var k jose.JSONWebKey
+	require.NoError(t, json.Unmarshal([]byte(fk.private), &k))
+	e := assertionEnv{key: k, in: wrap(start(t, redisStore(t, rs.URL()), func(c *config.Config) {
+		c.Clients = append(c.Clients, config.Client{ID: "pkjwt", TokenEndpointAuthMethod: "private_key_jwt", JWKS: fk.public, SigningAlg: "ES256",
+			Scopes: []string{"openid"}, GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{"https://pkjwt.example/cb"}})
+	}))}
+	assertion := func(ahead time.Duration) string {
+		c := e.claims()
+		c["jti"] = sdk.NewPKCE().Verifier
+		c["exp"] = time.Now().Add(ahead).Unix()
+		return sign(t, jose.ES256, e.key.Key, e.key.KeyID, c)
+	}
+	for _, ahead := range []time.Duration{time.Hour + 2*time.Minute, 24 * time.Hour, 200 * 365 * 24 * time.Hour} {
+		before := dbsize(t, rs)
+		requireOAuthError(t, e.par(t, assertion(ahead)), http.StatusUnauthorized, "invalid_client")
+		require.Equal(t, before, dbsize(t, rs), "nothing stored for exp %s ahead", ahead)
+	}
+	require.Equal(t, http.StatusCreated, e.par(t, assertion(time.Hour)).status)
+	keys, err := rs.Do("KEYS", "fedas:used:*")
+	require.NoError(t, err)
+	require.Len(t, strings.Fields(keys), 1)
+	ttl, err := rs.Do("PTTL", strings.Fields(keys)[0])
+	require.NoError(t, err)
+	ms, err := strconv.ParseInt(ttl, 10, 64)
+	require.NoError(t, err)
+	require.Positive(t, ms)
+	require.LessOrEqual(t, time.Duration(ms)*time.Millisecond, time.Hour+time.Minute)
 }
