@@ -17,6 +17,8 @@
 //	P as:{<id>}                  hash {step, data}: an auth session,
 //	                             expiring at its ExpiresAt
 //	P used:{<key>}               replay marker, SET NX PXAT its expiry
+//	P live:{<scope digest>}      sorted set: a live-session cap's slots,
+//	                             score = expiry; its TTL only ever grows
 //	P policy:{p}:head            the policy store's head version
 //	P policy:{p}:versions        sorted set: version metadata by version
 //	P policy:{p}:docs            hash: version -> the version's JSON
