@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"hash"
 	"net/netip"
 	"time"
 
@@ -111,12 +112,22 @@ func addressScope(ip string) string {
 	return p.String()
 }
 
+// liveDigest names a scope: HMAC-SHA-256 of kind and value, cut to 128
+// bits. The keyed hashes are pooled: one per digest would cost more
+// allocations than the rest of the admission.
 func (e *Engine) liveDigest(kind, v string) string {
-	m := hmac.New(sha256.New, e.liveKey)
+	m, _ := e.liveMACs.Get().(hash.Hash)
+	if m == nil {
+		m = hmac.New(sha256.New, e.liveKey)
+	}
+	m.Reset()
 	m.Write([]byte(kind))
 	m.Write([]byte{0})
 	m.Write([]byte(v))
-	return b64.EncodeToString(m.Sum(nil)[:16])
+	var sum [sha256.Size]byte
+	d := b64.EncodeToString(m.Sum(sum[:0])[:16])
+	e.liveMACs.Put(m)
+	return d
 }
 
 // reserve takes a live-session slot for a session of clientID about to be

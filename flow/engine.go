@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"errors"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -59,9 +60,10 @@ type Options struct {
 // Engine runs auth sessions: the one place where the native protocol is
 // decided (docs/architecture.md).
 type Engine struct {
-	o       Options
-	aead    cipher.AEAD
-	liveKey []byte
+	o        Options
+	aead     cipher.AEAD
+	liveKey  []byte
+	liveMACs sync.Pool // of hash.Hash: HMACs keyed by liveKey (caps.go)
 }
 
 // New builds an Engine.
