@@ -358,6 +358,25 @@ type Limits struct {
 	// Rate holds the rate limits of the public endpoints (429 slow_down
 	// with Retry-After when one is exceeded).
 	Rate RateLimits `yaml:"rate"`
+	// MaxLiveSessionsPerIP caps the auth sessions in progress from one
+	// client address (an IPv6 address counts by its /64) across every
+	// instance sharing the store (default 200; -1 turns it off). A new
+	// sign-in over it gets 429 slow_down with Retry-After until the
+	// oldest of them expires, and nothing is stored (docs/security.md
+	// "Caps").
+	MaxLiveSessionsPerIP int `yaml:"max_live_sessions_per_ip"`
+	// MaxLiveSessionsPerClient caps the auth sessions in progress for one
+	// client (default 100000; -1 turns it off). It bounds the memory one
+	// client's sessions can take, not who may sign in: keep it well above
+	// the client's peak sign-ins per auth-session lifetime, since over it
+	// every user of that client waits (docs/operations.md "Caps").
+	MaxLiveSessionsPerClient int `yaml:"max_live_sessions_per_client"`
+	// MaxFederationHops caps the requests one auth session pushes to
+	// downstreams — the first, a re-push after an expired request_uri, a
+	// retry after a failure, each browser reload of a browser federation
+	// (default 3, at least 1). Past it the session ends with
+	// access_denied.
+	MaxFederationHops int `yaml:"max_federation_hops"`
 }
 
 // Client is a registered OAuth client (RFC 7591 §2 metadata names).
@@ -498,6 +517,15 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Limits.MaxParams == 0 {
 		c.Limits.MaxParams = 64
+	}
+	if c.Limits.MaxLiveSessionsPerIP == 0 {
+		c.Limits.MaxLiveSessionsPerIP = 200
+	}
+	if c.Limits.MaxLiveSessionsPerClient == 0 {
+		c.Limits.MaxLiveSessionsPerClient = 100000
+	}
+	if c.Limits.MaxFederationHops == 0 {
+		c.Limits.MaxFederationHops = 3
 	}
 	if c.Storage.Redis != nil && c.Storage.Redis.Prefix == "" {
 		c.Storage.Redis.Prefix = "fedas:"
@@ -664,6 +692,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxFailures < 1 {
 		add("limits.max_failures: must be at least 1")
+	}
+	if c.Limits.MaxLiveSessionsPerIP < -1 {
+		add("limits.max_live_sessions_per_ip: must be -1 (off) or a positive number")
+	}
+	if c.Limits.MaxLiveSessionsPerClient < -1 {
+		add("limits.max_live_sessions_per_client: must be -1 (off) or a positive number")
+	}
+	if c.Limits.MaxFederationHops < 0 {
+		add("limits.max_federation_hops: must be at least 1")
 	}
 	if c.Admin.Retention < 0 || c.Admin.Retention > 100000 {
 		add("admin.retention: must be between 1 and 100000")

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"errors"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -49,13 +50,20 @@ type Options struct {
 	// Observe, when set, is told every answer of Handle (outcome or
 	// error) for metrics and the access log.
 	Observe func(ctx context.Context, r Request, out Outcome, err error)
+	// Live caps the sessions alive at once (caps.go); zero means none.
+	Live LiveCaps
+	// MaxHops caps the pushes to downstreams one session may make
+	// (DefaultMaxHops when not positive).
+	MaxHops int
 }
 
 // Engine runs auth sessions: the one place where the native protocol is
 // decided (docs/architecture.md).
 type Engine struct {
-	o    Options
-	aead cipher.AEAD
+	o        Options
+	aead     cipher.AEAD
+	liveKey  []byte
+	liveMACs sync.Pool // of hash.Hash: HMACs keyed by liveKey (caps.go)
 }
 
 // New builds an Engine.
@@ -69,7 +77,16 @@ func New(o Options) *Engine {
 	if o.MaxFailures <= 0 {
 		o.MaxFailures = 5
 	}
-	e := &Engine{o: o}
+	if o.MaxHops <= 0 {
+		o.MaxHops = DefaultMaxHops
+	}
+	e := &Engine{o: o, liveKey: o.Live.Key}
+	if len(e.liveKey) == 0 {
+		e.liveKey = make([]byte, 32)
+		if _, err := rand.Read(e.liveKey); err != nil {
+			panic(err)
+		}
+	}
 	key := o.StateKey
 	if len(key) != 32 {
 		key = make([]byte, 32)
@@ -94,7 +111,9 @@ func (e *Engine) Handle(ctx context.Context, r Request) (Outcome, error) {
 	if r.Policy == nil {
 		return nil, errors.New("flow: request without a policy snapshot")
 	}
+	ctx, slot := e.withSlot(ctx, r)
 	out, err := e.dispatch(ctx, r)
+	e.dropSlot(ctx, slot)
 	var rf *errRefused
 	if errors.As(err, &rf) {
 		out, err = rf.r, nil
@@ -199,6 +218,10 @@ func (e *Engine) startPushed(ctx context.Context, r Request) (Outcome, error) {
 	}
 	if req["dpop_jkt"] != "" && r.DPoPJKT != "" && req["dpop_jkt"] != r.DPoPJKT {
 		return invalidDPoP(), nil
+	}
+	// Over a live-session cap the push is not consumed (Q28).
+	if err := e.reserve(ctx, c.GetID()); err != nil {
+		return nil, err
 	}
 	if _, err := e.consume(ctx, ru, p); err != nil {
 		return nil, err

@@ -122,6 +122,10 @@ func (e *Engine) hopRequest(sessionID string, req map[string]string) federation.
 // concurrent answers exactly one pushes; on a temporary failure it is
 // restored for a retry.
 func (e *Engine) hop(ctx context.Context, snap *policy.Snapshot, s *session, ds string, retried bool) (Outcome, error) {
+	if !e.nextHop(s) {
+		return e.tooManyHops(ctx, s, ds), nil
+	}
+	s.x.into(&s.AuthSession) // the count survives an unlock
 	orig, err := e.lock(ctx, s, StageFederating)
 	if err != nil {
 		return nil, err
@@ -129,7 +133,9 @@ func (e *Engine) hop(ctx context.Context, snap *policy.Snapshot, s *session, ds 
 	hop, f, err := e.begin(ctx, snap, s, ds)
 	if errors.Is(err, federation.ErrFederateUnsupported) && e.browserHopAllowed(snap, s, ds) {
 		// docs/decisions.md Q19: no native endpoint there; federate through
-		// the browser instead, starting at our browser endpoint.
+		// the browser instead, starting at our browser endpoint. Nothing was
+		// pushed: the browser hop counts when it pushes.
+		s.x.Hops--
 		s.Stage, s.Failures, s.x.WebDS, s.x.Hop = StageFederated, 0, ds, nil
 		value, err := e.advance(ctx, s)
 		if err != nil {
@@ -160,9 +166,14 @@ func (e *Engine) hop(ctx context.Context, snap *policy.Snapshot, s *session, ds 
 // hopFresh begins a hop for a session not stored yet (a routed initial
 // request): it is stored once, after the push, in its final stage.
 func (e *Engine) hopFresh(ctx context.Context, snap *policy.Snapshot, s *session, ds, value string) (Outcome, error) {
+	// The session's slot is taken before we push for it.
+	if err := e.reserve(ctx, s.ClientID); err != nil {
+		return nil, err
+	}
+	s.x.Hops = 1
 	hop, f, err := e.begin(ctx, snap, s, ds)
 	if errors.Is(err, federation.ErrFederateUnsupported) && e.browserHopAllowed(snap, s, ds) {
-		s.Stage, s.x.WebDS = StageFederated, ds
+		s.Stage, s.x.WebDS, s.x.Hops = StageFederated, ds, 0
 		if err := e.store(ctx, s); err != nil {
 			return nil, err
 		}
@@ -386,32 +397,34 @@ func (e *Engine) browserHop(ctx context.Context, r Request, p Pushed) (Outcome, 
 		e.end(ctx, s)
 		return refuse(statusBadRequest, "native_authorization_federate_unsupported", "Browser sign-in at this account's authorization server is no longer allowed."), nil
 	}
+	// Every page load pushes anew: counted, and under a lock taken
+	// before the push, so that concurrent loads push once.
+	if !e.nextHop(s) {
+		return e.tooManyHops(ctx, s, s.x.WebDS), nil
+	}
+	device := s.StepHash
+	if _, err := e.lock(ctx, s, StageFederating); err != nil {
+		return nil, err
+	}
+	s.Stage = StageFederated
 	hop, to, err := e.beginWeb(ctx, r.Policy, s, s.x.WebDS)
 	if err != nil {
 		events.For(ctx, e.o.Logger).Warn("browser federation failed to begin", zap.String("downstream", s.x.WebDS), zap.Error(err))
 		if temporary(err) {
+			// Back to the device's step, the attempt counted.
+			if err := e.restoreStep(ctx, s, device); err != nil {
+				return nil, err
+			}
 			return unavailable(), nil
 		}
 		e.end(ctx, s)
 		return hopRefusal(err), nil
 	}
 	s.x.Hop, s.x.Push = &hop, r.Form.Get("request_uri")
-	if err := e.keepStep(ctx, s); err != nil {
+	if err := e.restoreStep(ctx, s, device); err != nil {
 		return nil, err
 	}
 	return Return{URI: to}, nil
-}
-
-// keepStep stores s and leaves it under its current step value: the
-// device's auth_session stays valid (a browser leg changes server state
-// only). A write that keeps the step hash reads as an already-applied
-// retry to the store, so it goes through a server-only step and back.
-func (e *Engine) keepStep(ctx context.Context, s *session) error {
-	device := s.StepHash
-	if _, err := e.lock(ctx, s, s.Stage); err != nil {
-		return err
-	}
-	return e.restoreStep(ctx, s, device)
 }
 
 // restoreStep moves s from its server-only step back to the device's

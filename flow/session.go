@@ -81,6 +81,10 @@ type extra struct {
 	WebDS string `json:"wds,omitempty"`
 	// StepData is the current step's own state.
 	StepData json.RawMessage `json:"sd,omitempty"`
+	// Live is the session's live-session slot (caps.go).
+	Live *liveRef `json:"live,omitempty"`
+	// Hops counts the pushes to downstreams made for the session (caps.go).
+	Hops int `json:"hops,omitempty"`
 }
 
 func readExtra(s storage.AuthSession) extra {
@@ -256,10 +260,18 @@ func (e *Engine) create(ctx context.Context, s *session) (string, error) {
 	return value, e.store(ctx, s)
 }
 
-// store writes a new session whose handle is set.
+// store writes a new session whose handle is set, in a live-session slot
+// (over a cap: 429, nothing stored).
 func (e *Engine) store(ctx context.Context, s *session) error {
+	if err := e.admit(ctx, s); err != nil {
+		return err
+	}
 	s.x.into(&s.AuthSession)
-	return e.o.Sessions.CreateAuthSession(ctx, s.AuthSession)
+	if err := e.o.Sessions.CreateAuthSession(ctx, s.AuthSession); err != nil {
+		e.release(ctx, s)
+		return err
+	}
+	return nil
 }
 
 func (e *Engine) newSession(ch Channel, clientID string, req map[string]string, jkt string, stage string) *session {
@@ -313,7 +325,10 @@ func (e *Engine) unlock(ctx context.Context, s *session, orig storage.AuthSessio
 func (e *Engine) end(ctx context.Context, s *session) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	if err := e.o.Sessions.DeleteAuthSession(ctx, s.ID, s.StepHash); err != nil && !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, storage.ErrConflict) {
+	err := e.o.Sessions.DeleteAuthSession(ctx, s.ID, s.StepHash)
+	if err == nil {
+		e.release(ctx, s)
+	} else if !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, storage.ErrConflict) {
 		events.For(ctx, e.o.Logger).Warn("could not end session", zap.Error(err))
 	}
 }
@@ -321,7 +336,11 @@ func (e *Engine) end(ctx context.Context, s *session) {
 // finish deletes the session under compare-and-swap: of two requests
 // racing to the same terminal step, one wins.
 func (e *Engine) finish(ctx context.Context, s *session) error {
-	return casErr(e.o.Sessions.DeleteAuthSession(ctx, s.ID, s.StepHash))
+	if err := casErr(e.o.Sessions.DeleteAuthSession(ctx, s.ID, s.StepHash)); err != nil {
+		return err
+	}
+	e.release(ctx, s)
+	return nil
 }
 
 // casErr turns a lost compare-and-swap into invalid_session: another

@@ -189,6 +189,9 @@ func newBenchServer(b *testing.B, env *benchEnv, users ...config.User) *benchSer
 	cfg.Listen = ln.Addr().String()
 	testConfig(cfg)
 	cfg.Users = append(cfg.Users, users...)
+	// Every benchmark session comes from one address and stays open:
+	// caps high enough never to refuse one, still paid for (CP01).
+	cfg.Limits.MaxLiveSessionsPerIP, cfg.Limits.MaxLiveSessionsPerClient = 1<<30, 1<<30
 	if err := cfg.Validate(); err != nil {
 		b.Fatalf("config: %v", err)
 	}

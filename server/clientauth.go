@@ -24,6 +24,14 @@ const clientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bea
 // SECURITY-RESULTS.md G03: iat 8 s ahead is accepted, 61 s ahead refused).
 const clientAssertionLeeway = 10 * time.Second
 
+// clientAssertionMaxAhead bounds how far ahead a client assertion's exp
+// may be. Its jti is recorded until exp (RFC 7523 §3 item 7), so an
+// unbounded exp would be a replay marker kept for years: every Redis key
+// needs a bounded TTL (SECURITY-RESULTS.md CP07). An hour admits the
+// longest default of common client libraries; ours send 60 s
+// (par.MaxAssertionLifetime).
+const clientAssertionMaxAhead = time.Hour
+
 // assertionAlgs are the private_key_jwt algorithms we verify (FAPI 2.0
 // §5.4.1: PS256, ES256, EdDSA; never none, HS* or RS*). The metadata
 // publishes exactly this list (RFC 8414 §2
@@ -109,6 +117,9 @@ func (s *Server) verifyClientAssertion(ctx context.Context, formID, assertion st
 	exp, ok := numericDate(claims, "exp", true)
 	if !ok || now.After(exp.Add(clientAssertionLeeway)) {
 		return bad("The client_assertion has expired or has no valid exp.")
+	}
+	if exp.After(now.Add(clientAssertionMaxAhead + clientAssertionLeeway)) {
+		return bad("The client_assertion exp is more than an hour ahead.")
 	}
 	for _, k := range []string{"nbf", "iat"} {
 		if t, ok := numericDate(claims, k, false); !ok || t.After(now.Add(clientAssertionLeeway)) {

@@ -8,10 +8,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"strconv"
-	"strings"
 	"testing"
-	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/stretchr/testify/require"
@@ -20,7 +17,6 @@ import (
 	"github.com/fedas/fedas/sdk"
 	"github.com/fedas/fedas/server/servertest"
 	"github.com/fedas/fedas/storage"
-	"github.com/fedas/fedas/storage/redistest"
 )
 
 // fedKey is a client-assertion key pair for private_key_jwt at a downstream.
@@ -197,38 +193,6 @@ func TestDownstreamRole_NoCredentialChallengesToFederatingClients(t *testing.T) 
 	require.Equal(t, serr.From, as2.native())
 	require.Equal(t, []string{"insufficient_information", "federate", "redirect_to_web"}, errs)
 	_ = servertest.HTTP
-}
-
-// J04: after whole flows (local and federated, on Redis), every key has a
-// TTL, and none outlives the longest lifetime we configure.
-func TestRedis_EveryKeyHasBoundedTTL(t *testing.T) {
-	rs1, rs2 := redistest.Start(t), redistest.Start(t)
-	as1, as2 := pair(t, redisStore(t, rs1.URL()), redisStore(t, rs2.URL()), nil, nil)
-	c := as1.Client(t, "demo-app")
-	code, pk, err := c.Authorize(context.Background(), url.Values{"scope": {"openid offline_access"}}, answerAll("carol@as2.example"))
-	require.NoError(t, err)
-	_, err = c.Exchange(context.Background(), code, pk)
-	require.NoError(t, err)
-	local, lpk := as2.signIn(t, "demo-app", "carol", "carol-pw", "")
-	require.Equal(t, http.StatusOK, as2.redeem(t, "demo-app", local, lpk).status)
-	as1.initial(t, "demo-app", nil) // a session left open
-
-	maxTTL := as1.Config.Lifetimes.RefreshToken
-	for _, rs := range []*redistest.Server{rs1, rs2} {
-		keys, err := rs.Do("KEYS", "*") // test-only: the server never scans
-		require.NoError(t, err)
-		require.NotEmpty(t, keys)
-		for _, k := range strings.Fields(keys) {
-			ttl, err := rs.Do("PTTL", k)
-			require.NoError(t, err)
-			ms, err := strconv.ParseInt(ttl, 10, 64)
-			require.NoError(t, err)
-			// -1 is no TTL; -2 or 0, a key that expired meanwhile (a rate
-			// limit's key may live only milliseconds).
-			require.NotEqual(t, int64(-1), ms, "key %s has no TTL", k)
-			require.LessOrEqual(t, time.Duration(ms)*time.Millisecond, maxTTL, "key %s", k)
-		}
-	}
 }
 
 // An invalid prompt answer is asked again (invalid_request with a fresh

@@ -101,7 +101,8 @@ func TestNAE_ClientIDMismatchWithSession(t *testing.T) {
 
 // A05: auth_session values are unique, ≥256-bit, opaque.
 func TestAuthSession_EntropyAndOpacity(t *testing.T) {
-	in := wrap(start(t, nil, noRateLimits)) // 1000 sessions from one address at once
+	// 1000 sessions from one address: over the rate limits and the live-session cap (CP01).
+	in := wrap(start(t, nil, noRateLimits, liveCapsConfig(-1, -1)))
 	seen := map[string]bool{}
 	b64url := regexp.MustCompile(`^[A-Za-z0-9_-]{43,}$`)
 	for i := 0; i < 1000; i++ {
@@ -140,7 +141,8 @@ func TestAuthSession_UnknownValue(t *testing.T) {
 func TestAuthSession_ExpiresWithTTL(t *testing.T) {
 	in, rs := redisInstance(t, func(c *config.Config) { c.Lifetimes.AuthSession = time.Second })
 	r, _ := in.initial(t, "demo-app", nil)
-	require.Equal(t, "1", dbsize(t, rs))
+	require.Equal(t, 1, keyCount(t, rs, "fedas:as:*"))
+	require.Equal(t, "3", dbsize(t, rs), "the session and its two live-session slots (CP01)")
 	time.Sleep(1100 * time.Millisecond)
 	r = post(t, in.native(), url.Values{"auth_session": {r.str("auth_session")}, "username": {"alice"}, "password": {"wonderland"}})
 	requireOAuthError(t, r, http.StatusBadRequest, "invalid_session")

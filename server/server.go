@@ -235,6 +235,8 @@ func New(o Options) (*Server, error) {
 		StateKey:    derivedKey(o.HMACSecret, "fedas/federation-state/v1"),
 		Events:      s.obs.events,
 		Observe:     s.observeOutcome,
+		Live:        liveCaps(o),
+		MaxHops:     cfg.Limits.MaxFederationHops,
 	})
 	s.dpop = &dpop.Verifier{Replay: dpopReplay{o.Store}, Now: o.Now}
 	s.routes()

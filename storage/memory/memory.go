@@ -61,6 +61,7 @@ type Store struct {
 	used     map[string]time.Time
 	policy   policyState // guarded by mu too; its zero value is empty (policy.go)
 	rates    rateState   // guarded by mu too; its zero value is empty (ratelimit.go)
+	lives    liveState   // guarded by mu too; its zero value is empty (livecount.go)
 	now      func() time.Time
 
 	stop      chan struct{}
@@ -120,6 +121,7 @@ func (s *Store) sweep() {
 	maps.DeleteFunc(s.sessions, func(_ string, e storage.AuthSession) bool { return !now.Before(e.ExpiresAt) })
 	maps.DeleteFunc(s.used, func(_ string, exp time.Time) bool { return !now.Before(exp) })
 	s.rates.sweep(now)
+	s.lives.sweep(now)
 }
 
 func checkKind(kind storage.Kind) error {

@@ -25,3 +25,7 @@ func TestPolicyConformance(t *testing.T) {
 func TestRateLimiterConformance(t *testing.T) {
 	storagetest.RunRateLimiter(t, func(t testing.TB) storage.RateLimiter { return newStore(t) })
 }
+
+func TestLiveCounterConformance(t *testing.T) {
+	storagetest.RunLiveCounter(t, func(t testing.TB) storage.LiveCounter { return newStore(t) })
+}

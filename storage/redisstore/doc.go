@@ -19,6 +19,8 @@
 //	P used:{<key>}               replay marker, SET NX PXAT its expiry
 //	P rl:{<key>}                 a rate limit's TAT (GCRA, ratelimit.go),
 //	                             PX until the TAT passes (≤ its window)
+//	P live:{<scope digest>}      sorted set: a live-session cap's slots,
+//	                             score = expiry; its TTL only ever grows
 //	P policy:{p}:head            the policy store's head version
 //	P policy:{p}:versions        sorted set: version metadata by version
 //	P policy:{p}:docs            hash: version -> the version's JSON

@@ -97,6 +97,9 @@ func TestConformanceSingle(t *testing.T) {
 	t.Run("rate limiter", func(t *testing.T) {
 		storagetest.RunRateLimiter(t, func(tb testing.TB) storage.RateLimiter { return newStore(tb, opts()) })
 	})
+	t.Run("live counter", func(t *testing.T) {
+		storagetest.RunLiveCounter(t, func(tb testing.TB) storage.LiveCounter { return newStore(tb, opts()) })
+	})
 	t.Run("every key has a TTL", func(t *testing.T) {
 		n := requireEveryKeyHasTTL(t, srv.Addr())
 		require.NotZero(t, n, "the suite left no keys to check")
@@ -116,6 +119,9 @@ func TestConformanceCluster(t *testing.T) {
 	t.Run("policy shared by instances", func(t *testing.T) { testPolicyShared(t, opts) })
 	t.Run("rate limiter", func(t *testing.T) {
 		storagetest.RunRateLimiter(t, func(tb testing.TB) storage.RateLimiter { return newStore(tb, opts()) })
+	})
+	t.Run("live counter", func(t *testing.T) {
+		storagetest.RunLiveCounter(t, func(tb testing.TB) storage.LiveCounter { return newStore(tb, opts()) })
 	})
 	t.Run("every key has a TTL", func(t *testing.T) {
 		n := 0

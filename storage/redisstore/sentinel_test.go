@@ -36,6 +36,9 @@ func TestConformance_Sentinel(t *testing.T) {
 	t.Run("rate limiter", func(t *testing.T) {
 		storagetest.RunRateLimiter(t, func(tb testing.TB) storage.RateLimiter { return newStore(tb, sentinelOptions(s)) })
 	})
+	t.Run("live counter", func(t *testing.T) {
+		storagetest.RunLiveCounter(t, func(tb testing.TB) storage.LiveCounter { return newStore(tb, sentinelOptions(s)) })
+	})
 	t.Run("every key has a TTL", func(t *testing.T) {
 		n := requireEveryKeyHasTTL(t, s.Master().Addr())
 		require.NotZero(t, n, "the suite left no keys to check")
