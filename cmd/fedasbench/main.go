@@ -4,8 +4,9 @@
 // workers, then reports throughput, per-flow latency, failures by error
 // code, connection reuse and process CPU per flow.
 //
-//	fedasbench [-scenario initial|local|federated|par] [-c 8] [-n 2000] [-d 10s]
+//	fedasbench [-scenario initial|local|federated|par|flood-sessions|flood-passwords] [-c 8] [-n 2000] [-d 10s]
 //	           [-redis redis://127.0.0.1:6379/0] [-bcrypt-cost 4] [-json] [-cpuprofile FILE]
+//	           [-attack-rate N] [-legit-rate N]
 //
 // Scenarios:
 //
@@ -17,6 +18,11 @@
 //	           posts AS2's code to AS1's response_uri (AS1 redeems it at AS2)
 //	           and redeems AS1's code
 //	par        the PAR endpoint with a client_secret_basic client
+//	flood-sessions, flood-passwords
+//	           legitimate traffic under an attack (flood.go): session
+//	           creation at -attack-rate from one address while -legit-rate
+//	           sign-ins run; refresh throughput with and without a
+//	           wrong-password flood
 //
 // Every loop is bounded in count (-n flows) and time (-d; a flow in flight
 // at the deadline is allowed to finish within a per-flow timeout), and all
@@ -128,13 +134,18 @@ type options struct {
 	json        bool
 	cpuProfile  string
 	rateLimits  bool
+
+	// The abuse scenarios (flood.go).
+	attackRate float64
+	legitRate  float64
+	bcryptSet  bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("fedasbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.scenario, "scenario", "federated", "one of "+strings.Join(scenarios, ", "))
+	fs.StringVar(&o.scenario, "scenario", "federated", "one of "+strings.Join(append(slices.Clone(scenarios), floodScenarios...), ", "))
 	fs.IntVar(&o.concurrency, "c", 8, "concurrent flows (workers)")
 	fs.IntVar(&o.maxFlows, "n", 2000, "maximum number of flows")
 	fs.DurationVar(&o.duration, "d", 10*time.Second, "maximum duration (flows in flight at the deadline finish)")
@@ -142,19 +153,26 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.bcryptCost, "bcrypt-cost", bcrypt.MinCost, "bcrypt cost of the generated users' password hashes")
 	fs.BoolVar(&o.json, "json", false, "machine-readable output (one JSON object)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured window (servers and driver) to this file")
-	fs.BoolVar(&o.rateLimits, "rate-limits", false, "keep the default rate limits (off by default: every flow comes from 127.0.0.1 and would share one address's budget)")
+	fs.BoolVar(&o.rateLimits, "rate-limits", false, "keep the default rate limits and the live-session cap per address (off by default: every flow comes from 127.0.0.1 and would share one address's budget; always on in the flood-* scenarios, whose clients have addresses of their own)")
+
+	fs.Float64Var(&o.attackRate, "attack-rate", 0, "flood-* scenarios: attack requests per second (default 2000 for flood-sessions, 200 for flood-passwords)")
+	fs.Float64Var(&o.legitRate, "legit-rate", 20, "flood-sessions: legitimate sign-ins per second")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: fedasbench [-scenario initial|local|federated|par] [-c N] [-n N] [-d DURATION] [-redis URL] [-bcrypt-cost N] [-json] [-cpuprofile FILE]")
+		fmt.Fprintln(stderr, "usage: fedasbench [-scenario initial|local|federated|par|flood-sessions|flood-passwords] [-c N] [-n N] [-d DURATION] [-redis URL] [-bcrypt-cost N] [-json] [-cpuprofile FILE] [-attack-rate N] [-legit-rate N]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
+	fs.Visit(func(f *flag.Flag) { o.bcryptSet = o.bcryptSet || f.Name == "bcrypt-cost" })
+	o.bcryptCost = bcryptFor(o)
 	switch {
 	case fs.NArg() > 0:
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
-	case !slices.Contains(scenarios, o.scenario):
-		return o, fmt.Errorf("unknown scenario %q (one of %s)", o.scenario, strings.Join(scenarios, ", "))
+	case !slices.Contains(scenarios, o.scenario) && !isFlood(o.scenario):
+		return o, fmt.Errorf("unknown scenario %q (one of %s)", o.scenario, strings.Join(append(slices.Clone(scenarios), floodScenarios...), ", "))
+	case o.attackRate < 0 || o.attackRate > 100_000 || o.legitRate <= 0 || o.legitRate > 10_000:
+		return o, errors.New("-attack-rate must be in [0, 100000] and -legit-rate in (0, 10000]")
 	case o.concurrency < 1 || o.concurrency > 4096:
 		return o, errors.New("-c must be in [1, 4096]")
 	case o.maxFlows < 1:
@@ -229,6 +247,8 @@ type result struct {
 	// window, counted by a go-redis hook, and the redis-server's own CPU
 	// and commands from INFO (the whole server: other clients count too).
 	Redis *redisStats `json:"redis,omitempty"`
+	// Flood is the abuse scenarios' report (flood.go).
+	Flood *floodStats `json:"flood,omitempty"`
 }
 
 type redisStats struct {
@@ -270,6 +290,11 @@ func (r *result) writeText(w io.Writer) {
 	fmt.Fprintf(w, "fedasbench  scenario=%s store=%s c=%d n=%d d=%s  (%s, %d CPUs, GOMAXPROCS %d; setup %.0f ms incl. %d uncounted warm-up flows)\n",
 		r.Scenario, r.Store, r.Concurrency, r.MaxFlows, r.MaxDuration, r.GoVersion, r.NumCPU, r.GOMAXPROCS, r.SetupMS, r.WarmupFlows)
 	fmt.Fprintf(w, "users       %s\n", r.UsersNote)
+	if r.Flood != nil {
+		r.Flood.writeText(w)
+		fmt.Fprintf(w, "cpu         %.2f s process CPU over the whole run (servers + driver)\n", r.CPUS)
+		return
+	}
 	fmt.Fprintf(w, "flows       %d completed, %d failed in %.2f s → %.1f flows/s\n", r.Flows, r.Failures, r.ElapsedS, r.FlowsPerS)
 	l := r.LatencyMS
 	fmt.Fprintf(w, "latency     per flow: p50 %s  p90 %s  p99 %s  max %s  (mean %s)\n", ms(l.P50), ms(l.P90), ms(l.P99), ms(l.Max), ms(l.Mean))
@@ -399,9 +424,12 @@ func (e *env) start(ctx context.Context, name string, edit func(*config.Config),
 	cfg := config.Default()
 	cfg.Issuer, cfg.Listen = "http://"+ln.Addr().String(), ln.Addr().String()
 	cfg.Users = nil
-	if !e.o.rateLimits {
+	if !e.o.rateLimits && !isFlood(e.o.scenario) {
+		// Every flow comes from 127.0.0.1: one address's rate limits and
+		// live-session cap would measure themselves.
 		off := false
 		cfg.Limits.Rate.Enabled = &off
+		cfg.Limits.MaxLiveSessionsPerIP = -1
 	}
 	if edit != nil {
 		edit(cfg)
@@ -462,7 +490,7 @@ func setup(ctx context.Context, o options) (*env, error) {
 	for i := range e.users {
 		e.users[i] = fmt.Sprintf("bench-%d", i)
 	}
-	needUsers := o.scenario == "local" || o.scenario == "federated"
+	needUsers := o.scenario == "local" || o.scenario == "federated" || isFlood(o.scenario)
 	var users []config.User
 	if needUsers {
 		h, err := bcrypt.GenerateFromPassword([]byte(benchPassword), o.bcryptCost)
@@ -476,6 +504,8 @@ func setup(ctx context.Context, o options) (*env, error) {
 	switch o.scenario {
 	case "initial", "local":
 		e.as1, err = e.start(ctx, "as1", func(c *config.Config) { c.Users = users }, nil)
+	case "flood-sessions", "flood-passwords":
+		e.as1, err = e.start(ctx, "as1", func(c *config.Config) { c.Users = users; floodConfig(c) }, nil)
 	case "par":
 		e.secret = randHex(32)
 		e.as1, err = e.start(ctx, "as1", func(c *config.Config) {
@@ -833,6 +863,9 @@ func (c *collector) add(d time.Duration, err error) {
 }
 
 func bench(ctx context.Context, o options) (*result, error) {
+	if isFlood(o.scenario) {
+		return benchFlood(ctx, o)
+	}
 	t0 := time.Now()
 	e, err := setup(ctx, o)
 	if err != nil {

@@ -75,3 +75,37 @@ func TestFlags(t *testing.T) {
 		t.Fatalf("defaults: %+v, %v", o, err)
 	}
 }
+
+// TestFloodSmoke runs both abuse scenarios briefly at small rates on a
+// real redis-server: the legitimate traffic succeeds, the attack is
+// answered, and every key the run left has a TTL. A smoke test, not the
+// measurement (BENCHMARKS.md has that).
+func TestFloodSmoke(t *testing.T) {
+	rs := redistest.Start(t)
+	for _, sc := range floodScenarios {
+		t.Run(sc, func(t *testing.T) {
+			args := []string{"-scenario", sc, "-c", "2", "-d", "1s", "-attack-rate", "40", "-legit-rate", "5", "-bcrypt-cost", "4", "-json", "-redis", rs.URL()}
+			var out, errOut bytes.Buffer
+			res, err := run(context.Background(), args, &out, &errOut)
+			if err != nil {
+				t.Fatalf("run: %v\n%s", err, errOut.String())
+			}
+			f := res.Flood
+			if f == nil || f.AttackSent == 0 || len(f.AttackByStatus) == 0 {
+				t.Fatalf("no attack report: %+v", f)
+			}
+			if f.Legit.Succeeded == 0 || f.Legit.SuccessPct < 100 {
+				t.Fatalf("legitimate traffic: %+v", f.Legit)
+			}
+			if sc == "flood-passwords" && (f.Baseline == nil || f.Baseline.Succeeded == 0) {
+				t.Fatalf("no baseline phase: %+v", f.Baseline)
+			}
+			if f.Redis == nil || f.Redis.KeysAfter == 0 || f.Redis.KeysWithoutTTL != 0 {
+				t.Fatalf("redis keys: %+v, want keys, every one with a TTL", f.Redis)
+			}
+			var text bytes.Buffer
+			res.writeText(&text)
+			t.Logf("\n%s", text.String())
+		})
+	}
+}
