@@ -59,7 +59,8 @@ type Store struct {
 	index    map[indexKey]*indexEntry
 	sessions map[string]storage.AuthSession
 	used     map[string]time.Time
-	policy   policyState // guarded by mu too; its zero value is empty (policy.go)
+	policy   policyState  // guarded by mu too; its zero value is empty (policy.go)
+	failures failureState // guarded by mu too; its zero value is empty (lockout.go)
 	now      func() time.Time
 
 	stop      chan struct{}
@@ -118,6 +119,7 @@ func (s *Store) sweep() {
 	maps.DeleteFunc(s.index, func(_ indexKey, e *indexEntry) bool { return !now.Before(e.exp) })
 	maps.DeleteFunc(s.sessions, func(_ string, e storage.AuthSession) bool { return !now.Before(e.ExpiresAt) })
 	maps.DeleteFunc(s.used, func(_ string, exp time.Time) bool { return !now.Before(exp) })
+	s.sweepFailures(now)
 }
 
 func checkKind(kind storage.Kind) error {

@@ -21,3 +21,7 @@ func TestConformance(t *testing.T) {
 func TestPolicyConformance(t *testing.T) {
 	storagetest.RunPolicy(t, func(t testing.TB) storage.PolicyStore { return newStore(t) })
 }
+
+func TestFailureCounterConformance(t *testing.T) {
+	storagetest.RunFailureCounter(t, func(t testing.TB) storage.FailureCounter { return newStore(t) })
+}
