@@ -377,6 +377,47 @@ type Limits struct {
 	// (default 3, at least 1). Past it the session ends with
 	// access_denied.
 	MaxFederationHops int `yaml:"max_federation_hops"`
+	// Lockout slows password and one-time-code guessing per account
+	// across sessions (docs/security.md "Account lockout").
+	Lockout Lockout `yaml:"lockout"`
+	// PasswordConcurrency is how many password checks (bcrypt
+	// comparisons) run at once; 0 (the default) means one per CPU
+	// (GOMAXPROCS). A check beyond waits for a slot (docs/security.md
+	// "Account lockout").
+	PasswordConcurrency int `yaml:"password_concurrency"`
+	// PasswordQueueTimeout is how long a password check waits for a slot
+	// before the answer is 503 temporarily_unavailable with Retry-After
+	// and the auth_session unchanged (default 1s).
+	PasswordQueueTimeout time.Duration `yaml:"password_queue_timeout"`
+}
+
+// Lockout is when failed credential checks delay further attempts
+// (docs/security.md "Account lockout"; docs/decisions.md Q29). After the
+// free failures of a counter, each attempt must wait a delay from the
+// counter's last failure: base_delay, doubling with each further
+// failure, at most max_delay. A success resets the counters.
+type Lockout struct {
+	// AccountIPFreeFailures is how many wrong passwords an account may
+	// get from one client address before every password answer for it
+	// from there is delayed (default 5).
+	AccountIPFreeFailures int `yaml:"account_ip_free_failures"`
+	// AccountFreeFailures is how many wrong passwords an account may get
+	// from all addresses together before password-only answers for it
+	// are delayed (default 20); an answer with the one-time code as well
+	// is not.
+	AccountFreeFailures int `yaml:"account_free_failures"`
+	// OTPFreeFailures is how many wrong one-time codes an account may get
+	// (after a right password) before code answers for it are delayed
+	// (default 5).
+	OTPFreeFailures int `yaml:"otp_free_failures"`
+	// BaseDelay is the first delay (default 1s).
+	BaseDelay time.Duration `yaml:"base_delay"`
+	// MaxDelay caps the delay (default 15m).
+	MaxDelay time.Duration `yaml:"max_delay"`
+	// Window is how long a counter is remembered after its last failure
+	// (default 24h; at least max_delay): every counter's storage key
+	// expires then.
+	Window time.Duration `yaml:"window"`
 }
 
 // Client is a registered OAuth client (RFC 7591 §2 metadata names).
@@ -527,6 +568,7 @@ func (c *Config) applyDefaults() {
 	if c.Limits.MaxFederationHops == 0 {
 		c.Limits.MaxFederationHops = 3
 	}
+	c.Limits.lockoutDefaults()
 	if c.Storage.Redis != nil && c.Storage.Redis.Prefix == "" {
 		c.Storage.Redis.Prefix = "fedas:"
 	}
@@ -543,6 +585,60 @@ func (c *Config) applyDefaults() {
 			c.Clients[i].GrantTypes = []string{"authorization_code", "refresh_token"}
 		}
 	}
+}
+
+// lockoutDefaults fills the lockout and password-gate limits.
+func (l *Limits) lockoutDefaults() {
+	lo := &l.Lockout
+	if lo.AccountIPFreeFailures == 0 {
+		lo.AccountIPFreeFailures = 5
+	}
+	if lo.AccountFreeFailures == 0 {
+		lo.AccountFreeFailures = 20
+	}
+	if lo.OTPFreeFailures == 0 {
+		lo.OTPFreeFailures = 5
+	}
+	setDur(&lo.BaseDelay, time.Second)
+	setDur(&lo.MaxDelay, 15*time.Minute)
+	setDur(&lo.Window, 24*time.Hour)
+	setDur(&l.PasswordQueueTimeout, time.Second)
+}
+
+// validateLockout reports the lockout and password-gate limits' problems.
+// Zero values are allowed (a config built in code): the lockout applies
+// its defaults to them.
+func (l Limits) validateLockout() []error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	lo := l.Lockout
+	for _, f := range []struct {
+		name string
+		n    int
+	}{{"account_ip_free_failures", lo.AccountIPFreeFailures}, {"account_free_failures", lo.AccountFreeFailures}, {"otp_free_failures", lo.OTPFreeFailures}} {
+		if f.n < 0 {
+			add("limits.lockout.%s: must not be negative", f.name)
+		}
+	}
+	switch {
+	case lo.BaseDelay < 0 || lo.MaxDelay < 0 || lo.Window < 0:
+		add("limits.lockout: delays and window must not be negative")
+	case lo.MaxDelay > 24*time.Hour:
+		add("limits.lockout.max_delay: must be at most 24h")
+	case lo.BaseDelay > 0 && lo.MaxDelay > 0 && lo.BaseDelay > lo.MaxDelay:
+		add("limits.lockout.base_delay: must not exceed max_delay")
+	case lo.Window > 0 && lo.MaxDelay > 0 && lo.Window < lo.MaxDelay:
+		add("limits.lockout.window: must be at least max_delay, or a counter would expire before its delay ends")
+	case lo.Window > 30*24*time.Hour:
+		add("limits.lockout.window: must be at most 720h (30 days)")
+	}
+	if l.PasswordConcurrency < 0 {
+		add("limits.password_concurrency: must not be negative (0 means one per CPU)")
+	}
+	if l.PasswordQueueTimeout < 0 || l.PasswordQueueTimeout > time.Minute {
+		add("limits.password_queue_timeout: must be between 0 and 1m")
+	}
+	return errs
 }
 
 func setDur(d *time.Duration, def time.Duration) {
@@ -702,6 +798,7 @@ func (c *Config) Validate() error {
 	if c.Limits.MaxFederationHops < 0 {
 		add("limits.max_federation_hops: must be at least 1")
 	}
+	errs = append(errs, c.Limits.validateLockout()...)
 	if c.Admin.Retention < 0 || c.Admin.Retention > 100000 {
 		add("admin.retention: must be between 1 and 100000")
 	}

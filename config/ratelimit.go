@@ -100,9 +100,12 @@ var RateEndpoints = map[string][]string{
 //     (PAR, token, introspection, revocation callers) get more.
 //   - client: 500 per second (burst 1000): the whole population of an
 //     app; it bounds what one client can cost the server, not a user.
-//   - account: 10 per minute (burst 10): a user types a password once or
-//     twice per sign-in; guessing across sessions and addresses is
-//     bounded by it (and by the lockout of the password step).
+//   - account: no default. Anyone can name an account, so any limit per
+//     account is a lever to keep its owner out (a lockout weapon): the
+//     account lockout of the password step protects accounts instead,
+//     with a delay that the user's second factor passes and federation
+//     never meets (docs/security.md "Account lockout"). An operator may
+//     still add an account rule.
 //   - session: 10 per second (burst 30): a sign-in has a handful of steps;
 //     polling and hammering one session stop here.
 func DefaultRateRules() []RateRule {
@@ -110,17 +113,14 @@ func DefaultRateRules() []RateRule {
 		return RateRule{Endpoint: ep, Scope: scope, Rate: rate, Period: period, Burst: burst}
 	}
 	return []RateRule{
-		r(RateNativeInitial, ScopeAccount, 10, time.Minute, 10),
 		r(RateNativeInitial, ScopeIP, 20, time.Second, 60),
 		r(RateNativeInitial, ScopeClient, 500, time.Second, 1000),
 		r(RateNativeFollowUp, ScopeSession, 10, time.Second, 30),
-		r(RateNativeFollowUp, ScopeAccount, 10, time.Minute, 10),
 		r(RateNativeFollowUp, ScopeIP, 50, time.Second, 150),
 		r(RateResponse, ScopeSession, 10, time.Second, 30),
 		r(RateResponse, ScopeIP, 20, time.Second, 60),
 		r(RateAppComplete, ScopeIP, 20, time.Second, 60),
 		r(RateBrowserSubmit, ScopeSession, 10, time.Second, 30),
-		r(RateBrowserSubmit, ScopeAccount, 10, time.Minute, 10),
 		r(RateBrowserSubmit, ScopeIP, 20, time.Second, 60),
 		r(RatePAR, ScopeIP, 100, time.Second, 200),
 		r(RatePAR, ScopeClient, 500, time.Second, 1000),

@@ -25,6 +25,11 @@ const (
 	// SignInFailure: a method refused the user (a wrong answer, a refused
 	// downstream identity, an app completion for another user).
 	SignInFailure = "sign_in.failure"
+	// SignInThrottled: a credential answer was refused unchecked because
+	// a lockout delay was in force (docs/security.md "Account lockout");
+	// Scope names the counter (account, account_ip, account_otp), never
+	// the account.
+	SignInThrottled = "sign_in.throttled"
 	// FederationStarted: a pushed request was accepted by a downstream.
 	FederationStarted = "federation.started"
 	// FederationCompleted: the downstream's code was redeemed and its ID
@@ -88,7 +93,8 @@ type Event struct {
 	Reason string
 	// GrantType is the token endpoint grant (token.issued).
 	GrantType string
-	// Scope is the rate limiter's scope (rate_limit.hit).
+	// Scope is the rate limiter's scope (rate_limit.hit) or the lockout
+	// counter's (sign_in.throttled).
 	Scope string
 	// Call is the downstream request Duration timed (CallPush, CallRedeem);
 	// empty when no request was made.
@@ -125,7 +131,7 @@ func New(log *zap.Logger, sink Sink) *Emitter {
 // storage an error, the rest info.
 func level(name string) zapcore.Level {
 	switch name {
-	case SignInFailure, FederationFailed, CodeReuse, ClientAuthFailure, RateLimitHit:
+	case SignInFailure, SignInThrottled, FederationFailed, CodeReuse, ClientAuthFailure, RateLimitHit:
 		return zap.WarnLevel
 	case StorageLost:
 		return zap.ErrorLevel

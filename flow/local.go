@@ -2,7 +2,9 @@ package flow
 
 import (
 	"context"
+	"slices"
 
+	"github.com/fedas/fedas/events"
 	"github.com/fedas/fedas/policy"
 )
 
@@ -55,10 +57,11 @@ func (e *Engine) localFromSession(ctx context.Context, snap *policy.Snapshot, s 
 
 // enterStep makes the first step from index i that applies to u current;
 // it returns false in s.Stage == "" when none is left.
-func (e *Engine) enterStep(ctx context.Context, snap *policy.Snapshot, s *session, i int, u *policy.User) error {
+// Steps named in skip were satisfied already (StepResult.Satisfied).
+func (e *Engine) enterStep(ctx context.Context, snap *policy.Snapshot, s *session, i int, u *policy.User, skip ...string) error {
 	steps := e.chain(clientOf(snap, s.ClientID))
 	for ; i < len(steps); i++ {
-		if steps[i].Applies(u) {
+		if steps[i].Applies(u) && !slices.Contains(skip, steps[i].Name()) {
 			s.Stage, s.x.Step, s.x.StepData = steps[i].Name(), i, nil
 			_, data, err := steps[i].Challenge(ctx, e.stepContext(snap, s))
 			if err != nil {
@@ -114,13 +117,22 @@ func (e *Engine) continueLocal(ctx context.Context, r Request, s *session) (Outc
 		e.end(ctx, s)
 		return invalidSession(), nil
 	}
-	res, err := step.Verify(ctx, e.stepContext(r.Policy, s), r.Form)
+	sc := e.stepContext(r.Policy, s)
+	sc.ClientIP = r.ClientIP
+	res, err := step.Verify(ctx, sc, r.Form)
 	if err != nil {
 		return nil, err
 	}
 	switch res.Result {
 	case Malformed:
 		return invalidRequest(res.Description), nil
+	case Throttled:
+		// Nothing was checked: the session stays as it was, its value
+		// good after the wait (docs/decisions.md Q28).
+		e.o.Events.Emit(ctx, events.Event{Name: events.SignInThrottled, Method: step.Name(), ClientID: s.ClientID, Scope: res.Scope})
+		out := SlowDown(res.RetryAfter, res.Description)
+		out.AuthSession = r.Form.Get("auth_session")
+		return out, nil
 	case Failed:
 		return e.fail(ctx, r.Policy, s, res.Description, step.Name(), "wrong_answer")
 	case Waiting:
@@ -148,11 +160,19 @@ func (e *Engine) continueLocal(ctx context.Context, r Request, s *session) (Outc
 	s.AuthTime = e.o.Now()
 	s.Failures = 0
 	e.signIn(ctx, true, step.Name(), s.ClientID, "", "")
+	var skip []string
+	for _, sat := range res.Satisfied {
+		if sat.AMR != "" {
+			s.AMR = append(s.AMR, sat.AMR)
+		}
+		skip = append(skip, sat.Step)
+		e.signIn(ctx, true, sat.Step, s.ClientID, "", "")
+	}
 	u, _, err := r.Policy.Users().User(ctx, s.Username)
 	if err != nil {
 		return nil, err
 	}
-	if err := e.enterStep(ctx, r.Policy, s, s.x.Step+1, &u); err != nil {
+	if err := e.enterStep(ctx, r.Policy, s, s.x.Step+1, &u, skip...); err != nil {
 		return nil, err
 	}
 	if s.Stage != "" {

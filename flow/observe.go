@@ -37,7 +37,7 @@ func (c Channel) String() string {
 // and the registered steps, never from a request.
 func Kind(out Outcome, err error) (kind, challenge string) {
 	if err != nil {
-		if errors.Is(err, storage.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+		if errors.Is(err, storage.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrOverloaded) {
 			return "temporarily_unavailable", ""
 		}
 		return "server_error", ""

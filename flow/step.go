@@ -3,6 +3,7 @@ package flow
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/url"
 	"time"
 
@@ -39,6 +40,9 @@ type StepContext struct {
 	Username string
 	// Data is the step's own state from its last Challenge or Verify.
 	Data json.RawMessage
+	// ClientIP is the caller's address (Request.ClientIP), set for
+	// Verify: the lockout keys on it (docs/security.md "Account lockout").
+	ClientIP string
 }
 
 // Result of a step's Verify.
@@ -55,7 +59,19 @@ const (
 	// Malformed: the answer is missing or malformed (invalid_request; the
 	// session is unchanged).
 	Malformed
+	// Throttled: a delay is in force (a lockout: docs/security.md
+	// "Account lockout") and the answer was not checked: 429 slow_down
+	// with RetryAfter (docs/decisions.md Q28); the session is unchanged,
+	// no failure is counted on it, and its auth_session works again
+	// after the wait.
+	Throttled
 )
+
+// ErrOverloaded is the error a step returns when a bounded resource it
+// needs (the CPU of password checks: authn/password) stayed saturated
+// for as long as a request may wait: 503 temporarily_unavailable with
+// Retry-After. Nothing was checked; the session is unchanged.
+var ErrOverloaded = errors.New("flow: overloaded; retry shortly")
 
 // StepResult is a step's verdict.
 type StepResult struct {
@@ -70,6 +86,22 @@ type StepResult struct {
 	Data json.RawMessage
 	// Interval is the polling interval in seconds for Waiting.
 	Interval int
+	// RetryAfter is how long to wait for Throttled; Scope names what was
+	// limited, a fixed word for the sign_in.throttled event and
+	// fedas_rate_limited_total (docs/operations.md).
+	RetryAfter time.Duration
+	Scope      string
+	// Satisfied lists later steps of the chain the answer passed as well
+	// (a one-time code sent with the password: docs/security.md "Account
+	// lockout"): the engine records their AMR and does not ask them.
+	Satisfied []Satisfied
+}
+
+// Satisfied is a later step an answer passed too, with its method
+// reference (RFC 8176 §2).
+type Satisfied struct {
+	Step string
+	AMR  string
 }
 
 // ChallengeSpec is the self-describing member fedas adds to

@@ -313,7 +313,7 @@ func (m *Metrics) Event(_ context.Context, ev events.Event) {
 		inc2(m.codeReuse, m.client(ev.ClientID), ev.Reason)
 	case events.ClientAuthFailure:
 		inc2(m.clientAuth, authMethod(ev.Method), m.client(ev.ClientID))
-	case events.RateLimitHit:
+	case events.RateLimitHit, events.SignInThrottled:
 		m.RateLimited(ev.Scope)
 	case events.StorageLost:
 		m.storageUp.Set(0)

@@ -99,7 +99,10 @@ func withID(id string) func(*http.Request) {
 // request's lines do.
 func TestAccessLog_RequestID(t *testing.T) {
 	log, out := newJSONLog()
-	in := wrap(servertest.Start(t, servertest.Options{Logger: log, Configure: testConfig}))
+	in := wrap(servertest.Start(t, servertest.Options{Logger: log, Configure: func(c *config.Config) {
+		testConfig(c)
+		c.Limits.Lockout.AccountIPFreeFailures = 100 // eight wrong passwords, none delayed
+	}}))
 	for _, tc := range []struct {
 		name, sent string
 		kept       bool

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -117,7 +118,9 @@ func (s *Server) browser(c echo.Context, form url.Values) error {
 	ctx := c.Request().Context()
 	out, err := s.flow.Handle(ctx, flow.Request{Channel: flow.ChannelBrowser, Policy: s.snapshot(ctx), Form: form, ClientIP: s.clientIP(c)})
 	if err != nil {
-		s.log.Warn("browser sign-in failed", zap.Error(err))
+		if !errors.Is(err, flow.ErrOverloaded) { // a full password gate is expected under a flood
+			s.log.Warn("browser sign-in failed", zap.Error(err))
+		}
 		return s.errorPage(c, http.StatusServiceUnavailable, "The service is temporarily unavailable; try again shortly.")
 	}
 	return s.renderPageOutcome(c, out)

@@ -104,6 +104,10 @@ func toProtoError(err error) (*protoError, bool) {
 	switch {
 	case errors.As(err, &pe):
 		return pe, false
+	case errors.Is(err, flow.ErrOverloaded):
+		// The password gate is full (docs/security.md "Account lockout"):
+		// expected under a flood, so not logged as a failure.
+		return newError(http.StatusServiceUnavailable, "temporarily_unavailable", "Too many sign-ins are being checked right now; retry shortly."), false
 	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return newError(http.StatusServiceUnavailable, "temporarily_unavailable", "The service is temporarily unavailable; retry shortly."), true
 	case errors.As(err, &re):

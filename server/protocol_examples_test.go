@@ -220,6 +220,7 @@ func TestProtocolExamples(t *testing.T) {
 
 	add(exampleDiscovery(t))
 	add(exampleLocal(t))
+	add(exampleLockout(t))
 	add(exampleDPoP(t))
 	add(exampleFederated(t))
 	add(exampleApp(t))

@@ -26,7 +26,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/fedas/fedas/authn/password"
-	"github.com/fedas/fedas/authn/totp"
 	"github.com/fedas/fedas/config"
 	"github.com/fedas/fedas/dpop"
 	"github.com/fedas/fedas/flow"
@@ -102,6 +101,8 @@ type Server struct {
 	obs      observer
 	limiter  *ratelimit.Limiter // nil: no rate limits (ratelimit.go)
 	proxies  []netip.Prefix     // trusted_proxies (clientip.go)
+	// password is the password step (lockout.go).
+	password *password.Step
 	// Ephemeral reports which keys were generated at start.
 	EphemeralSigningKey, EphemeralHMACSecret bool
 }
@@ -219,12 +220,16 @@ func New(o Options) (*Server, error) {
 	// package-level jwt.TimeFunc.
 	fc.ClientAuthenticationStrategy = s.authenticateClient
 
+	steps, err := s.localSteps(o)
+	if err != nil {
+		return nil, err
+	}
 	s.flow = flow.New(flow.Options{
 		Sessions:    o.Store,
 		Replay:      o.Store,
 		Codes:       s,
 		Pushes:      pushStore{s},
-		Steps:       []flow.Step{password.New(), totp.Step{}},
+		Steps:       steps,
 		TTL:         lt.AuthSession,
 		MaxFailures: cfg.Limits.MaxFailures,
 		Logger:      o.Logger.Named("flow"),

@@ -59,9 +59,10 @@ type Store struct {
 	index    map[indexKey]*indexEntry
 	sessions map[string]storage.AuthSession
 	used     map[string]time.Time
-	policy   policyState // guarded by mu too; its zero value is empty (policy.go)
-	rates    rateState   // guarded by mu too; its zero value is empty (ratelimit.go)
-	lives    liveState   // guarded by mu too; its zero value is empty (livecount.go)
+	policy   policyState  // guarded by mu too; its zero value is empty (policy.go)
+	rates    rateState    // guarded by mu too; its zero value is empty (ratelimit.go)
+	lives    liveState    // guarded by mu too; its zero value is empty (livecount.go)
+	failures failureState // guarded by mu too; its zero value is empty (lockout.go)
 	now      func() time.Time
 
 	stop      chan struct{}
@@ -122,6 +123,7 @@ func (s *Store) sweep() {
 	maps.DeleteFunc(s.used, func(_ string, exp time.Time) bool { return !now.Before(exp) })
 	s.rates.sweep(now)
 	s.lives.sweep(now)
+	s.sweepFailures(now)
 }
 
 func checkKind(kind storage.Kind) error {

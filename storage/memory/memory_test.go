@@ -29,3 +29,7 @@ func TestRateLimiterConformance(t *testing.T) {
 func TestLiveCounterConformance(t *testing.T) {
 	storagetest.RunLiveCounter(t, func(t testing.TB) storage.LiveCounter { return newStore(t) })
 }
+
+func TestFailureCounterConformance(t *testing.T) {
+	storagetest.RunFailureCounter(t, func(t testing.TB) storage.FailureCounter { return newStore(t) })
+}

@@ -100,6 +100,9 @@ func TestConformanceSingle(t *testing.T) {
 	t.Run("live counter", func(t *testing.T) {
 		storagetest.RunLiveCounter(t, func(tb testing.TB) storage.LiveCounter { return newStore(tb, opts()) })
 	})
+	t.Run("failure counters", func(t *testing.T) {
+		storagetest.RunFailureCounter(t, func(tb testing.TB) storage.FailureCounter { return newStore(tb, opts()) })
+	})
 	t.Run("every key has a TTL", func(t *testing.T) {
 		n := requireEveryKeyHasTTL(t, srv.Addr())
 		require.NotZero(t, n, "the suite left no keys to check")
@@ -123,6 +126,9 @@ func TestConformanceCluster(t *testing.T) {
 	t.Run("live counter", func(t *testing.T) {
 		storagetest.RunLiveCounter(t, func(tb testing.TB) storage.LiveCounter { return newStore(tb, opts()) })
 	})
+	t.Run("failure counters", func(t *testing.T) {
+		storagetest.RunFailureCounter(t, func(tb testing.TB) storage.FailureCounter { return newStore(tb, opts()) })
+	})
 	t.Run("every key has a TTL", func(t *testing.T) {
 		n := 0
 		for _, addr := range c.Addrs() {
@@ -143,6 +149,10 @@ func TestConformanceCluster(t *testing.T) {
 			{"CreateAuthSession", func(s *redisstore.Store) error {
 				return s.CreateAuthSession(ctx, storage.AuthSession{ID: "as-1", StepHash: "h", ExpiresAt: time.Now().Add(time.Minute)})
 			}, 1},
+			{"RecordFailure", func(s *redisstore.Store) error {
+				_, err := s.RecordFailure(ctx, "acct-digest", []string{"a", "ip.digest", "o"}, time.Minute, time.Now())
+				return err
+			}, 3},
 			{"CommitPolicy", func(s *redisstore.Store) error {
 				for n := uint64(1); n <= 3; n++ {
 					if err := s.CommitPolicy(ctx, policyVersion(n), storage.AuditEntry{Actor: "a"}, 2); err != nil {
