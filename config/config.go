@@ -381,9 +381,10 @@ type Limits struct {
 	// across sessions (docs/security.md "Account lockout").
 	Lockout Lockout `yaml:"lockout"`
 	// PasswordConcurrency is how many password checks (bcrypt
-	// comparisons) run at once; 0 (the default) means one per CPU
-	// (GOMAXPROCS). A check beyond waits for a slot (docs/security.md
-	// "Account lockout").
+	// comparisons) run at once; 0 (the default) means half the CPUs
+	// (GOMAXPROCS / 2, at least 1), so that a password flood leaves the
+	// other half to token and federation traffic. A check beyond waits
+	// for a slot (docs/security.md "Account lockout").
 	PasswordConcurrency int `yaml:"password_concurrency"`
 	// PasswordQueueTimeout is how long a password check waits for a slot
 	// before the answer is 503 temporarily_unavailable with Retry-After

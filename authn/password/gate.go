@@ -24,11 +24,17 @@ type gate struct {
 	wait  time.Duration
 }
 
-// newGate makes a gate of n slots (0: GOMAXPROCS) and a queue wait of
+// DefaultSlots is the gate's size without configuration: half the CPUs
+// (at least one), so that however many wrong passwords arrive, bcrypt
+// takes at most half the machine and token, federation and metadata
+// traffic keep the rest.
+func DefaultSlots() int { return max(1, runtime.GOMAXPROCS(0)/2) }
+
+// newGate makes a gate of n slots (0: DefaultSlots) and a queue wait of
 // wait (0: DefaultQueueTimeout).
 func newGate(n int, wait time.Duration) *gate {
 	if n <= 0 {
-		n = runtime.GOMAXPROCS(0)
+		n = DefaultSlots()
 	}
 	if wait <= 0 {
 		wait = DefaultQueueTimeout

@@ -64,7 +64,7 @@ func WithLockout(l *lockout.Service) Option { return func(s *Step) { s.lock = l 
 func WithSecondFactor(f SecondFactor) Option { return func(s *Step) { s.second = f } }
 
 // WithGate bounds the comparisons running at once to slots (0:
-// GOMAXPROCS) and a check's wait for one to wait (0: 1 s; config
+// DefaultSlots, half the CPUs) and a check's wait for one to wait (0: 1 s; config
 // limits.password_concurrency, limits.password_queue_timeout).
 func WithGate(slots int, wait time.Duration) Option {
 	return func(s *Step) { s.gate = newGate(slots, wait) }
