@@ -397,6 +397,13 @@ type Client struct {
 // Public reports whether the client has no credentials.
 func (c Client) Public() bool { return c.TokenEndpointAuthMethod == "none" }
 
+// Values of Client.RefreshTokenRotation ("" is RotationAuto).
+const (
+	RotationAuto   = "auto"
+	RotationAlways = "always"
+	RotationNever  = "never"
+)
+
 // User is a local account.
 type User struct {
 	// Username is what the user types at the password challenge.
@@ -613,13 +620,6 @@ func SecretDigest(secret string) string {
 
 var authMethods = map[string]bool{"none": true, "client_secret_basic": true, "client_secret_post": true, "private_key_jwt": true}
 var grantTypes = map[string]bool{"authorization_code": true, "refresh_token": true}
-
-// Values of Client.RefreshTokenRotation ("" is RotationAuto).
-const (
-	RotationAuto   = "auto"
-	RotationAlways = "always"
-	RotationNever  = "never"
-)
 var assertionAlgs = map[string]bool{"ES256": true, "PS256": true, "EdDSA": true}
 
 // Validate reports every problem in the configuration at once, each
