@@ -131,7 +131,7 @@ func (g *refreshGrant) HandleTokenEndpointRequest(ctx context.Context, req fosit
 	now := s.now().UTC()
 	granted := orig.GetGrantedScopes()
 	if rs := s.fcfg.GetRefreshTokenScopes(ctx); len(rs) > 0 && !granted.HasOneOf(rs...) {
-		return fosite.ErrScopeNotGranted.WithHint("The grant has no offline_access scope.")
+		return fosite.ErrInvalidGrant.WithHint("The grant has no offline_access scope.")
 	}
 	scopeOK := s.fcfg.GetScopeStrategy(ctx)
 	for _, sc := range granted {
