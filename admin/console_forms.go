@@ -163,6 +163,8 @@ var forms = map[Kind]formDef{
 		{Name: "signing_alg", Label: "Assertion algorithm", Group: "Authentication", Control: cSelect, Choices: withBlank("default (ES256)", fixed("ES256", "PS256", "EdDSA"))},
 		{Name: "scopes", Label: "Scopes", Control: cChecks, Choices: scopeChoices},
 		{Name: "grant_types", Label: "Grant types", Control: cChecks, Choices: fixed("authorization_code", "refresh_token")},
+		{Name: "refresh_token_rotation", Label: "Refresh token rotation", Control: cSelect, Choices: withBlank("default (auto)", fixed("auto", "always", "never")),
+			Help: "auto: a public client's refresh tokens rotate unless DPoP-bound; always: every refresh token rotates; never: confidential clients only."},
 		{Name: "redirect_uris", Label: "Redirect URIs", Control: cLines, Mono: true, Help: "One per line."},
 		{Name: "native_callback_uris", Label: "Native callback URIs", Control: cLines, Mono: true, Help: "One per line."},
 		{Name: "federating", Label: "Federating (another AS that federates to us)", Control: cCheck},

@@ -469,10 +469,26 @@ type Client struct {
 	// AllowCredentialChallenges lets a federating client receive password
 	// and OTP challenges (off by default, docs/decisions.md Q10).
 	AllowCredentialChallenges bool `yaml:"allow_credential_challenges"`
+	// RefreshTokenRotation is auto (default), always or never. auto
+	// rotates the refresh tokens of a public client unless the token is
+	// DPoP-bound (RFC 9700 §4.14.2): each refresh answers a new one and
+	// the used one becomes invalid; a rotated token used again revokes
+	// its whole grant. Confidential clients and DPoP-bound tokens keep
+	// theirs valid until they expire or are revoked (FAPI 2.0
+	// §5.3.2.1-9). always rotates for every token; never is accepted
+	// only for confidential clients (README.md "Refresh tokens").
+	RefreshTokenRotation string `yaml:"refresh_token_rotation"`
 }
 
 // Public reports whether the client has no credentials.
 func (c Client) Public() bool { return c.TokenEndpointAuthMethod == "none" }
+
+// Values of Client.RefreshTokenRotation ("" is RotationAuto).
+const (
+	RotationAuto   = "auto"
+	RotationAlways = "always"
+	RotationNever  = "never"
+)
 
 // User is a local account.
 type User struct {
@@ -584,6 +600,9 @@ func (c *Config) applyDefaults() {
 		}
 		if len(c.Clients[i].GrantTypes) == 0 {
 			c.Clients[i].GrantTypes = []string{"authorization_code", "refresh_token"}
+		}
+		if c.Clients[i].RefreshTokenRotation == "" {
+			c.Clients[i].RefreshTokenRotation = RotationAuto
 		}
 	}
 }
@@ -866,6 +885,15 @@ func (c *Config) Validate() error {
 			if !grantTypes[g] {
 				add("%s.grant_types: %q is not supported", p, g)
 			}
+		}
+		switch cl.RefreshTokenRotation {
+		case "", RotationAuto, RotationAlways:
+		case RotationNever:
+			if cl.Public() {
+				add("%s.refresh_token_rotation: never is not allowed for a public client: its refresh tokens must rotate or be DPoP-bound (RFC 9700 §4.14.2); use auto or always", p)
+			}
+		default:
+			add("%s.refresh_token_rotation: %q is not one of auto, always, never", p, cl.RefreshTokenRotation)
 		}
 		for _, s := range cl.Scopes {
 			if !scopes[s] {

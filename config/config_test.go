@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -185,4 +186,41 @@ func TestValidate_ClientIDsAndBcryptCost(t *testing.T) {
 		})
 	}
 	require.NoError(t, config.Default().Validate(), "the demo config stays valid")
+}
+
+// TestValidate_RefreshTokenRotation (SECURITY-RESULTS.md RT06): the
+// rotation setting takes auto, always and never; never is refused for a
+// public client, whose unbound refresh tokens must rotate (RFC 9700
+// §4.14.2); a file without the key gets auto.
+func TestValidate_RefreshTokenRotation(t *testing.T) {
+	// demo-app (clients[0]) is public, demo-partner (clients[1]) confidential.
+	for _, tc := range []struct {
+		client int
+		value  string
+		want   string // "" means valid
+	}{
+		{0, "", ""},
+		{0, "auto", ""},
+		{0, "always", ""},
+		{0, "never", "clients[0].refresh_token_rotation: never is not allowed for a public client"},
+		{0, "Always", `clients[0].refresh_token_rotation: "Always" is not one of auto, always, never`},
+		{1, "never", ""},
+		{1, "always", ""},
+		{1, "sometimes", `clients[1].refresh_token_rotation: "sometimes" is not one of auto, always, never`},
+	} {
+		t.Run(fmt.Sprintf("client %d %q", tc.client, tc.value), func(t *testing.T) {
+			c := config.Default()
+			c.Clients[tc.client].RefreshTokenRotation = tc.value
+			err := c.Validate()
+			if tc.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.want)
+		})
+	}
+	for _, cl := range config.Default().Clients {
+		require.Equal(t, config.RotationAuto, cl.RefreshTokenRotation, "the default of %s", cl.ID)
+	}
 }

@@ -1,5 +1,5 @@
 // Package events emits fedas's security events — sign-ins, federation
-// hops, tokens, code reuse, client authentication failures, rate-limit
+// hops, tokens, code and refresh-token reuse, client authentication failures, rate-limit
 // hits and storage transitions — as JSON log lines with one stable schema
 // (docs/operations.md "Events"), and carries each request's id and log
 // fields in its context so that every line of a request names it.
@@ -42,6 +42,10 @@ const (
 	// CodeReuse: an authorization code was presented again after its
 	// redemption (its tokens are revoked), or lost a redemption race.
 	CodeReuse = "code.reuse"
+	// RefreshReuse: a rotated refresh token was presented again, or lost
+	// a concurrent rotation; the grant's tokens are revoked (RFC 9700
+	// §4.14.2).
+	RefreshReuse = "refresh.reuse"
 	// ClientAuthFailure: a client's credentials were refused.
 	ClientAuthFailure = "client_auth.failure"
 	// RateLimitHit: a request was refused by the rate limiter.
@@ -88,8 +92,8 @@ type Event struct {
 	// Downstream is a configured downstream id (federation.*, and
 	// sign_in.* with method federation).
 	Downstream string
-	// Reason says why, for failures and code.reuse (a short snake_case
-	// word from a fixed set).
+	// Reason says why, for failures, code.reuse and refresh.reuse (a
+	// short snake_case word from a fixed set).
 	Reason string
 	// GrantType is the token endpoint grant (token.issued).
 	GrantType string
@@ -131,7 +135,7 @@ func New(log *zap.Logger, sink Sink) *Emitter {
 // storage an error, the rest info.
 func level(name string) zapcore.Level {
 	switch name {
-	case SignInFailure, SignInThrottled, FederationFailed, CodeReuse, ClientAuthFailure, RateLimitHit:
+	case SignInFailure, SignInThrottled, FederationFailed, CodeReuse, RefreshReuse, ClientAuthFailure, RateLimitHit:
 		return zap.WarnLevel
 	case StorageLost:
 		return zap.ErrorLevel

@@ -38,6 +38,8 @@ func TestEmit_Schema(t *testing.T) {
 			map[string]any{"event": "token.issued", "grant_type": "refresh_token", "client_id": "demo-app", "request_id": "r1"}},
 		{events.Event{Name: events.CodeReuse, ClientID: "demo-app", Reason: "redeemed"}, zap.WarnLevel,
 			map[string]any{"event": "code.reuse", "client_id": "demo-app", "reason": "redeemed", "request_id": "r1"}},
+		{events.Event{Name: events.RefreshReuse, ClientID: "demo-app", Reason: "reused"}, zap.WarnLevel,
+			map[string]any{"event": "refresh.reuse", "client_id": "demo-app", "reason": "reused", "request_id": "r1"}},
 		{events.Event{Name: events.ClientAuthFailure, Method: "private_key_jwt", ClientID: events.UnknownClient, Reason: "invalid_client"}, zap.WarnLevel,
 			map[string]any{"event": "client_auth.failure", "method": "private_key_jwt", "client_id": "unknown", "reason": "invalid_client", "request_id": "r1"}},
 		{events.Event{Name: events.RateLimitHit, Scope: "ip"}, zap.WarnLevel,

@@ -57,6 +57,7 @@ type Metrics struct {
 	downstreamDur *prometheus.HistogramVec
 	tokens        *prometheus.CounterVec
 	codeReuse     *prometheus.CounterVec
+	refreshReuse  *prometheus.CounterVec
 	clientAuth    *prometheus.CounterVec
 	rateLimited   *prometheus.CounterVec
 	rateFailOpen  prometheus.Counter
@@ -146,6 +147,8 @@ func New(o Options) *Metrics {
 		Help: "Token responses issued, by grant type and client."}, []string{"grant_type", "client_id"})
 	m.codeReuse = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fedas_code_reuse_total",
 		Help: "Authorization codes presented again after their redemption (reason=redeemed; the first redemption's tokens are revoked) or in a lost redemption race (reason=concurrent)."}, []string{"client_id", "reason"})
+	m.refreshReuse = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fedas_refresh_reuse_total",
+		Help: "Rotated refresh tokens presented again (reason=reused) or in a lost rotation race (reason=concurrent); each revoked its grant's tokens."}, []string{"client_id", "reason"})
 	m.clientAuth = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fedas_client_auth_failures_total",
 		Help: "Client authentication failures, by method and client (unknown when not registered)."}, []string{"method", "client_id"})
 	m.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fedas_rate_limited_total",
@@ -161,7 +164,7 @@ func New(o Options) *Metrics {
 		Help: "1 while storage answers, 0 from the first failure that says it is unreachable until it answers again."})
 	m.storageUp.Set(1)
 	for _, c := range []prometheus.Collector{m.httpRequests, m.httpDuration, m.outcomes, m.signIns, m.hops, m.downstreamDur,
-		m.tokens, m.codeReuse, m.clientAuth, m.rateLimited, m.rateFailOpen, m.redisDuration, m.redisErrors, m.storageUp} {
+		m.tokens, m.codeReuse, m.refreshReuse, m.clientAuth, m.rateLimited, m.rateFailOpen, m.redisDuration, m.redisErrors, m.storageUp} {
 		f(c)
 	}
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
@@ -311,6 +314,8 @@ func (m *Metrics) Event(_ context.Context, ev events.Event) {
 		inc2(m.tokens, grantType(ev.GrantType), m.client(ev.ClientID))
 	case events.CodeReuse:
 		inc2(m.codeReuse, m.client(ev.ClientID), ev.Reason)
+	case events.RefreshReuse:
+		inc2(m.refreshReuse, m.client(ev.ClientID), ev.Reason)
 	case events.ClientAuthFailure:
 		inc2(m.clientAuth, authMethod(ev.Method), m.client(ev.ClientID))
 	case events.RateLimitHit, events.SignInThrottled:

@@ -46,6 +46,7 @@ func TestLabels_Bounded(t *testing.T) {
 		{Name: events.FederationFailed, Downstream: "not-configured", Reason: "unavailable", Call: events.CallPush, Duration: time.Second},
 		{Name: events.FederationStarted, Downstream: "bank", Call: events.CallPush, Duration: time.Second},
 		{Name: events.RateLimitHit, Scope: "client"},
+		{Name: events.RefreshReuse, ClientID: "attacker-chosen", Reason: "reused"},
 	} {
 		m.Event(ctx, ev)
 	}
@@ -60,7 +61,8 @@ func TestLabels_Bounded(t *testing.T) {
 		Add(1, "fedas_federation_hops_total", "downstream", "bank", "result", "started").
 		Add(1, "fedas_federation_downstream_duration_seconds_count", "downstream", "unknown", "call", "push").
 		Add(1, "fedas_federation_downstream_duration_seconds_count", "downstream", "bank", "call", "push").
-		Add(1, "fedas_rate_limited_total", "scope", "client")
+		Add(1, "fedas_rate_limited_total", "scope", "client").
+		Add(1, "fedas_refresh_reuse_total", "client_id", "unknown", "reason", "reused")
 	after := metricstest.Snapshot(t, m.Registry())
 	require.Equal(t, want, metricstest.Delta(before, after))
 	require.Equal(t, 7.0, after[metricstest.Key("fedas_policy_version")])

@@ -24,6 +24,9 @@ type Client struct {
 	NativeCallbackURIs        []string
 	Federating                bool
 	AllowCredentialChallenges bool
+	// RefreshTokenRotation is config.Client.RefreshTokenRotation
+	// ("" is auto); server/refresh.go decides with it.
+	RefreshTokenRotation string
 }
 
 var _ fosite.OpenIDConnectClient = (*Client)(nil)
@@ -50,6 +53,7 @@ func buildClients(cfg []config.Client) (map[string]*Client, error) {
 			NativeCallbackURIs:        append([]string(nil), cc.NativeCallbackURIs...),
 			Federating:                cc.Federating,
 			AllowCredentialChallenges: cc.AllowCredentialChallenges,
+			RefreshTokenRotation:      cc.RefreshTokenRotation,
 		}
 		if cc.JWKS != "" {
 			set, err := jwksV3(cc.JWKS)

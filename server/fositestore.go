@@ -165,6 +165,8 @@ type codeMemo struct {
 	pkce     *storage.Record
 	tx       bool
 	writes   []storage.TokenWrite
+	// refresh is what a refresh request's checks found (refresh.go).
+	refresh *refreshState
 }
 
 type memoKey struct{}
@@ -231,6 +233,12 @@ func (s *fositeStore) Commit(ctx context.Context) error {
 	}
 	writes := m.writes
 	m.tx, m.writes = false, nil
+	return s.writeTokens(ctx, writes)
+}
+
+// writeTokens stores tokens in one step where the backend can (one
+// pipeline on Redis).
+func (s *fositeStore) writeTokens(ctx context.Context, writes []storage.TokenWrite) error {
 	if b, ok := s.st.(storage.TokenBatcher); ok {
 		return storageErr(b.CreateTokens(ctx, writes, storage.KindPKCE, nil))
 	}
@@ -260,6 +268,12 @@ func (s *fositeStore) get(ctx context.Context, kind storage.Kind, sig string, se
 		return nil, ferr
 	}
 	if errors.Is(err, storage.ErrInvalidated) {
+		if kind == storage.KindRefresh {
+			// A rotated refresh token: inactive for introspection and
+			// revocation (RFC 7662 §2.2, RFC 7009 §2.2); the refresh
+			// grant reads the store itself (refresh.go).
+			return ar, fosite.ErrInactiveToken
+		}
 		return ar, fosite.ErrInvalidatedAuthorizeCode
 	}
 	return ar, nil
@@ -335,10 +349,10 @@ func (s *fositeStore) DeleteRefreshTokenSession(ctx context.Context, sig string)
 	return storageErr(s.st.DeleteToken(ctx, storage.KindRefresh, sig))
 }
 
-// RotateRefreshToken implements oauth2.RefreshTokenStorage. fedas does not
-// rotate refresh tokens (FAPI 2.0 §5.3.2.1-9, SECURITY-RESULTS.md D10): the old
-// refresh token stays valid until it expires or is revoked, so a client
-// retrying a refresh whose response it lost is never locked out.
+// RotateRefreshToken implements oauth2.RefreshTokenStorage for the
+// interface's sake: fosite's refresh handler is not wired; refreshGrant
+// (refresh.go) rotates, per client, with storage's atomic
+// InvalidateRefresh.
 func (s *fositeStore) RotateRefreshToken(context.Context, string, string) error { return nil }
 
 // RevokeRefreshToken implements oauth2.TokenRevocationStorage (RFC 7009 §2.1).

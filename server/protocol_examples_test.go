@@ -702,7 +702,7 @@ func exampleLocal(t *testing.T) *example {
 	rf := x.postForm(t, "app → AS: refresh", as.token(), url.Values{"grant_type": {"refresh_token"}, "client_id": {"demo-app"}, "refresh_token": {tok.str("refresh_token")}})
 	require.Equal(t, http.StatusOK, rf.status, rf.raw)
 	rv := x.postForm(t, "app → AS: sign out: revoke the refresh token (RFC 7009), which revokes the grant", as.revoke(), url.Values{
-		"client_id": {"demo-app"}, "token": {tok.str("refresh_token")}, "token_type_hint": {"refresh_token"}})
+		"client_id": {"demo-app"}, "token": {rf.str("refresh_token")}, "token_type_hint": {"refresh_token"}})
 	require.Equal(t, http.StatusOK, rv.status, rv.raw)
 	ir = x.postForm(t, "resource server → AS: the access token is no longer active", as.intro(), url.Values{"token": {rf.str("access_token")}}, basic("demo-partner", partnerSecret))
 	require.Equal(t, false, ir.body["active"])

@@ -397,19 +397,6 @@ func TestRefresh_BoundToClientAndKey(t *testing.T) {
 	requireOAuthError(t, r, http.StatusUnauthorized, "invalid_client")
 }
 
-// D10: refresh tokens are not rotated: the same one works twice.
-func TestRefresh_NoRotationByDefault(t *testing.T) {
-	in := wrap(start(t, nil))
-	code, pk := in.signIn(t, "demo-app", "carol", "carol-pw", "")
-	rt := in.redeem(t, "demo-app", code, pk).str("refresh_token")
-	c := in.Client(t, "demo-app")
-	for i := 0; i < 2; i++ {
-		tok, err := c.Refresh(context.Background(), rt)
-		require.NoError(t, err, "refresh %d", i)
-		require.NotEmpty(t, tok.AccessToken)
-	}
-}
-
 // E01–E02: PKCE S256 is required for public clients; plain is rejected.
 func TestPKCE_RequiredS256(t *testing.T) {
 	in := wrap(start(t, nil))
@@ -543,9 +530,15 @@ func TestRevocation(t *testing.T) {
 	rt = in.redeem(t, "demo-app", code, pk).str("refresh_token")
 	ref, err := in.Client(t, "demo-app").Refresh(context.Background(), rt)
 	require.NoError(t, err)
+	// demo-app's refresh tokens rotate: the used one is already inactive,
+	// so revoking it is a 200 that changes nothing (§2.2); the current one
+	// revokes the grant.
 	r = post(t, in.revoke(), url.Values{"token": {rt}, "client_id": {"demo-app"}})
 	require.Equal(t, http.StatusOK, r.status, r.raw)
-	require.Equal(t, false, in.introspect(t, rt).body["active"])
+	require.Equal(t, true, in.introspect(t, ref.AccessToken).body["active"])
+	r = post(t, in.revoke(), url.Values{"token": {ref.RefreshToken}, "client_id": {"demo-app"}})
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+	require.Equal(t, false, in.introspect(t, ref.RefreshToken).body["active"])
 	require.Equal(t, false, in.introspect(t, ref.AccessToken).body["active"])
 
 	r = post(t, in.revoke(), url.Values{"token": {"ory_at_unknown.unknown"}, "client_id": {"demo-app"}})

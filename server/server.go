@@ -198,12 +198,7 @@ func New(o Options) (*Server, error) {
 		TokenRevocationStorage: s.fstore,
 		Config:                 fc,
 	}
-	refresh := &oauth2.RefreshTokenGrantHandler{
-		AccessTokenStrategy:    s.strategy,
-		RefreshTokenStrategy:   s.strategy,
-		TokenRevocationStorage: s.fstore,
-		Config:                 fc,
-	}
+	refresh := &refreshGrant{s: s} // rotation and reuse: refresh.go
 	pk := &pkce.Handler{AuthorizeCodeStrategy: s.strategy, Storage: s.fstore, Config: fc}
 	validator := &oauth2.CoreValidator{CoreStrategy: s.strategy, CoreStorage: s.fstore, Config: fc}
 	revoke := &oauth2.TokenRevocationHandler{TokenRevocationStorage: s.fstore, AccessTokenStrategy: s.strategy, RefreshTokenStrategy: s.strategy}

@@ -14,8 +14,9 @@ import (
 
 // token serves the token endpoint (RFC 6749 §3.2) through fosite: the
 // authorization_code grant with PKCE and no redirect_uri (FiPA-04 §6), and
-// refresh_token. A second redemption of a code gets invalid_grant and
-// revokes what the first issued (RFC 6749 §4.1.2).
+// refresh_token (refresh.go: rotation per client, RFC 9700 §4.14.2). A
+// second redemption of a code gets invalid_grant and revokes what the
+// first issued (RFC 6749 §4.1.2); so does a rotated refresh token.
 func (s *Server) token(c echo.Context) error {
 	ctx := c.Request().Context()
 	if gt := formOf(c).Get("grant_type"); gt != "authorization_code" && gt != "refresh_token" {
@@ -51,7 +52,7 @@ func (s *Server) token(c echo.Context) error {
 	}
 	resp, err := s.oauth.NewAccessResponse(ctx, ar)
 	if err != nil {
-		if errors.Is(err, fosite.ErrInvalidGrant) || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+		if ar.GetGrantTypes().ExactOne("authorization_code") && (errors.Is(err, fosite.ErrInvalidGrant) || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode)) {
 			// fosite wraps our store's "already redeemed" answer from the
 			// atomic invalidation in a server_error: the loser of a
 			// redemption race gets invalid_grant, not a 500 (SECURITY-RESULTS.md C1).

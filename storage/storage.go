@@ -10,9 +10,9 @@
 // Contract rules, binding for every backend:
 //   - Every artefact has a lifetime; a backend MUST NOT return an artefact
 //     after its TTL has passed, and MUST NOT keep it forever.
-//   - Every single-use transition (InvalidateCode, ConsumeToken,
-//     UpdateAuthSession, DeleteAuthSession, MarkUsed) MUST be one atomic
-//     step: of N concurrent callers exactly one succeeds.
+//   - Every single-use transition (InvalidateCode, InvalidateRefresh,
+//     ConsumeToken, UpdateAuthSession, DeleteAuthSession, MarkUsed) MUST be
+//     one atomic step: of N concurrent callers exactly one succeeds.
 //   - A backend MUST return ErrNotFound (wrapped or not) for unknown or
 //     expired keys and ErrUnavailable (wrapped) when the backing service
 //     fails, never a driver-specific sentinel such as redis.Nil.
@@ -33,9 +33,10 @@ var (
 	// compare-and-swap lost its race.
 	ErrConflict = errors.New("storage: conflict")
 	// ErrInvalidated is returned by Token for an authorization code that
-	// has been redeemed already; the record is returned with it so the
-	// caller can revoke what the first redemption issued (RFC 6749 §4.1.2).
-	ErrInvalidated = errors.New("storage: authorization code already redeemed")
+	// has been redeemed already, or a refresh token that has been rotated;
+	// the record is returned with it so the caller can revoke what the
+	// first use issued (RFC 6749 §4.1.2; RFC 9700 §4.14.2).
+	ErrInvalidated = errors.New("storage: single-use token already used")
 	// ErrUnavailable means the backing service failed; the server answers
 	// 503 temporarily_unavailable and issues nothing.
 	ErrUnavailable = errors.New("storage: backend unavailable")
@@ -87,8 +88,8 @@ type TokenStore interface {
 	// CreateCode stores an authorization code and its PKCE request session
 	// (same signature, same record) in one step, for ttl.
 	CreateCode(ctx context.Context, signature string, rec Record, ttl time.Duration) error
-	// Token returns the record. For an invalidated code it returns the
-	// record together with ErrInvalidated.
+	// Token returns the record. For an invalidated code or refresh token
+	// it returns the record together with ErrInvalidated.
 	Token(ctx context.Context, kind Kind, signature string) (Record, error)
 	// DeleteToken removes the artefact; deleting a missing one is not an error.
 	DeleteToken(ctx context.Context, kind Kind, signature string) error
@@ -97,9 +98,17 @@ type TokenStore interface {
 	// it does not exist. The code stays readable (with ErrInvalidated) until
 	// its TTL ends so that a second redemption can be recognised.
 	InvalidateCode(ctx context.Context, signature string) error
+	// InvalidateRefresh marks a refresh token rotated, atomically (RFC 9700
+	// §4.14.2): of concurrent callers exactly one gets nil, the others
+	// ErrConflict; it returns ErrNotFound when the token does not exist.
+	// The token stays readable (Token returns its record with
+	// ErrInvalidated) until its TTL ends, so that a later use is
+	// recognised as reuse; RevokeRequest still deletes it.
+	InvalidateRefresh(ctx context.Context, signature string) error
 	// ConsumeToken atomically reads and deletes an artefact (single use,
 	// e.g. a PAR request_uri). Of concurrent callers exactly one gets the
-	// record; the others get ErrNotFound.
+	// record; the others get ErrNotFound. An invalidated code or refresh
+	// token comes back with ErrInvalidated, as from Token.
 	ConsumeToken(ctx context.Context, kind Kind, signature string) (Record, error)
 	// RevokeRequest deletes every artefact of kind (KindAccess or
 	// KindRefresh) issued for requestID.

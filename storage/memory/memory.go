@@ -37,7 +37,7 @@ type tokenKey struct {
 
 type tokenEntry struct {
 	rec  storage.Record
-	used bool // an invalidated authorization code
+	used bool // an invalidated authorization code or rotated refresh token
 	exp  time.Time
 }
 
@@ -236,8 +236,25 @@ func (s *Store) InvalidateCode(_ context.Context, signature string) error {
 	return nil
 }
 
+// InvalidateRefresh implements storage.TokenStore: the same flag as a
+// redeemed code's, under the one mutex.
+func (s *Store) InvalidateRefresh(_ context.Context, signature string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.live(tokenKey{storage.KindRefresh, signature}, s.now())
+	switch {
+	case !ok:
+		return storage.ErrNotFound
+	case e.used:
+		return storage.ErrConflict
+	}
+	e.used = true
+	return nil
+}
+
 // ConsumeToken implements storage.TokenStore. Consuming an invalidated
-// code returns its record with ErrInvalidated, as Token does.
+// code or refresh token returns its record with ErrInvalidated, as Token
+// does.
 func (s *Store) ConsumeToken(_ context.Context, kind storage.Kind, signature string) (storage.Record, error) {
 	if err := checkKind(kind); err != nil {
 		return storage.Record{}, err

@@ -12,6 +12,8 @@
 //	P tok:{<signature>}:<kind>   string: the record as JSON
 //	P tok:{<signature>}:code     hash {rec, used}: an authorization code
 //	P tok:{<signature>}:pkce     string, written with the code in one step
+//	P tok:{<signature>}:refresh:used  "1": the refresh token was rotated
+//	                             (InvalidateRefresh); the token's TTL
 //	P req:{<request id>}:<kind>  set of access/refresh signatures, for
 //	                             RevokeRequest; its TTL only ever grows
 //	P as:{<id>}                  hash {step, data}: an auth session,
@@ -40,8 +42,8 @@
 // # Single use
 //
 // Every single-use transition is one atomic command on the primary whose
-// return value decides the outcome (docs/redis.md rule 2): InvalidateCode and
-// the auth-session compare-and-swaps are Lua scripts, ConsumeToken is
+// return value decides the outcome (docs/redis.md rule 2): InvalidateCode,
+// InvalidateRefresh and the auth-session compare-and-swaps are Lua scripts, ConsumeToken is
 // GETDEL, MarkUsed is SET NX. Of N concurrent callers exactly one wins.
 // Reads never go to replicas (rule 3). Replication is asynchronous, so a
 // consume acknowledged by a primary that dies before replicating it can be

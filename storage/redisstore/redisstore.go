@@ -126,6 +126,12 @@ func (s *Store) tokenKey(kind storage.Kind, sig string) string {
 	return s.prefix + "tok:{" + sig + "}:" + string(kind)
 }
 
+// rotatedKey marks a rotated refresh token (InvalidateRefresh); it shares
+// the token's hash tag, so both are read and written in one step.
+func (s *Store) rotatedKey(sig string) string {
+	return s.tokenKey(storage.KindRefresh, sig) + ":used"
+}
+
 func (s *Store) indexKey(kind storage.Kind, requestID string) string {
 	return s.prefix + "req:{" + requestID + "}:" + string(kind)
 }
@@ -292,6 +298,22 @@ func (s *Store) read(ctx context.Context, op string, kind storage.Kind, signatur
 		}
 		return codeResult(vals)
 	}
+	if kind == storage.KindRefresh {
+		var vals []any
+		var err error
+		if consume {
+			vals, err = consumeRefresh.Run(ctx, s.client, []string{key, s.rotatedKey(signature)}).Slice()
+		} else {
+			vals, err = s.client.MGet(ctx, key, s.rotatedKey(signature)).Result()
+		}
+		if errors.Is(err, redis.Nil) {
+			return storage.Record{}, storage.ErrNotFound
+		}
+		if err != nil {
+			return storage.Record{}, s.fail(op, err)
+		}
+		return refreshResult(vals)
+	}
 	get := s.client.Get
 	if consume {
 		get = s.client.GetDel
@@ -325,6 +347,26 @@ func codeResult(vals []any) (storage.Record, error) {
 	return rec, nil
 }
 
+// refreshResult interprets [rec, marker] of a refresh token: any marker
+// value means rotated (MGET gives "1", consumeRefresh "0" or "1").
+func refreshResult(vals []any) (storage.Record, error) {
+	if len(vals) != 2 {
+		return storage.Record{}, storage.ErrNotFound
+	}
+	v, ok := vals[0].(string)
+	if !ok {
+		return storage.Record{}, storage.ErrNotFound
+	}
+	rec, err := decodeRecord(v)
+	if err != nil {
+		return storage.Record{}, err
+	}
+	if used, _ := vals[1].(string); used == "1" {
+		return rec, storage.ErrInvalidated
+	}
+	return rec, nil
+}
+
 // DeleteToken implements storage.TokenStore. A signature that cannot be a
 // key has nothing to delete.
 func (s *Store) DeleteToken(ctx context.Context, kind storage.Kind, signature string) error {
@@ -336,7 +378,11 @@ func (s *Store) DeleteToken(ctx context.Context, kind storage.Kind, signature st
 	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	if err := s.client.Del(ctx, s.tokenKey(kind, signature)).Err(); err != nil {
+	keys := []string{s.tokenKey(kind, signature)}
+	if kind == storage.KindRefresh {
+		keys = append(keys, s.rotatedKey(signature)) // same slot
+	}
+	if err := s.client.Del(ctx, keys...).Err(); err != nil {
 		return s.fail("DeleteToken", err)
 	}
 	return nil
@@ -369,9 +415,25 @@ func casResult(n int) error {
 	}
 }
 
+// InvalidateRefresh implements storage.TokenStore with one script that
+// sets the token's rotation marker if absent, with the token's remaining
+// TTL; its return value decides the outcome.
+func (s *Store) InvalidateRefresh(ctx context.Context, signature string) error {
+	if !validKey(signature) {
+		return storage.ErrNotFound
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	n, err := invalidateRefresh.Run(ctx, s.client, []string{s.tokenKey(storage.KindRefresh, signature), s.rotatedKey(signature)}).Int()
+	if err != nil {
+		return s.fail("InvalidateRefresh", err)
+	}
+	return casResult(n)
+}
+
 // ConsumeToken implements storage.TokenStore with GETDEL (a script for
-// the code hash, which returns ErrInvalidated with a redeemed code's
-// record, as Token does).
+// the code hash and for a refresh token and its rotation marker, which
+// return ErrInvalidated with a used one's record, as Token does).
 func (s *Store) ConsumeToken(ctx context.Context, kind storage.Kind, signature string) (storage.Record, error) {
 	return s.read(ctx, "ConsumeToken", kind, signature, true)
 }
@@ -404,6 +466,9 @@ func (s *Store) RevokeRequest(ctx context.Context, kind storage.Kind, requestID 
 	for _, sig := range sigs {
 		if validKey(sig) {
 			pipe.Unlink(ctx, s.tokenKey(kind, sig))
+			if kind == storage.KindRefresh {
+				pipe.Unlink(ctx, s.rotatedKey(sig))
+			}
 		}
 		members = append(members, sig)
 	}

@@ -40,6 +40,28 @@ redis.call('DEL', KEYS[1])
 return v
 `)
 
+	// invalidateRefresh marks a refresh token rotated: a marker key beside
+	// the token (same hash tag), set only if absent and given the token's
+	// remaining TTL, so that it never outlives the token and the token's
+	// own value (a plain string, as before rotation existed) is untouched.
+	// KEYS: token, marker.
+	invalidateRefresh = redis.NewScript(`
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl <= 0 then return 0 end
+if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ttl) then return 1 end
+return -1
+`)
+
+	// consumeRefresh reads and deletes a refresh token and its marker:
+	// [rec, used] or nil. KEYS: token, marker.
+	consumeRefresh = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+local used = redis.call('EXISTS', KEYS[2])
+redis.call('DEL', KEYS[1], KEYS[2])
+return {v, tostring(used)}
+`)
+
 	// indexAdd adds a signature to a request's index and extends the
 	// index's TTL to at least the token's, never shortening it (a plain
 	// PEXPIRE GT would not apply to the fresh key, which has no TTL yet).

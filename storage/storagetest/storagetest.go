@@ -47,6 +47,7 @@ func Run(t *testing.T, newStore func(t testing.TB) storage.Store) {
 		{"TokenOverwriteAndCopies", testTokenCopies},
 		{"DeleteToken", testDeleteToken},
 		{"InvalidateCode", testInvalidateCode},
+		{"InvalidateRefresh", testInvalidateRefresh},
 		{"ConsumeToken", testConsumeToken},
 		{"RevokeRequest", testRevokeRequest},
 		{"AuthSession", testAuthSession},
@@ -301,6 +302,68 @@ func testInvalidateCode(t *testing.T, s storage.Store) {
 	}
 }
 
+// testInvalidateRefresh: refresh-token rotation's single-use mark
+// (RFC 9700 §4.14.2). A rotated token stays readable, flagged, so that
+// its reuse is recognised and can revoke its family; revocation and
+// deletion still remove it; it concerns that one token only.
+func testInvalidateRefresh(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	t.Run("rotated stays readable, flagged", func(t *testing.T) {
+		sig, rec := id("rt"), record()
+		require.NoError(t, s.CreateToken(ctx, storage.KindRefresh, sig, rec, longTTL))
+		got, err := s.Token(ctx, storage.KindRefresh, sig)
+		require.NoError(t, err, "not rotated yet")
+		requireRecord(t, rec, got)
+		require.NoError(t, s.InvalidateRefresh(ctx, sig))
+		got, err = s.Token(ctx, storage.KindRefresh, sig)
+		require.ErrorIs(t, err, storage.ErrInvalidated)
+		requireRecord(t, rec, got)
+		require.ErrorIs(t, s.InvalidateRefresh(ctx, sig), storage.ErrConflict)
+		got, err = s.Token(ctx, storage.KindRefresh, sig)
+		require.ErrorIs(t, err, storage.ErrInvalidated)
+		requireRecord(t, rec, got)
+	})
+	t.Run("only that token", func(t *testing.T) {
+		rec := record()
+		a, b := id("rt"), id("rt")
+		require.NoError(t, s.CreateToken(ctx, storage.KindRefresh, a, rec, longTTL))
+		require.NoError(t, s.CreateToken(ctx, storage.KindRefresh, b, rec, longTTL))
+		at := id("at")
+		require.NoError(t, s.CreateToken(ctx, storage.KindAccess, at, rec, longTTL))
+		require.NoError(t, s.InvalidateRefresh(ctx, a))
+		_, err := s.Token(ctx, storage.KindRefresh, b)
+		require.NoError(t, err, "a sibling of the same request")
+		_, err = s.Token(ctx, storage.KindAccess, at)
+		require.NoError(t, err, "the request's access token")
+	})
+	t.Run("unknown", func(t *testing.T) {
+		require.ErrorIs(t, s.InvalidateRefresh(ctx, id("never")), storage.ErrNotFound)
+		// An access token of that signature is not a refresh token.
+		sig := id("at")
+		require.NoError(t, s.CreateToken(ctx, storage.KindAccess, sig, record(), longTTL))
+		require.ErrorIs(t, s.InvalidateRefresh(ctx, sig), storage.ErrNotFound)
+	})
+	t.Run("revoked and deleted", func(t *testing.T) {
+		rec := record()
+		rotated, live := id("rt"), id("rt")
+		require.NoError(t, s.CreateToken(ctx, storage.KindRefresh, rotated, rec, longTTL))
+		require.NoError(t, s.CreateToken(ctx, storage.KindRefresh, live, rec, longTTL))
+		require.NoError(t, s.InvalidateRefresh(ctx, rotated))
+		require.NoError(t, s.RevokeRequest(ctx, storage.KindRefresh, rec.RequestID))
+		for _, sig := range []string{rotated, live} {
+			_, err := s.Token(ctx, storage.KindRefresh, sig)
+			require.ErrorIs(t, err, storage.ErrNotFound)
+			require.ErrorIs(t, s.InvalidateRefresh(ctx, sig), storage.ErrNotFound)
+		}
+		del := id("rt")
+		require.NoError(t, s.CreateToken(ctx, storage.KindRefresh, del, rec, longTTL))
+		require.NoError(t, s.InvalidateRefresh(ctx, del))
+		require.NoError(t, s.DeleteToken(ctx, storage.KindRefresh, del))
+		_, err := s.Token(ctx, storage.KindRefresh, del)
+		require.ErrorIs(t, err, storage.ErrNotFound)
+	})
+}
+
 func testConsumeToken(t *testing.T, s storage.Store) {
 	ctx := t.Context()
 	for _, kind := range storage.Kinds {
@@ -325,6 +388,17 @@ func testConsumeToken(t *testing.T, s storage.Store) {
 		requireRecord(t, rec, got)
 		_, err = s.ConsumeToken(ctx, storage.KindCode, sig)
 		require.ErrorIs(t, err, storage.ErrNotFound)
+	})
+	t.Run("rotated refresh token", func(t *testing.T) {
+		sig, rec := id("sig"), record()
+		require.NoError(t, s.CreateToken(ctx, storage.KindRefresh, sig, rec, longTTL))
+		require.NoError(t, s.InvalidateRefresh(ctx, sig))
+		got, err := s.ConsumeToken(ctx, storage.KindRefresh, sig)
+		require.ErrorIs(t, err, storage.ErrInvalidated)
+		requireRecord(t, rec, got)
+		_, err = s.ConsumeToken(ctx, storage.KindRefresh, sig)
+		require.ErrorIs(t, err, storage.ErrNotFound)
+		require.ErrorIs(t, s.InvalidateRefresh(ctx, sig), storage.ErrNotFound)
 	})
 }
 
@@ -541,6 +615,16 @@ func testExpiry(t *testing.T, s storage.Store) {
 	require.NoError(t, s.InvalidateCode(ctx, used))
 	checks = append(checks, check{"invalidated code", func() error { _, err := s.Token(ctx, storage.KindCode, used); return err }})
 
+	// Rotation keeps the refresh token's TTL: neither the token nor its
+	// mark outlives it, and no mark is left to flag a later token.
+	rotated := id("rt")
+	require.NoError(t, s.CreateToken(ctx, storage.KindRefresh, rotated, record(), shortTTL))
+	require.NoError(t, s.InvalidateRefresh(ctx, rotated))
+	checks = append(checks,
+		check{"rotated refresh token", func() error { _, err := s.Token(ctx, storage.KindRefresh, rotated); return err }},
+		check{"InvalidateRefresh", func() error { return s.InvalidateRefresh(ctx, rotated) }},
+	)
+
 	sess := session()
 	sess.ExpiresAt = time.Now().Add(shortTTL)
 	require.NoError(t, s.CreateAuthSession(ctx, sess))
@@ -617,6 +701,21 @@ func testRace(t *testing.T, s storage.Store) {
 					assert.ErrorIs(t, err, storage.ErrInvalidated)
 				})
 				return func(int) error { return s.InvalidateCode(ctx, sig) }
+			},
+			lose: []error{storage.ErrConflict},
+		},
+		{
+			// Refresh-token rotation: of concurrent refreshes with one
+			// token exactly one may issue a successor (RFC 9700 §4.14.2).
+			name: "InvalidateRefresh",
+			setup: func(t *testing.T) func(int) error {
+				sig := id("rt")
+				require.NoError(t, s.CreateToken(ctx, storage.KindRefresh, sig, record(), longTTL))
+				t.Cleanup(func() {
+					_, err := s.Token(context.Background(), storage.KindRefresh, sig)
+					assert.ErrorIs(t, err, storage.ErrInvalidated)
+				})
+				return func(int) error { return s.InvalidateRefresh(ctx, sig) }
 			},
 			lose: []error{storage.ErrConflict},
 		},
