@@ -205,7 +205,7 @@ func TestRedteam2_Concurrent_WebCallbackTwice(t *testing.T) {
 func TestRedteam2_Concurrent_BrowserTabs(t *testing.T) {
 	for _, b := range backends2() {
 		t.Run(b.name, func(t *testing.T) {
-			in := wrap(start(t, b.store(t), appSecConfig, noRateLimits)) // racers sign-ins of one account at once
+			in := wrap(start(t, b.store(t), appSecConfig, noRateLimits, wideGate)) // racers sign-ins of one account at once
 			ru, _ := fpConfFallback(t, in)
 			sessions := make(chan string, racers)
 			for i := 0; i < racers; i++ {

@@ -315,7 +315,7 @@ func TestCode_BoundToClient(t *testing.T) {
 
 // D04: codes, tokens and request_uris are unique and ≥128 bits.
 func TestCredentials_Entropy(t *testing.T) {
-	in := wrap(start(t, nil, noRateLimits)) // 200 sign-ins of one account, 1000 PARs at once
+	in := wrap(start(t, nil, noRateLimits, wideGate)) // 200 sign-ins of one account, 1000 PARs at once
 	seen := map[string]bool{}
 	check := func(kind, v string, prefix string) {
 		require.True(t, strings.HasPrefix(v, prefix), "%s %q", kind, v)

@@ -169,8 +169,11 @@ func New(o Options) (*Server, error) {
 		AccessTokenIssuer:               cfg.Issuer,
 		EnforcePKCEForPublicClients:     true,
 		ScopeStrategy:                   fosite.ExactScopeStrategy,
-		ClientSecretsHasher:             policy.SecretHasher{},
-		SendDebugMessagesToClients:      false,
+		// Set, not left to fosite: its getter fills a nil strategy in on
+		// first use, a write that races under concurrent requests.
+		AudienceMatchingStrategy:   fosite.DefaultAudienceMatchingStrategy,
+		ClientSecretsHasher:        policy.SecretHasher{},
+		SendDebugMessagesToClients: false,
 	}, tokenURLs: []string{cfg.Issuer + PathToken, cfg.Issuer, cfg.Issuer + PathPAR}}
 	s.fcfg = fc
 	s.strategy = oauth2.NewHMACSHAStrategy(&fositehmac.HMACStrategy{Config: fc}, fc)
