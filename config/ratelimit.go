@@ -98,8 +98,12 @@ var RateEndpoints = map[string][]string{
 //     carrier-grade NAT shares an address, and one sign-in is one session
 //     — and 50 follow-ups per second (a sign-in has two to four). Servers
 //     (PAR, token, introspection, revocation callers) get more.
-//   - client: 500 per second (burst 1000): the whole population of an
-//     app; it bounds what one client can cost the server, not a user.
+//   - client: 2000 session creations, PARs and revocations and 5000
+//     token and introspection requests per second (burst twice that):
+//     the whole population of an app. It bounds what one client can cost
+//     the server, above what a 2-vCPU instance serves (BENCHMARKS.md),
+//     because anyone can name a public client: a lower limit would let
+//     an attacker keep every user of the app out.
 //   - account: no default. Anyone can name an account, so any limit per
 //     account is a lever to keep its owner out (a lockout weapon): the
 //     account lockout of the password step protects accounts instead,
@@ -114,7 +118,7 @@ func DefaultRateRules() []RateRule {
 	}
 	return []RateRule{
 		r(RateNativeInitial, ScopeIP, 20, time.Second, 60),
-		r(RateNativeInitial, ScopeClient, 500, time.Second, 1000),
+		r(RateNativeInitial, ScopeClient, 2000, time.Second, 4000),
 		r(RateNativeFollowUp, ScopeSession, 10, time.Second, 30),
 		r(RateNativeFollowUp, ScopeIP, 50, time.Second, 150),
 		r(RateResponse, ScopeSession, 10, time.Second, 30),
@@ -123,13 +127,13 @@ func DefaultRateRules() []RateRule {
 		r(RateBrowserSubmit, ScopeSession, 10, time.Second, 30),
 		r(RateBrowserSubmit, ScopeIP, 20, time.Second, 60),
 		r(RatePAR, ScopeIP, 100, time.Second, 200),
-		r(RatePAR, ScopeClient, 500, time.Second, 1000),
+		r(RatePAR, ScopeClient, 2000, time.Second, 4000),
 		r(RateToken, ScopeIP, 100, time.Second, 200),
-		r(RateToken, ScopeClient, 500, time.Second, 1000),
+		r(RateToken, ScopeClient, 5000, time.Second, 10000),
 		r(RateIntrospect, ScopeIP, 1000, time.Second, 2000),
-		r(RateIntrospect, ScopeClient, 1000, time.Second, 2000),
+		r(RateIntrospect, ScopeClient, 5000, time.Second, 10000),
 		r(RateRevoke, ScopeIP, 100, time.Second, 200),
-		r(RateRevoke, ScopeClient, 500, time.Second, 1000),
+		r(RateRevoke, ScopeClient, 2000, time.Second, 4000),
 	}
 }
 

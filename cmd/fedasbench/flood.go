@@ -318,7 +318,7 @@ func (e *env) floodSessions(ctx context.Context, o options, fs *floodStats, atta
 		st, _ := post(fctx, attacker, e.meta.NativeEndpoint(), form)
 		attacks.add(st)
 	})
-	attackElapsed := time.Since(start)
+	attackElapsed := min(time.Since(start), o.duration) // the schedule's span, not the drain's
 	wg.Wait()
 	fs.AttackSent, fs.AttackSkipped, fs.AttackPerS = sent, skipped, float64(sent)/attackElapsed.Seconds()
 	fs.Legit = legit.stats("complete local sign-ins (initial, password, code, token) from distinct addresses", time.Since(start))
@@ -369,8 +369,9 @@ func (e *env) floodPasswords(ctx context.Context, o options, fs *floodStats, att
 						err = (&worker{e: e}).fail("as1 token", err)
 					}
 					ph.add(time.Since(t), err)
-					if err != nil {
-						return // a lost refresh token ends this worker
+					var se *sdk.Err
+					if err != nil && !(errors.As(err, &se) && (se.Status == http.StatusTooManyRequests || se.Status == http.StatusServiceUnavailable)) {
+						return // a lost refresh token ends this worker (a 429 or 503 burns nothing)
 					}
 				}
 			}()
@@ -403,7 +404,7 @@ func (e *env) floodPasswords(ctx context.Context, o options, fs *floodStats, att
 			"username": {"nobody-" + randHex(4)}, "password": {"wrong-" + randHex(4)}})
 		attacks.add("password " + st)
 	})
-	elapsed := time.Since(start)
+	elapsed := min(time.Since(start), o.duration) // the schedule's span, not the drain's
 	fs.Legit = <-done
 	fs.AttackSent, fs.AttackSkipped, fs.AttackPerS = sent, skipped, float64(sent)/elapsed.Seconds()
 	return nil
