@@ -567,6 +567,7 @@ func TestPasswordGate_FloodGets503NotStarvation(t *testing.T) {
 		require.Equal(t, http.StatusOK, getURL(t, in.URL+"/jwks.json").status)
 		rf := post(t, in.token(), url.Values{"grant_type": {"refresh_token"}, "client_id": {"demo-app"}, "refresh_token": {refresh}})
 		require.Equal(t, http.StatusOK, rf.status, rf.raw)
+		refresh = rf.str("refresh_token") // demo-app's tokens rotate
 	}
 	close(done)
 	wg.Wait()
