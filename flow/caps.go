@@ -91,15 +91,18 @@ func (e *Engine) scopes(clientID, ip string) (keys []string, caps []int, names [
 		keys, caps, names = append(keys, "c."+e.liveDigest("client", clientID)), append(caps, n), append(names, ScopeLiveClient)
 	}
 	if n := e.o.Live.PerIP; n > 0 && ip != "" {
-		keys, caps, names = append(keys, "ip."+e.liveDigest("ip", addressScope(ip))), append(caps, n), append(names, ScopeLiveIP)
+		keys, caps, names = append(keys, "ip."+e.liveDigest("ip", AddressScope(ip))), append(caps, n), append(names, ScopeLiveIP)
 	}
 	return keys, caps, names
 }
 
-// addressScope is the part of an address that identifies one caller: an
-// IPv4 address, or an IPv6 address's /64 (one host's usual allocation:
-// a caller with a /64 must not get 2^64 times the cap).
-func addressScope(ip string) string {
+// AddressScope is the part of an address that identifies one caller: an
+// IPv4 address (an IPv4-mapped IPv6 address as IPv4), or an IPv6
+// address's /64 (one host's usual allocation: a caller with a /64 must
+// not get 2^64 times the cap). The live-session caps and the account
+// lockout (authn/lockout) both count callers by it (docs/security.md
+// "Client addresses").
+func AddressScope(ip string) string {
 	a, err := netip.ParseAddr(ip)
 	if err != nil {
 		return ip

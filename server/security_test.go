@@ -530,16 +530,22 @@ func TestRevocation(t *testing.T) {
 	rt = in.redeem(t, "demo-app", code, pk).str("refresh_token")
 	ref, err := in.Client(t, "demo-app").Refresh(context.Background(), rt)
 	require.NoError(t, err)
-	// demo-app's refresh tokens rotate: the used one is already inactive,
-	// so revoking it is a 200 that changes nothing (§2.2); the current one
-	// revokes the grant.
-	r = post(t, in.revoke(), url.Values{"token": {rt}, "client_id": {"demo-app"}})
-	require.Equal(t, http.StatusOK, r.status, r.raw)
-	require.Equal(t, true, in.introspect(t, ref.AccessToken).body["active"])
+	// demo-app's refresh tokens rotate: the current one revokes the grant,
+	// and so does the used one, rotated away (revoke_rotated.go: a client
+	// signing out with it after a thief refreshed first must end the
+	// thief's chain; SECURITY-RESULTS.md AB12).
 	r = post(t, in.revoke(), url.Values{"token": {ref.RefreshToken}, "client_id": {"demo-app"}})
 	require.Equal(t, http.StatusOK, r.status, r.raw)
 	require.Equal(t, false, in.introspect(t, ref.RefreshToken).body["active"])
 	require.Equal(t, false, in.introspect(t, ref.AccessToken).body["active"])
+	code, pk = in.signIn(t, "demo-app", "carol", "carol-pw", "")
+	rt = in.redeem(t, "demo-app", code, pk).str("refresh_token")
+	ref, err = in.Client(t, "demo-app").Refresh(context.Background(), rt)
+	require.NoError(t, err)
+	r = post(t, in.revoke(), url.Values{"token": {rt}, "client_id": {"demo-app"}})
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+	require.Equal(t, false, in.introspect(t, ref.AccessToken).body["active"])
+	require.Equal(t, false, in.introspect(t, ref.RefreshToken).body["active"])
 
 	r = post(t, in.revoke(), url.Values{"token": {"ory_at_unknown.unknown"}, "client_id": {"demo-app"}})
 	require.Equal(t, http.StatusOK, r.status, r.raw)

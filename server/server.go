@@ -210,7 +210,7 @@ func New(o Options) (*Server, error) {
 	fc.TokenEndpointHandlers.Append(refresh)
 	fc.TokenEndpointHandlers.Append(pk)
 	fc.TokenIntrospectionHandlers.Append(validator)
-	fc.RevocationHandlers.Append(revoke)
+	fc.RevocationHandlers.Append(rotatedRevocation{s: s, next: revoke}) // revoke_rotated.go
 	fc.PushedAuthorizeEndpointHandlers.Append(parh)
 	s.oauth = fosite.NewOAuth2Provider(s.fstore, fc)
 	// Client assertions are verified with this server's clock and 10 s of

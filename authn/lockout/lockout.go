@@ -198,13 +198,15 @@ func (s *Service) digest(parts ...string) string {
 }
 
 // For returns the counters of username (whether or not an account has
-// that name) as seen from clientIP.
+// that name) as seen from clientIP. The address counts by
+// flow.AddressScope, as for the caps and the rate limits: an IPv6 caller
+// by its /64, so that a /64 does not buy 2^64 times the free failures.
 func (s *Service) For(username, clientIP string) Subject {
 	if s == nil {
 		return Subject{}
 	}
 	u := Normalize(username)
-	return Subject{group: s.digest("account", u), ip: "i." + s.digest("address", clientIP)}
+	return Subject{group: s.digest("account", u), ip: "i." + s.digest("address", flow.AddressScope(clientIP))}
 }
 
 func (sub Subject) name(c Counter) string {
