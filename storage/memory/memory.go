@@ -37,7 +37,7 @@ type tokenKey struct {
 
 type tokenEntry struct {
 	rec  storage.Record
-	used bool // an invalidated authorization code or rotated refresh token
+	used bool   // an invalidated authorization code or rotated refresh token
 	by   string // the rotation that invalidated a refresh token
 	exp  time.Time
 }
