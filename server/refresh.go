@@ -222,7 +222,7 @@ func (g *refreshGrant) PopulateTokenEndpointResponse(ctx context.Context, req fo
 		return err
 	}
 	if rotates(st.rotation, req.GetClient().IsPublic(), st.bound) {
-		switch err := s.store.InvalidateRefresh(ctx, st.sig); {
+		switch err := s.store.InvalidateRefresh(ctx, st.sig, refreshSig); {
 		case errors.Is(err, storage.ErrConflict):
 			// Another request rotated it first: indistinguishable from
 			// reuse (no grace window).

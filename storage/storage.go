@@ -101,10 +101,12 @@ type TokenStore interface {
 	// InvalidateRefresh marks a refresh token rotated, atomically (RFC 9700
 	// §4.14.2): of concurrent callers exactly one gets nil, the others
 	// ErrConflict; it returns ErrNotFound when the token does not exist.
-	// The token stays readable (Token returns its record with
-	// ErrInvalidated) until its TTL ends, so that a later use is
-	// recognised as reuse; RevokeRequest still deletes it.
-	InvalidateRefresh(ctx context.Context, signature string) error
+	// by names this rotation (the successor's signature): a call repeating
+	// the winner's by succeeds again, so that a driver's retry of a call
+	// that applied is not taken for reuse. The token stays readable (Token
+	// returns its record with ErrInvalidated) until its TTL ends, so that a
+	// later use is recognised as reuse; RevokeRequest still deletes it.
+	InvalidateRefresh(ctx context.Context, signature, by string) error
 	// ConsumeToken atomically reads and deletes an artefact (single use,
 	// e.g. a PAR request_uri). Of concurrent callers exactly one gets the
 	// record; the others get ErrNotFound. An invalidated code or refresh

@@ -37,7 +37,8 @@ type tokenKey struct {
 
 type tokenEntry struct {
 	rec  storage.Record
-	used bool // an invalidated authorization code or rotated refresh token
+	used bool   // an invalidated authorization code or rotated refresh token
+	by   string // the rotation that invalidated a refresh token
 	exp  time.Time
 }
 
@@ -238,17 +239,22 @@ func (s *Store) InvalidateCode(_ context.Context, signature string) error {
 
 // InvalidateRefresh implements storage.TokenStore: the same flag as a
 // redeemed code's, under the one mutex.
-func (s *Store) InvalidateRefresh(_ context.Context, signature string) error {
+func (s *Store) InvalidateRefresh(_ context.Context, signature, by string) error {
+	if by == "" {
+		return errors.New("memory: InvalidateRefresh: empty rotation id")
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.live(tokenKey{storage.KindRefresh, signature}, s.now())
 	switch {
 	case !ok:
 		return storage.ErrNotFound
+	case e.used && e.by == by:
+		return nil
 	case e.used:
 		return storage.ErrConflict
 	}
-	e.used = true
+	e.used, e.by = true, by
 	return nil
 }
 

@@ -12,8 +12,9 @@
 //	P tok:{<signature>}:<kind>   string: the record as JSON
 //	P tok:{<signature>}:code     hash {rec, used}: an authorization code
 //	P tok:{<signature>}:pkce     string, written with the code in one step
-//	P tok:{<signature>}:refresh:used  "1": the refresh token was rotated
-//	                             (InvalidateRefresh); the token's TTL
+//	P tok:{<signature>}:refresh:used  the rotation's id: the refresh
+//	                             token was rotated (InvalidateRefresh);
+//	                             the token's TTL
 //	P req:{<request id>}:<kind>  set of access/refresh signatures, for
 //	                             RevokeRequest; its TTL only ever grows
 //	P as:{<id>}                  hash {step, data}: an auth session,

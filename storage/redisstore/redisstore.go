@@ -347,8 +347,8 @@ func codeResult(vals []any) (storage.Record, error) {
 	return rec, nil
 }
 
-// refreshResult interprets [rec, marker] of a refresh token: any marker
-// value means rotated (MGET gives "1", consumeRefresh "0" or "1").
+// refreshResult interprets [rec, marker] of a refresh token: a marker
+// (the rotation's id) means rotated.
 func refreshResult(vals []any) (storage.Record, error) {
 	if len(vals) != 2 {
 		return storage.Record{}, storage.ErrNotFound
@@ -361,7 +361,7 @@ func refreshResult(vals []any) (storage.Record, error) {
 	if err != nil {
 		return storage.Record{}, err
 	}
-	if used, _ := vals[1].(string); used == "1" {
+	if by, _ := vals[1].(string); by != "" {
 		return rec, storage.ErrInvalidated
 	}
 	return rec, nil
@@ -416,15 +416,18 @@ func casResult(n int) error {
 }
 
 // InvalidateRefresh implements storage.TokenStore with one script that
-// sets the token's rotation marker if absent, with the token's remaining
-// TTL; its return value decides the outcome.
-func (s *Store) InvalidateRefresh(ctx context.Context, signature string) error {
+// sets the token's rotation marker to by if absent, with the token's
+// remaining TTL; its return value decides the outcome.
+func (s *Store) InvalidateRefresh(ctx context.Context, signature, by string) error {
 	if !validKey(signature) {
 		return storage.ErrNotFound
 	}
+	if by == "" {
+		return errors.New("redisstore: InvalidateRefresh: empty rotation id")
+	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	n, err := invalidateRefresh.Run(ctx, s.client, []string{s.tokenKey(storage.KindRefresh, signature), s.rotatedKey(signature)}).Int()
+	n, err := invalidateRefresh.Run(ctx, s.client, []string{s.tokenKey(storage.KindRefresh, signature), s.rotatedKey(signature)}, by).Int()
 	if err != nil {
 		return s.fail("InvalidateRefresh", err)
 	}

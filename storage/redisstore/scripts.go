@@ -41,25 +41,28 @@ return v
 `)
 
 	// invalidateRefresh marks a refresh token rotated: a marker key beside
-	// the token (same hash tag), set only if absent and given the token's
-	// remaining TTL, so that it never outlives the token and the token's
-	// own value (a plain string, as before rotation existed) is untouched.
-	// KEYS: token, marker.
+	// the token (same hash tag) holding the rotation's id, set only if
+	// absent and given the token's remaining TTL, so that it never
+	// outlives the token and the token's own value (a plain string, as
+	// before rotation existed) is untouched. Idempotent like
+	// createSession: finding its own id there means this very call
+	// applied before a retry. KEYS: token, marker; ARGV: rotation id.
 	invalidateRefresh = redis.NewScript(`
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl <= 0 then return 0 end
-if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ttl) then return 1 end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ttl) then return 1 end
+if redis.call('GET', KEYS[2]) == ARGV[1] then return 1 end
 return -1
 `)
 
 	// consumeRefresh reads and deletes a refresh token and its marker:
-	// [rec, used] or nil. KEYS: token, marker.
+	// [rec, marker or nil] or nil. KEYS: token, marker.
 	consumeRefresh = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
-local used = redis.call('EXISTS', KEYS[2])
+local used = redis.call('GET', KEYS[2])
 redis.call('DEL', KEYS[1], KEYS[2])
-return {v, tostring(used)}
+return {v, used}
 `)
 
 	// indexAdd adds a signature to a request's index and extends the
