@@ -91,9 +91,9 @@ func (v *Verifier) Verify(ctx context.Context, header, method, htu, accessToken 
 	if err != nil {
 		return Proof{}, invalid("signature does not verify")
 	}
-	var c claims
-	if err := json.Unmarshal(payload, &c); err != nil {
-		return Proof{}, invalid("claims are not JSON")
+	c, err := parseClaims(payload)
+	if err != nil {
+		return Proof{}, err
 	}
 	if c.JTI == "" || len(c.JTI) > 256 {
 		return Proof{}, invalid("jti is required")
@@ -144,6 +144,27 @@ func (v *Verifier) Verify(ctx context.Context, header, method, htu, accessToken 
 		}
 	}
 	return Proof{JKT: jkt}, nil
+}
+
+// parseClaims reads the claims by their exact names: JWT claim names are
+// case-sensitive (RFC 7519 §4, RFC 8259 §4), and encoding/json would
+// otherwise take "HTM" for htm, accepting a proof without the required
+// claim (RFC 9449 §4.3 item 3). Of duplicates the last counts (RFC 7519
+// §4).
+func parseClaims(payload []byte) (claims, error) {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &members); err != nil {
+		return claims{}, invalid("claims are not JSON")
+	}
+	var c claims
+	for name, dst := range map[string]any{"jti": &c.JTI, "htm": &c.HTM, "htu": &c.HTU, "iat": &c.IAT, "ath": &c.ATH} {
+		if raw, ok := members[name]; ok {
+			if err := json.Unmarshal(raw, dst); err != nil {
+				return claims{}, invalid("claim %s has the wrong type", name)
+			}
+		}
+	}
+	return c, nil
 }
 
 // sameURI compares htu with the request URI per RFC 9449 §4.3 item 9:
