@@ -18,6 +18,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/fedas/fedas/internal/jsonexact"
 )
 
 // ErrInvalidProof is wrapped by every verification failure; the server
@@ -146,23 +148,14 @@ func (v *Verifier) Verify(ctx context.Context, header, method, htu, accessToken 
 	return Proof{JKT: jkt}, nil
 }
 
-// parseClaims reads the claims by their exact names: JWT claim names are
-// case-sensitive (RFC 7519 §4, RFC 8259 §4), and encoding/json would
-// otherwise take "HTM" for htm, accepting a proof without the required
-// claim (RFC 9449 §4.3 item 3). Of duplicates the last counts (RFC 7519
-// §4).
+// parseClaims reads the claims by their exact names (internal/jsonexact):
+// JWT claim names are case-sensitive (RFC 7519 §4), and encoding/json
+// would take "HTM" for htm, accepting a proof without the required claim
+// (RFC 9449 §4.3 item 3; SECURITY-RESULTS.md FZ).
 func parseClaims(payload []byte) (claims, error) {
-	var members map[string]json.RawMessage
-	if err := json.Unmarshal(payload, &members); err != nil {
-		return claims{}, invalid("claims are not JSON")
-	}
 	var c claims
-	for name, dst := range map[string]any{"jti": &c.JTI, "htm": &c.HTM, "htu": &c.HTU, "iat": &c.IAT, "ath": &c.ATH} {
-		if raw, ok := members[name]; ok {
-			if err := json.Unmarshal(raw, dst); err != nil {
-				return claims{}, invalid("claim %s has the wrong type", name)
-			}
-		}
+	if err := jsonexact.Unmarshal(payload, &c); err != nil {
+		return claims{}, invalid("claims are not JSON")
 	}
 	return c, nil
 }
