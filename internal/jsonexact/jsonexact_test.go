@@ -15,7 +15,6 @@ type doc struct {
 	L     []string `json:"l"`
 	Skip  string   `json:"-"`
 	NoTag string
-	p     string
 }
 
 // TestUnmarshal: exact names only, last duplicate wins, embedded structs,
