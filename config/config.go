@@ -667,6 +667,10 @@ func setDur(d *time.Duration, def time.Duration) {
 	}
 }
 
+// readFile reads the secret and JWKS files a config names (a variable so
+// that the fuzz target can keep a fuzzed /dev/zero from being read).
+var readFile = os.ReadFile
+
 // secretFrom reads a secret from an env var or a file (trailing newline
 // trimmed); at most one source may be set.
 func secretFrom(path, env, file string) (string, error) {
@@ -680,7 +684,7 @@ func secretFrom(path, env, file string) (string, error) {
 		}
 		return v, nil
 	case file != "":
-		b, err := os.ReadFile(file)
+		b, err := readFile(file)
 		if err != nil {
 			return "", fmt.Errorf("%s: %v", path, err)
 		}
@@ -707,7 +711,7 @@ func (c *Config) resolveSecrets() error {
 			if cl.JWKS != "" {
 				errs = append(errs, fmt.Errorf("%s: set only one of jwks and jwks_file", p))
 			}
-			b, err := os.ReadFile(cl.JWKSFile)
+			b, err := readFile(cl.JWKSFile)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s.jwks_file: %v", p, err))
 			}

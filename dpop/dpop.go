@@ -18,6 +18,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/fedas/fedas/internal/jsonexact"
 )
 
 // ErrInvalidProof is wrapped by every verification failure; the server
@@ -91,9 +93,9 @@ func (v *Verifier) Verify(ctx context.Context, header, method, htu, accessToken 
 	if err != nil {
 		return Proof{}, invalid("signature does not verify")
 	}
-	var c claims
-	if err := json.Unmarshal(payload, &c); err != nil {
-		return Proof{}, invalid("claims are not JSON")
+	c, err := parseClaims(payload)
+	if err != nil {
+		return Proof{}, err
 	}
 	if c.JTI == "" || len(c.JTI) > 256 {
 		return Proof{}, invalid("jti is required")
@@ -144,6 +146,18 @@ func (v *Verifier) Verify(ctx context.Context, header, method, htu, accessToken 
 		}
 	}
 	return Proof{JKT: jkt}, nil
+}
+
+// parseClaims reads the claims by their exact names (internal/jsonexact):
+// JWT claim names are case-sensitive (RFC 7519 §4), and encoding/json
+// would take "HTM" for htm, accepting a proof without the required claim
+// (RFC 9449 §4.3 item 3; SECURITY-RESULTS.md FZ).
+func parseClaims(payload []byte) (claims, error) {
+	var c claims
+	if err := jsonexact.Unmarshal(payload, &c); err != nil {
+		return claims{}, invalid("claims are not JSON")
+	}
+	return c, nil
 }
 
 // sameURI compares htu with the request URI per RFC 9449 §4.3 item 9:

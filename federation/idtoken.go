@@ -13,6 +13,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/fedas/fedas/internal/jsonexact"
 )
 
 // ErrInvalidIDToken matches every *IDTokenError: the downstream's ID Token
@@ -213,10 +215,12 @@ func VerifyIDToken(ctx context.Context, raw string, p IDTokenParams) (IDClaims, 
 		ext idExtra
 		all map[string]any
 	)
-	if err := json.Unmarshal(payload, &std); err != nil {
+	// Claim names are case-sensitive (RFC 7519 §4): encoding/json would
+	// read "Iss" as iss (SECURITY-RESULTS.md FZ).
+	if err := jsonexact.Unmarshal(payload, &std); err != nil {
 		return IDClaims{}, invalid("malformed", "registered claims", err)
 	}
-	if err := json.Unmarshal(payload, &ext); err != nil {
+	if err := jsonexact.Unmarshal(payload, &ext); err != nil {
 		return IDClaims{}, invalid("malformed", "OIDC claims", err)
 	}
 	if err := json.Unmarshal(payload, &all); err != nil || all == nil {

@@ -30,6 +30,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/fedas/fedas/dpop"
+	"github.com/fedas/fedas/internal/jsonexact"
 )
 
 const (
@@ -365,7 +366,7 @@ func (c *Client) Push(ctx context.Context, r Request) (Pushed, error) {
 		RequestURI string `json:"request_uri"`
 		ExpiresIn  *int64 `json:"expires_in"`
 	}
-	if err := json.Unmarshal(body, &pr); err != nil {
+	if err := jsonexact.Unmarshal(body, &pr); err != nil { // exact names, as Exchange
 		return Pushed{}, c.fail("push", temporary(status, "malformed PAR response", err))
 	}
 	if !validRequestURI(pr.RequestURI) {
@@ -518,7 +519,9 @@ func (c *Client) Exchange(ctx context.Context, code, codeVerifier string) (Token
 		IDToken      string      `json:"id_token"`
 		Scope        string      `json:"scope"`
 	}
-	if err := json.Unmarshal(body, &tr); err != nil {
+	// Exact member names (RFC 6749 §5.1): encoding/json would let a
+	// "TOKEN_TYPE" override token_type (SECURITY-RESULTS.md FZ).
+	if err := jsonexact.Unmarshal(body, &tr); err != nil {
 		return TokenResponse{}, c.fail("exchange", temporary(status, "malformed token response", err))
 	}
 	if tr.AccessToken == "" {

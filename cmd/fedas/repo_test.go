@@ -4,6 +4,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -58,4 +59,36 @@ func TestRepo_OneGoJoseMajor(t *testing.T) {
 		return nil
 	}))
 	require.Equal(t, []string{joseV3Boundary}, v3, "go-jose v3 only at the fosite boundary")
+}
+
+// TestRepo_CIRunsTheREADMECommand: .ci/run runs exactly the README's test
+// command (the first sh block after "Run the whole test suite"), and
+// CONTRIBUTING.md shows the same one, so that what CI checks is what a
+// contributor runs (the fuzzing step included).
+func TestRepo_CIRunsTheREADMECommand(t *testing.T) {
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(repoRoot, name))
+		require.NoError(t, err)
+		return string(b)
+	}
+	firstBlockAfter := func(doc, marker string) string {
+		_, rest, ok := strings.Cut(doc, marker)
+		require.True(t, ok, "no %q", marker)
+		_, rest, ok = strings.Cut(rest, "```sh\n")
+		require.True(t, ok, "no sh block after %q", marker)
+		block, _, ok := strings.Cut(rest, "\n```")
+		require.True(t, ok)
+		return strings.TrimSpace(block)
+	}
+	readme := firstBlockAfter(read("README.md"), "Run the whole test suite")
+	require.NotContains(t, readme, "\n", "the README's test command is one line")
+	require.Contains(t, readme, "go run ./internal/fuzzci", "CI runs the fuzzers")
+	require.Equal(t, readme, firstBlockAfter(read("CONTRIBUTING.md"), "## Tests"), "CONTRIBUTING.md shows the README's command")
+	var last string
+	for _, l := range strings.Split(strings.TrimSpace(read(".ci/run")), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") && l != "set -euo pipefail" {
+			last = l
+		}
+	}
+	require.Equal(t, readme, last, ".ci/run runs the README's command")
 }
