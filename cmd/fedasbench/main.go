@@ -505,7 +505,7 @@ func setup(ctx context.Context, o options) (*env, error) {
 	case "initial", "local":
 		e.as1, err = e.start(ctx, "as1", func(c *config.Config) { c.Users = users }, nil)
 	case "flood-sessions", "flood-passwords":
-		e.as1, err = e.start(ctx, "as1", func(c *config.Config) { c.Users = users; floodConfig(c) }, nil)
+		e.as1, err = e.start(ctx, "as1", func(c *config.Config) { c.Users = users; floodConfig(o)(c) }, nil)
 	case "par":
 		e.secret = randHex(32)
 		e.as1, err = e.start(ctx, "as1", func(c *config.Config) {
