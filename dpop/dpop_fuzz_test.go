@@ -1,7 +1,6 @@
 package dpop
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/sha256"
@@ -124,7 +123,7 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("accepted %d parts", len(parts))
 		}
 		var hdr map[string]json.RawMessage
-		if err := decodeSegment(parts[0], &hdr); err != nil {
+		if err := testkeys.DecodeSegment(parts[0], &hdr); err != nil {
 			t.Fatalf("accepted a header that is not a JSON object: %v", err)
 		}
 		var typ, alg string
@@ -158,7 +157,7 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("JKT %q is not the jwk's thumbprint", p.JKT)
 		}
 		var c map[string]any
-		if err := decodeSegment(parts[1], &c); err != nil {
+		if err := testkeys.DecodeSegment(parts[1], &c); err != nil {
 			t.Fatalf("accepted claims that are not a JSON object: %v", err)
 		}
 		if jti, _ := c["jti"].(string); jti == "" || len(jti) > 256 {
@@ -182,16 +181,6 @@ func FuzzVerify(f *testing.F) {
 			}
 		}
 	})
-}
-
-func decodeSegment(seg string, v any) error {
-	b, err := base64.RawURLEncoding.DecodeString(seg)
-	if err != nil {
-		return err
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	return dec.Decode(v)
 }
 
 // TestFuzzVerify_Controls: the target's valid seeds verify (so the fuzzer

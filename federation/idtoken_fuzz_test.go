@@ -200,7 +200,7 @@ func checkFzIDToken(t *testing.T, token string) map[string]any {
 		t.Fatalf("accepted %d parts", len(parts))
 	}
 	var hdr map[string]any
-	if err := fzDecodeSegment(parts[0], &hdr); err != nil {
+	if err := testkeys.DecodeSegment(parts[0], &hdr); err != nil {
 		t.Fatalf("accepted a header that is not a JSON object: %v", err)
 	}
 	alg, _ := hdr["alg"].(string)
@@ -220,7 +220,7 @@ func checkFzIDToken(t *testing.T, token string) map[string]any {
 		t.Fatalf("accepted a signature that key %s does not verify", kid)
 	}
 	var c map[string]any
-	if err := fzDecodeSegment(parts[1], &c); err != nil {
+	if err := testkeys.DecodeSegment(parts[1], &c); err != nil {
 		t.Fatalf("accepted claims that are not a JSON object: %v", err)
 	}
 	if c["iss"] != fzIssuer {
@@ -274,16 +274,6 @@ func checkFzIDToken(t *testing.T, token string) map[string]any {
 		t.Fatalf("accepted nonce %v", c["nonce"])
 	}
 	return c
-}
-
-func fzDecodeSegment(seg string, v any) error {
-	b, err := base64.RawURLEncoding.DecodeString(seg)
-	if err != nil {
-		return err
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	return dec.Decode(v)
 }
 
 // TestFuzzVerifyIDToken_Controls: the target's valid seeds verify, so

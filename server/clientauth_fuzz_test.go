@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"encoding/base64"
@@ -180,7 +179,7 @@ func FuzzClientAssertion(f *testing.F) {
 			t.Fatalf("accepted %d parts", len(parts))
 		}
 		var hdr map[string]any
-		if err := decodeSegment(parts[0], &hdr); err != nil {
+		if err := testkeys.DecodeSegment(parts[0], &hdr); err != nil {
 			t.Fatalf("accepted a header that is not a JSON object: %v", err)
 		}
 		if hdr["alg"] != string(want.alg) {
@@ -191,7 +190,7 @@ func FuzzClientAssertion(f *testing.F) {
 			t.Fatalf("accepted a signature that does not verify with %s's key", id)
 		}
 		var c map[string]any
-		if err := decodeSegment(parts[1], &c); err != nil {
+		if err := testkeys.DecodeSegment(parts[1], &c); err != nil {
 			t.Fatalf("accepted claims that are not a JSON object: %v", err)
 		}
 		if c["iss"] != id || c["sub"] != id || c["aud"] != fuzzIssuer {
@@ -204,18 +203,6 @@ func FuzzClientAssertion(f *testing.F) {
 			t.Fatal("accepted without a numeric exp")
 		}
 	})
-}
-
-// decodeSegment reads a base64url JWS segment as a JSON object, numbers
-// as json.Number.
-func decodeSegment(seg string, v any) error {
-	b, err := base64.RawURLEncoding.DecodeString(seg)
-	if err != nil {
-		return err
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	return dec.Decode(v)
 }
 
 // TestFuzzClientAssertion_Controls: the target's valid seeds are accepted

@@ -7,6 +7,7 @@
 package testkeys
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -132,4 +133,17 @@ func Verify(alg string, pub crypto.PublicKey, input string, sig []byte) bool {
 		return alg == "PS256" && rsa.VerifyPSS(k, crypto.SHA256, sum[:], sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto}) == nil
 	}
 	return false
+}
+
+// DecodeSegment reads a base64url JWS segment (RFC 7515 §7.1) as JSON
+// into v, numbers as json.Number: the independent reading the fuzz
+// targets compare an accepted input against.
+func DecodeSegment(seg string, v any) error {
+	b, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	return dec.Decode(v)
 }
