@@ -79,9 +79,9 @@ func newFuzzServer(tb testing.TB) (*Server, *fuzzStore) {
 // target resets before each input, so that every input is judged alone
 // and a finding replays the same way.
 type fuzzStore struct {
-	storage.Store
-	mu   sync.Mutex
-	used map[string]bool
+	*memory.Store // the whole memory backend (its failure counters, caps, …)
+	mu            sync.Mutex
+	used          map[string]bool
 }
 
 func (s *fuzzStore) MarkUsed(_ context.Context, key string, _ time.Time) error {
