@@ -465,7 +465,7 @@ func TestRedteam_Abuse_EveryEndReleasesItsSlot(t *testing.T) {
 // revocation used to leave the thief's chain alive (fixed:
 // revoke_rotated.go, as reuse at the token endpoint, RFC 9700 §4.14.2).
 func TestRedteam_Abuse_RotatedAwayToken(t *testing.T) {
-	in, _ := startRefresh(t, nil, nil)
+	in, out := startRefresh(t, nil, nil)
 	tok := in.grant(t, demoApp)
 	old := tok.str("refresh_token")
 	// The thief refreshes first; the client's stored token is old.
@@ -481,6 +481,13 @@ func TestRedteam_Abuse_RotatedAwayToken(t *testing.T) {
 	r = post(t, in.revoke(), url.Values{"client_id": {"demo-app"}, "token": {old}, "token_type_hint": {"refresh_token"}})
 	require.Equal(t, http.StatusOK, r.status, r.raw)
 	require.False(t, in.active(t, cur.str("access_token")), "the owner's revocation of a rotated-away token ends the grant")
+	// Logged as the reuse it is (one place: Server.endGrant), never with
+	// the token.
+	got := reuseEvents(t, out)
+	require.Len(t, got, 1, "only the owner's revocation ended the grant")
+	require.Equal(t, "revoked", got[0].str("reason"))
+	require.Equal(t, "demo-app", got[0].str("client_id"))
+	require.NotContains(t, got[0].raw, old)
 	requireOAuthError(t, in.refresh(t, demoApp, cur.str("refresh_token"), nil), http.StatusBadRequest, "invalid_grant")
 }
 

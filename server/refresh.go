@@ -252,14 +252,23 @@ func (g *refreshGrant) PopulateTokenEndpointResponse(ctx context.Context, req fo
 // §4.14.2, RFC 6819 §5.2.2.3) and refresh.reuse is logged. A revocation
 // that did not happen is a 503, never an answer that implies it did.
 func (s *Server) refreshReused(ctx context.Context, req fosite.AccessRequester, reason string) error {
+	if err := s.endGrant(ctx, req, reason); err != nil {
+		return storageErr(err)
+	}
+	return fosite.ErrInvalidGrant.WithHint("The refresh token was already used; the grant has been revoked.")
+}
+
+// endGrant is the one place that ends a grant whose rotated-away refresh
+// token came back (RFC 9700 §4.14.2) — reused or raced at the token
+// endpoint, or revoked by its client (revoke_rotated.go): every access
+// and refresh token of the grant is revoked and refresh.reuse emitted
+// with reason.
+func (s *Server) endGrant(ctx context.Context, req fosite.Requester, reason string) error {
 	id := req.GetID()
 	errR := s.store.RevokeRequest(ctx, storage.KindRefresh, id)
 	errA := s.store.RevokeRequest(ctx, storage.KindAccess, id)
 	s.obs.events.Emit(ctx, events.Event{Name: events.RefreshReuse, Reason: reason, ClientID: s.registeredClient(ctx, req.GetClient().GetID())})
-	if err := errors.Join(errR, errA); err != nil {
-		return storageErr(err)
-	}
-	return fosite.ErrInvalidGrant.WithHint("The refresh token was already used; the grant has been revoked.")
+	return errors.Join(errR, errA)
 }
 
 func errRefreshInvalid() error {

@@ -31,12 +31,8 @@ func (h rotatedRevocation) RevokeToken(ctx context.Context, token string, tt fos
 	if !errors.Is(err, fosite.ErrInactiveToken) || ar == nil || ar.GetClient().GetID() != client.GetID() {
 		return h.next.RevokeToken(ctx, token, tt, client)
 	}
-	errR := h.s.store.RevokeRequest(ctx, storage.KindRefresh, ar.GetID())
-	errA := h.s.store.RevokeRequest(ctx, storage.KindAccess, ar.GetID())
-	for _, e := range []error{errR, errA} {
-		if e != nil && !errors.Is(e, storage.ErrNotFound) {
-			return fosite.ErrTemporarilyUnavailable.WithWrap(e)
-		}
+	if err := h.s.endGrant(ctx, ar, "revoked"); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return fosite.ErrTemporarilyUnavailable.WithWrap(err)
 	}
 	return nil
 }
