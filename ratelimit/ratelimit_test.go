@@ -158,7 +158,12 @@ func TestKeys_HashedAndBounded(t *testing.T) {
 	st, err := redisstore.New(t.Context(), redisstore.Options{Addrs: []string{srv.Addr()}, Prefix: "fedas:"}, zaptest.NewLogger(t))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
+	// The defaults plus the opt-in account rules, so that account keys
+	// are checked too.
 	rules := config.DefaultRateRules()
+	for _, ep := range []string{config.RateNativeInitial, config.RateNativeFollowUp, config.RateBrowserSubmit} {
+		rules = append(rules, config.RateRule{Endpoint: ep, Scope: config.ScopeAccount, Rate: 10, Period: time.Minute, Burst: 10})
+	}
 	subject := ratelimit.Subject{IP: "203.0.113.77", Client: "demo-app", Account: "Victim@Example.com", PromptAccount: "victim@bank.example", Session: "SeSsIoNiD0123456789"}
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	t.Cleanup(func() { _ = c.Close() })
@@ -192,8 +197,9 @@ func TestKeys_HashedAndBounded(t *testing.T) {
 			require.NotEqual(t, time.Duration(-1), ttl, "key %q has no TTL", k)
 			require.LessOrEqual(t, ttl, time.Minute, "key %q outlives its window", k)
 		}
-		// 20 rules, the account scope twice (credentials and prompt) but
-		// shared by the three endpoints that have it: 17 + 2 keys; a new
+		// 17 default rules and 3 account rules, the account scope twice
+		// (credentials and prompt) but shared by the three endpoints that
+		// have it: 17 + 2 keys; a new
 		// salt makes new keys, minus those whose TTL (a few ms) ran out.
 		if i == 0 {
 			require.GreaterOrEqual(t, fresh, 12, "keys %q", keys)
