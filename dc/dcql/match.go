@@ -72,10 +72,14 @@ type CredentialMatch struct {
 // The claims checked for a presentation are all of q's claims without
 // claim_sets, or else the first claim set (query order, §6.4.1) whose claims
 // are all present; a claim with values must have one of them (best effort,
-// never a security check: see doc.go).
+// never a security check: see doc.go). A presentation for an optional
+// credential query (one in no required credential set) is checked the same
+// way. An invalid q fails with the Validate error (ErrInvalidQuery, ...).
 func Match(q *Query, vpToken map[string][]Presented) (*Result, error) {
-	if q == nil {
-		return nil, fmt.Errorf("%w: nil query", ErrInvalidQuery)
+	// Validate again (bounded, cheap): a Query built in code gets the same
+	// guarantees (unique ids, known claim ids) as one from Parse.
+	if err := q.Validate(); err != nil {
+		return nil, err
 	}
 	byID := make(map[string]*CredentialQuery, len(q.Credentials))
 	for i := range q.Credentials {

@@ -209,9 +209,9 @@ func TestValidateBuiltQuery(t *testing.T) {
 		{"valid", func(*Query) {}, nil},
 		{"nil credentials", func(q *Query) { q.Credentials = nil }, ErrInvalidQuery},
 		{"bad format", func(q *Query) { q.Credentials[0].Format = "jwt_vc_json" }, ErrUnsupported},
-		{"path float", func(q *Query) { q.Credentials[0].Claims = []ClaimQuery{{Path: Path{1.5}}}}, ErrInvalidQuery},
-		{"path negative", func(q *Query) { q.Credentials[0].Claims = []ClaimQuery{{Path: Path{-1}}}}, ErrInvalidQuery},
-		{"value float", func(q *Query) { q.Credentials[0].Claims = []ClaimQuery{{Path: Path{"a"}, Values: []any{1.5}}}}, ErrInvalidQuery},
+		{"path float", func(q *Query) { q.Credentials[0].Claims = []ClaimQuery{{Path: Path{1.5}}} }, ErrInvalidQuery},
+		{"path negative", func(q *Query) { q.Credentials[0].Claims = []ClaimQuery{{Path: Path{-1}}} }, ErrInvalidQuery},
+		{"value float", func(q *Query) { q.Credentials[0].Claims = []ClaimQuery{{Path: Path{"a"}, Values: []any{1.5}}} }, ErrInvalidQuery},
 		{"empty claims slice", func(q *Query) { q.Credentials[0].Claims = []ClaimQuery{} }, ErrInvalidQuery},
 		{"empty credential sets slice", func(q *Query) { q.CredentialSets = []CredentialSet{} }, ErrInvalidQuery},
 	}
