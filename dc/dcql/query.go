@@ -415,7 +415,7 @@ func (c *CredentialQuery) validate() error {
 			}
 			claimIDs[cl.ID] = true
 		} else if c.ClaimSets != nil {
-			// §6.1 claims: id is REQUIRED when claim_sets is present.
+			// §6.3 id: REQUIRED if claim_sets is present.
 			return fmt.Errorf("%w: credential %q: claims[%d].id is required with claim_sets", ErrInvalidQuery, c.ID, j)
 		}
 		if err := cl.Path.Validate(); err != nil {
@@ -440,7 +440,7 @@ func (c *CredentialQuery) validate() error {
 		}
 	}
 	if c.ClaimSets != nil {
-		// §6.1 claim_sets: MUST NOT be present if claims is absent.
+		// §6.1, §6.4.1: claim_sets MUST NOT be present if claims is absent.
 		if len(c.Claims) == 0 {
 			return fmt.Errorf("%w: credential %q: claim_sets without claims", ErrInvalidQuery, c.ID)
 		}
