@@ -5,17 +5,17 @@
 //
 // What Verify checks, in order, before and after cryptography:
 //   - bounds first: presentation size, number of disclosures, JSON nesting
-//     depth of the payload and of every disclosure (RFC 9901 §9.x DoS notes);
+//     depth of the payload and of every disclosure (RFC 9901 Security Considerations on resource use);
 //   - RFC 9901 §4 / §7.1: split on "~"; issuer JWT alg on an allowlist
 //     (ES256, ES384, EdDSA, PS256; never none or HS*), typ dc+sd-jwt
-//     (vc+sd-jwt only with AllowLegacyTyp, SD-JWT VC §2.2.1), one signature,
+//     (vc+sd-jwt only with AllowLegacyTyp, SD-JWT VC §2), one signature,
 //     verified with the caller-supplied key; _sd_alg absent or sha-256;
 //   - RFC 9901 §7.1 disclosures: digest = base64url(SHA-256(ASCII of the
 //     encoded disclosure)); object disclosures have 3 elements, array
 //     disclosures 2; names "_sd" and "..." rejected; name collisions,
 //     digests seen twice and unreferenced disclosures rejected; "_sd" and
 //     "_sd_alg" removed from the processed claims;
-//   - SD-JWT VC §2.2.2: iss, nbf, exp, cnf, vct and status must not be
+//   - SD-JWT VC §2: iss, nbf, exp, cnf, vct and status must not be
 //     selectively disclosed; vct is required; exp and nbf checked on the
 //     processed payload with a small leeway;
 //   - RFC 9901 §4.3 / §7.3: KB-JWT required by policy (Options.RequireKB),

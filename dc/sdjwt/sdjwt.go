@@ -54,14 +54,17 @@ const (
 	TypKB       = "kb+jwt"
 )
 
-// AllowedAlgs is the signature allowlist for issuer JWTs and KB-JWTs
+// allowedAlgs is the signature allowlist for issuer JWTs and KB-JWTs
 // (RFC 8725 §3.1: never none; no symmetric algorithms since the verifier
-// holds no shared secret).
-var AllowedAlgs = []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.EdDSA, jose.PS256}
+// holds no shared secret). Unexported so no caller can widen it.
+var allowedAlgs = []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.EdDSA, jose.PS256}
+
+// AllowedAlgs returns a copy of the signature allowlist.
+func AllowedAlgs() []jose.SignatureAlgorithm { return append([]jose.SignatureAlgorithm(nil), allowedAlgs...) }
 
 // IssuerKeyFunc returns the public key allowed to sign an issuer JWT whose
 // (not yet verified) payload claims iss and whose protected header is h
-// (kid, x5c...). It carries the caller's trust policy (SD-JWT VC §3, §4):
+// (kid, x5c...). It carries the caller's trust policy (SD-JWT VC §3-§4):
 // return an error to refuse the issuer.
 type IssuerKeyFunc func(iss string, h jose.Header) (crypto.PublicKey, error)
 
@@ -112,7 +115,7 @@ type Verified struct {
 	TransactionDataHashesAlg string
 }
 
-// forbiddenDisclosed are the claims SD-JWT VC §2.2.2 says must not be
+// forbiddenDisclosed are the claims SD-JWT VC §2 says must not be
 // selectively disclosed.
 var forbiddenDisclosed = map[string]bool{"iss": true, "nbf": true, "exp": true, "cnf": true, "vct": true, "status": true}
 
@@ -189,7 +192,7 @@ func Verify(presentation string, opts Options) (*Verified, error) {
 	}
 
 	// Issuer JWT (RFC 9901 §7.1 step 2).
-	jws, err := jose.ParseSignedCompact(issuerJWT, AllowedAlgs)
+	jws, err := jose.ParseSignedCompact(issuerJWT, allowedAlgs)
 	if err != nil {
 		if strings.Contains(err.Error(), "algorithm") {
 			return nil, fmt.Errorf("%w: issuer JWT", ErrAlg)
@@ -535,7 +538,7 @@ func holderKey(cnf any) (*jose.JSONWebKey, error) {
 }
 
 func verifyKB(kb, sdPart string, holder *jose.JSONWebKey, opts *Options, now time.Time, v *Verified) error {
-	jws, err := jose.ParseSignedCompact(kb, AllowedAlgs)
+	jws, err := jose.ParseSignedCompact(kb, allowedAlgs)
 	if err != nil || len(jws.Signatures) != 1 {
 		return fmt.Errorf("%w: parse or alg", ErrKB)
 	}
@@ -584,7 +587,7 @@ func verifyKB(kb, sdPart string, holder *jose.JSONWebKey, opts *Options, now tim
 // X5CIssuerKeys returns an IssuerKeyFunc that takes the issuer key from the
 // x5c header (RFC 7515 §4.1.6), validating the chain against roots at now()
 // with go-jose Header.Certificates. When iss is set it must be bound to the
-// leaf (SD-JWT VC §3.5): equal to a URI SAN, or an https URL whose host is
+// leaf (SD-JWT VC §3, x5c issuer keys): equal to a URI SAN, or an https URL whose host is
 // a DNS SAN of the leaf.
 func X5CIssuerKeys(roots *x509.CertPool, now func() time.Time) IssuerKeyFunc {
 	return func(iss string, h jose.Header) (crypto.PublicKey, error) {
