@@ -60,7 +60,9 @@ const (
 var allowedAlgs = []jose.SignatureAlgorithm{jose.ES256, jose.ES384, jose.EdDSA, jose.PS256}
 
 // AllowedAlgs returns a copy of the signature allowlist.
-func AllowedAlgs() []jose.SignatureAlgorithm { return append([]jose.SignatureAlgorithm(nil), allowedAlgs...) }
+func AllowedAlgs() []jose.SignatureAlgorithm {
+	return append([]jose.SignatureAlgorithm(nil), allowedAlgs...)
+}
 
 // IssuerKeyFunc returns the public key allowed to sign an issuer JWT whose
 // (not yet verified) payload claims iss and whose protected header is h
