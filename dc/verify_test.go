@@ -79,6 +79,7 @@ type cred struct {
 	nonce   string
 	aud     string
 	selects []string
+	x5c     []string // x5c header instead of kid
 }
 
 func (c cred) present(tb testing.TB) string {
@@ -107,8 +108,12 @@ func (c cred) present(tb testing.TB) string {
 			disc = append(disc, k)
 		}
 	}
+	hdr := map[jose.HeaderKey]any{jose.HeaderKey("kid"): kid}
+	if c.x5c != nil {
+		hdr = map[jose.HeaderKey]any{jose.HeaderKey("x5c"): c.x5c}
+	}
 	issued, err := sdjwttest.Issue(claims, disc, jose.SigningKey{Algorithm: jose.ES256, Key: key},
-		sdjwttest.Options{HolderKey: &holderKey.PublicKey, Header: map[jose.HeaderKey]any{jose.HeaderKey("kid"): kid}})
+		sdjwttest.Options{HolderKey: &holderKey.PublicKey, Header: hdr})
 	if err != nil {
 		tb.Fatal(err)
 	}
