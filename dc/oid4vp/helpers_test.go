@@ -59,12 +59,11 @@ func testKey(tb testing.TB) *ResponseKey {
 }
 
 type encOpts struct {
-	alg     jose.KeyAlgorithm
-	enc     jose.ContentEncryption
-	kid     string
-	key     any
-	zip     bool
-	rawBody bool
+	alg jose.KeyAlgorithm
+	enc jose.ContentEncryption
+	kid string
+	key any
+	zip bool
 }
 
 // encrypt is the wallet side: a JWE to the verifier's key with go-jose.
