@@ -17,7 +17,8 @@
 //   - dcql_query validated with dcql.Parse before it is sent;
 //   - client_metadata.jwks holds only the ephemeral public key (kid,
 //     use=enc, alg=ECDH-ES) and encrypted_response_enc_values_supported
-//     [A128GCM, A256GCM] (§8.3);
+//     [A128GCM, A256GCM] (§8.3), and vp_formats_supported for dc+sd-jwt
+//     from dc/sdjwt's algorithm allowlist (§11.1, App. B.3.4);
 //   - aud https://self-issued.me/v2 outside the DC API (§5.8), iat/exp;
 //     JWS header typ oauth-authz-req+jwt (§5), x5c chain, ES256 only.
 //
@@ -29,6 +30,9 @@
 // → non-empty array of string presentations; state must equal the
 // transaction's (constant-time compare). A wallet error response (§8.5)
 // returns *WalletError.
+//
+// transaction_data and wallet_nonce are passed through unvalidated (the
+// caller builds and stores them).
 //
 // Not verified here: the presentations themselves (dc/sdjwt), the DCQL
 // match (dcql.Match), the KB-JWT audience (use Audience to compute it) and

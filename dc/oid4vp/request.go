@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fedas/fedas/dc/dcql"
+	"github.com/fedas/fedas/dc/sdjwt"
 	jose "github.com/go-jose/go-jose/v4"
 )
 
@@ -202,8 +203,20 @@ func build(p RequestParams, signed bool) (*RequestObject, error) {
 	ro.ClientMetadata = ClientMetadata{
 		JWKS:               jose.JSONWebKeySet{Keys: []jose.JSONWebKey{p.EncryptionKey.PublicJWK()}},
 		EncValuesSupported: []string{string(jose.A128GCM), string(jose.A256GCM)},
+		VPFormatsSupported: vpFormatsSupported(),
 	}
 	return ro, nil
+}
+
+// vpFormatsSupported advertises the dc+sd-jwt algorithms dc/sdjwt accepts
+// (OpenID4VP 1.0 §11.1, App. B.3.4: sd-jwt_alg_values, kb-jwt_alg_values),
+// taken from that package so the advertisement and the check never differ.
+func vpFormatsSupported() map[string]any {
+	var algs []string
+	for _, a := range sdjwt.AllowedAlgs() {
+		algs = append(algs, string(a))
+	}
+	return map[string]any{"dc+sd-jwt": map[string]any{"sd-jwt_alg_values": algs, "kb-jwt_alg_values": algs}}
 }
 
 // UnsignedRequest returns the plain request parameters of an unsigned

@@ -117,8 +117,9 @@ func TestSignRequestRoundTrip(t *testing.T) {
 				t.Fatalf("dcql_query %s", m["dcql_query"])
 			}
 			var md struct {
-				JWKS jose.JSONWebKeySet `json:"jwks"`
-				Enc  []string           `json:"encrypted_response_enc_values_supported"`
+				JWKS jose.JSONWebKeySet             `json:"jwks"`
+				Enc  []string                       `json:"encrypted_response_enc_values_supported"`
+				VPF  map[string]map[string][]string `json:"vp_formats_supported"`
 			}
 			if err := json.Unmarshal(m["client_metadata"], &md); err != nil {
 				t.Fatal(err)
@@ -126,6 +127,9 @@ func TestSignRequestRoundTrip(t *testing.T) {
 			if len(md.JWKS.Keys) != 1 || md.JWKS.Keys[0].KeyID != k.KID() || md.JWKS.Keys[0].Algorithm != "ECDH-ES" ||
 				md.JWKS.Keys[0].Use != "enc" || !md.JWKS.Keys[0].IsPublic() || strings.Join(md.Enc, ",") != "A128GCM,A256GCM" {
 				t.Fatalf("client_metadata %s", m["client_metadata"])
+			}
+			if f := md.VPF["dc+sd-jwt"]; len(f["sd-jwt_alg_values"]) == 0 || f["sd-jwt_alg_values"][0] != "ES256" || len(f["kb-jwt_alg_values"]) == 0 {
+				t.Fatalf("vp_formats_supported %v", md.VPF)
 			}
 			if !k.Public().Equal(md.JWKS.Keys[0].Key) {
 				t.Fatal("jwks key is not the response key")
