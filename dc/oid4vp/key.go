@@ -67,7 +67,7 @@ func UnmarshalResponseKey(b []byte) (*ResponseKey, error) {
 	if len(parts) != 3 || parts[0] != keyFormatV1 || parts[1] == "" || len(parts[1]) > 64 || !isURLSafe(parts[1]) {
 		return nil, fmt.Errorf("%w: format", ErrKey)
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(parts[2])
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(parts[2]) // one encoding per key
 	if err != nil || len(raw) != 32 {
 		return nil, fmt.Errorf("%w: scalar", ErrKey)
 	}
