@@ -1,6 +1,9 @@
 package oid4vp
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"strings"
@@ -76,6 +79,10 @@ func TestDecryptResponseRefusals(t *testing.T) {
 	k := testKey(t)
 	other := testKey(t)
 	rk := rsaKey(t)
+	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
 	good := encrypt(t, k, okPayload(), encOpts{})
 	parts := strings.Split(good, ".")
 	tamper := func(i int) string {
@@ -102,6 +109,7 @@ func TestDecryptResponseRefusals(t *testing.T) {
 		{"wrong kid", encrypt(t, k, okPayload(), encOpts{kid: "nope"}), k, ExpectedResponse{State: "req-123"}, ErrKeyMismatch},
 		{"encrypted to another key", encrypt(t, other, okPayload(), encOpts{kid: k.KID()}), k, ExpectedResponse{State: "req-123"}, ErrDecrypt},
 		{"key of another transaction", good, other, ExpectedResponse{State: "req-123"}, ErrKeyMismatch},
+		{"epk on another curve (P-384)", encrypt(t, k, okPayload(), encOpts{key: &p384.PublicKey}), k, ExpectedResponse{State: "req-123"}, ErrDecrypt},
 		{"RSA-OAEP", encrypt(t, k, okPayload(), encOpts{alg: jose.RSA_OAEP, key: &rk.PublicKey}), k, ExpectedResponse{State: "req-123"}, ErrInvalidJWE},
 		{"ECDH-ES+A128KW", encrypt(t, k, okPayload(), encOpts{alg: jose.ECDH_ES_A128KW}), k, ExpectedResponse{State: "req-123"}, ErrInvalidJWE},
 		{"A128CBC-HS256", encrypt(t, k, okPayload(), encOpts{enc: jose.A128CBC_HS256}), k, ExpectedResponse{State: "req-123"}, ErrInvalidJWE},
