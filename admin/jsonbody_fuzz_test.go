@@ -9,6 +9,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/fedas/fedas/config"
+	"github.com/fedas/fedas/internal/testkeys"
 )
 
 // adminJSONSeeds are bodies of the admin API (resources, imports) and the
@@ -72,8 +73,8 @@ func FuzzDecodeJSON(f *testing.F) {
 		if err := json.Unmarshal(b, &std); err != nil || !reflect.DeepEqual(std, got) {
 			t.Fatalf("accepted %v, encoding/json reads %v (%v)", got, std, err)
 		}
-		if members, depth := shape(got, 1); members != nameSeparators(b) || depth > maxDepth+1 {
-			t.Fatalf("%d members (text has %d), depth %d", members, nameSeparators(b), depth)
+		if members, depth := shape(got, 1); members != testkeys.NameSeparators(b) || depth > maxDepth+1 {
+			t.Fatalf("%d members (text has %d), depth %d", members, testkeys.NameSeparators(b), depth)
 		}
 		out, err := json.Marshal(got)
 		if err != nil {
@@ -120,23 +121,6 @@ func shape(v any, depth int) (members, maxd int) {
 		}
 	}
 	return members, maxd
-}
-
-// nameSeparators counts the ':' outside strings of a JSON text: in valid
-// JSON exactly one per object member.
-func nameSeparators(b []byte) int {
-	n, in := 0, false
-	for i := 0; i < len(b); i++ {
-		switch c := b[i]; {
-		case in && c == '\\':
-			i++
-		case c == '"':
-			in = !in
-		case !in && c == ':':
-			n++
-		}
-	}
-	return n
 }
 
 // FuzzParseYAML: the admin import's YAML front (parseYAML, then

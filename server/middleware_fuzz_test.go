@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/fedas/fedas/internal/testkeys"
 )
 
 // fuzzMaxParams is small so that the fuzzer reaches the parameter cap.
@@ -150,7 +152,7 @@ func FuzzParseStrictJSON(f *testing.F) {
 		if len(form) > fuzzMaxParams {
 			t.Fatalf("accepted %d members, cap %d", len(form), fuzzMaxParams)
 		}
-		if n := nameSeparators(body); n != len(form) {
+		if n := testkeys.NameSeparators(body); n != len(form) {
 			t.Fatalf("body has %d members, accepted %d: a duplicate was merged", n, len(form))
 		}
 		var std map[string]string
@@ -179,23 +181,6 @@ func FuzzParseStrictJSON(f *testing.F) {
 	})
 }
 
-// nameSeparators counts the ':' outside strings of a JSON text: in valid
-// JSON exactly one per object member.
-func nameSeparators(b []byte) int {
-	n, in := 0, false
-	for i := 0; i < len(b); i++ {
-		switch c := b[i]; {
-		case in && c == '\\':
-			i++
-		case c == '"':
-			in = !in
-		case !in && c == ':':
-			n++
-		}
-	}
-	return n
-}
-
 // checkRefusal: a refusal is a 4xx invalid_request whose description is
 // within the RFC 6749 §5.2 character set (it may quote a parameter name).
 func checkRefusal(t *testing.T, perr *protoError) {
@@ -211,8 +196,8 @@ func checkRefusal(t *testing.T, perr *protoError) {
 // TestFuzzHelpers pins the oracle the JSON target relies on.
 func TestFuzzHelpers(t *testing.T) {
 	for s, want := range map[string]int{`{}`: 0, `{"a:":"b"}`: 1, `{"a\":":"b","c":"d"}`: 2, `{"a":{"b":"c"}}`: 2} {
-		if got := nameSeparators([]byte(s)); got != want {
-			t.Errorf("nameSeparators(%s) = %d, want %d", s, got, want)
+		if got := testkeys.NameSeparators([]byte(s)); got != want {
+			t.Errorf("testkeys.NameSeparators(%s) = %d, want %d", s, got, want)
 		}
 	}
 	if _, perr := parseStrictForm(url.Values{"a": {"b"}}.Encode(), 1); perr != nil {
