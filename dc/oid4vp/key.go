@@ -67,7 +67,13 @@ func UnmarshalResponseKey(b []byte) (*ResponseKey, error) {
 	if len(parts) != 3 || parts[0] != keyFormatV1 || parts[1] == "" || len(parts[1]) > 64 || !isURLSafe(parts[1]) {
 		return nil, fmt.Errorf("%w: format", ErrKey)
 	}
-	raw, err := base64.RawURLEncoding.Strict().DecodeString(parts[2]) // one encoding per key
+	// One encoding per key: Strict refuses non-canonical trailing bits,
+	// and the alphabet check the CR and LF that Go's base64 decoder skips
+	// even in strict mode (a fuzz finding).
+	if !isURLSafe(parts[2]) {
+		return nil, fmt.Errorf("%w: scalar", ErrKey)
+	}
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(parts[2])
 	if err != nil || len(raw) != 32 {
 		return nil, fmt.Errorf("%w: scalar", ErrKey)
 	}
