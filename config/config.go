@@ -78,6 +78,9 @@ type Config struct {
 	Apps []App `yaml:"apps"`
 	// Admin configures the admin listener (docs/admin.md).
 	Admin Admin `yaml:"admin"`
+	// DigitalCredentials configures credential presentation in the native
+	// flow (docs/protocol.md "Digital credentials").
+	DigitalCredentials DigitalCredentials `yaml:"digital_credentials"`
 }
 
 // Admin configures the admin API, the console and /metrics
@@ -264,6 +267,9 @@ type Dev struct {
 	// AllowLoopbackHTTP permits http:// URLs on loopback hosts (issuer,
 	// downstreams); production configs must leave it off.
 	AllowLoopbackHTTP bool `yaml:"allow_loopback_http"`
+	// InsecureDCClientID allows digital_credentials.client_id_prefix
+	// redirect_uri: unsigned presentation requests, for tests and demos.
+	InsecureDCClientID bool `yaml:"insecure_dc_client_id"`
 }
 
 // Storage configures the state backend.
@@ -478,6 +484,9 @@ type Client struct {
 	// §5.3.2.1-9). always rotates for every token; never is accepted
 	// only for confidential clients (README.md "Refresh tokens").
 	RefreshTokenRotation string `yaml:"refresh_token_rotation"`
+	// DigitalCredentials are the client's presentation settings (dialect,
+	// DC API origins, wallet redirect URIs); needs digital_credentials.
+	DigitalCredentials *ClientDC `yaml:"digital_credentials,omitempty"`
 }
 
 // Public reports whether the client has no credentials.
@@ -555,6 +564,7 @@ func ParseWith(b []byte, o Options) (*Config, error) {
 }
 
 func (c *Config) applyDefaults() {
+	c.DigitalCredentials.applyDefaults()
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:8080"
 	}
@@ -823,6 +833,7 @@ func (c *Config) Validate() error {
 		add("limits.max_federation_hops: must be at least 1")
 	}
 	errs = append(errs, c.Limits.validateLockout()...)
+	errs = append(errs, c.validateDC()...)
 	if c.Admin.Retention < 0 || c.Admin.Retention > 100000 {
 		add("admin.retention: must be between 1 and 100000")
 	}

@@ -44,6 +44,7 @@ type policyFile struct {
 		Lifetimes any `yaml:"lifetimes"`
 		Limits    any `yaml:"limits"`
 		Admin     any `yaml:"admin"`
+		DC        any `yaml:"digital_credentials"`
 	} `yaml:",inline"`
 }
 

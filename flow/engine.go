@@ -27,8 +27,11 @@ type Options struct {
 	Pushes PushStore
 	// Steps is the local sign-in chain (password, then TOTP, …).
 	Steps []Step
-	// ChainFor, when set, chooses the chain for a client.
-	ChainFor    func(c *policy.Client) []Step
+	// ChainFor, when set, chooses the chain for a client and its
+	// validated request (a presentation required for login_hint=wallet,
+	// an acr_values value or a RAR type: docs/protocol.md "Digital
+	// credentials").
+	ChainFor    func(c *policy.Client, req map[string]string) []Step
 	TTL         time.Duration
 	MaxFailures int
 	Logger      *zap.Logger

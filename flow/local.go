@@ -8,21 +8,46 @@ import (
 	"github.com/fedas/fedas/policy"
 )
 
-func (e *Engine) chain(c *policy.Client) []Step {
+func (e *Engine) chain(c *policy.Client, req map[string]string) []Step {
 	if e.o.ChainFor != nil && c != nil {
-		return e.o.ChainFor(c)
+		return e.o.ChainFor(c, req)
 	}
 	return e.o.Steps
+}
+
+// credentialFree reports whether the chain's first step collects no
+// secret of ours (CredentialFree), so that a client barred from
+// credential challenges (docs/decisions.md Q10) may still be served it.
+func credentialFree(steps []Step) bool {
+	if len(steps) == 0 {
+		return false
+	}
+	cf, ok := steps[0].(CredentialFree)
+	return ok && cf.CredentialFree()
+}
+
+// hintIsMethod reports whether a step of the chain reads login_hint as
+// the name of a method (login_hint=wallet), not of a user.
+func hintIsMethod(steps []Step, hint string) bool {
+	for _, st := range steps {
+		if ht, ok := st.(HintTaker); ok && ht.TakesHint(hint) {
+			return true
+		}
+	}
+	return false
 }
 
 // startLocal begins a local sign-in with the first step of the client's
 // chain. hint names the user when a prompt answer did.
 func (e *Engine) startLocal(ctx context.Context, st starter, hint string) (Outcome, error) {
-	if !st.cred {
+	steps := e.chain(st.client, st.req)
+	if !st.cred && !credentialFree(steps) {
 		return e.webFallback(ctx, st.snap, st.client.GetID(), st.req, st.jkt, "")
 	}
 	s := st.session(e, "")
-	s.hint(st.req["login_hint"])
+	if lh := st.req["login_hint"]; !hintIsMethod(steps, lh) {
+		s.hint(lh)
+	}
 	s.hint(hint)
 	return e.beginLocal(ctx, st.snap, s)
 }
@@ -30,11 +55,18 @@ func (e *Engine) startLocal(ctx context.Context, st starter, hint string) (Outco
 // beginLocal makes the first step of the chain current, stores the new
 // session and answers its challenge.
 func (e *Engine) beginLocal(ctx context.Context, snap *policy.Snapshot, s *session) (Outcome, error) {
+	// The session's handle exists before its first step begins, so that a
+	// step binding something outside the session to it (a verifier
+	// transaction: StepContext.Binding) names the session it will be.
+	value, h, err := newHandle()
+	if err != nil {
+		return nil, err
+	}
+	s.ID, s.StepHash, s.h = h.id, h.stepHash, h
 	if err := e.enterStep(ctx, snap, s, 0, nil); err != nil {
 		return nil, err
 	}
-	value, err := e.create(ctx, s)
-	if err != nil {
+	if err := e.store(ctx, s); err != nil {
 		return nil, err
 	}
 	return e.challenge(ctx, snap, s, value, "")
@@ -59,7 +91,7 @@ func (e *Engine) localFromSession(ctx context.Context, snap *policy.Snapshot, s 
 // it returns false in s.Stage == "" when none is left.
 // Steps named in skip were satisfied already (StepResult.Satisfied).
 func (e *Engine) enterStep(ctx context.Context, snap *policy.Snapshot, s *session, i int, u *policy.User, skip ...string) error {
-	steps := e.chain(clientOf(snap, s.ClientID))
+	steps := e.chain(clientOf(snap, s.ClientID), s.Request)
 	for ; i < len(steps); i++ {
 		if steps[i].Applies(u) && !slices.Contains(skip, steps[i].Name()) {
 			s.Stage, s.x.Step, s.x.StepData = steps[i].Name(), i, nil
@@ -81,11 +113,19 @@ func clientOf(snap *policy.Snapshot, id string) *policy.Client {
 }
 
 func (e *Engine) stepContext(snap *policy.Snapshot, s *session) StepContext {
-	return StepContext{Users: snap.Users(), Replay: e.o.Replay, Now: e.o.Now(), Username: s.Username, Data: s.x.StepData}
+	return StepContext{Users: snap.Users(), Replay: e.o.Replay, Now: e.o.Now(), Username: s.Username, Data: s.x.StepData,
+		ClientID: s.ClientID, Client: clientOf(snap, s.ClientID), Request: s.Request, Binding: bindingOf(s.ID)}
+}
+
+// bindingOf is the digest a step may store outside the session to name
+// it (StepContext.Binding): never the ID itself, which is half of the
+// auth_session value.
+func bindingOf(id string) string {
+	return digest([]byte("fedas/step-binding/v1|" + id))
 }
 
 func (e *Engine) current(snap *policy.Snapshot, s *session) (Step, bool) {
-	steps := e.chain(clientOf(snap, s.ClientID))
+	steps := e.chain(clientOf(snap, s.ClientID), s.Request)
 	if s.x.Step < 0 || s.x.Step >= len(steps) || steps[s.x.Step].Name() != s.Stage {
 		return nil, false
 	}
@@ -136,12 +176,34 @@ func (e *Engine) continueLocal(ctx context.Context, r Request, s *session) (Outc
 	case Failed:
 		return e.fail(ctx, r.Policy, s, res.Description, step.Name(), "wrong_answer")
 	case Waiting:
+		// Nothing changed but the step's own bookkeeping (the time of the
+		// last poll): the session keeps its value (docs/protocol.md
+		// "Polling"), so a poll costs no rotation.
+		value := r.Form.Get("auth_session")
+		if res.Data != nil {
+			s.x.StepData = res.Data
+			if err := e.keep(ctx, s); err != nil {
+				return nil, err
+			}
+		}
+		status := res.Status
+		if status == "" {
+			status = "pending"
+		}
+		return Pending{AuthSession: value, Description: res.Description, Interval: res.Interval, Status: status, Members: res.Members}, nil
+	case Renewed:
 		s.x.StepData = res.Data
 		value, err := e.advance(ctx, s)
 		if err != nil {
 			return nil, err
 		}
-		return Pending{AuthSession: value, Description: res.Description, Interval: res.Interval}, nil
+		return e.challenge(ctx, r.Policy, s, value, res.Description)
+	case Denied:
+		e.signIn(ctx, false, step.Name(), s.ClientID, "", "denied")
+		if err := e.finish(ctx, s); err != nil {
+			return nil, err
+		}
+		return accessDenied(res.Description), nil
 	case Passed:
 	default:
 		return nil, errUnknownResult
@@ -156,6 +218,15 @@ func (e *Engine) continueLocal(ctx context.Context, r Request, s *session) (Outc
 	}
 	if res.AMR != "" {
 		s.AMR = append(s.AMR, res.AMR)
+	}
+	if res.ACR != "" {
+		s.x.ACR = res.ACR
+	}
+	for k, v := range res.Claims {
+		if s.x.Claims == nil {
+			s.x.Claims = map[string]any{}
+		}
+		s.x.Claims[k] = v
 	}
 	s.AuthTime = e.o.Now()
 	s.Failures = 0
@@ -182,7 +253,11 @@ func (e *Engine) continueLocal(ctx context.Context, r Request, s *session) (Outc
 		}
 		return e.challenge(ctx, r.Policy, s, value, "")
 	}
-	return e.complete(ctx, r.Policy, s)
+	out, err := e.complete(ctx, r.Policy, s)
+	if en, ok := step.(Ender); ok && err == nil {
+		en.Ended(ctx, sc)
+	}
+	return out, err
 }
 
 // fail counts a wrong answer to the step named method: the session

@@ -180,8 +180,9 @@ func (badStep) Verify(context.Context, flow.StepContext, url.Values) (flow.StepR
 }
 
 // TestLocal_PendingStep: a test Step returning Waiting yields Pending with
-// a new value each poll, its own state carried between polls, then Code
-// with its AMR.
+// the same auth_session each poll (a poll changes no state:
+// docs/protocol.md "Polling"), its own state carried between polls, then
+// Code with its AMR; the value is dead once the code is issued.
 func TestLocal_PendingStep(t *testing.T) {
 	f := newFixture(t, nil, withSteps(password.New(), waitStep{Polls: 2}))
 	ch := as[flow.Challenge](t, f.native(initial("app")))
@@ -193,16 +194,15 @@ func TestLocal_PendingStep(t *testing.T) {
 		p := as[flow.Pending](t, f.native(vals("auth_session", v)))
 		require.Equal(t, 5, p.Interval)
 		require.Equal(t, "Still waiting.", p.Description)
-		require.NotEqual(t, v, p.AuthSession)
-		refusal(t, f.native(vals("auth_session", v)), "invalid_session")
-		v = p.AuthSession
+		require.Equal(t, v, p.AuthSession)
 	}
 	code := as[flow.Code](t, f.native(vals("auth_session", v)))
 	require.Equal(t, []string{"pwd", "mfa"}, f.codes.grant(t, code.Code).AMR)
+	refusal(t, f.native(vals("auth_session", v)), "invalid_session")
 
 	t.Run("ChainFor chooses per client", func(t *testing.T) {
 		f := newFixture(t, nil, func(o *flow.Options) {
-			o.ChainFor = func(c *policy.Client) []flow.Step {
+			o.ChainFor = func(c *policy.Client, _ map[string]string) []flow.Step {
 				if c.GetID() == "app" {
 					return []flow.Step{password.New(), waitStep{}}
 				}

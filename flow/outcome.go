@@ -1,6 +1,9 @@
 package flow
 
-import "time"
+import (
+	"errors"
+	"time"
+)
 
 // Outcome is the engine's answer to one Request: exactly one of the types
 // below. The set is closed (the unexported method); server renders each
@@ -74,6 +77,10 @@ type Pending struct {
 	AuthSession string
 	Description string
 	Interval    int
+	// Status is "pending" (the default) or "slow_down".
+	Status string
+	// Members are extra top-level members (StepResult.Members).
+	Members map[string]any
 }
 
 // Refusal is an RFC 6749 §5.2 error the client caused or must handle:
@@ -144,4 +151,16 @@ func invalidDPoP() Refusal {
 
 func unauthorizedClient() Refusal {
 	return refuse(statusBadRequest, "unauthorized_client", "This client may not use the native authorization endpoint.")
+}
+
+// Refuse is the error a step's Challenge returns to refuse the request
+// that would begin it (presentation parameters that do not fit the
+// client): the engine answers the RFC 6749 §5.2 error status/code/desc
+// and stores nothing.
+func Refuse(status int, code, desc string) error { return refused(refuse(status, code, desc)) }
+
+// IsRefusal reports whether err is a Refuse error.
+func IsRefusal(err error) bool {
+	var rf *errRefused
+	return errors.As(err, &rf)
 }

@@ -295,6 +295,18 @@ func (e *Engine) advance(ctx context.Context, s *session) (string, error) {
 	return value, nil
 }
 
+// keep stores s under the step value it was loaded by, at a new
+// revision (compare-and-swap on the old one): the session changed only in
+// bookkeeping, so the device's value stays good, while a request that
+// loaded the session before this change fails its own swap.
+func (e *Engine) keep(ctx context.Context, s *session) error {
+	old := s.h.stepHash
+	s.StepHash = nextRevision(old)
+	s.h.stepHash = s.StepHash
+	s.x.into(&s.AuthSession)
+	return casErr(e.o.Sessions.UpdateAuthSession(ctx, old, s.AuthSession))
+}
+
 // lock moves the session to a transient stage under a server-only step
 // value, so that of concurrent requests with the same auth_session exactly
 // one proceeds to the side effect (a PAR, a code redemption). It returns

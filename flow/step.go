@@ -43,6 +43,41 @@ type StepContext struct {
 	// ClientIP is the caller's address (Request.ClientIP), set for
 	// Verify: the lockout keys on it (docs/security.md "Account lockout").
 	ClientIP string
+	// ClientID is the session's client, Client its registration in the
+	// request's policy snapshot.
+	ClientID string
+	Client   *policy.Client
+	// Request holds the session's validated initial request parameters
+	// (login_hint, acr_values, authorization_details, the presentation
+	// parameters of docs/protocol.md "Digital credentials").
+	Request map[string]string
+	// Binding is an opaque digest naming the session (its ID, never its
+	// step value): a step that starts something outside the session (a
+	// verifier transaction) stores it there so that the two stay bound.
+	Binding string
+}
+
+// CredentialFree is implemented by steps that collect no secret of ours
+// (a credential presentation, a push to our app): they may be served to
+// federating clients, which never get password or one-time-code
+// challenges (docs/decisions.md Q10).
+type CredentialFree interface {
+	CredentialFree() bool
+}
+
+// Ender is implemented by steps that hold something outside the session
+// (a verifier transaction): Ended is called, with the step's state, once
+// the session's code was minted, to release it early instead of at its
+// expiry. Its failure changes nothing the client sees.
+type Ender interface {
+	Ended(ctx context.Context, sc StepContext)
+}
+
+// HintTaker is implemented by steps whose selection reads login_hint
+// (login_hint=wallet asks for a presentation): such a hint names a method,
+// not a user, and the engine does not fix the session's user by it.
+type HintTaker interface {
+	TakesHint(hint string) bool
 }
 
 // Result of a step's Verify.
@@ -59,6 +94,14 @@ const (
 	// Malformed: the answer is missing or malformed (invalid_request; the
 	// session is unchanged).
 	Malformed
+	// Renewed: the step replaced its state (a verifier transaction
+	// expired and a new one began): the session rotates and the client
+	// gets the step's challenge again; no failure is counted.
+	Renewed
+	// Denied: the step ends the session (the wallet refused, the
+	// presentation failed verification, too many restarts): 400
+	// access_denied with Description.
+	Denied
 	// Throttled: a delay is in force (a lockout: docs/security.md
 	// "Account lockout") and the answer was not checked: 429 slow_down
 	// with RetryAfter (docs/decisions.md Q28); the session is unchanged,
@@ -86,6 +129,19 @@ type StepResult struct {
 	Data json.RawMessage
 	// Interval is the polling interval in seconds for Waiting.
 	Interval int
+	// Status is the status member of a Waiting answer: "pending", or
+	// "slow_down" when the client polled faster than Interval (RFC 8628
+	// §3.5 semantics); empty means pending.
+	Status string
+	// Members are extra top-level members of a Waiting answer (the
+	// presentation dialect's type member: docs/protocol.md "Digital
+	// credentials").
+	Members map[string]any
+	// Claims are identity claims the step established (a verified
+	// credential's mapped claims), added to the ID token.
+	Claims map[string]any
+	// ACR is the authentication context the step established, if any.
+	ACR string
 	// RetryAfter is how long to wait for Throttled; Scope names what was
 	// limited, a fixed word for the sign_in.throttled event and
 	// fedas_rate_limited_total (docs/operations.md).
@@ -114,6 +170,13 @@ type ChallengeSpec struct {
 	Inputs      map[string]Input `json:"inputs"`
 	Data        map[string]any   `json:"data,omitempty"`
 	Description string           `json:"-"`
+	// Members are top-level members of the insufficient_authorization
+	// body beside challenge (a presentation's type, credentials_request
+	// and expires_in, named per the client's dialect).
+	Members map[string]any `json:"-"`
+	// Flow, when set, replaces the challenge member's type-specific
+	// "flow" (the presentation path: docs/protocol.md).
+	Flow string `json:"flow,omitempty"`
 }
 
 // Input describes one field the client collects.

@@ -27,6 +27,9 @@ type Client struct {
 	// RefreshTokenRotation is config.Client.RefreshTokenRotation
 	// ("" is auto); server/refresh.go decides with it.
 	RefreshTokenRotation string
+	// DC is the client's digital-credential settings (config.ClientDC),
+	// nil when it has none.
+	DC *config.ClientDC
 }
 
 var _ fosite.OpenIDConnectClient = (*Client)(nil)
@@ -54,6 +57,10 @@ func buildClients(cfg []config.Client) (map[string]*Client, error) {
 			Federating:                cc.Federating,
 			AllowCredentialChallenges: cc.AllowCredentialChallenges,
 			RefreshTokenRotation:      cc.RefreshTokenRotation,
+		}
+		if cc.DigitalCredentials != nil {
+			dc := *cc.DigitalCredentials
+			c.DC = &dc
 		}
 		if cc.JWKS != "" {
 			set, err := jwksV3(cc.JWKS)

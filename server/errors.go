@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -37,6 +38,47 @@ type errorBody struct {
 	DeepLink         string              `json:"deep_link,omitempty"`
 	RequestURI       string              `json:"request_uri,omitempty"`
 	ExpiresIn        int                 `json:"expires_in,omitempty"`
+	// Members are protocol members a step names (a presentation's type,
+	// credentials_request, expires_in in the client's dialect:
+	// docs/protocol.md "Digital credentials"); a member the fields above
+	// already carry is never replaced.
+	Members map[string]any `json:"-"`
+}
+
+// MarshalJSON writes the fields, then Members in name order.
+func (b errorBody) MarshalJSON() ([]byte, error) {
+	type plain errorBody
+	out, err := json.Marshal(plain(b))
+	if err != nil || len(b.Members) == 0 {
+		return out, err
+	}
+	var have map[string]json.RawMessage
+	if err := json.Unmarshal(out, &have); err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(b.Members))
+	for k := range b.Members {
+		if _, taken := have[k]; !taken {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	buf := bytes.NewBuffer(out[:len(out)-1])
+	for _, k := range names {
+		kb, _ := json.Marshal(k)
+		var vb bytes.Buffer
+		enc := json.NewEncoder(&vb)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(b.Members[k]); err != nil {
+			return nil, err
+		}
+		buf.WriteByte(',')
+		buf.Write(kb)
+		buf.WriteByte(':')
+		buf.Write(bytes.TrimRight(vb.Bytes(), "\n"))
+	}
+	buf.WriteByte('}')
+	return buf.Bytes(), nil
 }
 
 // protoError is a protocol error with its HTTP status.

@@ -93,6 +93,15 @@ func parseStrictForm(body string, maxParams int) (url.Values, *protoError) {
 	return form, nil
 }
 
+// jsonValued are the members a JSON body may carry as a JSON object or
+// array rather than a string (docs/protocol.md "Digital credentials",
+// "Rich authorization requests").
+var jsonValued = map[string]bool{
+	"vp_token":              true,
+	"openid4vp_response":    true,
+	"authorization_details": true,
+}
+
 // parseStrictJSON reads a JSON body (FiPA-04 §5.3) by the form parser's
 // rules: valid UTF-8 (checked on the raw bytes, since encoding/json
 // silently turns invalid UTF-8 and lone surrogate escapes into U+FFFD),
@@ -124,6 +133,30 @@ func parseStrictJSON(body []byte, maxParams int) (url.Values, *protoError) {
 		}
 		if len(form) == maxParams {
 			return nil, errInvalidRequest("Too many parameters.")
+		}
+		if jsonValued[k] {
+			// A structured member (a DC API vp_token, an openid4vp_response,
+			// authorization_details: RFC 9396 §2) may be sent as JSON itself;
+			// it is kept as its compact text, for the step that reads it to
+			// parse strictly.
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				return nil, notObject
+			}
+			var str string
+			if json.Unmarshal(raw, &str) == nil {
+				form.Set(k, str)
+				continue
+			}
+			if c := raw[0]; c != '{' && c != '[' {
+				return nil, errInvalidRequest(fmt.Sprintf("The %s member must be a string, an object or an array.", safeName(k)))
+			}
+			var buf bytes.Buffer
+			if err := json.Compact(&buf, raw); err != nil {
+				return nil, notObject
+			}
+			form.Set(k, buf.String())
+			continue
 		}
 		tok, err = dec.Token()
 		if err != nil {

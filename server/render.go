@@ -33,9 +33,13 @@ func outcomeError(out flow.Outcome) *protoError {
 	switch o := out.(type) {
 	case flow.Challenge:
 		spec := o.Spec
-		return &protoError{status: http.StatusForbidden, body: errorBody{Error: "insufficient_authorization", ErrorDescription: o.Description, AuthSession: o.AuthSession, Challenge: &spec}}
+		return &protoError{status: http.StatusForbidden, body: errorBody{Error: "insufficient_authorization", ErrorDescription: o.Description, AuthSession: o.AuthSession, Challenge: &spec, Members: o.Spec.Members}}
 	case flow.Pending:
-		return &protoError{status: http.StatusForbidden, body: errorBody{Error: "insufficient_authorization", ErrorDescription: o.Description, AuthSession: o.AuthSession, Status: "pending", Interval: o.Interval}}
+		status := o.Status
+		if status == "" {
+			status = "pending"
+		}
+		return &protoError{status: http.StatusForbidden, body: errorBody{Error: "insufficient_authorization", ErrorDescription: o.Description, AuthSession: o.AuthSession, Status: status, Interval: o.Interval, Members: o.Members}}
 	case flow.Prompt:
 		code := "insufficient_information"
 		if o.Invalid {
