@@ -93,6 +93,11 @@ type TrustedIssuer struct {
 	// Status is required (a credential without a status list entry is
 	// refused) or optional (default: checked when present).
 	Status string `yaml:"status"`
+	// StatusLists are the URI prefixes (https) of this issuer's token
+	// status lists (Token Status List §8): a credential whose status
+	// claim points elsewhere is refused, and a list must be signed with
+	// the issuer's own keys (or an x5c chain to its roots).
+	StatusLists []string `yaml:"status_lists"`
 	// SubjectClaim is the claim that identifies the holder: stable and
 	// never reassigned by this issuer (OpenID4VP §14.4), e.g.
 	// personal_administrative_number. Our subject is derived from the
@@ -277,6 +282,11 @@ func (c *Config) validateDC() []error {
 		case "", "optional", "required":
 		default:
 			add("%s.status: %q is not required or optional", p, ti.Status)
+		}
+		for _, u := range ti.StatusLists {
+			if err := c.CheckURL(u); err != nil {
+				add("%s.status_lists: %v", p, err)
+			}
 		}
 		if ti.SubjectClaim == "" {
 			add("%s.subject_claim: required (a stable claim: OpenID4VP §14.4)", p)

@@ -298,3 +298,7 @@ func readSigningKey(path string) (*ecdsa.PrivateKey, error) {
 	}
 	return ek, nil
 }
+
+// ReadECKeyFile reads a PEM EC P-256 private key (SEC 1 or PKCS#8), the
+// format of every private key file fedas takes.
+func ReadECKeyFile(path string) (*ecdsa.PrivateKey, error) { return readSigningKey(path) }

@@ -62,6 +62,10 @@ const (
 	RateToken          = "token"
 	RateIntrospect     = "introspect"
 	RateRevoke         = "revoke"
+	// RateDCWallet is the internal verifier's wallet endpoints
+	// (/dc/request/{id}, /dc/response; docs/protocol.md "Digital
+	// credentials").
+	RateDCWallet = "dc_wallet"
 )
 
 // Rate-limit scopes (RateRule.Scope), narrowest first: the order in which
@@ -89,6 +93,7 @@ var RateEndpoints = map[string][]string{
 	RateToken:          {ScopeIP, ScopeClient},
 	RateIntrospect:     {ScopeIP, ScopeClient},
 	RateRevoke:         {ScopeIP, ScopeClient},
+	RateDCWallet:       {ScopeIP},
 }
 
 // DefaultRateRules is the built-in table. The numbers are meant to stop
@@ -134,6 +139,9 @@ func DefaultRateRules() []RateRule {
 		r(RateIntrospect, ScopeClient, 5000, time.Second, 10000),
 		r(RateRevoke, ScopeIP, 100, time.Second, 200),
 		r(RateRevoke, ScopeClient, 2000, time.Second, 4000),
+		// A wallet fetches one request and posts one response per
+		// presentation; a carrier NAT shares an address.
+		r(RateDCWallet, ScopeIP, 20, time.Second, 60),
 	}
 }
 

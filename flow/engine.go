@@ -196,6 +196,12 @@ func (e *Engine) startInitial(ctx context.Context, r Request) (Outcome, error) {
 	// dpop_jkt names a key at PAR time (RFC 9449 §10.1); a native request
 	// proves its key with the DPoP header instead.
 	delete(req, "dpop_jkt")
+	if req[pkceByDPoP] != "" {
+		delete(req, pkceByDPoP)
+		if r.DPoPJKT == "" {
+			return invalidRequest("Send PKCE (code_challenge) or a DPoP proof: the code must be bound to one of them."), nil
+		}
+	}
 	return e.start(ctx, starter{snap: r.Policy, client: c, req: req, jkt: r.DPoPJKT, channel: ChannelNative,
 		clientAuth: !c.IsPublic(), cred: c.FirstParty || c.AllowCredentialChallenges})
 }
@@ -218,6 +224,10 @@ func (e *Engine) startPushed(ctx context.Context, r Request) (Outcome, error) {
 	req, rf := parseInitial(c, p.Form)
 	if rf != nil {
 		return *rf, nil
+	}
+	if req[pkceByDPoP] != "" {
+		// Only a native request can bind its code to DPoP instead.
+		return invalidRequest("PKCE is required: send code_challenge and code_challenge_method=S256."), nil
 	}
 	if req["dpop_jkt"] != "" && r.DPoPJKT != "" && req["dpop_jkt"] != r.DPoPJKT {
 		return invalidDPoP(), nil

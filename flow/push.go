@@ -209,6 +209,10 @@ func (e *Engine) startBrowser(ctx context.Context, r Request) (Outcome, error) {
 	if rf != nil {
 		return *rf, nil
 	}
+	if req[pkceByDPoP] != "" {
+		// Only a native request can bind its code to DPoP instead.
+		return invalidRequest("PKCE is required: send code_challenge and code_challenge_method=S256."), nil
+	}
 	st := starter{snap: r.Policy, client: c, req: req, channel: ChannelBrowser, cred: true}
 	s := st.session(e, "")
 	s.x.Push = ru

@@ -76,13 +76,29 @@ type AppUser struct {
 // Params are the initial-request parameters a session carries and binds
 // to its code (FiPA-04 §5.1; RFC 7636 §4.3), stored in the session under
 // these names.
-var carried = []string{"scope", "code_challenge", "code_challenge_method", "state", "nonce", "acr_values", "login_hint", "max_age", "native_callback_uri", "redirect_uri", "dpop_jkt"}
+var carried = []string{"scope", "code_challenge", "code_challenge_method", "state", "nonce", "acr_values", "login_hint", "max_age", "native_callback_uri", "redirect_uri", "dpop_jkt",
+	// The presentation parameters (docs/protocol.md "Digital credentials"),
+	// validated by the presentation step when it begins.
+	"dc_api", "openid4vp_flow_type", "openid4vp_redirect_uri", "interaction_types_supported"}
 
 // paramLimits bound the carried parameters (an auth_session stays small).
 var paramLimits = map[string]int{
 	"scope": 1024, "state": 512, "nonce": 512, "login_hint": 256, "acr_values": 256,
 	"max_age": 10, "native_callback_uri": 2048, "code_challenge": 43, "code_challenge_method": 5,
 	"redirect_uri": 2048, "dpop_jkt": 43,
+	"dc_api": 5, "openid4vp_flow_type": 12, "openid4vp_redirect_uri": 2048, "interaction_types_supported": 512,
+}
+
+// pkceByDPoP marks (in the parsed request only, never stored) a request
+// of a presentation-during-issuance client that sent no PKCE: its code
+// must then be bound to a DPoP key instead (docs/protocol.md "Presentation
+// during issuance").
+const pkceByDPoP = "\x00pkce-by-dpop"
+
+// issuanceDialect reports whether c speaks presentation during issuance,
+// whose requests carry no response_type or PKCE.
+func issuanceDialect(c *policy.Client) bool {
+	return c != nil && c.DC != nil && c.DC.Dialect == "pdi"
 }
 
 // pkceChallenge is the shape of an S256 code_challenge (RFC 7636 §4.2) and
@@ -103,6 +119,9 @@ var maxAgeShape = regexp.MustCompile(`^[0-9]{1,9}$`)
 // rules, for every channel that starts a session.
 func parseInitial(c *policy.Client, form url.Values) (map[string]string, *Refusal) {
 	switch rt := form.Get("response_type"); {
+	case rt == "" && issuanceDialect(c):
+		// The presentation-during-issuance texts send no response_type; the
+		// code flow is the only one (FiPA-04 §5.1 requires it of others).
 	case rt == "":
 		r := invalidRequest("The response_type parameter is required.")
 		return nil, &r
@@ -129,6 +148,10 @@ func parseInitial(c *policy.Client, form url.Values) (map[string]string, *Refusa
 	switch {
 	case cc == "" && method != "":
 		return bad("code_challenge_method without code_challenge.")
+	case cc == "" && c.IsPublic() && issuanceDialect(c):
+		// Its texts forbid PKCE; a DPoP-bound code is as safe from
+		// interception (RFC 9449 §10), so DPoP is required instead.
+		req[pkceByDPoP] = "1"
 	case cc == "" && c.IsPublic():
 		// RFC 9700 §2.1.1: PKCE is required for public clients.
 		return bad("PKCE is required: send code_challenge and code_challenge_method=S256.")

@@ -37,7 +37,7 @@ func algNames(algs []jose.SignatureAlgorithm) []string {
 // DPoP ones the dpop package's allow-list (RFC 9449 §5.1).
 func (s *Server) Metadata() map[string]any {
 	assertion := algNames(assertionAlgs)
-	return map[string]any{
+	m := map[string]any{
 		"issuer":                                                       s.cfg.Issuer,
 		"authorization_challenge_endpoint":                             s.url(PathNative),
 		"native_authorization_endpoint":                                s.url(PathNative),
@@ -64,6 +64,15 @@ func (s *Server) Metadata() map[string]any {
 		"scopes_supported":                                             s.policy.Current().Config.Scopes,
 		"require_pushed_authorization_requests":                        false,
 	}
+	if s.dc != nil {
+		// Not registered anywhere yet (docs/protocol.md "Digital
+		// credentials", "Discovery"): the presentation paths served, and
+		// OpenID4VCI 1.1's Interactive Authorization Endpoint, which is our
+		// native endpoint speaking that dialect.
+		m["native_authorization_dc_flows_supported"] = []string{"dc_api", "same_device", "cross_device"}
+		m["interactive_authorization_endpoint"] = s.url(PathNative)
+	}
+	return m
 }
 
 func (s *Server) metadata(c echo.Context) error {

@@ -78,6 +78,8 @@ type Options struct {
 	// Metrics, when set, is the registry this server counts in (shared
 	// with the admin listener, which serves it); nil means one of its own.
 	Metrics *metrics.Metrics
+	// DC holds test seams of the presentation step (dc.go).
+	DC DCOptions
 }
 
 // Server is one fedas authorization server.
@@ -103,6 +105,9 @@ type Server struct {
 	proxies  []netip.Prefix     // trusted_proxies (clientip.go)
 	// password is the password step (lockout.go).
 	password *password.Step
+	// dc is the presentation step and its verifier (dc.go); nil without
+	// digital_credentials.
+	dc *dcState
 	// Ephemeral reports which keys were generated at start.
 	EphemeralSigningKey, EphemeralHMACSecret bool
 }
@@ -222,12 +227,20 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.dc, err = s.initDC(o); err != nil {
+		return nil, err
+	}
+	var chainFor func(*policy.Client, map[string]string) []flow.Step
+	if s.dc != nil {
+		chainFor = s.chainFor(steps)
+	}
 	s.flow = flow.New(flow.Options{
 		Sessions:    o.Store,
 		Replay:      o.Store,
 		Codes:       s,
 		Pushes:      pushStore{s},
 		Steps:       steps,
+		ChainFor:    chainFor,
 		TTL:         lt.AuthSession,
 		MaxFailures: cfg.Limits.MaxFailures,
 		Logger:      o.Logger.Named("flow"),
@@ -270,6 +283,7 @@ func (s *Server) routes() {
 	e.POST(PathPAR, s.par, form(false), limit(config.RatePAR))
 	e.POST(PathRevoke, s.revoke, form(false), limit(config.RateRevoke))
 	e.POST(PathIntrospect, s.introspect, form(false), limit(config.RateIntrospect))
+	s.dcRoutes(e, limit)
 	e.GET(PathHealth, s.healthz)
 	e.GET(PathReady, s.readyz)
 	s.echo = e
