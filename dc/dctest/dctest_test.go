@@ -146,7 +146,8 @@ func TestKnobs(t *testing.T) {
 						if err != nil {
 							t.Fatalf("honest wallet refused: %v", err)
 						}
-						if len(s.creds) != 1 || s.creds[0].Subject != iss.ID+"|user-1" || s.creds[0].Claims["given_name"] != "Erika" {
+						if len(s.creds) != 1 || s.creds[0].Subject != iss.ID+"|user-1" || s.creds[0].Claims["given_name"] != "Erika" ||
+							len(s.creds[0].TransactionDataHashes) != 1 || s.creds[0].TransactionDataHashesAlg != "sha-256" {
 							t.Fatalf("verified %+v", s.creds)
 						}
 						return
@@ -290,4 +291,79 @@ func TestUnsigned(t *testing.T) {
 			t.Fatalf("status %d, stub %v", ans.Status, s.result())
 		}
 	})
+}
+
+// TestPresentAnswers: the Answer carries what the response_uri returned on
+// each path (same device redirect_uri, cross device {}, presentation during
+// issuance), and a request_uri without request_uri_method=post is fetched
+// with GET and no wallet_nonce.
+func TestPresentAnswers(t *testing.T) {
+	tests := []struct {
+		name, body, redirect, pdis string
+		get                        bool
+	}{
+		{name: "same device", redirect: "https://app.example/cb?response_code=rc-1"},
+		{name: "cross device", body: `{}`},
+		{name: "presentation during issuance", body: `{"presentation_during_issuance_session":"pdis-1"}`, pdis: "pdis-1"},
+		{name: "GET request_uri", get: true, redirect: "https://app.example/cb?response_code=rc-1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, w, _, s := setup(t, false, nil)
+			s.answer = tc.body
+			u := s.walletURL()
+			if tc.get {
+				u = strings.Replace(u, "&request_uri_method=post", "", 1)
+			}
+			ans, err := w.Present(context.Background(), u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ans.Status != http.StatusOK || s.result() != nil || ans.RedirectURI != tc.redirect || ans.PresentationDuringIssuanceSession != tc.pdis {
+				t.Fatalf("answer %+v, stub %v", ans, s.result())
+			}
+			if tc.get != (ans.Request.WalletNonce == "") {
+				t.Fatalf("wallet_nonce %q", ans.Request.WalletNonce)
+			}
+		})
+	}
+}
+
+// TestSelection: the wallet answers claim_sets with the first set it can
+// satisfy and credential_sets with the first available option (OpenID4VP
+// 1.0 §6.4), and what it sends satisfies dcql.Match inside VerifyVPToken.
+func TestSelection(t *testing.T) {
+	tests := []struct {
+		name, query string
+		want        []string // query ids presented
+	}{
+		{"claim_sets", `{"credentials":[{"id":"pid","format":"dc+sd-jwt","meta":{"vct_values":["urn:eudi:pid:1"]},` +
+			`"claims":[{"id":"a","path":["nationality"]},{"id":"b","path":["given_name"]},{"id":"c","path":["sub"]}],"claim_sets":[["a"],["b","c"]]}]}`, []string{"pid"}},
+		{"credential_sets", `{"credentials":[{"id":"mdl","format":"dc+sd-jwt","meta":{"vct_values":["urn:example:mdl"]}},` +
+			`{"id":"pid","format":"dc+sd-jwt","meta":{"vct_values":["urn:eudi:pid:1"]},"claims":[{"path":["birthdate"]}]}],` +
+			`"credential_sets":[{"options":[["mdl"],["pid"]]}]}`, []string{"pid"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			iss := dctest.NewIssuer(t, dctest.IssuerOptions{Now: now})
+			w := dctest.NewWallet()
+			w.Now = now
+			if _, err := w.Receive(iss, userClaims, dctest.IssueOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			s := newStub(t, iss, tc.query, nil)
+			w.HTTP = s.srv.Client()
+			ans, err := w.Present(context.Background(), s.walletURL())
+			if err != nil || ans.Status != http.StatusOK || s.result() != nil {
+				t.Fatalf("present: %v %+v stub %v", err, ans, s.result())
+			}
+			var got []string
+			for _, c := range s.creds {
+				got = append(got, c.QueryID)
+			}
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Fatalf("presented %v, want %v", got, tc.want)
+			}
+		})
+	}
 }

@@ -50,8 +50,6 @@ var (
 	errUnencrypted = errors.New("stub: response not encrypted")
 	// errDenied: the wallet answered error=access_denied (§8.5).
 	errDenied = errors.New("stub: wallet denied")
-	// errUsed: a second response for the transaction (first wins).
-	errUsed = errors.New("stub: response already received")
 )
 
 // signer is a CA-issued P-256 leaf for the verifier's x509_hash client_id.
@@ -96,6 +94,9 @@ type stub struct {
 	noEcho bool
 	// aud overrides the expected KB-JWT aud (default clientID).
 	aud string
+	// answer is the 200 body to the wallet (default a same-device
+	// redirect_uri).
+	answer string
 
 	mu       sync.Mutex
 	fetched  bool
@@ -198,7 +199,11 @@ func (s *stub) serveResponse(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(`{"error":"invalid_request"}`))
 		return
 	}
-	_, _ = w.Write([]byte(`{"redirect_uri":"https://app.example/cb?response_code=rc-1"}`))
+	body := s.answer
+	if body == "" {
+		body = `{"redirect_uri":"https://app.example/cb?response_code=rc-1"}`
+	}
+	_, _ = w.Write([]byte(body))
 }
 
 func (s *stub) finish(err error) {
@@ -342,4 +347,13 @@ func retype(tb testing.TB, jar string, s *stub) string {
 		tb.Fatal(err)
 	}
 	return out
+}
+
+func mustHolder(tb testing.TB) *ecdsa.PrivateKey {
+	tb.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k
 }
