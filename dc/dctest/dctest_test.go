@@ -239,6 +239,12 @@ func TestWalletRefuses(t *testing.T) {
 			_, err := w.Present(context.Background(), unsignedURL(t, s))
 			return err
 		}, dctest.ErrRequest},
+		{"redirect_uri client_id is not the response_uri", func(t *testing.T, w *dctest.Wallet, s *stub) error {
+			w.AllowUnsigned = true
+			u := strings.Replace(unsignedURL(t, s), "client_id=redirect_uri%3A", "client_id=redirect_uri%3Ahttps%3A%2F%2Fevil.example%2F", 1)
+			_, err := w.Present(context.Background(), u)
+			return err
+		}, dctest.ErrRequest},
 		{"no credential for the query", func(t *testing.T, w *dctest.Wallet, s *stub) error {
 			s.query = strings.Replace(pidQuery, "urn:eudi:pid:1", "urn:example:mdl", 1)
 			_, err := w.Present(context.Background(), s.walletURL())

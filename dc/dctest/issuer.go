@@ -345,6 +345,15 @@ func (i *Issuer) serveStatus(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(tok))
 }
 
+// HTTPClient trusts the status server's TLS certificate (the httptest
+// one), for verifiers that build their own statuslist.Client.
+func (i *Issuer) HTTPClient() *http.Client {
+	if i.srv == nil {
+		return http.DefaultClient
+	}
+	return i.srv.Client()
+}
+
 // StatusClient is a statuslist.Client that reaches this issuer's status
 // server (TLS on 127.0.0.1, trusted through the httptest certificate) and
 // nothing else, verifying tokens with the issuer key. It caches: use a new

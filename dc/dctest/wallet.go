@@ -227,6 +227,9 @@ func (w *Wallet) Present(ctx context.Context, walletURL string) (*Answer, error)
 	if ro.ResponseURI == "" {
 		return nil, fmt.Errorf("%w: response_uri missing", ErrRequest)
 	}
+	if strings.HasPrefix(ro.ClientID, oid4vp.PrefixRedirectURI) && ro.ResponseURI != ro.ClientID[len(oid4vp.PrefixRedirectURI):] {
+		return nil, fmt.Errorf("%w: redirect_uri client_id must equal response_uri (§5.9.3)", ErrRequest)
+	}
 	form, err := w.responseForm(ro, oid4vp.Audience(ro.ClientID, ""))
 	if err != nil {
 		return nil, err
@@ -410,14 +413,7 @@ func (w *Wallet) byValue(q url.Values, clientID string) (*oid4vp.RequestObject, 
 	if err != nil {
 		return nil, fmt.Errorf("%w: parameters", ErrRequest)
 	}
-	ro, err := decodeRequest(b)
-	if err != nil {
-		return nil, err
-	}
-	if ro.ResponseURI != clientID[len(oid4vp.PrefixRedirectURI):] {
-		return nil, fmt.Errorf("%w: redirect_uri client_id must equal response_uri (§5.9.3)", ErrRequest)
-	}
-	return ro, nil
+	return decodeRequest(b)
 }
 
 // responseMembers builds the authorization response members (§8.1, §8.5)
