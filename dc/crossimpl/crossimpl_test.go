@@ -66,22 +66,24 @@ func claims() map[string]any {
 		"given_name": "Erika", "family_name": "Mustermann", "birthdate": "1963-08-12",
 		"address":       map[string]any{"street_address": "Heidestraße 17", "locality": "Köln", "country": "DE"},
 		"nationalities": []any{"DE", "FR"},
+		"age_over_18":   true, "height_cm": 172, "nickname": nil,
 	}
 }
 
 // The same selective disclosure on both sides: fedas paths and the npm
 // library's disclosure and presentation frames.
 var (
-	disclosable = []string{"given_name", "family_name", "birthdate", "address", "address.street_address", "address.locality", "nationalities.0", "nationalities.1"}
-	selected    = []string{"given_name", "address", "address.locality", "nationalities.1"}
+	disclosable = []string{"given_name", "family_name", "birthdate", "address", "address.street_address", "address.locality", "nationalities.0", "nationalities.1", "age_over_18", "height_cm", "nickname"}
+	selected    = []string{"given_name", "address", "address.locality", "nationalities.1", "age_over_18", "nickname"}
 	npmDisclose = map[string]any{
-		"_sd":     []any{"given_name", "family_name", "birthdate", "address"},
-		"address": map[string]any{"_sd": []any{"street_address", "locality"}},
-		// Array elements by index (RFC 9901 §4.2.2).
-		"nationalities": map[string]any{"_sd": []any{0, 1}},
+		"_sd":     []any{"given_name", "family_name", "birthdate", "address", "age_over_18", "height_cm", "nickname"},
+		"address": map[string]any{"_sd": []any{"street_address", "locality"}, "_sd_decoy": 1},
+		// Array elements by index (RFC 9901 §4.2.2), with an array decoy
+		// (§4.2.5) that the verifier must drop.
+		"nationalities": map[string]any{"_sd": []any{0, 1}, "_sd_decoy": 1},
 		"_sd_decoy":     2,
 	}
-	npmPresent = map[string]any{"given_name": true, "address": map[string]any{"locality": true}, "nationalities": map[string]any{"1": true}}
+	npmPresent = map[string]any{"given_name": true, "address": map[string]any{"locality": true}, "nationalities": map[string]any{"1": true}, "age_over_18": true, "nickname": true}
 )
 
 // expected is the processed payload after presenting `selected` (RFC 9901
@@ -93,7 +95,8 @@ func expected(tb testing.TB) any {
 		"given_name":    "Erika",
 		"address":       map[string]any{"locality": "Köln", "country": "DE"},
 		"nationalities": []any{"FR"},
-		"cnf":           map[string]any{"jwk": publicJWK(tb, holderKey)},
+		"age_over_18":   true, "nickname": nil,
+		"cnf": map[string]any{"jwk": publicJWK(tb, holderKey)},
 	})
 }
 
@@ -427,6 +430,14 @@ func TestCrossImpl_NPMIssuesFedasVerifies(t *testing.T) {
 	}
 	if payload["_sd_alg"] != "sha-256" {
 		t.Fatalf("npm _sd_alg %v", payload["_sd_alg"])
+	}
+	// The decoys were issued, so they are exercised: 7 + 2 top-level
+	// digests, 2 + 1 array elements.
+	if sd, _ := payload["_sd"].([]any); len(sd) != 9 {
+		t.Fatalf("npm top-level _sd has %d digests, want 9", len(sd))
+	}
+	if nat, _ := payload["nationalities"].([]any); len(nat) != 3 {
+		t.Fatalf("npm nationalities has %d elements, want 3", len(nat))
 	}
 	parts := strings.Split(out.Presentation, "~")
 	if kbHdr := jwtPart(t, parts[len(parts)-1], 0); kbHdr["typ"] != sdjwt.TypKB {
