@@ -171,11 +171,34 @@ func driver(tb testing.TB) string {
 				"(the README's test command does); cross-implementation tests never skip", tb.Name(), tool)
 		}
 	}
-	npmOnce.Do(func() { npmDir, npmErr = install() })
+	npmOnce.Do(func() {
+		if npmErr = nodeVersion(); npmErr == nil {
+			npmDir, npmErr = install()
+		}
+	})
 	if npmErr != nil {
-		tb.Fatalf("installing %s@%s with npm ci: %v", npmPackage, npmVersion, npmErr)
+		tb.Fatalf("setting up %s@%s (npm ci): %v", npmPackage, npmVersion, npmErr)
 	}
 	return npmDir
+}
+
+// minNodeMajor is the pinned packages' "engines" (node >= 20).
+const minNodeMajor = 20
+
+// nodeVersion refuses a Node.js older than the packages declare, so that
+// an old runtime fails with this message rather than somewhere inside
+// the library.
+func nodeVersion() error {
+	out, err := exec.Command("node", "--version").Output()
+	if err != nil {
+		return fmt.Errorf("node --version: %w", err)
+	}
+	v := strings.TrimSpace(string(out))
+	var major int
+	if _, err := fmt.Sscanf(v, "v%d.", &major); err != nil || major < minNodeMajor {
+		return fmt.Errorf("node %s: %s@%s needs Node.js >= %d", v, npmPackage, npmVersion, minNodeMajor)
+	}
+	return nil
 }
 
 func install() (string, error) {

@@ -8,7 +8,7 @@
 //
 // The npm side runs from testdata/: package.json and package-lock.json pin
 // the exact versions (installed with `npm ci` into a temporary folder once
-// per test binary run) and crossimpl.mjs is the driver. Node.js and npm are
+// per test binary run) and crossimpl.mjs is the driver. Node.js >= 20 and npm are
 // required: the tests fail, never skip, without them (the README's test
 // command installs them).
 package crossimpl
