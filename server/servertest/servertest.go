@@ -59,6 +59,8 @@ type Options struct {
 	// Metrics, when set, is the server's registry (shared with a Redis
 	// hook the test installed); default the server's own.
 	Metrics *metrics.Metrics
+	// DC are the presentation step's test seams (server.DCOptions).
+	DC server.DCOptions
 }
 
 // Exchange is one request an instance answered and its answer, as the
@@ -139,7 +141,7 @@ func Start(tb testing.TB, o Options) *Instance {
 	if o.Logger == nil {
 		o.Logger = zaptest.NewLogger(tb)
 	}
-	srv, err := server.New(server.Options{Config: cfg, Store: o.Store, Logger: o.Logger.Named(cfg.Issuer), HMACSecret: o.HMACSecret, Now: now, TracerProvider: o.TracerProvider, Metrics: o.Metrics})
+	srv, err := server.New(server.Options{Config: cfg, Store: o.Store, Logger: o.Logger.Named(cfg.Issuer), HMACSecret: o.HMACSecret, Now: now, TracerProvider: o.TracerProvider, Metrics: o.Metrics, DC: o.DC})
 	if err != nil {
 		tb.Fatalf("servertest: %v", err)
 	}
