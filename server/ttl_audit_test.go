@@ -63,6 +63,10 @@ var keyRules = []keyRule{
 	// A rate limit's TAT: at most burst × period / rate ahead (60 s with
 	// the default rules).
 	{regexp.MustCompile(`^rl:\{[^{}]+\}$`), "`P rl:{<key>}`", fixed(2 * time.Minute), true},
+	// OpenID4VP transactions of the internal verifier: at most
+	// verifier.MaxTTL (dc/verifier), whatever the flow asks.
+	{regexp.MustCompile(`^dctx:\{[A-Za-z0-9_-]{22}\}$`), "`P dctx:{<transaction id>}`", fixed(10 * time.Minute), false},
+	{regexp.MustCompile(`^dcreq:\{[A-Za-z0-9_-]{22}\}$`), "`P dcreq:{<request id>}`", fixed(10 * time.Minute), false},
 	{regexp.MustCompile(`^policy:\{p\}:(head|versions|docs|audit)$`), "`P policy:{p}:head`", nil, false},
 }
 

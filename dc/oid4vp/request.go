@@ -23,6 +23,11 @@ import (
 const (
 	ModeDirectPostJWT = "direct_post.jwt"
 	ModeDCAPIJWT      = "dc_api.jwt"
+	// ModeIAEPostJWT is OpenID4VCI 1.1 Interactive Authorization: the
+	// wallet returns the encrypted response to the Interactive
+	// Authorization Endpoint as openid4vp_response; expected_url names that
+	// endpoint in signed requests.
+	ModeIAEPostJWT = "iae_post.jwt"
 )
 
 // Client identifier prefixes (OpenID4VP 1.0 §5.9.3).
@@ -75,6 +80,7 @@ type RequestParams struct {
 	// client_metadata.jwks (§8.3).
 	EncryptionKey   *ResponseKey
 	ExpectedOrigins []string // dc_api.jwt (App. A.2)
+	ExpectedURL     string   // iae_post.jwt: the Interactive Authorization Endpoint
 	TransactionData []string // base64url JSON objects, passed through (§8.4)
 	WalletNonce     string   // echoed for request_uri_method=post (§5.10)
 	Now             func() time.Time
@@ -100,6 +106,7 @@ type RequestObject struct {
 	DCQLQuery       json.RawMessage `json:"dcql_query"`
 	ClientMetadata  ClientMetadata  `json:"client_metadata"`
 	ExpectedOrigins []string        `json:"expected_origins,omitempty"`
+	ExpectedURL     string          `json:"expected_url,omitempty"`
 	TransactionData []string        `json:"transaction_data,omitempty"`
 	WalletNonce     string          `json:"wallet_nonce,omitempty"`
 	Aud             string          `json:"aud,omitempty"`
@@ -146,6 +153,9 @@ func isURLSafe(s string) bool {
 // build validates p and fills the members shared by signed and unsigned
 // requests; one place for every rule of the request side.
 func build(p RequestParams, signed bool) (*RequestObject, error) {
+	if p.ExpectedURL != "" && p.ResponseMode != ModeIAEPostJWT {
+		return nil, fmt.Errorf("%w: expected_url is for iae_post.jwt only", ErrInvalidRequest)
+	}
 	ro := &RequestObject{ResponseType: "vp_token", ResponseMode: p.ResponseMode, State: p.State,
 		TransactionData: p.TransactionData, WalletNonce: p.WalletNonce}
 	switch p.ResponseMode {
@@ -174,6 +184,15 @@ func build(p RequestParams, signed bool) (*RequestObject, error) {
 			}
 		}
 		ro.ExpectedOrigins = p.ExpectedOrigins
+	case ModeIAEPostJWT:
+		if p.ResponseURI != "" || len(p.ExpectedOrigins) != 0 {
+			return nil, fmt.Errorf("%w: response_uri/expected_origins not used with iae_post.jwt", ErrInvalidRequest)
+		}
+		u, err := url.Parse(p.ExpectedURL)
+		if signed && (p.ExpectedURL == "" || err != nil || u.Scheme != "https" || u.Host == "") {
+			return nil, fmt.Errorf("%w: signed iae_post.jwt requests need an https expected_url", ErrInvalidRequest)
+		}
+		ro.ExpectedURL = p.ExpectedURL
 	default:
 		return nil, fmt.Errorf("%w: unsupported response_mode", ErrInvalidRequest)
 	}

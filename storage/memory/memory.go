@@ -64,6 +64,7 @@ type Store struct {
 	rates    rateState    // guarded by mu too; its zero value is empty (ratelimit.go)
 	lives    liveState    // guarded by mu too; its zero value is empty (livecount.go)
 	failures failureState // guarded by mu too; its zero value is empty (lockout.go)
+	dc       dcState      // guarded by mu too; its zero value is empty (dc.go)
 	now      func() time.Time
 
 	stop      chan struct{}
@@ -125,6 +126,7 @@ func (s *Store) sweep() {
 	s.rates.sweep(now)
 	s.lives.sweep(now)
 	s.sweepFailures(now)
+	s.dc.sweep(now)
 }
 
 func checkKind(kind storage.Kind) error {

@@ -33,3 +33,7 @@ func TestLiveCounterConformance(t *testing.T) {
 func TestFailureCounterConformance(t *testing.T) {
 	storagetest.RunFailureCounter(t, func(t testing.TB) storage.FailureCounter { return newStore(t) })
 }
+
+func TestDCStoreConformance(t *testing.T) {
+	storagetest.RunDCStore(t, func(t testing.TB) storage.DCStore { return newStore(t) })
+}

@@ -103,6 +103,9 @@ func TestConformanceSingle(t *testing.T) {
 	t.Run("failure counters", func(t *testing.T) {
 		storagetest.RunFailureCounter(t, func(tb testing.TB) storage.FailureCounter { return newStore(tb, opts()) })
 	})
+	t.Run("dc store", func(t *testing.T) {
+		storagetest.RunDCStore(t, func(tb testing.TB) storage.DCStore { return newStore(tb, opts()) })
+	})
 	t.Run("every key has a TTL", func(t *testing.T) {
 		n := requireEveryKeyHasTTL(t, srv.Addr())
 		require.NotZero(t, n, "the suite left no keys to check")
@@ -128,6 +131,9 @@ func TestConformanceCluster(t *testing.T) {
 	})
 	t.Run("failure counters", func(t *testing.T) {
 		storagetest.RunFailureCounter(t, func(tb testing.TB) storage.FailureCounter { return newStore(tb, opts()) })
+	})
+	t.Run("dc store", func(t *testing.T) {
+		storagetest.RunDCStore(t, func(tb testing.TB) storage.DCStore { return newStore(tb, opts()) })
 	})
 	t.Run("every key has a TTL", func(t *testing.T) {
 		n := 0
