@@ -12,6 +12,25 @@ import (
 // posted to the response_uri); poll again (Verifier.Result).
 var ErrPending = errors.New("dc: transaction pending")
 
+// Transaction errors of a Verifier (design §3.6, §8). Compare with errors.Is.
+var (
+	// ErrResponseCode: the response_code is wrong, unknown, from another
+	// transaction or already used (OpenID4VP 1.0 §13.3, §14.2); the flow
+	// answers invalid_session.
+	ErrResponseCode = errors.New("dc: invalid response_code")
+	// ErrWrongFlow is the session-fixation guard (design §1 item 3): Result
+	// with a code on cross device, without one on same device, or Submit on
+	// a transaction that is neither DC API nor interactive.
+	ErrWrongFlow = errors.New("dc: not allowed on this transaction's flow")
+	// ErrExpired: the transaction is unknown, ended or past its TTL; the
+	// flow restarts with a new one.
+	ErrExpired = errors.New("dc: transaction expired")
+	// ErrUnavailable: the verifier or one of its dependencies (storage, an
+	// external verifier) failed; the flow answers 503
+	// temporarily_unavailable. The cause is wrapped.
+	ErrUnavailable = errors.New("dc: verifier unavailable")
+)
+
 // Verifier runs OpenID4VP 1.0 transactions for one auth_session step,
 // internal (dc/oid4vp) or external (dc/external). See the design, §5.
 type Verifier interface {
@@ -36,6 +55,11 @@ const (
 	FlowDCAPI       Flow = "dc_api"
 	FlowSameDevice  Flow = "same_device"
 	FlowCrossDevice Flow = "cross_device"
+	// FlowInteractive is OpenID4VCI 1.1 Interactive Authorization: the
+	// wallet is the client and posts openid4vp_response (the OpenID4VP
+	// response parameters as JSON) to the native endpoint; it completes
+	// through Submit with Origin "" (KB-JWT aud = the full client_id).
+	FlowInteractive Flow = "interactive"
 )
 
 // BeginRequest is the input of Verifier.Begin.
@@ -51,16 +75,31 @@ type BeginRequest struct {
 	// Origins are the expected DC API origins (App. A.2).
 	Origins []string
 	TTL     time.Duration
+	// Binding is an opaque digest of the auth_session family; the verifier
+	// stores it with the transaction and never returns it (design §8
+	// "DPoP and auth_session").
+	Binding string
+	// Issuance marks presentation during issuance: the response_uri
+	// answers the wallet {"presentation_during_issuance_session": code}
+	// instead of a redirect_uri.
+	Issuance bool
 }
 
 // Transaction is what Begin hands back to the flow.
 type Transaction struct {
 	ID string
-	// RequestURI (paths B, C) or Request (path A, the DC API request
-	// object) for the wallet.
+	// RequestURI (paths B, C) is the wallet URL
+	// openid4vp://?client_id=…&request_uri=…&request_uri_method=post.
 	RequestURI string
-	Request    string
-	ExpiresAt  time.Time
+	// Request is, for FlowDCAPI, the JSON text the platform DC API takes
+	// ({"requests":[{"protocol":"openid4vp-v1-signed","data":{"request":
+	// "<JAR>"}}]}, design §3.3) and, for FlowInteractive, the JSON text of
+	// the openid4vp_request object {"request":"<JAR>"}.
+	Request   string
+	ExpiresAt time.Time
+	// ClientID is the verifier's client_id with its prefix (OpenID4VP 1.0
+	// §5.9.3), e.g. "x509_hash:…".
+	ClientID string
 }
 
 // DCAPIResponse is the data returned by navigator.credentials.get (App. A.3):
