@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -304,5 +305,36 @@ func TestNewRefusals(t *testing.T) {
 	}
 	if _, err := external.New(base()); err != nil {
 		t.Fatalf("valid options: %v", err)
+	}
+}
+
+// TestTransportPolicy: redirects are never followed (the 3xx is the
+// service failing, and the target is not contacted); a caller's
+// HTTPClient (here TLS with the test root, as for mTLS) is used as given.
+func TestTransportPolicy(t *testing.T) {
+	hit := false
+	target := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hit = true }))
+	defer target.Close()
+	redir := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer redir.Close()
+	e := newEnv(t, func(o *external.Options) { o.BaseURL = redir.URL })
+	if _, err := e.v.Begin(context.Background(), dc.BeginRequest{Flow: dc.FlowCrossDevice, Query: pidQ(t)}); !errors.Is(err, dc.ErrUnavailable) || hit {
+		t.Fatalf("redirect: %v, target hit %v", err, hit)
+	}
+
+	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"transaction_id":"t1","client_id":"x509_hash:abc","request_uri":"https://verifier.example/r/1"}`))
+	}))
+	defer tlsSrv.Close()
+	e = newEnv(t, func(o *external.Options) {
+		o.BaseURL, o.HTTPClient, o.AllowLoopback = tlsSrv.URL, tlsSrv.Client(), false
+	})
+	tx, err := e.v.Begin(context.Background(), dc.BeginRequest{Flow: dc.FlowCrossDevice, Query: pidQ(t)})
+	if err != nil || tx.ClientID != "x509_hash:abc" ||
+		tx.RequestURI != "openid4vp://?client_id=x509_hash%3Aabc&request_uri=https%3A%2F%2Fverifier.example%2Fr%2F1&request_uri_method=post" {
+		t.Fatalf("custom client: %+v %v", tx, err)
 	}
 }

@@ -131,7 +131,7 @@ func (w wallet) run(tb testing.TB, e *env, walletURL string) string {
 	if resp.StatusCode != 200 {
 		tb.Fatalf("request_uri: %d %s", resp.StatusCode, jar)
 	}
-	jws, err := jose.ParseSigned(string(jar), []jose.SignatureAlgorithm{jose.ES256})
+	jws, err := jose.ParseSignedCompact(string(jar), []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil {
 		tb.Fatal(err)
 	}
