@@ -357,6 +357,12 @@ func (v *Verifier) Result(ctx context.Context, txID, responseCode string) (dc.Re
 	default:
 		return dc.Result{}, fmt.Errorf("%w: wallet response answered %d", dc.ErrUnavailable, status)
 	}
+	return v.verifyAnswer(ctx, t, body)
+}
+
+// verifyAnswer turns a 200 wallet-response body into a Result: a wallet
+// error code, or the vp_token re-verified under our policy.
+func (v *Verifier) verifyAnswer(ctx context.Context, t sealed, body []byte) (dc.Result, error) {
 	var a walletAnswer
 	if err := json.Unmarshal(body, &a); err != nil {
 		return dc.Result{}, fmt.Errorf("%w: wallet response is not JSON", dc.ErrUnavailable)

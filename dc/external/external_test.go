@@ -39,6 +39,7 @@ func TestExternalFlows(t *testing.T) {
 	}
 	cases := []struct {
 		name   string
+		mod    func(o *external.Options)
 		flow   dc.Flow
 		td     bool
 		w      wallet
@@ -74,17 +75,15 @@ func TestExternalFlows(t *testing.T) {
 		{name: "cross_device_with_code_wrong_flow", flow: dc.FlowCrossDevice, code: func(string) string { return "some-code" }, err: dc.ErrWrongFlow},
 		{name: "verifier_500_unavailable", flow: dc.FlowCrossDevice, mid: func(e *env) { e.fake.SetStatus(http.StatusInternalServerError) }, err: dc.ErrUnavailable},
 		{name: "verifier_401_unavailable", flow: dc.FlowSameDevice, mid: func(e *env) { e.fake.SetStatus(http.StatusUnauthorized) }, err: dc.ErrUnavailable},
-		{name: "verifier_slow_unavailable", flow: dc.FlowCrossDevice, mid: func(e *env) { e.fake.SetDelay(time.Minute) }, err: dc.ErrUnavailable},
+		{name: "oversized_answer_refused", flow: dc.FlowCrossDevice, mod: func(o *external.Options) { o.MaxBody = 512 },
+			err: dc.ErrRejected},
+		{name: "verifier_slow_unavailable", flow: dc.FlowCrossDevice, mod: func(o *external.Options) { o.Timeout = 100 * time.Millisecond }, mid: func(e *env) { e.fake.SetDelay(time.Minute) }, err: dc.ErrUnavailable},
 		{name: "verifier_down_unavailable", flow: dc.FlowSameDevice, mid: func(e *env) { e.fake.Close() }, err: dc.ErrUnavailable},
 		{name: "expired_transaction", flow: dc.FlowCrossDevice, mid: func(e *env) { e.clk.Add(external.DefaultTTL) }, err: dc.ErrExpired},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			e := newEnv(t, func(o *external.Options) {
-				if c.name == "verifier_slow_unavailable" {
-					o.Timeout = 100 * time.Millisecond
-				}
-			})
+			e := newEnv(t, c.mod)
 			ctx := context.Background()
 			if c.before != nil {
 				c.before(e)
@@ -147,6 +146,9 @@ func TestExternalFlows(t *testing.T) {
 			ids := e.fake.TransactionIDs()
 			if len(ids) != 1 {
 				t.Fatalf("transactions at the fake: %d", len(ids))
+			}
+			if len(tx.ID) > 2048 {
+				t.Fatalf("sealed ID is %d bytes", len(tx.ID))
 			}
 			for _, s := range []string{tx.ID, tx.RequestURI, tx.Request, tx.ClientID} {
 				if strings.Contains(s, ids[0]) {
