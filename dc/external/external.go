@@ -128,6 +128,13 @@ func New(o Options) (*Verifier, error) {
 	if u.RawQuery != "" {
 		return nil, fmt.Errorf("%w: base URL has a query", ErrInvalidRequest)
 	}
+	if o.HTTPClient == nil {
+		// The default client refuses non-public addresses at dial time;
+		// say so now rather than at the first sign-in.
+		if err := netguard.CheckURL(base, netguard.Options{AllowLoopback: o.AllowLoopback}); err != nil {
+			return nil, fmt.Errorf("%w: base URL needs an HTTPClient (private address?): %w", ErrInvalidRequest, err)
+		}
+	}
 	var hc *http.Client
 	if o.HTTPClient != nil {
 		c := *o.HTTPClient

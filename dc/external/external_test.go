@@ -288,13 +288,14 @@ func TestNewRefusals(t *testing.T) {
 		return external.Options{BaseURL: "https://verifier.example", SealKey: sealKey, Issuers: []dc.TrustedIssuer{{Issuer: issuer}}}
 	}
 	cases := map[string]func(o *external.Options){
-		"short_seal_key":      func(o *external.Options) { o.SealKey = []byte("short") },
-		"no_issuers":          func(o *external.Options) { o.Issuers = nil },
-		"http_not_loopback":   func(o *external.Options) { o.BaseURL = "http://verifier.example" },
-		"http_loopback_no_ok": func(o *external.Options) { o.BaseURL = "http://127.0.0.1:1" },
-		"userinfo":            func(o *external.Options) { o.BaseURL = "https://u:p@verifier.example" },
-		"query":               func(o *external.Options) { o.BaseURL = "https://verifier.example/?x=1" },
-		"token_newline":       func(o *external.Options) { o.BearerToken = "a\r\nX-Evil: 1" },
+		"short_seal_key":            func(o *external.Options) { o.SealKey = []byte("short") },
+		"no_issuers":                func(o *external.Options) { o.Issuers = nil },
+		"http_not_loopback":         func(o *external.Options) { o.BaseURL = "http://verifier.example" },
+		"http_loopback_no_ok":       func(o *external.Options) { o.BaseURL = "http://127.0.0.1:1" },
+		"userinfo":                  func(o *external.Options) { o.BaseURL = "https://u:p@verifier.example" },
+		"query":                     func(o *external.Options) { o.BaseURL = "https://verifier.example/?x=1" },
+		"token_newline":             func(o *external.Options) { o.BearerToken = "a\r\nX-Evil: 1" },
+		"private_ip_default_client": func(o *external.Options) { o.BaseURL = "https://10.0.0.7" },
 	}
 	for name, mod := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -307,6 +308,11 @@ func TestNewRefusals(t *testing.T) {
 	}
 	if _, err := external.New(base()); err != nil {
 		t.Fatalf("valid options: %v", err)
+	}
+	o := base()
+	o.BaseURL, o.HTTPClient = "https://10.0.0.7", &http.Client{}
+	if _, err := external.New(o); err != nil {
+		t.Fatalf("private address with the operator's client: %v", err)
 	}
 }
 
