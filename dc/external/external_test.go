@@ -141,6 +141,11 @@ func TestExternalFlows(t *testing.T) {
 				if len(res.Credentials) != 1 || res.Credentials[0].Subject != issuer+"|user-1" || res.Credentials[0].Claims["given_name"] != "Erika" {
 					t.Fatalf("credentials %+v", res.Credentials)
 				}
+				// Result consumes nothing: the flow's auth_session swap is
+				// the single-use gate (dc2 contract).
+				if again, err := e.v.Result(ctx, tx.ID, code); err != nil || again.Status != dc.StatusVerified {
+					t.Fatalf("second Result: %+v %v", again, err)
+				}
 			}
 			// The transaction_id never leaves the server side in clear.
 			ids := e.fake.TransactionIDs()
