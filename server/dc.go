@@ -86,9 +86,10 @@ func (s *Server) initDC(o Options) (*dcState, error) {
 		if err != nil {
 			return nil, err
 		}
-		v, err = external.New(external.Options{BaseURL: d.External.URL, HTTP: httpc, Token: tok,
-			Issuers: issuers, Status: status, Now: s.now, Timeout: d.External.Timeout,
-			AllowLoopback: o.Config.Dev.AllowLoopbackHTTP, KeepClaims: keep})
+		v, err = external.New(external.Options{BaseURL: d.External.URL, HTTPClient: o.DC.HTTP, BearerToken: tok,
+			AllowLoopback: o.Config.Dev.AllowLoopbackHTTP, SealKey: derivedKey(o.HMACSecret, "fedas/dc-external-tx/v1"),
+			WalletScheme: strings.TrimSuffix(d.WalletScheme, "://"),
+			Issuers:      issuers, Status: status, KeepClaims: keep, Now: s.now, Timeout: d.External.Timeout})
 		if err != nil {
 			return nil, fmt.Errorf("digital_credentials.external: %w", err)
 		}
@@ -117,8 +118,14 @@ func (s *Server) initDC(o Options) (*dcState, error) {
 		st.internal, v = in, in
 	}
 	step, err := presentation.New(presentation.Options{Verifier: v, Config: d, Logger: s.log.Named("presentation"),
-		TransactionData: func(clientID, details string, ids []string) ([]string, error) {
-			return rar.TransactionDataFor(o.Config, clientID, details, ids)
+		TransactionData: func(_, raw string, ids []string) ([]string, error) {
+			// raw is the canonical JSON the flow validated at the initial
+			// request (rar.Parse); parsed again against the same types.
+			details, err := rar.Parse(raw, o.Config.RARTypes())
+			if err != nil {
+				return nil, err
+			}
+			return rar.TransactionData(details, o.Config.RARMappings(), ids)
 		}})
 	if err != nil {
 		return nil, err

@@ -240,6 +240,12 @@ func (s *Step) begin(ctx context.Context, sc flow.StepContext, restarts int) (st
 		}
 		br.TransactionData = td
 	}
+	if rule.AuthorizationDetailsType != "" && len(br.TransactionData) == 0 {
+		// The rule asks the wallet to approve what authorization_details
+		// say: without transaction data the presentation would approve
+		// nothing (OpenID4VP App. B.3.3). Never invent a generic type.
+		return state{}, flow.Refuse(400, "invalid_authorization_details", "The authorization_details cannot be approved with a digital credential.")
+	}
 	nonce, err := oid4vp.NewNonce()
 	if err != nil {
 		return state{}, err
