@@ -78,6 +78,11 @@ type Config struct {
 	Apps []App `yaml:"apps"`
 	// Admin configures the admin listener (docs/admin.md).
 	Admin Admin `yaml:"admin"`
+	// AuthorizationDetailsTypes are the Rich Authorization Request types
+	// (RFC 9396) clients may be allowed in authorization_details
+	// (clients[].authorization_details_types); none by default, and then
+	// every authorization_details is invalid_authorization_details.
+	AuthorizationDetailsTypes []AuthorizationDetailsType `yaml:"authorization_details_types"`
 }
 
 // Admin configures the admin API, the console and /metrics
@@ -478,6 +483,10 @@ type Client struct {
 	// §5.3.2.1-9). always rotates for every token; never is accepted
 	// only for confidential clients (README.md "Refresh tokens").
 	RefreshTokenRotation string `yaml:"refresh_token_rotation"`
+	// AuthorizationDetailsTypes names the authorization_details_types
+	// this client may request (RFC 9396 §5: any other is
+	// invalid_authorization_details); none by default.
+	AuthorizationDetailsTypes []string `yaml:"authorization_details_types"`
 }
 
 // Public reports whether the client has no credentials.
@@ -944,6 +953,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.Keys.validateSigningKeys()...)
 	errs = append(errs, c.validateFederation()...)
+	errs = append(errs, c.validateRAR()...)
 	errs = append(errs, c.Limits.Rate.validate()...)
 	for i, p := range c.TrustedProxies {
 		if _, err := parseTrustedProxy(p); err != nil {

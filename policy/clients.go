@@ -14,6 +14,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/fedas/fedas/config"
+	"github.com/fedas/fedas/rar"
 )
 
 // Client is a registered client as fosite sees it, plus the fedas
@@ -27,6 +28,10 @@ type Client struct {
 	// RefreshTokenRotation is config.Client.RefreshTokenRotation
 	// ("" is auto); server/refresh.go decides with it.
 	RefreshTokenRotation string
+	// AuthorizationDetailsTypes are the RFC 9396 types this client may
+	// request (config clients[].authorization_details_types resolved
+	// against the top-level types); flow/request.go parses with them.
+	AuthorizationDetailsTypes map[string]rar.TypeConfig
 }
 
 var _ fosite.OpenIDConnectClient = (*Client)(nil)

@@ -37,7 +37,7 @@ func algNames(algs []jose.SignatureAlgorithm) []string {
 // DPoP ones the dpop package's allow-list (RFC 9449 §5.1).
 func (s *Server) Metadata() map[string]any {
 	assertion := algNames(assertionAlgs)
-	return map[string]any{
+	m := map[string]any{
 		"issuer":                                                       s.cfg.Issuer,
 		"authorization_challenge_endpoint":                             s.url(PathNative),
 		"native_authorization_endpoint":                                s.url(PathNative),
@@ -64,6 +64,10 @@ func (s *Server) Metadata() map[string]any {
 		"scopes_supported":                                             s.policy.Current().Config.Scopes,
 		"require_pushed_authorization_requests":                        false,
 	}
+	if types := s.policy.Current().Config.RARTypeNames(); len(types) > 0 {
+		m["authorization_details_types_supported"] = types // RFC 9396 §10
+	}
+	return m
 }
 
 func (s *Server) metadata(c echo.Context) error {
