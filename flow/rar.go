@@ -2,6 +2,7 @@ package flow
 
 import (
 	"net/url"
+	"strings"
 
 	"github.com/fedas/fedas/policy"
 	"github.com/fedas/fedas/rar"
@@ -31,7 +32,7 @@ func parseAuthorizationDetails(c *policy.Client, form url.Values, req map[string
 	}
 	details, err := rar.Parse(vs[0], c.AuthorizationDetailsTypes)
 	if err != nil {
-		return bad("The authorization_details are not valid: " + err.Error() + ".")
+		return bad("The authorization_details are not valid: " + strings.TrimPrefix(err.Error(), rar.ErrInvalid.Error()+": ") + ".")
 	}
 	enc, err := rar.Encode(details)
 	if err != nil {
