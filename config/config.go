@@ -81,6 +81,12 @@ type Config struct {
 	// DigitalCredentials configures credential presentation in the native
 	// flow (docs/protocol.md "Digital credentials").
 	DigitalCredentials DigitalCredentials `yaml:"digital_credentials"`
+
+	// AuthorizationDetailsTypes are the Rich Authorization Request types
+	// (RFC 9396) clients may be allowed in authorization_details
+	// (clients[].authorization_details_types); none by default, and then
+	// every authorization_details is invalid_authorization_details.
+	AuthorizationDetailsTypes []AuthorizationDetailsType `yaml:"authorization_details_types"`
 }
 
 // Admin configures the admin API, the console and /metrics
@@ -487,6 +493,11 @@ type Client struct {
 	// DigitalCredentials are the client's presentation settings (dialect,
 	// DC API origins, wallet redirect URIs); needs digital_credentials.
 	DigitalCredentials *ClientDC `yaml:"digital_credentials,omitempty"`
+
+	// AuthorizationDetailsTypes names the authorization_details_types
+	// this client may request (RFC 9396 §5: any other is
+	// invalid_authorization_details); none by default.
+	AuthorizationDetailsTypes []string `yaml:"authorization_details_types"`
 }
 
 // Public reports whether the client has no credentials.
@@ -955,6 +966,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.Keys.validateSigningKeys()...)
 	errs = append(errs, c.validateFederation()...)
+	errs = append(errs, c.validateRAR()...)
 	errs = append(errs, c.Limits.Rate.validate()...)
 	for i, p := range c.TrustedProxies {
 		if _, err := parseTrustedProxy(p); err != nil {

@@ -29,6 +29,9 @@ type Grant struct {
 	Claims map[string]any
 	// DPoPJKT binds the code to a key (RFC 9449 §10).
 	DPoPJKT string
+	// AuthorizationDetails is the granted authorization_details as
+	// canonical JSON (RFC 9396 §7), "" without (flow/rar.go).
+	AuthorizationDetails string
 }
 
 // CodeIssuer mints and stores an authorization code for a grant
@@ -66,6 +69,8 @@ func (e *Engine) mint(ctx context.Context, s *session) (string, error) {
 		ACR:                 s.x.ACR,
 		Claims:              s.x.Claims,
 		DPoPJKT:             codeKey(s),
+		// RFC 9396 §7: the details the request carried, as validated.
+		AuthorizationDetails: s.Request[ParamAuthorizationDetails],
 	}
 	if s.x.Channel == ChannelBrowser {
 		g.RedirectURI = s.Request["redirect_uri"]

@@ -179,6 +179,9 @@ func parseInitial(c *policy.Client, form url.Values) (map[string]string, *Refusa
 		// Exact string comparison only (RFC 9700 §2.1; docs/decisions.md Q15).
 		return bad("The native_callback_uri is not registered for this client.")
 	}
+	if rf := parseAuthorizationDetails(c, form, req); rf != nil {
+		return nil, rf
+	}
 	return req, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/fedas/fedas/config"
+	"github.com/fedas/fedas/rar"
 )
 
 // Client is a registered client as fosite sees it, plus the fedas
@@ -30,6 +31,11 @@ type Client struct {
 	// DC is the client's digital-credential settings (config.ClientDC),
 	// nil when it has none.
 	DC *config.ClientDC
+
+	// AuthorizationDetailsTypes are the RFC 9396 types this client may
+	// request (config clients[].authorization_details_types resolved
+	// against the top-level types); flow/request.go parses with them.
+	AuthorizationDetailsTypes map[string]rar.TypeConfig
 }
 
 var _ fosite.OpenIDConnectClient = (*Client)(nil)

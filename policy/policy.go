@@ -124,6 +124,7 @@ func Build(cfg *config.Config, o BuildOptions) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	allowRAR(clients, cfg)
 	s := &Snapshot{Built: time.Now(), Config: cfg, clients: clients, users: configUsers{byName: map[string]User{}, cost: bcrypt.DefaultCost}}
 	maxCost := 0
 	for _, u := range cfg.Users {

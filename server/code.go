@@ -58,6 +58,12 @@ func (s *Server) IssueCode(ctx context.Context, g flow.Grant) (string, error) {
 	if g.DPoPJKT != "" {
 		sess.Extra["dpop_jkt"] = g.DPoPJKT
 	}
+	// RFC 9396 §7: the granted details, as the canonical JSON text the
+	// flow validated; never a claim of that name from elsewhere.
+	delete(sess.Extra, extraAuthorizationDetails)
+	if g.AuthorizationDetails != "" {
+		sess.Extra[extraAuthorizationDetails] = g.AuthorizationDetails
+	}
 	ar.Session = sess
 	code, sig, err := s.strategy.GenerateAuthorizeCode(ctx, ar)
 	if err != nil {

@@ -210,7 +210,7 @@ func (a *dcApp) initial(tb testing.TB, extra ...string) dcAnswer {
 	return a.post(tb, f)
 }
 
-func requireChallenge(tb testing.TB, a dcAnswer, flowName string) {
+func requireDCChallenge(tb testing.TB, a dcAnswer, flowName string) {
 	tb.Helper()
 	require.Equal(tb, http.StatusForbidden, a.status, string(a.raw))
 	require.Equal(tb, "insufficient_authorization", a.s("error"), string(a.raw))
@@ -271,7 +271,7 @@ func TestDC_SameDevice(t *testing.T) {
 			e := newDCEnv(t, dcEnvOptions{store: b.store(t)})
 			a := e.app(t, "demo-app")
 			ch := a.initial(t, "login_hint", "wallet", "dc_api", "false", "openid4vp_flow_type", "same_device", "openid4vp_redirect_uri", dcReturn)
-			requireChallenge(t, ch, "same_device")
+			requireDCChallenge(t, ch, "same_device")
 			require.Equal(t, "digital_credentials", ch.s("type"))
 			require.True(t, strings.HasPrefix(ch.s("credentials_request"), "openid4vp://?"), ch.s("credentials_request"))
 			ans, err := e.wallet.Present(context.Background(), ch.s("credentials_request"))
@@ -311,7 +311,7 @@ func TestDC_CrossDevice(t *testing.T) {
 			e := newDCEnv(t, dcEnvOptions{store: b.store(t)})
 			a := e.app(t, "demo-app")
 			ch := a.initial(t, "login_hint", "wallet", "openid4vp_flow_type", "cross_device")
-			requireChallenge(t, ch, "cross_device")
+			requireDCChallenge(t, ch, "cross_device")
 			require.Equal(t, float64(5), ch.m["interval"])
 			as := ch.s("auth_session")
 			poll := func() dcAnswer { return a.post(t, url.Values{"auth_session": {as}}) }
@@ -349,7 +349,7 @@ func TestDC_DCAPI(t *testing.T) {
 			run := func(origin string, send func(a *dcApp, as string, data []byte) dcAnswer) dcAnswer {
 				a := e.app(t, "demo-app")
 				ch := a.initial(t, "login_hint", "wallet", "dc_api", "true")
-				requireChallenge(t, ch, "dc_api")
+				requireDCChallenge(t, ch, "dc_api")
 				var req map[string]any
 				require.NoError(t, json.Unmarshal([]byte(ch.s("credentials_request")), &req), ch.s("credentials_request"))
 				data, err := e.wallet.DCAPI(ch.s("credentials_request"), origin)

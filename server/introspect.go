@@ -176,6 +176,9 @@ func (s *Server) introspect(c echo.Context) error {
 				out["token_type"] = "DPoP"
 			}
 		}
+		if ad, ok := grantedDetails(ds); ok {
+			out["authorization_details"] = ad // RFC 9396 §9.1
+		}
 		if f, ok := out["auth_time"].(float64); ok {
 			out["auth_time"] = int64(f)
 		}

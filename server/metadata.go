@@ -72,6 +72,9 @@ func (s *Server) Metadata() map[string]any {
 		m["native_authorization_dc_flows_supported"] = []string{"dc_api", "same_device", "cross_device"}
 		m["interactive_authorization_endpoint"] = s.url(PathNative)
 	}
+	if types := s.policy.Current().Config.RARTypeNames(); len(types) > 0 {
+		m["authorization_details_types_supported"] = types // RFC 9396 §10
+	}
 	return m
 }
 

@@ -65,6 +65,10 @@ func (s *Server) token(c echo.Context) error {
 	if sess.Extra["dpop_jkt"] != nil {
 		out["token_type"] = "DPoP"
 	}
+	if ad, ok := grantedDetails(sess); ok {
+		// RFC 9396 §7, on refresh too: the details the code was bound to.
+		out["authorization_details"] = ad
+	}
 	if ar.GetGrantTypes().ExactOne("authorization_code") && ar.GetGrantedScopes().Has("openid") {
 		idt, err := s.idToken(ctx, ar)
 		if err != nil {
