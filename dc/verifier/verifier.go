@@ -204,6 +204,16 @@ func randomID() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
+func urlSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 func hashCode(code string) string {
 	h := sha256.Sum256([]byte(code))
 	return base64.RawURLEncoding.EncodeToString(h[:])
@@ -273,6 +283,14 @@ func (v *Internal) Begin(ctx context.Context, r dc.BeginRequest) (dc.Transaction
 	}
 	if r.Flow != dc.FlowDCAPI && len(r.Origins) != 0 {
 		return dc.Transaction{}, errors.New("verifier: Begin: origins are for the DC API only")
+	}
+	if r.RedirectURITemplate != "" {
+		if u, err := url.Parse(r.RedirectURITemplate); err != nil || u.Scheme == "" {
+			return dc.Transaction{}, errors.New("verifier: Begin: the redirect URI template must be an absolute URI")
+		}
+	}
+	if r.Nonce != "" && (len(r.Nonce) < 22 || !urlSafe(r.Nonce)) {
+		return dc.Transaction{}, errors.New("verifier: Begin: a nonce must be >= 16 bytes of base64url (OpenID4VP §5.2)")
 	}
 	ttl := r.TTL
 	if ttl <= 0 {
