@@ -18,6 +18,7 @@ import (
 	"github.com/fedas/fedas/dc"
 	"github.com/fedas/fedas/dc/dcql"
 	"github.com/fedas/fedas/dc/oid4vp"
+	"github.com/fedas/fedas/dc/sdjwt"
 	"github.com/fedas/fedas/storage"
 )
 
@@ -324,7 +325,7 @@ func (v *Internal) Begin(ctx context.Context, r dc.BeginRequest) (dc.Transaction
 	now := v.o.Now()
 	rec := txRecord{Flow: r.Flow, ReqID: reqID, Nonce: nonce, Key: keyText, Query: query, TD: r.TransactionData,
 		Redirect: r.RedirectURITemplate, Origins: r.Origins, Binding: r.Binding, Issuance: r.Issuance,
-		Created: now.Unix(), Exp: now.Add(ttl).UnixMilli()}
+		Created: now.UnixMilli(), Exp: now.Add(ttl).UnixMilli()}
 	tx := dc.Transaction{ID: txID, ExpiresAt: now.Add(ttl), ClientID: v.clientID}
 	switch r.Flow {
 	case dc.FlowDCAPI, dc.FlowInteractive:
@@ -474,9 +475,16 @@ func (v *Internal) verify(ctx context.Context, rec txRecord, resp vpResponse, au
 	if err != nil {
 		return resultRecord{}, fmt.Errorf("verifier: stored query: %w", err)
 	}
+	// Design §8 "Key binding": a KB-JWT is not older than its transaction
+	// (minus the sdjwt leeway), nor than KBMaxAge.
+	maxAge := v.o.KBMaxAge
+	if maxAge <= 0 {
+		maxAge = sdjwt.DefaultKBMaxAge
+	}
+	maxAge = min(maxAge, max(v.o.Now().Sub(time.UnixMilli(rec.Created)), time.Second))
 	v.cryptoOps.Add(1)
 	creds, err := dc.VerifyVPToken(ctx, resp.vpToken, dc.Policy{Issuers: v.o.Issuers, Query: q, Nonce: rec.Nonce,
-		Audience: audience, Now: v.o.Now, KBMaxAge: v.o.KBMaxAge, KeepClaims: v.o.KeepClaims}, v.o.Status)
+		Audience: audience, Now: v.o.Now, KBMaxAge: maxAge, KeepClaims: v.o.KeepClaims}, v.o.Status)
 	if err == nil {
 		err = dc.CheckTransactionData(creds, rec.TD)
 	}

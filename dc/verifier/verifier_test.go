@@ -778,3 +778,28 @@ func TestResponseURI_Race(t *testing.T) {
 	require.NoError(t, err)
 	requireVerified(t, res)
 }
+
+// TestKeyBinding_NotBeforeTransaction: a KB-JWT whose iat predates the
+// transaction (beyond the leeway) is refused even inside the 5-minute
+// window (design §8 "Key binding"); one made after Begin passes.
+func TestKeyBinding_NotBeforeTransaction(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	ctx := t.Context()
+	e.clock.set(t0.Add(3 * time.Minute))
+	for name, tt := range map[string]struct {
+		iat time.Time
+		ok  bool
+	}{
+		"iat 3 min before Begin": {t0, false},
+		"iat at Begin":           {t0.Add(3 * time.Minute), true},
+	} {
+		tx := e.begin(t, dc.FlowDCAPI, nil)
+		res, err := e.v.Submit(ctx, tx.ID, dc.DCAPIResponse{Origin: testOrigin, Data: submitData(t, tx, dc.FlowDCAPI, wallet{iat: tt.iat}, "origin:"+testOrigin, false)})
+		require.NoError(t, err, name)
+		if tt.ok {
+			requireVerified(t, res)
+		} else {
+			require.Equal(t, dc.StatusError, res.Status, name)
+		}
+	}
+}
