@@ -18,6 +18,9 @@
 //     expected_url, OpenID4VCI 1.1), and the flow hands the wallet's answer
 //     to Submit.
 //
+// A KB-JWT may not predate its transaction (beyond the sdjwt leeway) nor
+// be older than KBMaxAge (design §8 "Key binding").
+//
 // Ids are 128-bit random: the request id is the wallet-facing state (and
 // the response key's kid, so a response without an outer state is still
 // found); the transaction id is separate and never leaves fedas (OpenID4VP

@@ -151,6 +151,7 @@ type wallet struct {
 	nonce    string // overrides the KB-JWT nonce
 	state    *string
 	kid      string
+	iat      time.Time // KB-JWT iat (zero: t0)
 }
 
 // requestObject is the decoded request the wallet fetched.
@@ -230,7 +231,11 @@ func (w wallet) present(tb testing.TB, ro oid4vp.RequestObject, aud string) map[
 	if w.nonce != "" {
 		nonce = w.nonce
 	}
-	kb := sdjwttest.KBClaims(sdPart, nonce, aud, t0)
+	iat := t0
+	if !w.iat.IsZero() {
+		iat = w.iat
+	}
+	kb := sdjwttest.KBClaims(sdPart, nonce, aud, iat)
 	hashes := w.tdHashes
 	if hashes == nil && !w.noTD {
 		for _, s := range ro.TransactionData {

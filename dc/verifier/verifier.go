@@ -18,6 +18,7 @@ import (
 	"github.com/fedas/fedas/dc"
 	"github.com/fedas/fedas/dc/dcql"
 	"github.com/fedas/fedas/dc/oid4vp"
+	"github.com/fedas/fedas/dc/sdjwt"
 	"github.com/fedas/fedas/storage"
 )
 
@@ -204,6 +205,16 @@ func randomID() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
+func urlSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 func hashCode(code string) string {
 	h := sha256.Sum256([]byte(code))
 	return base64.RawURLEncoding.EncodeToString(h[:])
@@ -274,6 +285,14 @@ func (v *Internal) Begin(ctx context.Context, r dc.BeginRequest) (dc.Transaction
 	if r.Flow != dc.FlowDCAPI && len(r.Origins) != 0 {
 		return dc.Transaction{}, errors.New("verifier: Begin: origins are for the DC API only")
 	}
+	if r.RedirectURITemplate != "" {
+		if u, err := url.Parse(r.RedirectURITemplate); err != nil || u.Scheme == "" {
+			return dc.Transaction{}, errors.New("verifier: Begin: the redirect URI template must be an absolute URI")
+		}
+	}
+	if r.Nonce != "" && (len(r.Nonce) < 22 || !urlSafe(r.Nonce)) {
+		return dc.Transaction{}, errors.New("verifier: Begin: a nonce must be >= 16 bytes of base64url (OpenID4VP §5.2)")
+	}
 	ttl := r.TTL
 	if ttl <= 0 {
 		ttl = DefaultTTL
@@ -306,7 +325,7 @@ func (v *Internal) Begin(ctx context.Context, r dc.BeginRequest) (dc.Transaction
 	now := v.o.Now()
 	rec := txRecord{Flow: r.Flow, ReqID: reqID, Nonce: nonce, Key: keyText, Query: query, TD: r.TransactionData,
 		Redirect: r.RedirectURITemplate, Origins: r.Origins, Binding: r.Binding, Issuance: r.Issuance,
-		Created: now.Unix(), Exp: now.Add(ttl).UnixMilli()}
+		Created: now.UnixMilli(), Exp: now.Add(ttl).UnixMilli()}
 	tx := dc.Transaction{ID: txID, ExpiresAt: now.Add(ttl), ClientID: v.clientID}
 	switch r.Flow {
 	case dc.FlowDCAPI, dc.FlowInteractive:
@@ -456,9 +475,16 @@ func (v *Internal) verify(ctx context.Context, rec txRecord, resp vpResponse, au
 	if err != nil {
 		return resultRecord{}, fmt.Errorf("verifier: stored query: %w", err)
 	}
+	// Design §8 "Key binding": a KB-JWT is not older than its transaction
+	// (minus the sdjwt leeway), nor than KBMaxAge.
+	maxAge := v.o.KBMaxAge
+	if maxAge <= 0 {
+		maxAge = sdjwt.DefaultKBMaxAge
+	}
+	maxAge = min(maxAge, max(v.o.Now().Sub(time.UnixMilli(rec.Created)), time.Second))
 	v.cryptoOps.Add(1)
 	creds, err := dc.VerifyVPToken(ctx, resp.vpToken, dc.Policy{Issuers: v.o.Issuers, Query: q, Nonce: rec.Nonce,
-		Audience: audience, Now: v.o.Now, KBMaxAge: v.o.KBMaxAge, KeepClaims: v.o.KeepClaims}, v.o.Status)
+		Audience: audience, Now: v.o.Now, KBMaxAge: maxAge, KeepClaims: v.o.KeepClaims}, v.o.Status)
 	if err == nil {
 		err = dc.CheckTransactionData(creds, rec.TD)
 	}

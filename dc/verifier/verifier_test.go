@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -691,4 +692,114 @@ func TestNew_Options(t *testing.T) {
 	v, err := New(base)
 	require.NoError(t, err)
 	require.Equal(t, oid4vp.X509HashClientID(s.Chain[0]), v.ClientID())
+}
+
+// TestBegin_Invalid: Begin refuses a request that does not fit its flow
+// (the flow is fixed at creation, design §1 item 3) and stores nothing.
+func TestBegin_Invalid(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	noIAE := newEnv(t, nil, func(o *Options) { o.InteractiveURL = "" })
+	q := query(t)
+	tests := []struct {
+		name string
+		env  *env
+		r    dc.BeginRequest
+	}{
+		{"no query", e, dc.BeginRequest{Flow: dc.FlowCrossDevice}},
+		{"unknown flow", e, dc.BeginRequest{Flow: "qr", Query: q}},
+		{"dc api without origins", e, dc.BeginRequest{Flow: dc.FlowDCAPI, Query: q}},
+		{"dc api with an empty origin", e, dc.BeginRequest{Flow: dc.FlowDCAPI, Query: q, Origins: []string{""}}},
+		{"same device without template", e, dc.BeginRequest{Flow: dc.FlowSameDevice, Query: q}},
+		{"relative template", e, dc.BeginRequest{Flow: dc.FlowSameDevice, Query: q, RedirectURITemplate: "/dc-return"}},
+		{"template on cross device", e, dc.BeginRequest{Flow: dc.FlowCrossDevice, Query: q, RedirectURITemplate: "https://app.example/r"}},
+		{"issuance on cross device", e, dc.BeginRequest{Flow: dc.FlowCrossDevice, Query: q, Issuance: true}},
+		{"origins on same device", e, dc.BeginRequest{Flow: dc.FlowSameDevice, Query: q, RedirectURITemplate: "https://app.example/r", Origins: []string{testOrigin}}},
+		{"short nonce", e, dc.BeginRequest{Flow: dc.FlowCrossDevice, Query: q, Nonce: "abc"}},
+		{"nonce not URL-safe", e, dc.BeginRequest{Flow: dc.FlowCrossDevice, Query: q, Nonce: "abcdefghijklmnopqrstuvwxyz+/"}},
+		{"interactive without InteractiveURL", noIAE, dc.BeginRequest{Flow: dc.FlowInteractive, Query: q}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tx, err := tt.env.v.Begin(t.Context(), tt.r)
+			require.Error(t, err)
+			require.Empty(t, tx.ID)
+		})
+	}
+	// A supplied nonce is used as is.
+	tx := e.begin(t, dc.FlowDCAPI, func(r *dc.BeginRequest) { r.Nonce = "abcdefghijklmnopqrstuvwxyz012345" })
+	require.Equal(t, "abcdefghijklmnopqrstuvwxyz012345", inlineRequest(t, tx, dc.FlowDCAPI).Nonce)
+}
+
+// TestResponseURI_Race: 20 concurrent POSTs of one response → exactly one
+// 200, the others 400; one result stored.
+func TestResponseURI_Race(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	tx := e.begin(t, dc.FlowSameDevice, nil)
+	_, ru := parseWalletURL(t, tx.RequestURI)
+	ro := decodeJAR(t, e.fetch(t, ru, "").body)
+	form := wallet{}.respond(t, ro)
+	const n = 20
+	statuses := make(chan int, n)
+	codes := make(chan string, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			resp, err := e.srv.Client().PostForm(ro.ResponseURI, form)
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			defer resp.Body.Close()
+			var m map[string]string
+			_ = json.NewDecoder(resp.Body).Decode(&m)
+			statuses <- resp.StatusCode
+			if resp.StatusCode == http.StatusOK {
+				codes <- m["redirect_uri"]
+			}
+		})
+	}
+	wg.Wait()
+	close(statuses)
+	close(codes)
+	ok := 0
+	for s := range statuses {
+		switch s {
+		case http.StatusOK:
+			ok++
+		case http.StatusBadRequest:
+		default:
+			t.Fatalf("status %d", s)
+		}
+	}
+	require.Equal(t, 1, ok)
+	u, err := url.Parse(<-codes)
+	require.NoError(t, err)
+	res, err := e.v.Result(t.Context(), tx.ID, u.Query().Get("response_code"))
+	require.NoError(t, err)
+	requireVerified(t, res)
+}
+
+// TestKeyBinding_NotBeforeTransaction: a KB-JWT whose iat predates the
+// transaction (beyond the leeway) is refused even inside the 5-minute
+// window (design §8 "Key binding"); one made after Begin passes.
+func TestKeyBinding_NotBeforeTransaction(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	ctx := t.Context()
+	e.clock.set(t0.Add(3 * time.Minute))
+	for name, tt := range map[string]struct {
+		iat time.Time
+		ok  bool
+	}{
+		"iat 3 min before Begin": {t0, false},
+		"iat at Begin":           {t0.Add(3 * time.Minute), true},
+	} {
+		tx := e.begin(t, dc.FlowDCAPI, nil)
+		res, err := e.v.Submit(ctx, tx.ID, dc.DCAPIResponse{Origin: testOrigin, Data: submitData(t, tx, dc.FlowDCAPI, wallet{iat: tt.iat}, "origin:"+testOrigin, false)})
+		require.NoError(t, err, name)
+		if tt.ok {
+			requireVerified(t, res)
+		} else {
+			require.Equal(t, dc.StatusError, res.Status, name)
+		}
+	}
 }
