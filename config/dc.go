@@ -159,7 +159,11 @@ const (
 	DialectIA      = "ia"
 )
 
-func (d *DigitalCredentials) applyDefaults() {
+func (d *DigitalCredentials) applyDefaults() { *d = d.WithDefaults() }
+
+// WithDefaults is d with every unset value at its default (a config built
+// in code gets the same ones as a file).
+func (d DigitalCredentials) WithDefaults() DigitalCredentials {
 	if d.Verifier == "" {
 		d.Verifier = "internal"
 	}
@@ -181,12 +185,13 @@ func (d *DigitalCredentials) applyDefaults() {
 	if d.External.Timeout == 0 {
 		d.External.Timeout = 5 * time.Second
 	}
+	return d
 }
 
 func (c *Config) validateDC() []error {
 	var errs []error
 	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	d := c.DigitalCredentials
+	d := c.DigitalCredentials.WithDefaults()
 	for _, cl := range c.Clients {
 		if cl.DigitalCredentials == nil {
 			continue

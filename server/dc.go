@@ -55,7 +55,7 @@ type dcState struct {
 // initDC builds the presentation step from digital_credentials
 // (docs/config.md): the verifier, its trusted issuers and status lists.
 func (s *Server) initDC(o Options) (*dcState, error) {
-	d := o.Config.DigitalCredentials
+	d := o.Config.DigitalCredentials.WithDefaults()
 	if !d.Enabled {
 		return nil, nil
 	}

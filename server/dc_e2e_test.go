@@ -112,7 +112,7 @@ func newDCEnv(tb testing.TB, o dcEnvOptions) *dcEnv {
 		require.NoError(tb, err)
 		ti.JWKS = string(b)
 	}
-	in := servertest.Start(tb, servertest.Options{Store: o.store, Clock: clock, HMACSecret: []byte("0123456789abcdef0123456789abcdef"),
+	in := servertest.Start(tb, servertest.Options{Store: o.store, Clock: clock, TLS: true, HMACSecret: []byte("0123456789abcdef0123456789abcdef"),
 		DC: server.DCOptions{HTTP: iss.HTTPClient(), StatusCheckURL: func(string) error { return nil }},
 		Configure: func(c *config.Config) {
 			testConfig(c)
@@ -142,10 +142,10 @@ func newDCEnv(tb testing.TB, o dcEnvOptions) *dcEnv {
 			}
 		}})
 	w := dctest.NewWallet()
-	w.Now, w.VerifierRoots = clock.Now, roots
+	w.Now, w.VerifierRoots, w.HTTP = clock.Now, roots, in.HTTPClient()
 	_, err := w.Receive(iss, map[string]any{"sub": "pid-4711", "given_name": "Erika", "family_name": "Mustermann", "birthdate": "1964-08-12"}, dctest.IssueOptions{})
 	require.NoError(tb, err)
-	return &dcEnv{in: in, issuer: iss, wallet: w, clock: clock, roots: roots, hc: servertest.HTTP()}
+	return &dcEnv{in: in, issuer: iss, wallet: w, clock: clock, roots: roots, hc: in.HTTPClient()}
 }
 
 // dcAnswer is a decoded native endpoint answer with the members the
@@ -345,7 +345,7 @@ func TestDC_CrossDevice(t *testing.T) {
 func TestDC_DCAPI(t *testing.T) {
 	for _, b := range dcBackends() {
 		t.Run(b.name, func(t *testing.T) {
-			e := newDCEnv(t, dcEnvOptions{store: b.store(t), x5c: b.name == "redis"})
+			e := newDCEnv(t, dcEnvOptions{store: b.store(t), x5c: true})
 			run := func(origin string, send func(a *dcApp, as string, data []byte) dcAnswer) dcAnswer {
 				a := e.app(t, "demo-app")
 				ch := a.initial(t, "login_hint", "wallet", "dc_api", "true")

@@ -549,18 +549,31 @@ func (v *Internal) Submit(ctx context.Context, txID string, r dc.DCAPIResponse) 
 	if err != nil {
 		return dc.Result{}, err
 	}
-	audience := ""
+	var audiences []string
 	switch rec.Flow {
 	case dc.FlowDCAPI:
-		if r.Origin == "" || !slices.Contains(rec.Origins, r.Origin) {
+		switch {
+		case r.Origin == "":
+			// A native client cannot prove its origin to us; the wallet
+			// wrote the one the platform asserted into the KB-JWT aud, and
+			// it must be exactly one of the client's registered origins
+			// (OpenID4VP App. A.4): each is tried as the expected aud.
+			for _, o := range rec.Origins {
+				audiences = append(audiences, oid4vp.Audience(v.clientID, o))
+			}
+		case slices.Contains(rec.Origins, r.Origin):
+			audiences = []string{oid4vp.Audience(v.clientID, r.Origin)}
+		default:
 			return dc.Result{}, ErrOrigin
 		}
-		audience = oid4vp.Audience(v.clientID, r.Origin)
+		if len(audiences) == 0 {
+			return dc.Result{}, ErrOrigin
+		}
 	case dc.FlowInteractive:
 		if r.Origin != "" {
 			return dc.Result{}, ErrOrigin
 		}
-		audience = v.clientID
+		audiences = []string{v.clientID}
 	default:
 		return dc.Result{}, dc.ErrWrongFlow
 	}
@@ -574,9 +587,14 @@ func (v *Internal) Submit(ctx context.Context, txID string, r dc.DCAPIResponse) 
 	if err != nil {
 		return dc.Result{}, err
 	}
-	out, err := v.verify(ctx, rec, resp, audience)
-	if err != nil {
-		return dc.Result{}, err
+	var out resultRecord
+	for _, aud := range audiences {
+		if out, err = v.verify(ctx, rec, resp, aud); err != nil {
+			return dc.Result{}, err
+		}
+		if out.Status == dc.StatusVerified || resp.walletError != "" {
+			break
+		}
 	}
 	if _, err := v.record(ctx, txID, rec, out); err != nil {
 		return dc.Result{}, err

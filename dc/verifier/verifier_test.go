@@ -377,7 +377,7 @@ func TestDCAPI_Origin(t *testing.T) {
 	two := func(r *dc.BeginRequest) { r.Origins = []string{testOrigin, "https://web.example"} }
 	tx := e.begin(t, dc.FlowDCAPI, two)
 	good := submitData(t, tx, dc.FlowDCAPI, wallet{}, "origin:"+testOrigin, false)
-	for _, o := range []string{"https://evil.example", "", testOrigin + "/", strings.ToUpper(testOrigin)} {
+	for _, o := range []string{"https://evil.example", testOrigin + "/", strings.ToUpper(testOrigin)} {
 		_, err := e.v.Submit(ctx, tx.ID, dc.DCAPIResponse{Origin: o, Data: good})
 		require.ErrorIs(t, err, ErrOrigin, o)
 	}
@@ -396,6 +396,17 @@ func TestDCAPI_Origin(t *testing.T) {
 		_, err = e.v.Submit(ctx, tx.ID, dc.DCAPIResponse{Origin: testOrigin, Data: submitData(t, tx, dc.FlowDCAPI, wallet{}, "origin:"+testOrigin, false)})
 		require.ErrorIs(t, err, ErrAnswered, "one submission per transaction")
 	}
+	// No origin named (a native client cannot prove one): the KB-JWT aud
+	// must be one of the registered origins, exactly.
+	txn := e.begin(t, dc.FlowDCAPI, two)
+	res, err = e.v.Submit(ctx, txn.ID, dc.DCAPIResponse{Data: submitData(t, txn, dc.FlowDCAPI, wallet{}, "origin:https://web.example", false)})
+	require.NoError(t, err)
+	require.Equal(t, dc.StatusVerified, res.Status)
+	txo := e.begin(t, dc.FlowDCAPI, two)
+	res, err = e.v.Submit(ctx, txo.ID, dc.DCAPIResponse{Data: submitData(t, txo, dc.FlowDCAPI, wallet{}, "origin:https://other.example", false)})
+	require.NoError(t, err)
+	require.Equal(t, dc.StatusError, res.Status, "an unregistered origin in the KB-JWT")
+
 	txi := e.begin(t, dc.FlowInteractive, nil)
 	_, err = e.v.Submit(ctx, txi.ID, dc.DCAPIResponse{Origin: testOrigin, Data: submitData(t, txi, dc.FlowInteractive, wallet{}, txi.ClientID, false)})
 	require.ErrorIs(t, err, ErrOrigin)

@@ -6,7 +6,14 @@ package servertest
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"sync"
@@ -32,6 +39,41 @@ type Instance struct {
 	Server *server.Server
 	Store  storage.Store
 	Config *config.Config
+	// Roots trusts the instance's certificate (Options.TLS); nil on
+	// plain http.
+	Roots *x509.CertPool
+}
+
+// HTTPClient is a client for the instance that never follows redirects
+// and, with Options.TLS, trusts its certificate.
+func (in *Instance) HTTPClient() *http.Client {
+	hc := sdk.NewHTTPClient()
+	if in.Roots != nil {
+		hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: in.Roots, MinVersion: tls.VersionTLS12}}
+	}
+	return hc
+}
+
+// selfSigned makes a P-256 certificate for 127.0.0.1 (Options.TLS).
+func selfSigned(tb testing.TB) (tls.Certificate, *x509.CertPool) {
+	tb.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatalf("servertest: key: %v", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(now.UnixNano()), Subject: pkix.Name{CommonName: "fedas test"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(48 * time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true, IsCA: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		tb.Fatalf("servertest: certificate: %v", err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k, Leaf: cert}, pool
 }
 
 // Options tune an instance.
@@ -61,6 +103,10 @@ type Options struct {
 	Metrics *metrics.Metrics
 	// DC are the presentation step's test seams (server.DCOptions).
 	DC server.DCOptions
+	// TLS serves https with a fresh self-signed certificate for 127.0.0.1
+	// (Instance.Roots, Instance.HTTPClient): wallets talk to the internal
+	// verifier over https only (OpenID4VP 1.0 §8.2).
+	TLS bool
 }
 
 // Exchange is one request an instance answered and its answer, as the
@@ -119,6 +165,13 @@ func Start(tb testing.TB, o Options) *Instance {
 	}
 	cfg := config.Default()
 	cfg.Issuer = "http://" + ln.Addr().String()
+	var roots *x509.CertPool
+	if o.TLS {
+		var cert tls.Certificate
+		cert, roots = selfSigned(tb)
+		cfg.Issuer = "https://" + ln.Addr().String()
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
 	cfg.Listen = ln.Addr().String()
 	if o.Configure != nil {
 		o.Configure(cfg)
@@ -145,7 +198,7 @@ func Start(tb testing.TB, o Options) *Instance {
 	if err != nil {
 		tb.Fatalf("servertest: %v", err)
 	}
-	in := &Instance{URL: cfg.Issuer, Server: srv, Store: o.Store, Config: cfg}
+	in := &Instance{URL: cfg.Issuer, Server: srv, Store: o.Store, Config: cfg, Roots: roots}
 	var observers []func(Exchange)
 	if ObserveAll != nil {
 		if f := ObserveAll(tb, in); f != nil {
@@ -231,7 +284,7 @@ func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 // Client returns an SDK client for clientID at this instance.
 func (in *Instance) Client(tb testing.TB, clientID string) *sdk.Client {
 	tb.Helper()
-	hc := sdk.NewHTTPClient()
+	hc := in.HTTPClient()
 	meta, err := sdk.Discover(context.Background(), hc, in.URL)
 	if err != nil {
 		tb.Fatalf("servertest: discover: %v", err)
