@@ -223,10 +223,10 @@ func (e *Engine) continueLocal(ctx context.Context, r Request, s *session) (Outc
 		s.x.ACR = res.ACR
 	}
 	for k, v := range res.Claims {
-		if s.x.Claims == nil {
-			s.x.Claims = map[string]any{}
+		if s.x.IDClaims == nil {
+			s.x.IDClaims = map[string]any{}
 		}
-		s.x.Claims[k] = v
+		s.x.IDClaims[k] = v
 	}
 	s.AuthTime = e.o.Now()
 	s.Failures = 0

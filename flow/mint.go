@@ -27,6 +27,9 @@ type Grant struct {
 	ACR         string
 	// Claims are extra claims (idp, idp_sub, mapped downstream claims).
 	Claims map[string]any
+	// IDTokenClaims are claims for the ID token (a verified credential's
+	// mapped claims: docs/protocol.md "Digital credentials").
+	IDTokenClaims map[string]any
 	// DPoPJKT binds the code to a key (RFC 9449 §10).
 	DPoPJKT string
 	// AuthorizationDetails is the granted authorization_details as
@@ -68,6 +71,7 @@ func (e *Engine) mint(ctx context.Context, s *session) (string, error) {
 		AuthTime:            s.AuthTime,
 		ACR:                 s.x.ACR,
 		Claims:              s.x.Claims,
+		IDTokenClaims:       s.x.IDClaims,
 		DPoPJKT:             codeKey(s),
 		// RFC 9396 §7: the details the request carried, as validated.
 		AuthorizationDetails: s.Request[ParamAuthorizationDetails],

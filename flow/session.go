@@ -48,6 +48,9 @@ type extra struct {
 	Hop *federation.Hop `json:"hop,omitempty"`
 	// Claims of a downstream identity (idp, idp_sub, mapped claims).
 	Claims map[string]any `json:"claims,omitempty"`
+	// IDClaims are identity claims a step established (a verified
+	// credential's mapped claims), for the ID token.
+	IDClaims map[string]any `json:"idc,omitempty"`
 	// ACR of the authentication (OIDC Core §2).
 	ACR string `json:"acr,omitempty"`
 	// Cred records whether the client may get credential challenges.

@@ -58,6 +58,9 @@ func (s *Server) IssueCode(ctx context.Context, g flow.Grant) (string, error) {
 	if g.DPoPJKT != "" {
 		sess.Extra["dpop_jkt"] = g.DPoPJKT
 	}
+	if len(g.IDTokenClaims) > 0 {
+		sess.Extra["id_token_claims"] = g.IDTokenClaims
+	}
 	// RFC 9396 §7: the granted details, as the canonical JSON text the
 	// flow validated; never a claim of that name from elsewhere.
 	delete(sess.Extra, extraAuthorizationDetails)

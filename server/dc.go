@@ -153,10 +153,20 @@ func (s *Server) dcRoutes(e *echo.Echo, limit func(string) echo.MiddlewareFunc) 
 	if s.dc == nil || s.dc.internal == nil {
 		return
 	}
-	req := echo.WrapHandler(http.StripPrefix(PathDCRequest, s.dc.internal.RequestHandler()))
+	req := echo.WrapHandler(walletHeaders(s.dc.internal.RequestHandler()))
 	e.GET(PathDCRequest+":id", req, limit(config.RateDCWallet))
 	e.POST(PathDCRequest+":id", req, limit(config.RateDCWallet))
-	e.POST(PathDCResponse, echo.WrapHandler(s.dc.internal.ResponseHandler()), limit(config.RateDCWallet))
+	e.POST(PathDCResponse, echo.WrapHandler(walletHeaders(s.dc.internal.ResponseHandler())), limit(config.RateDCWallet))
+}
+
+// walletHeaders adds the headers every answer of ours carries (writeJSON)
+// to the verifier's own answers.
+func walletHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Pragma", "no-cache")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		h.ServeHTTP(w, r)
+	})
 }
 
 func readSigner(d config.DigitalCredentials) (oid4vp.Signer, error) {

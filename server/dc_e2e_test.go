@@ -366,9 +366,23 @@ func TestDC_DCAPI(t *testing.T) {
 			ok := run(dcOrigin, asJSON)
 			require.Equal(t, http.StatusOK, ok.status, string(ok.raw))
 			require.NotEmpty(t, ok.s("authorization_code"))
-			bad := run("android:apk-key-hash:b3RoZXI", asJSON)
+			// A wallet refuses a request for another origin (expected_origins);
+			// a KB-JWT whose aud is not origin:<registered origin> is refused.
+			_, err := e.wallet.DCAPI(e.app(t, "demo-app").initial(t, "login_hint", "wallet", "dc_api", "true").s("credentials_request"), "https://evil.example")
+			require.ErrorIs(t, err, dctest.ErrOrigin)
+			e.wallet.Knobs.WrongAud = true
+			bad := run(dcOrigin, asJSON)
+			e.wallet.Knobs.WrongAud = false
 			require.Equal(t, http.StatusBadRequest, bad.status, string(bad.raw))
 			require.Equal(t, "access_denied", bad.s("error"))
+			// The encrypted response posted as a form member.
+			asForm := func(a *dcApp, as string, data []byte) dcAnswer {
+				var m map[string]string
+				require.NoError(t, json.Unmarshal(data, &m))
+				return a.post(t, url.Values{"auth_session": {as}, "response": {m["response"]}})
+			}
+			ok2 := run(dcOrigin, asForm)
+			require.Equal(t, http.StatusOK, ok2.status, string(ok2.raw))
 		})
 	}
 }

@@ -30,9 +30,22 @@ func (s *Server) idToken(ctx context.Context, ar fosite.AccessRequester) (string
 			claims[k] = v
 		}
 	}
+	// Claims a sign-in step established (a credential's mapped claims);
+	// never one of the claims above.
+	if m, ok := sess.Extra["id_token_claims"].(map[string]any); ok {
+		for k, v := range m {
+			if _, taken := claims[k]; !taken && !reservedIDClaims[k] {
+				claims[k] = v
+			}
+		}
+	}
 	// Stored sessions come back from JSON with numbers as float64.
 	if f, ok := claims["auth_time"].(float64); ok {
 		claims["auth_time"] = int64(f)
 	}
 	return s.signJWT(ctx, claims)
 }
+
+// reservedIDClaims are never taken from a step's claims (OIDC Core §2).
+var reservedIDClaims = map[string]bool{"iss": true, "sub": true, "aud": true, "azp": true, "iat": true, "exp": true,
+	"nbf": true, "jti": true, "auth_time": true, "amr": true, "acr": true, "nonce": true, "at_hash": true, "c_hash": true, "sid": true, "cnf": true}
