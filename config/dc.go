@@ -67,8 +67,10 @@ type DigitalCredentials struct {
 type ExternalVerifier struct {
 	// URL is the verifier's base URL (https; http only on loopback).
 	URL string `yaml:"url"`
-	// TokenEnv or TokenFile hold a bearer token for its API.
-	TokenEnv  string `yaml:"token_env"`
+	// TokenEnv names an environment variable holding a bearer token for
+	// its API.
+	TokenEnv string `yaml:"token_env"`
+	// TokenFile is a file holding that token (set one of the two).
 	TokenFile string `yaml:"token_file"`
 	// Timeout bounds each call (default 5s); a verifier that does not
 	// answer in time gets the client 503 temporarily_unavailable.
@@ -79,11 +81,13 @@ type ExternalVerifier struct {
 type TrustedIssuer struct {
 	// Issuer is the exact iss value.
 	Issuer string `yaml:"issuer"`
-	// JWKS (inline JSON) or JWKSFile hold the issuer's public keys; or
-	// X5CRootsFile, PEM roots that the credential's x5c chain must lead
-	// to (the leaf then names the issuer). Exactly one of the three.
-	JWKS         string `yaml:"jwks"`
-	JWKSFile     string `yaml:"jwks_file"`
+	// JWKS (inline JSON) holds the issuer's public keys. Set exactly one
+	// of jwks, jwks_file and x5c_roots_file.
+	JWKS string `yaml:"jwks"`
+	// JWKSFile is a file holding that JWK Set.
+	JWKSFile string `yaml:"jwks_file"`
+	// X5CRootsFile holds PEM roots that the credential's x5c chain must
+	// lead to (the leaf then names the issuer: SD-JWT VC §3.5).
 	X5CRootsFile string `yaml:"x5c_roots_file"`
 	// VCTValues are the credential types this issuer may issue.
 	VCTValues []string `yaml:"vct_values"`

@@ -59,6 +59,9 @@ type dcEnvOptions struct {
 	store storage.Store
 	edit  func(*config.Config)
 	x5c   bool
+	// start starts the instance (default servertest.Start): the protocol
+	// examples record it.
+	start func(tb testing.TB, o servertest.Options) *servertest.Instance
 }
 
 // verifierCert writes a P-256 key and a self-signed certificate for the
@@ -112,7 +115,10 @@ func newDCEnv(tb testing.TB, o dcEnvOptions) *dcEnv {
 		require.NoError(tb, err)
 		ti.JWKS = string(b)
 	}
-	in := servertest.Start(tb, servertest.Options{Store: o.store, Clock: clock, TLS: true, HMACSecret: []byte("0123456789abcdef0123456789abcdef"),
+	if o.start == nil {
+		o.start = servertest.Start
+	}
+	in := o.start(tb, servertest.Options{Store: o.store, Clock: clock, TLS: true, HMACSecret: []byte("0123456789abcdef0123456789abcdef"),
 		DC: server.DCOptions{HTTP: iss.HTTPClient(), StatusCheckURL: func(string) error { return nil }},
 		Configure: func(c *config.Config) {
 			testConfig(c)

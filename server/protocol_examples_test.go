@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -229,6 +230,9 @@ func TestProtocolExamples(t *testing.T) {
 	add(exampleWebCallback(t))
 	add(exampleErrors(t))
 	add(exampleUnavailable(t))
+	add(exampleDCSameDevice(t))
+	add(exampleDCCrossDevice(t))
+	add(exampleDCAPI(t))
 
 	generated := map[string]string{}
 	for _, x := range examples {
@@ -432,6 +436,8 @@ func displayBody(contentType string, body []byte) string {
 		}
 	case strings.HasPrefix(contentType, "application/x-www-form-urlencoded"):
 		return strings.ReplaceAll(string(body), "&", "\n&")
+	case strings.HasPrefix(contentType, "application/oauth-authz-req+jwt"):
+		return requestObjectDisplay(body)
 	case strings.HasPrefix(contentType, "text/html"):
 		page := string(body)
 		var parts []string
@@ -479,6 +485,9 @@ var volatileKeys = map[string]string{
 	"code_verifier": "code_verifier", "request_uri": "request_uri", "response_code": "response_code", "otp": "otp",
 	"client_assertion": "client_assertion", "dpop_jkt": "jkt", "jkt": "jkt", "kid": "kid", "x": "x", "y": "y",
 	"state": "state", "nonce": "nonce",
+	// Digital credentials (docs/protocol.md "Digital credentials").
+	"response": "jwe", "wallet_nonce": "wallet_nonce", "request": "request_object",
+	"client_id": "verifier_client_id",
 }
 
 func (sc *scrubber) add(key, v string) {
@@ -487,7 +496,15 @@ func (sc *scrubber) add(key, v string) {
 		return
 	}
 	switch key {
+	case "client_id":
+		if !strings.HasPrefix(v, "x509_hash:") {
+			return // a client's own id, shown as sent
+		}
 	case "request_uri":
+		if i := strings.Index(v, "/dc/request/"); i >= 0 {
+			sc.values[v[i+len("/dc/request/"):]] = "request_id"
+			return
+		}
 		// Only the random part: the prefix says which kind it is.
 		i := strings.LastIndexAny(v, ":.")
 		if i < 0 || len(v)-i < 20 {
@@ -518,6 +535,9 @@ func (sc *scrubber) addURL(u string) {
 		if rest, ok := strings.CutPrefix(p.Path, "/native/response/"); ok {
 			sc.values[rest] = "hop"
 		}
+		if rest, ok := strings.CutPrefix(p.Path, "/dc/request/"); ok {
+			sc.values[rest] = "request_id"
+		}
 	}
 }
 
@@ -533,8 +553,17 @@ func (sc *scrubber) addJSON(v any) {
 					if f, err := url.ParseQuery(s); err == nil {
 						sc.addForm(f)
 					}
-				case "deep_link", "callback", "response_uri", "location":
+				case "deep_link", "callback", "response_uri", "location", "redirect_uri":
 					sc.addURL(s)
+				case "credentials_request":
+					if strings.HasPrefix(s, "{") {
+						var inner any
+						if json.Unmarshal([]byte(s), &inner) == nil {
+							sc.addJSON(inner)
+						}
+					} else {
+						sc.addURL(s)
+					}
 				}
 			default:
 				sc.addJSON(val)
@@ -571,6 +600,16 @@ func (sc *scrubber) collect(ex servertest.Exchange) {
 		var v any
 		if json.Unmarshal(ex.Body, &v) == nil {
 			sc.addJSON(v)
+		}
+	}
+	if strings.HasPrefix(ex.Header.Get("Content-Type"), "application/oauth-authz-req+jwt") {
+		if parts := strings.Split(string(ex.Body), "."); len(parts) == 3 {
+			for _, p := range parts[:2] {
+				var v any
+				if b, err := base64.RawURLEncoding.DecodeString(p); err == nil && json.Unmarshal(b, &v) == nil {
+					sc.addJSON(v)
+				}
+			}
 		}
 	}
 	if m := hiddenSessionRE.FindSubmatch(ex.Body); m != nil {

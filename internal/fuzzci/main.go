@@ -65,7 +65,7 @@ func main() {
 	run := flag.String("run", "", "run only targets matching this regexp")
 	race := flag.Bool("race", true, "build with -race (shares the build cache of go test -race ./...)")
 	parallel := flag.Int("parallel", runtime.GOMAXPROCS(0), "fuzzing workers per target")
-	minPer := flag.Duration("min", 2*time.Second, "least fuzzing time per target")
+	minPer := flag.Duration("min", time.Second, "least fuzzing time per target (the budget is shared first; a target gets at least this)")
 	flag.Parse()
 	start := time.Now()
 	deadline := start.Add(*budget)

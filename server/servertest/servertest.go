@@ -45,21 +45,28 @@ type Instance struct {
 }
 
 // HTTPClient is a client for the instance that never follows redirects
-// and, with Options.TLS, trusts its certificate.
-func (in *Instance) HTTPClient() *http.Client {
-	hc := sdk.NewHTTPClient()
-	if in.Roots != nil {
-		hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: in.Roots, MinVersion: tls.VersionTLS12}}
-	}
-	return hc
+// and trusts the certificate of every TLS instance (HTTP).
+func (in *Instance) HTTPClient() *http.Client { return HTTP() }
+
+// testCert is the one certificate every TLS instance of the process
+// serves, so that HTTP's client trusts them all.
+var testCert struct {
+	once  sync.Once
+	cert  tls.Certificate
+	roots *x509.CertPool
+	err   error
+}
+
+func sharedCert() (tls.Certificate, *x509.CertPool, error) {
+	testCert.once.Do(func() { testCert.cert, testCert.roots, testCert.err = selfSigned() })
+	return testCert.cert, testCert.roots, testCert.err
 }
 
 // selfSigned makes a P-256 certificate for 127.0.0.1 (Options.TLS).
-func selfSigned(tb testing.TB) (tls.Certificate, *x509.CertPool) {
-	tb.Helper()
+func selfSigned() (tls.Certificate, *x509.CertPool, error) {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		tb.Fatalf("servertest: key: %v", err)
+		return tls.Certificate{}, nil, err
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(now.UnixNano()), Subject: pkix.Name{CommonName: "fedas test"},
@@ -68,12 +75,12 @@ func selfSigned(tb testing.TB) (tls.Certificate, *x509.CertPool) {
 		BasicConstraintsValid: true, IsCA: true}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
 	if err != nil {
-		tb.Fatalf("servertest: certificate: %v", err)
+		return tls.Certificate{}, nil, err
 	}
 	cert, _ := x509.ParseCertificate(der)
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k, Leaf: cert}, pool
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k, Leaf: cert}, pool, nil
 }
 
 // Options tune an instance.
@@ -168,7 +175,10 @@ func Start(tb testing.TB, o Options) *Instance {
 	var roots *x509.CertPool
 	if o.TLS {
 		var cert tls.Certificate
-		cert, roots = selfSigned(tb)
+		var err error
+		if cert, roots, err = sharedCert(); err != nil {
+			tb.Fatalf("servertest: certificate: %v", err)
+		}
 		cfg.Issuer = "https://" + ln.Addr().String()
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
@@ -292,5 +302,28 @@ func (in *Instance) Client(tb testing.TB, clientID string) *sdk.Client {
 	return &sdk.Client{HTTP: hc, ClientID: clientID, Meta: meta}
 }
 
-// HTTP is a plain client that never follows redirects.
-func HTTP() *http.Client { return sdk.NewHTTPClient() }
+// HTTP is a client that never follows redirects and trusts the TLS
+// instances' certificate (Options.TLS).
+func HTTP() *http.Client {
+	hc := sdk.NewHTTPClient()
+	hc.Transport = sharedTransport()
+	return hc
+}
+
+var transport struct {
+	once sync.Once
+	t    http.RoundTripper
+}
+
+// sharedTransport is http.DefaultTransport's settings plus trust in the
+// test certificate: one pool of connections for every client.
+func sharedTransport() http.RoundTripper {
+	transport.once.Do(func() {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		if _, roots, err := sharedCert(); err == nil {
+			t.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+		}
+		transport.t = t
+	})
+	return transport.t
+}
