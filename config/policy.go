@@ -44,6 +44,8 @@ type policyFile struct {
 		Lifetimes any `yaml:"lifetimes"`
 		Limits    any `yaml:"limits"`
 		Admin     any `yaml:"admin"`
+		// RAR types are instance configuration (config/rar.go).
+		AuthorizationDetailsTypes any `yaml:"authorization_details_types"`
 	} `yaml:",inline"`
 }
 
