@@ -169,6 +169,7 @@ var forms = map[Kind]formDef{
 		{Name: "native_callback_uris", Label: "Native callback URIs", Control: cLines, Mono: true, Help: "One per line."},
 		{Name: "federating", Label: "Federating (another AS that federates to us)", Control: cCheck},
 		{Name: "allow_credential_challenges", Label: "Allow password and OTP challenges (federating clients)", Control: cCheck},
+		{Name: "authorization_details_types", Label: "Authorization details types (RFC 9396)", Control: cLines, Mono: true, Help: "One per line, each configured under authorization_details_types."},
 	}, alias: map[string]string{".": "token_endpoint_auth_method"}},
 	Apps: {fields: []fieldDef{
 		{Name: "id", Label: "ID", Fixed: true},

@@ -45,6 +45,9 @@ type policyFile struct {
 		Limits    any `yaml:"limits"`
 		Admin     any `yaml:"admin"`
 		DC        any `yaml:"digital_credentials"`
+
+		// RAR types are instance configuration (config/rar.go).
+		AuthorizationDetailsTypes any `yaml:"authorization_details_types"`
 	} `yaml:",inline"`
 }
 

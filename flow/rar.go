@@ -30,14 +30,27 @@ func parseAuthorizationDetails(c *policy.Client, form url.Values, req map[string
 	if len(vs) != 1 {
 		return bad("Send authorization_details once.")
 	}
-	details, err := rar.Parse(vs[0], c.AuthorizationDetailsTypes)
-	if err != nil {
-		return bad("The authorization_details are not valid: " + strings.TrimPrefix(err.Error(), rar.ErrInvalid.Error()+": ") + ".")
-	}
-	enc, err := rar.Encode(details)
-	if err != nil {
-		return bad("The authorization_details are not valid.")
+	enc, desc := CheckAuthorizationDetails(c, vs[0])
+	if desc != "" {
+		return bad(desc)
 	}
 	req[ParamAuthorizationDetails] = enc
 	return nil
+}
+
+// CheckAuthorizationDetails is the one decision on an authorization_details
+// value raw for client c (RFC 9396 §2, §5): its canonical JSON, or the
+// error_description of an invalid_authorization_details refusal. The PAR
+// endpoint calls it too, so a pushed request is refused when pushed
+// (RFC 9126 §2.1: validated as an authorization request would be).
+func CheckAuthorizationDetails(c *policy.Client, raw string) (canonical, refusal string) {
+	details, err := rar.Parse(raw, c.AuthorizationDetailsTypes)
+	if err != nil {
+		return "", "The authorization_details are not valid: " + strings.TrimPrefix(err.Error(), rar.ErrInvalid.Error()+": ") + "."
+	}
+	enc, err := rar.Encode(details)
+	if err != nil {
+		return "", "The authorization_details are not valid."
+	}
+	return enc, ""
 }

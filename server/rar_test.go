@@ -157,31 +157,35 @@ func TestRAR_Refusals(t *testing.T) {
 }
 
 // TestRAR_ThroughPAR: in the downstream role (docs/decisions.md Q3) the
-// authorization_details of a pushed request (RFC 9126; RFC 9396 §6.4)
-// are validated when the device presents the request_uri: a valid one is
-// bound to the code and returned to the federating client; an invalid
-// one is invalid_authorization_details and does not consume the push.
+// authorization_details of a pushed request (RFC 9126) are bound to the
+// code and returned to the federating client; invalid ones are refused
+// at the PAR endpoint itself (RFC 9126 §2.1: validated as an
+// authorization request) with invalid_authorization_details and no
+// request_uri.
 func TestRAR_ThroughPAR(t *testing.T) {
 	in := wrap(start(t, nil, rarConfig))
-	pkces := map[string]string{}
-	push := func(details string) string {
-		pk := sdk.NewPKCE()
-		par := post(t, in.parURL(), url.Values{"response_type": {"code"}, "client_id": {"rar-fed"}, "redirect_uri": {"https://rarfed.example/cb"},
-			"scope": {"openid"}, "state": {"rar-state-1"}, "code_challenge": {pk.Challenge}, "code_challenge_method": {"S256"}, "authorization_details": {details}}, basic("rar-fed", rarFedSecret))
-		require.Equal(t, http.StatusCreated, par.status, par.raw)
-		pkces[par.str("request_uri")] = pk.Verifier
-		return par.str("request_uri")
+	pk := sdk.NewPKCE()
+	push := func(details ...string) reply {
+		return post(t, in.parURL(), url.Values{"response_type": {"code"}, "client_id": {"rar-fed"}, "redirect_uri": {"https://rarfed.example/cb"},
+			"scope": {"openid"}, "state": {"rar-state-1"}, "code_challenge": {pk.Challenge}, "code_challenge_method": {"S256"}, "authorization_details": details}, basic("rar-fed", rarFedSecret))
 	}
-	ru := push(paymentDetails)
-	r := post(t, in.native(), url.Values{"client_id": {"rar-fed"}, "request_uri": {ru}})
+	par := push(paymentDetails)
+	require.Equal(t, http.StatusCreated, par.status, par.raw)
+	r := post(t, in.native(), url.Values{"client_id": {"rar-fed"}, "request_uri": {par.str("request_uri")}})
 	r = answerBob(t, in, r)
-	tr := post(t, in.token(), url.Values{"grant_type": {"authorization_code"}, "code": {r.str("authorization_code")}, "code_verifier": {pkces[ru]}}, basic("rar-fed", rarFedSecret))
+	tr := post(t, in.token(), url.Values{"grant_type": {"authorization_code"}, "code": {r.str("authorization_code")}, "code_verifier": {pk.Verifier}}, basic("rar-fed", rarFedSecret))
 	require.Equal(t, http.StatusOK, tr.status, tr.raw)
 	requireDetails(t, tr)
 
-	bad := push(`[{"type":"openid_credential","credential_configuration_id":"pid_sd_jwt"}]`) // not allowed for rar-fed
-	for i := 0; i < 2; i++ {
-		r = post(t, in.native(), url.Values{"client_id": {"rar-fed"}, "request_uri": {bad}})
-		requireOAuthError(t, r, http.StatusBadRequest, "invalid_authorization_details")
+	for name, details := range map[string][]string{
+		"type not allowed for the client": {`[{"type":"openid_credential","credential_configuration_id":"pid_sd_jwt"}]`},
+		"duplicate member":                {`[{"type":"payment_initiation","creditorName":"x","creditorName":"y","instructedAmount":{}}]`},
+		"not an array":                    {`{}`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			bad := push(details...)
+			requireOAuthError(t, bad, http.StatusBadRequest, "invalid_authorization_details")
+			require.NotContains(t, bad.body, "request_uri")
+		})
 	}
 }

@@ -134,6 +134,9 @@ func (s *Server) par(c echo.Context) error {
 	if ar.GetClient().IsPublic() {
 		return s.writeError(c, newError(http.StatusUnauthorized, "invalid_client", "The PAR endpoint requires client authentication."))
 	}
+	if err := checkPushedDetails(ar.GetClient(), form); err != nil {
+		return s.writeError(c, err)
+	}
 	resp, err := s.oauth.NewPushedAuthorizeResponse(ctx, ar, newSession())
 	if err != nil {
 		return s.writeError(c, err)
