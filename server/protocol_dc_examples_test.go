@@ -169,8 +169,12 @@ func requestObjectDisplay(body []byte) string {
 				v[k] = "<" + k + ">"
 			}
 		}
-		out, _ := json.MarshalIndent(v, "", "  ")
-		return string(out)
+		var out strings.Builder
+		enc := json.NewEncoder(&out)
+		enc.SetEscapeHTML(false)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(v)
+		return strings.TrimRight(out.String(), "\n")
 	}
 	return "<JWS> header:\n" + dec(parts[0]) + "\npayload:\n" + dec(parts[1])
 }

@@ -497,9 +497,12 @@ func (sc *scrubber) add(key, v string) {
 	}
 	switch key {
 	case "client_id":
-		if !strings.HasPrefix(v, "x509_hash:") {
+		h, ok := strings.CutPrefix(v, "x509_hash:")
+		if !ok {
 			return // a client's own id, shown as sent
 		}
+		// The hash alone: it is also shown URL-encoded, after x509_hash%3A.
+		v, label = h, "x509_hash"
 	case "request_uri":
 		if i := strings.Index(v, "/dc/request/"); i >= 0 {
 			sc.values[v[i+len("/dc/request/"):]] = "request_id"
