@@ -150,13 +150,24 @@ func (s *Server) chainFor(local []flow.Step) func(c *policy.Client, req map[stri
 // dcRoutes mounts the internal verifier's wallet endpoints (no 3xx ever:
 // OpenID4VP 1.0 §14.3 errata).
 func (s *Server) dcRoutes(e *echo.Echo, limit func(string) echo.MiddlewareFunc) {
-	if s.dc == nil || s.dc.internal == nil {
-		return
+	var request, response http.Handler = http.HandlerFunc(s.dcOff), http.HandlerFunc(s.dcOff)
+	if s.dc != nil && s.dc.internal != nil {
+		request, response = s.dc.internal.RequestHandler(), s.dc.internal.ResponseHandler()
 	}
-	req := echo.WrapHandler(walletHeaders(s.dc.internal.RequestHandler()))
+	req := echo.WrapHandler(walletHeaders(request))
 	e.GET(PathDCRequest+":id", req, limit(config.RateDCWallet))
 	e.POST(PathDCRequest+":id", req, limit(config.RateDCWallet))
-	e.POST(PathDCResponse, echo.WrapHandler(walletHeaders(s.dc.internal.ResponseHandler())), limit(config.RateDCWallet))
+	e.POST(PathDCResponse, echo.WrapHandler(walletHeaders(response)), limit(config.RateDCWallet))
+}
+
+// dcOff answers the verifier's endpoints when this instance runs no
+// internal verifier (digital_credentials off, or an external verifier):
+// 404, as for any unknown path, in an RFC 6749 §5.2 body.
+func (s *Server) dcOff(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusNotFound)
+	_, _ = w.Write([]byte(`{"error":"not_found","error_description":"This server runs no credential verifier."}`))
 }
 
 // walletHeaders adds the headers every answer of ours carries (writeJSON)

@@ -422,3 +422,18 @@ func TestDC_Race50(t *testing.T) {
 	wg.Wait()
 	require.Equal(t, 1, codes)
 }
+
+// TestDC_EndpointsOff: without an internal verifier the wallet endpoints
+// answer 404 not_found in an RFC 6749 body, on every method they take.
+func TestDC_EndpointsOff(t *testing.T) {
+	in := start(t, nil)
+	for _, r := range []struct{ method, path string }{{http.MethodGet, "/dc/request/AAAAAAAAAAAAAAAAAAAAAA"}, {http.MethodPost, "/dc/request/AAAAAAAAAAAAAAAAAAAAAA"}, {http.MethodPost, "/dc/response"}} {
+		req, err := http.NewRequest(r.method, in.URL+r.path, strings.NewReader("state=x"))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		got := do(t, req)
+		require.Equal(t, http.StatusNotFound, got.status, r.path)
+		require.Equal(t, "not_found", got.str("error"))
+		require.Equal(t, "no-store", got.header.Get("Cache-Control"))
+	}
+}
