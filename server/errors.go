@@ -48,9 +48,17 @@ type errorBody struct {
 // MarshalJSON writes the fields, then Members in name order.
 func (b errorBody) MarshalJSON() ([]byte, error) {
 	type plain errorBody
-	out, err := json.Marshal(plain(b))
-	if err != nil || len(b.Members) == 0 {
-		return out, err
+	// No HTML escaping (writeJSON's rule): federation_body must read as
+	// form encoding, & and not \u0026.
+	var pb bytes.Buffer
+	penc := json.NewEncoder(&pb)
+	penc.SetEscapeHTML(false)
+	if err := penc.Encode(plain(b)); err != nil {
+		return nil, err
+	}
+	out := bytes.TrimRight(pb.Bytes(), "\n")
+	if len(b.Members) == 0 {
+		return out, nil
 	}
 	var have map[string]json.RawMessage
 	if err := json.Unmarshal(out, &have); err != nil {
