@@ -11,6 +11,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -382,7 +383,20 @@ func TestDCDialect_IA(t *testing.T) {
 				require.Equal(t, presentation.InteractionType, a.str("interaction_type_required"), a.raw)
 				obj, ok := a.m["openid4vp_request"].(map[string]any)
 				require.True(t, ok, "openid4vp_request is an object: %s", a.raw)
-				require.NotEmpty(t, obj["request"], a.raw)
+				jar, _ := obj["request"].(string)
+				require.NotEmpty(t, jar, a.raw)
+				// The wallet returns the response to the endpoint it asked
+				// (OpenID4VCI 1.1): the signed request names it, and the
+				// wallet checks that before it posts (expected_url).
+				parts := strings.Split(jar, ".")
+				require.Len(t, parts, 3)
+				payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+				require.NoError(t, err)
+				var ro map[string]any
+				require.NoError(t, json.Unmarshal(payload, &ro))
+				require.Equal(t, "iae_post.jwt", ro["response_mode"])
+				require.Equal(t, e.in.URL+server.PathNative, ro["expected_url"])
+				require.NotContains(t, ro, "response_uri")
 				return a
 			}
 			respond := func(t *testing.T, a seedAnswer) json.RawMessage {
