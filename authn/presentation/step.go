@@ -28,6 +28,7 @@ import (
 	"github.com/fedas/fedas/dc/oid4vp"
 	"github.com/fedas/fedas/flow"
 	"github.com/fedas/fedas/policy"
+	"github.com/fedas/fedas/rar"
 	"github.com/fedas/fedas/storage"
 )
 
@@ -240,10 +241,15 @@ func (s *Step) begin(ctx context.Context, sc flow.StepContext, restarts int) (st
 		}
 		br.TransactionData = td
 	}
-	if rule.AuthorizationDetailsType != "" && len(br.TransactionData) == 0 {
+	if rule.AuthorizationDetailsType != "" && rule.AuthorizationDetailsType != rar.OpenIDCredential && len(br.TransactionData) == 0 {
 		// The rule asks the wallet to approve what authorization_details
 		// say: without transaction data the presentation would approve
 		// nothing (OpenID4VP App. B.3.3). Never invent a generic type.
+		// openid_credential is the exception: there the presentation is
+		// the holder authentication the issuer asks before issuing
+		// (presentation during issuance, OpenID4VCI 1.1 Interactive
+		// Authorization), not an approval of the details, which the code
+		// and the token response carry (RFC 9396 §7).
 		return state{}, flow.Refuse(400, "invalid_authorization_details", "The authorization_details cannot be approved with a digital credential.")
 	}
 	nonce, err := oid4vp.NewNonce()
