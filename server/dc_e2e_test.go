@@ -59,6 +59,8 @@ type dcEnvOptions struct {
 	store storage.Store
 	edit  func(*config.Config)
 	x5c   bool
+	// observe sees every exchange of the instance (servertest.Options.Observe).
+	observe func(servertest.Exchange)
 }
 
 // verifierCert writes a P-256 key and a self-signed certificate for the
@@ -112,7 +114,7 @@ func newDCEnv(tb testing.TB, o dcEnvOptions) *dcEnv {
 		require.NoError(tb, err)
 		ti.JWKS = string(b)
 	}
-	in := servertest.Start(tb, servertest.Options{Store: o.store, Clock: clock, TLS: true, HMACSecret: []byte("0123456789abcdef0123456789abcdef"),
+	in := servertest.Start(tb, servertest.Options{Store: o.store, Clock: clock, TLS: true, HMACSecret: []byte("0123456789abcdef0123456789abcdef"), Observe: o.observe,
 		DC: server.DCOptions{HTTP: iss.HTTPClient(), StatusCheckURL: func(string) error { return nil }},
 		Configure: func(c *config.Config) {
 			testConfig(c)
@@ -133,9 +135,12 @@ func newDCEnv(tb testing.TB, o dcEnvOptions) *dcEnv {
 				if id == "demo-app" {
 					continue
 				}
+				cdc := &config.ClientDC{Dialect: d}
+				if d != config.DialectPDI && d != config.DialectIA { // the wallet is the client on those
+					cdc.DCAPIOrigins, cdc.OpenID4VPRedirectURIs = []string{dcOrigin}, []string{dcReturn}
+				}
 				c.Clients = append(c.Clients, config.Client{ID: id, FirstParty: true, TokenEndpointAuthMethod: "none",
-					Scopes: []string{"openid", "profile"}, GrantTypes: []string{"authorization_code"},
-					DigitalCredentials: &config.ClientDC{Dialect: d, DCAPIOrigins: []string{dcOrigin}, OpenID4VPRedirectURIs: []string{dcReturn}}})
+					Scopes: []string{"openid", "profile"}, GrantTypes: []string{"authorization_code"}, DigitalCredentials: cdc})
 			}
 			if o.edit != nil {
 				o.edit(c)
