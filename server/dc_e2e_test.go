@@ -159,6 +159,7 @@ type dcAnswer struct {
 	status int
 	m      map[string]any
 	raw    []byte
+	header http.Header
 }
 
 func (a dcAnswer) s(name string) string { v, _ := a.m[name].(string); return v }
@@ -198,7 +199,7 @@ func (a *dcApp) post(tb testing.TB, form url.Values, jsonBody ...string) dcAnswe
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(tb, err)
-	out := dcAnswer{status: resp.StatusCode, raw: raw, m: map[string]any{}}
+	out := dcAnswer{status: resp.StatusCode, raw: raw, m: map[string]any{}, header: resp.Header}
 	require.NoError(tb, json.Unmarshal(raw, &out.m), string(raw))
 	require.Equal(tb, "no-store", resp.Header.Get("Cache-Control"))
 	return out
