@@ -397,8 +397,12 @@ func (c *Config) validateDC() []error {
 			}
 		}
 		for _, id := range r.Clients {
-			if !slices.ContainsFunc(c.Clients, func(cl Client) bool { return cl.ID == id }) {
+			switch i := slices.IndexFunc(c.Clients, func(cl Client) bool { return cl.ID == id }); {
+			case i < 0:
 				add("%s.clients: %q is not a client", p, id)
+			case c.Clients[i].DigitalCredentials == nil:
+				// The rule could never apply to it (presentation.Step.Required).
+				add("%s.clients: %q has no digital_credentials section", p, id)
 			}
 		}
 	}

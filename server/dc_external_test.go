@@ -39,6 +39,9 @@ type extOptions struct {
 	store storage.Store
 	// clientID pins digital_credentials.external.client_id ("": the fake's).
 	clientID string
+	// tokenEnv, when set, names the variable the token is read from
+	// (token_env) instead of token_file.
+	tokenEnv string
 	edit     func(*config.Config)
 }
 
@@ -65,6 +68,9 @@ func newExtEnv(tb testing.TB, o extOptions) *extEnv {
 		c.Dev.AllowLoopbackHTTP = true
 		c.DigitalCredentials.Verifier = "external"
 		c.DigitalCredentials.External = config.ExternalVerifier{URL: fake.URL, TokenFile: tokFile, ClientID: pin}
+		if o.tokenEnv != "" {
+			c.DigitalCredentials.External.TokenFile, c.DigitalCredentials.External.TokenEnv = "", o.tokenEnv
+		}
 		var keep []config.Client
 		for _, cl := range c.Clients {
 			if cl.DigitalCredentials != nil {
@@ -296,4 +302,13 @@ func TestDCExternal_Unavailable(t *testing.T) {
 		x := newExtEnv(t, extOptions{clientID: "x509_hash:bm90LXRoZS1mYWtlcy1jZXJ0aWZpY2F0ZS1oYXNo"})
 		requireDCUnavailable(t, x.app(t, "demo-app").initial(t, "login_hint", "wallet", "openid4vp_flow_type", "cross_device"))
 	})
+}
+
+// TestDCExternal_TokenEnv: the bearer token may come from token_env; every
+// call to the verifier's API carries it.
+func TestDCExternal_TokenEnv(t *testing.T) {
+	t.Setenv("FEDAS_TEST_DC_EXTERNAL_TOKEN", extToken)
+	x := newExtEnv(t, extOptions{tokenEnv: "FEDAS_TEST_DC_EXTERNAL_TOKEN"})
+	requireDCChallenge(t, x.app(t, "demo-app").initial(t, "login_hint", "wallet", "openid4vp_flow_type", "cross_device"), "cross_device")
+	require.Equal(t, []string{"Bearer " + extToken}, x.fake.Authorizations())
 }
