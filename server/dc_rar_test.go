@@ -23,8 +23,9 @@ import (
 )
 
 // The SCA payment of these tests: a RAR type whose details map onto the
-// EUDI TS12 payment confirmation (urn:eudi:sca:payment:1: transaction_id,
-// payee{name,id}, currency, amount), approved with a presentation.
+// EUDI TS12 payment confirmation (§4.3.1 urn:eudi:sca:payment:1: a payload
+// object with transaction_id, payee{name,id}, currency, amount), approved
+// with a presentation.
 const (
 	scaType   = "sca_payment"
 	scaTDType = "urn:eudi:sca:payment:1"
@@ -36,8 +37,8 @@ const (
 		`"transaction_id":"8D8AC610-566D-4EF0-9C22-186B2A5ED793","type":"sca_payment"}]`
 	// scaTD is the transaction_data entry the wallet must be shown: the
 	// canonical JSON of the mapped payment (OpenID4VP 1.0 §5.1).
-	scaTD = `{"amount":123.50,"credential_ids":["pid"],"currency":"EUR","payee":{"id":"DE89370400440532013000","name":"Merchant A"},` +
-		`"transaction_data_hashes_alg":["sha-256"],"transaction_id":"8D8AC610-566D-4EF0-9C22-186B2A5ED793","type":"urn:eudi:sca:payment:1"}`
+	scaTD = `{"credential_ids":["pid"],"payload":{"amount":123.50,"currency":"EUR","payee":{"id":"DE89370400440532013000","name":"Merchant A"},` +
+		`"transaction_id":"8D8AC610-566D-4EF0-9C22-186B2A5ED793"},"transaction_data_hashes_alg":["sha-256"],"type":"urn:eudi:sca:payment:1"}`
 	// unmappedDetails is a type without a transaction_data mapping.
 	unmappedDetails = `[{"type":"account_info","iban":"DE89370400440532013000"}]`
 )
@@ -53,7 +54,7 @@ func rarDCConfig(c *config.Config) {
 			"currency":       {Required: true, Type: "string"},
 			"amount":         {Required: true, Type: "number"},
 		}, TransactionData: &config.TransactionDataMapping{Type: scaTDType, CredentialIDs: []string{"pid"},
-			Payload: map[string]string{"transaction_id": "transaction_id", "payee": "payee", "currency": "currency", "amount": "amount"}}},
+			Payload: map[string]string{"payload.transaction_id": "transaction_id", "payload.payee": "payee", "payload.currency": "currency", "payload.amount": "amount"}}},
 		config.AuthorizationDetailsType{Type: "account_info", Fields: map[string]config.AuthorizationDetailsField{"iban": {Type: "string"}}})
 	for i := range c.Clients {
 		if c.Clients[i].ID == "demo-app" {
