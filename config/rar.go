@@ -56,7 +56,9 @@ type TransactionDataMapping struct {
 	CredentialIDs []string `yaml:"credential_ids"`
 	// Payload maps transaction data member names to the detail's member
 	// names (each among fields); type, credential_ids and
-	// transaction_data_hashes_alg are reserved.
+	// transaction_data_hashes_alg are reserved. A dotted name nests:
+	// payload.amount is member amount of object payload, the shape of
+	// the EUDI SCA rulebook (TS12 §4.2).
 	Payload map[string]string `yaml:"payload"`
 }
 
