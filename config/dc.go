@@ -68,26 +68,33 @@ type ExternalVerifier struct {
 	// URL is the verifier's base URL (https; http only on loopback).
 	URL string `yaml:"url"`
 	// TokenEnv names an environment variable holding a bearer token for
-	// its API.
+	// its API (never logged).
 	TokenEnv string `yaml:"token_env"`
-	// TokenFile is a file holding that token (set one of the two).
+	// TokenFile is a file holding that bearer token instead (trailing
+	// whitespace trimmed); set one of the two at most.
 	TokenFile string `yaml:"token_file"`
 	// Timeout bounds each call (default 5s); a verifier that does not
 	// answer in time gets the client 503 temporarily_unavailable.
 	Timeout time.Duration `yaml:"timeout"`
+	// ClientID, when set, pins the verifier's OpenID4VP client_id (with
+	// its prefix, e.g. x509_hash:...): a transaction the service starts
+	// under another one is refused (503), so a reconfigured or swapped
+	// service cannot have wallets present to someone else (OpenID4VP 1.0
+	// §5.9).
+	ClientID string `yaml:"client_id"`
 }
 
 // TrustedIssuer is one credential issuer (SD-JWT VC §3).
 type TrustedIssuer struct {
 	// Issuer is the exact iss value.
 	Issuer string `yaml:"issuer"`
-	// JWKS (inline JSON) holds the issuer's public keys. Set exactly one
-	// of jwks, jwks_file and x5c_roots_file.
+	// JWKS is the issuer's public keys as inline JSON (a JWK Set); set
+	// exactly one of jwks, jwks_file and x5c_roots_file.
 	JWKS string `yaml:"jwks"`
-	// JWKSFile is a file holding that JWK Set.
+	// JWKSFile is a file holding that JWK Set instead.
 	JWKSFile string `yaml:"jwks_file"`
 	// X5CRootsFile holds PEM roots that the credential's x5c chain must
-	// lead to (the leaf then names the issuer: SD-JWT VC §3.5).
+	// lead to (the leaf then names the issuer), instead of keys.
 	X5CRootsFile string `yaml:"x5c_roots_file"`
 	// VCTValues are the credential types this issuer may issue.
 	VCTValues []string `yaml:"vct_values"`
@@ -155,6 +162,13 @@ type ClientDC struct {
 	DisableCrossDevice bool `yaml:"disable_cross_device"`
 }
 
+// ReservedIDTokenClaims are the ID token claims fedas sets itself
+// (OpenID Connect Core §2, §3.1.3.6; RFC 9449 cnf): a trusted issuer's
+// claims map must not name them, so a credential can never choose our
+// subject, audience or lifetimes.
+var ReservedIDTokenClaims = []string{"iss", "sub", "aud", "exp", "iat", "nbf", "amr", "acr", "auth_time",
+	"nonce", "azp", "jti", "cnf", "at_hash", "c_hash", "sid"}
+
 // DC dialects (ClientDC.Dialect).
 const (
 	DialectWallet  = "wallet"
@@ -219,6 +233,23 @@ func (c *Config) validateDC() []error {
 				add("%s.openid4vp_redirect_uris: %q is not an absolute URI without fragment", p, u)
 			}
 		}
+		switch dl := cl.DigitalCredentials.Dialect; dl {
+		case DialectPDI, DialectIA:
+			// The wallet is the client on these dialects: it never goes
+			// through a platform DC API nor returns to an app's URI.
+			if len(cl.DigitalCredentials.DCAPIOrigins) > 0 {
+				add("%s.dc_api_origins: dialect %s never uses the Digital Credentials API (the wallet is the client)", p, dl)
+			}
+			if len(cl.DigitalCredentials.OpenID4VPRedirectURIs) > 0 {
+				add("%s.openid4vp_redirect_uris: dialect %s never returns to an app (the wallet is the client)", p, dl)
+			}
+			if d.Enabled && d.Verifier == "external" {
+				add("%s.dialect: %s needs the internal verifier (the external one serves same_device and cross_device only)", p, dl)
+			}
+		}
+		if d.Enabled && d.Verifier == "external" && len(cl.DigitalCredentials.DCAPIOrigins) > 0 {
+			add("%s.dc_api_origins: the external verifier serves no Digital Credentials API requests", p)
+		}
 	}
 	if !d.Enabled {
 		return errs
@@ -233,6 +264,15 @@ func (c *Config) validateDC() []error {
 			add("digital_credentials.external.url: required with verifier: external")
 		} else if err := c.CheckURL(d.External.URL); err != nil {
 			add("digital_credentials.external.url: %v", err)
+		}
+		if d.External.TokenEnv != "" && d.External.TokenFile != "" {
+			add("digital_credentials.external: set token_env or token_file, not both")
+		}
+		if id := d.External.ClientID; id != "" && (len(id) > 512 || !printableASCII(id) || strings.Contains(id, " ") || !strings.Contains(id, ":")) {
+			add("digital_credentials.external.client_id: %q is not a prefixed OpenID4VP client_id (e.g. x509_hash:...)", id)
+		}
+		if d.External.Timeout < 0 || d.External.Timeout > time.Minute {
+			add("digital_credentials.external.timeout: must be between 0 and 1m")
 		}
 	default:
 		add("digital_credentials.verifier: %q is not internal or external", d.Verifier)
@@ -300,6 +340,19 @@ func (c *Config) validateDC() []error {
 		if ti.SubjectClaim == "" {
 			add("%s.subject_claim: required (a stable claim: OpenID4VP §14.4)", p)
 		}
+		to := map[string]string{}
+		for from, name := range ti.Claims {
+			switch {
+			case from == "" || name == "":
+				add("%s.claims: %q: %q: credential and ID token claim names must not be empty", p, from, name)
+			case slices.Contains(ReservedIDTokenClaims, name):
+				add("%s.claims.%s: %q is an ID token claim fedas sets itself (OpenID Connect Core §2)", p, from, name)
+			case to[name] != "":
+				// Map iteration order would decide which value wins.
+				add("%s.claims: %q and %q both map to %q", p, min(from, to[name]), max(from, to[name]), name)
+			}
+			to[name] = from
+		}
 	}
 	if len(d.Queries) == 0 {
 		add("digital_credentials.queries: at least one query is needed")
@@ -314,12 +367,42 @@ func (c *Config) validateDC() []error {
 	}
 	for i, r := range d.Rules {
 		p := fmt.Sprintf("digital_credentials.rules[%d]", i)
-		if _, ok := d.Queries[r.Query]; !ok {
+		q, ok := d.Queries[r.Query]
+		if !ok {
 			add("%s.query: %q is not in digital_credentials.queries", p, r.Query)
 		}
+		if t := r.AuthorizationDetailsType; t != "" {
+			var m *TransactionDataMapping
+			found := false
+			for _, at := range c.AuthorizationDetailsTypes {
+				if at.Type == t {
+					found, m = true, at.TransactionData
+				}
+			}
+			switch {
+			case !found:
+				add("%s.authorization_details_type: %q is not in authorization_details_types", p, t)
+			case m == nil:
+				// Without transaction data the wallet would approve nothing
+				// (OpenID4VP App. B.3.3): every such request would fail.
+				add("%s.authorization_details_type: %q has no transaction_data mapping", p, t)
+			case ok:
+				if parsed, err := dcql.Parse([]byte(q)); err == nil {
+					for _, id := range m.CredentialIDs {
+						if !slices.ContainsFunc(parsed.Credentials, func(cq dcql.CredentialQuery) bool { return cq.ID == id }) {
+							add("%s: transaction_data.credential_ids of %q names %q, not a credential of query %q", p, t, id, r.Query)
+						}
+					}
+				}
+			}
+		}
 		for _, id := range r.Clients {
-			if !slices.ContainsFunc(c.Clients, func(cl Client) bool { return cl.ID == id }) {
+			switch i := slices.IndexFunc(c.Clients, func(cl Client) bool { return cl.ID == id }); {
+			case i < 0:
 				add("%s.clients: %q is not a client", p, id)
+			case c.Clients[i].DigitalCredentials == nil:
+				// The rule could never apply to it (presentation.Step.Required).
+				add("%s.clients: %q has no digital_credentials section", p, id)
 			}
 		}
 	}

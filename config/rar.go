@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/fedas/fedas/rar"
 )
@@ -55,7 +56,9 @@ type TransactionDataMapping struct {
 	CredentialIDs []string `yaml:"credential_ids"`
 	// Payload maps transaction data member names to the detail's member
 	// names (each among fields); type, credential_ids and
-	// transaction_data_hashes_alg are reserved.
+	// transaction_data_hashes_alg are reserved. A dotted name nests:
+	// payload.amount is member amount of object payload, the shape of
+	// the EUDI SCA rulebook (TS12 §4.2).
 	Payload map[string]string `yaml:"payload"`
 }
 
@@ -141,9 +144,17 @@ func (c *Config) validateRAR() []error {
 				add("%s.payload: map at least one member", mp)
 			}
 			fields := c.RARTypes()[t.Type].Fields
+			names := make([]string, 0, len(m.Payload))
+			for td := range m.Payload {
+				names = append(names, td)
+			}
 			for td, field := range m.Payload {
-				if slices.Contains(rar.Reserved, td) {
+				switch err := rar.CheckPayloadName(td, names); {
+				case err == nil:
+				case slices.Contains(rar.Reserved, strings.Split(td, ".")[0]):
 					add("%s.payload.%s: reserved (fedas sets type, credential_ids and transaction_data_hashes_alg)", mp, td)
+				default:
+					add("%s.payload.%s: %v", mp, td, strings.TrimPrefix(err.Error(), "rar: "))
 				}
 				if _, ok := fields[field]; !ok {
 					add("%s.payload.%s: %q is not a field of type %q", mp, td, field, t.Type)

@@ -57,6 +57,15 @@ func TestValidate_AuthorizationDetailsTypes(t *testing.T) {
 		"payload of an unknown field": {edit: func(c *config.Config) {
 			c.AuthorizationDetailsTypes[0].TransactionData.Payload["amount"] = "amount"
 		}, want: `transaction_data.payload.amount: "amount" is not a field of type "payment_initiation"`},
+		"nested payload (TS12 payload object)": {edit: func(c *config.Config) {
+			c.AuthorizationDetailsTypes[0].TransactionData.Payload = map[string]string{"payload.payee": "creditorName", "payload.amount": "instructedAmount"}
+		}},
+		"payload member and its parent": {edit: func(c *config.Config) {
+			c.AuthorizationDetailsTypes[0].TransactionData.Payload = map[string]string{"payload": "creditorName", "payload.amount": "instructedAmount"}
+		}, want: `transaction_data.payload.payload: the transaction data member 'payload' is also the object of 'payload.amount'`},
+		"reserved nested root": {edit: func(c *config.Config) {
+			c.AuthorizationDetailsTypes[0].TransactionData.Payload["type.x"] = "creditorName"
+		}, want: "transaction_data.payload.type.x: reserved"},
 		"client names an unknown type": {edit: func(c *config.Config) {
 			c.Clients[0].AuthorizationDetailsTypes = []string{"account_information"}
 		}, want: `clients[0].authorization_details_types[0]: "account_information" is not in authorization_details_types`},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // HashAlg is the one transaction_data_hashes_alg fedas offers
@@ -23,8 +24,32 @@ type Mapping struct {
 	// (§5.1 credential_ids); empty means every id of the query.
 	CredentialIDs []string
 	// Payload maps transaction data member names to the detail's member
-	// names; a member the detail lacks is left out.
+	// names; a member the detail lacks is left out. A dotted name nests:
+	// "payload.amount" is member amount of object payload, the shape of
+	// the EUDI SCA rulebook (TS12 §4.2: the transaction details sit in a
+	// payload object).
 	Payload map[string]string
+}
+
+// CheckPayloadName reports why a Mapping.Payload name cannot be used: an
+// empty segment, a Reserved first segment, or a name that is also the
+// parent object of another name in all (both would set the same member).
+func CheckPayloadName(name string, all []string) error {
+	segs := strings.Split(name, ".")
+	for _, s := range segs {
+		if s == "" {
+			return fmt.Errorf("rar: the transaction data member %s has an empty segment", quote(name))
+		}
+	}
+	if slices.Contains(Reserved, segs[0]) {
+		return fmt.Errorf("rar: the reserved member %s is set by fedas", quote(segs[0]))
+	}
+	for _, o := range all {
+		if strings.HasPrefix(o, name+".") {
+			return fmt.Errorf("rar: the transaction data member %s is also the object of %s", quote(name), quote(o))
+		}
+	}
+	return nil
 }
 
 // Reserved are the transaction data members fedas sets itself: a
@@ -64,12 +89,16 @@ func TransactionData(details []Detail, mappings map[string]Mapping, credentialID
 			}
 		}
 		obj := map[string]any{}
+		names := make([]string, 0, len(m.Payload))
+		for tdName := range m.Payload {
+			names = append(names, tdName)
+		}
 		for tdName, field := range m.Payload {
-			if slices.Contains(Reserved, tdName) {
-				return nil, fmt.Errorf("rar: the mapping of %s sets the reserved member %s", quote(d.typ), quote(tdName))
+			if err := CheckPayloadName(tdName, names); err != nil {
+				return nil, fmt.Errorf("rar: the mapping of %s: %w", quote(d.typ), err)
 			}
 			if v, ok := d.fields[field]; ok {
-				obj[tdName] = v
+				setMember(obj, strings.Split(tdName, "."), v)
 			}
 		}
 		obj["type"] = m.Type
@@ -82,4 +111,18 @@ func TransactionData(details []Detail, mappings map[string]Mapping, credentialID
 		out = append(out, base64.RawURLEncoding.EncodeToString(b))
 	}
 	return out, nil
+}
+
+// setMember sets obj[path[0]]...[path[n-1]] = v, making the objects on
+// the way (CheckPayloadName ruled out a member that is both).
+func setMember(obj map[string]any, path []string, v any) {
+	for _, p := range path[:len(path)-1] {
+		next, ok := obj[p].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			obj[p] = next
+		}
+		obj = next
+	}
+	obj[path[len(path)-1]] = v
 }

@@ -86,7 +86,7 @@ func (s *Server) initDC(o Options) (*dcState, error) {
 		if err != nil {
 			return nil, err
 		}
-		v, err = external.New(external.Options{BaseURL: d.External.URL, HTTPClient: o.DC.HTTP, BearerToken: tok,
+		v, err = external.New(external.Options{BaseURL: d.External.URL, HTTPClient: o.DC.HTTP, BearerToken: tok, ClientID: d.External.ClientID,
 			AllowLoopback: o.Config.Dev.AllowLoopbackHTTP, SealKey: derivedKey(o.HMACSecret, "fedas/dc-external-tx/v1"),
 			WalletScheme: strings.TrimSuffix(d.WalletScheme, "://"),
 			Issuers:      issuers, Status: status, KeepClaims: keep, Now: s.now, Timeout: d.External.Timeout})
@@ -125,7 +125,17 @@ func (s *Server) initDC(o Options) (*dcState, error) {
 			if err != nil {
 				return nil, err
 			}
-			return rar.TransactionData(details, o.Config.RARMappings(), ids)
+			mappings := o.Config.RARMappings()
+			for _, det := range details {
+				// A presentation is the whole sign-in here: a detail it
+				// cannot show the wallet would be granted unseen (OpenID4VP
+				// App. B.3.3). openid_credential names what is issued, not a
+				// transaction (presentation during issuance).
+				if _, ok := mappings[det.Type()]; !ok && det.Type() != rar.OpenIDCredential {
+					return nil, errUnmappedDetails
+				}
+			}
+			return rar.TransactionData(details, mappings, ids)
 		}})
 	if err != nil {
 		return nil, err
@@ -133,6 +143,10 @@ func (s *Server) initDC(o Options) (*dcState, error) {
 	st.step = step
 	return st, nil
 }
+
+// errUnmappedDetails refuses authorization_details of a type without a
+// transaction_data mapping in a presentation sign-in.
+var errUnmappedDetails = errors.New("authorization_details type without a transaction_data mapping")
 
 // chainFor is the engine's chain choice: a rule of digital_credentials
 // that asks a presentation of this request makes it the whole chain (the

@@ -62,6 +62,8 @@ type dcEnvOptions struct {
 	// start starts the instance (default servertest.Start): the protocol
 	// examples record it.
 	start func(tb testing.TB, o servertest.Options) *servertest.Instance
+	// observe sees every exchange of the instance (servertest.Options.Observe).
+	observe func(servertest.Exchange)
 }
 
 // verifierCert writes a P-256 key and a self-signed certificate for the
@@ -118,7 +120,7 @@ func newDCEnv(tb testing.TB, o dcEnvOptions) *dcEnv {
 	if o.start == nil {
 		o.start = servertest.Start
 	}
-	in := o.start(tb, servertest.Options{Store: o.store, Clock: clock, TLS: true, HMACSecret: []byte("0123456789abcdef0123456789abcdef"),
+	in := o.start(tb, servertest.Options{Store: o.store, Clock: clock, TLS: true, HMACSecret: []byte("0123456789abcdef0123456789abcdef"), Observe: o.observe,
 		DC: server.DCOptions{HTTP: iss.HTTPClient(), StatusCheckURL: func(string) error { return nil }},
 		Configure: func(c *config.Config) {
 			testConfig(c)
@@ -139,9 +141,12 @@ func newDCEnv(tb testing.TB, o dcEnvOptions) *dcEnv {
 				if id == "demo-app" {
 					continue
 				}
+				cdc := &config.ClientDC{Dialect: d}
+				if d != config.DialectPDI && d != config.DialectIA { // the wallet is the client on those
+					cdc.DCAPIOrigins, cdc.OpenID4VPRedirectURIs = []string{dcOrigin}, []string{dcReturn}
+				}
 				c.Clients = append(c.Clients, config.Client{ID: id, FirstParty: true, TokenEndpointAuthMethod: "none",
-					Scopes: []string{"openid", "profile"}, GrantTypes: []string{"authorization_code"},
-					DigitalCredentials: &config.ClientDC{Dialect: d, DCAPIOrigins: []string{dcOrigin}, OpenID4VPRedirectURIs: []string{dcReturn}}})
+					Scopes: []string{"openid", "profile"}, GrantTypes: []string{"authorization_code"}, DigitalCredentials: cdc})
 			}
 			if o.edit != nil {
 				o.edit(c)
@@ -160,6 +165,7 @@ type dcAnswer struct {
 	status int
 	m      map[string]any
 	raw    []byte
+	header http.Header
 }
 
 func (a dcAnswer) s(name string) string { v, _ := a.m[name].(string); return v }
@@ -199,7 +205,7 @@ func (a *dcApp) post(tb testing.TB, form url.Values, jsonBody ...string) dcAnswe
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(tb, err)
-	out := dcAnswer{status: resp.StatusCode, raw: raw, m: map[string]any{}}
+	out := dcAnswer{status: resp.StatusCode, raw: raw, m: map[string]any{}, header: resp.Header}
 	require.NoError(tb, json.Unmarshal(raw, &out.m), string(raw))
 	require.Equal(tb, "no-store", resp.Header.Get("Cache-Control"))
 	return out
@@ -256,7 +262,7 @@ func idClaims(tb testing.TB, tok map[string]any) map[string]any {
 	idt, _ := tok["id_token"].(string)
 	parts := strings.Split(idt, ".")
 	require.Len(tb, parts, 3)
-	b, err := jose.ParseSigned(idt, []jose.SignatureAlgorithm{jose.ES256})
+	b, err := jose.ParseSignedCompact(idt, []jose.SignatureAlgorithm{jose.ES256})
 	require.NoError(tb, err)
 	var m map[string]any
 	require.NoError(tb, json.Unmarshal(b.UnsafePayloadWithoutVerification(), &m))

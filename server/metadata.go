@@ -69,8 +69,14 @@ func (s *Server) Metadata() map[string]any {
 		// credentials", "Discovery"): the presentation paths served, and
 		// OpenID4VCI 1.1's Interactive Authorization Endpoint, which is our
 		// native endpoint speaking that dialect.
-		m["native_authorization_dc_flows_supported"] = []string{"dc_api", "same_device", "cross_device"}
-		m["interactive_authorization_endpoint"] = s.url(PathNative)
+		if s.dc.internal != nil {
+			m["native_authorization_dc_flows_supported"] = []string{"dc_api", "same_device", "cross_device"}
+			m["interactive_authorization_endpoint"] = s.url(PathNative)
+		} else {
+			// The external verifier serves the wallet URL paths only
+			// (dc/external: no DC API, no Interactive Authorization).
+			m["native_authorization_dc_flows_supported"] = []string{"same_device", "cross_device"}
+		}
 	}
 	if types := s.policy.Current().Config.RARTypeNames(); len(types) > 0 {
 		m["authorization_details_types_supported"] = types // RFC 9396 §10

@@ -258,6 +258,12 @@ func (s *Step) begin(ctx context.Context, sc flow.StepContext, restarts int) (st
 	}
 	br.Nonce = nonce
 	tx, err := s.o.Verifier.Begin(ctx, br)
+	if errors.Is(err, dc.ErrWrongFlow) {
+		// The verifier does not serve this path (the external one: no DC
+		// API, Interactive Authorization or issuance): the request's
+		// choice, not an outage.
+		return state{}, flow.Refuse(400, "invalid_request", "This presentation path is not offered here; use same_device or cross_device.")
+	}
 	if err != nil {
 		return state{}, s.dependency(err)
 	}
