@@ -382,6 +382,9 @@ func (c *Config) validateDC() []error {
 			switch {
 			case !found:
 				add("%s.authorization_details_type: %q is not in authorization_details_types", p, t)
+			case m == nil && t == "openid_credential":
+				// Presentation during issuance authenticates the holder
+				// before issuance; it approves no transaction data.
 			case m == nil:
 				// Without transaction data the wallet would approve nothing
 				// (OpenID4VP App. B.3.3): every such request would fail.
