@@ -458,6 +458,9 @@ type Token struct {
 	RefreshToken string `json:"refresh_token,omitempty"`
 	Scope        string `json:"scope,omitempty"`
 	IDToken      string `json:"id_token,omitempty"`
+	// AuthorizationDetails are the granted authorization_details (RFC 9396
+	// §7), e.g. a payment a presentation approved.
+	AuthorizationDetails json.RawMessage `json:"authorization_details,omitempty"`
 }
 
 // Exchange redeems a code at the token endpoint (RFC 6749 §4.1.3, no
