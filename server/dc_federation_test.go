@@ -200,3 +200,49 @@ func (f *dcFed) introspect(t *testing.T, tok string) string {
 	sub, _ := m["sub"].(string)
 	return sub
 }
+
+// TestDC_Federation_DevicePath: the path parameters the device adds to
+// AS2's client_id + request_uri are validated for AS1's client at AS2
+// exactly as on an initial request: without them, with an unregistered
+// openid4vp_redirect_uri, or with dc_api for a client with no DC API
+// origin, AS2 refuses (400 invalid_request, no presentation begins: AS1
+// may push once more and gets the same) and the SDK reports the failure
+// to AS1's response_uri.
+func TestDC_Federation_DevicePath(t *testing.T) {
+	b := dcBackends()[0]
+	for _, tc := range []struct {
+		name   string
+		params url.Values
+	}{
+		{"none", url.Values{}},
+		{"unregistered redirect", url.Values{"openid4vp_flow_type": {"same_device"}, "openid4vp_redirect_uri": {"https://evil.example/dc"}}},
+		{"dc_api without origin", url.Values{"dc_api": {"true"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newDCFed(t, b)
+			var seen []sdk.Response
+			c := f.device(t, &seen)
+			tc.params.Set("scope", "openid")
+			_, _, err := c.Authorize(context.Background(), tc.params, func(_ context.Context, r sdk.Response) (url.Values, error) {
+				if r.Error == "insufficient_information" {
+					return url.Values{"email": {"erika@as2.example"}}, nil
+				}
+				return nil, errors.New("unexpected " + r.Error)
+			})
+			require.Error(t, err)
+			var at2 []sdk.Response
+			for _, r := range seen {
+				if r.From == f.as2.in.URL+"/native/authorize" {
+					at2 = append(at2, r)
+				}
+			}
+			require.NotEmpty(t, at2)
+			for _, r := range at2 {
+				require.Equal(t, http.StatusBadRequest, r.Status)
+				require.Equal(t, "invalid_request", r.Error, r.ErrorDescription)
+				require.False(t, r.IsPresentation())
+			}
+			require.True(t, strings.HasPrefix(seen[len(seen)-1].From, f.as1.URL+"/native/response/"), "the failure goes to AS1")
+		})
+	}
+}
