@@ -246,3 +246,80 @@ func TestDC_Federation_DevicePath(t *testing.T) {
 		})
 	}
 }
+
+// TestDC_SDK: the SDK's wallet hooks against a real instance, one row per
+// path and dialect: the DC API (the platform's data posted as response),
+// same device in the wallet dialect (response_code) and in the draft -00
+// dialect (presentation_id), and cross device, where a client whose
+// clock runs fast (it waits less than asked) gets slow_down and then
+// waits the new interval.
+func TestDC_SDK(t *testing.T) {
+	e := newDCEnv(t, dcEnvOptions{})
+	for _, tc := range []struct {
+		name, client string
+		params       url.Values
+	}{
+		{"dc_api", "demo-app", url.Values{"dc_api": {"true"}}},
+		{"same_device", "demo-app", url.Values{"openid4vp_flow_type": {"same_device"}, "openid4vp_redirect_uri": {dcReturn}}},
+		{"same_device draft00", "dc-draft00", url.Values{"openid4vp_flow_type": {"same_device"}, "openid4vp_redirect_uri": {dcReturn}}},
+		{"cross_device", "demo-app", url.Values{"openid4vp_flow_type": {"cross_device"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			meta, err := sdk.Discover(context.Background(), e.hc, e.in.URL)
+			require.NoError(t, err)
+			var answers []sdk.Response
+			var waits []time.Duration
+			var shown string
+			c := &sdk.Client{HTTP: e.hc, ClientID: tc.client, Meta: meta, DPoP: newDPoPKey(t),
+				OnExchange: func(_ string, _ string, _ url.Values, status int, body []byte) {
+					var r sdk.Response
+					_ = json.Unmarshal(body, &r)
+					r.Status = status
+					answers = append(answers, r)
+				},
+				Wallet: &sdk.WalletHooks{
+					DCAPI: func(_ context.Context, req string) ([]byte, error) { return e.wallet.DCAPI(req, dcOrigin) },
+					OpenWallet: func(ctx context.Context, u string) (url.Values, error) {
+						ans, err := e.wallet.Present(ctx, u)
+						if err != nil {
+							return nil, err
+						}
+						ru, err := url.Parse(ans.RedirectURI)
+						if err != nil {
+							return nil, err
+						}
+						return ru.Query(), nil
+					},
+					ShowQR: func(_ context.Context, u string) error { shown = u; return nil },
+					Sleep: func(ctx context.Context, d time.Duration) error {
+						waits = append(waits, d)
+						switch len(waits) {
+						case 1:
+							e.clock.Advance(d - time.Second) // too early: slow_down
+							return nil
+						case 2:
+							if _, err := e.wallet.Present(ctx, shown); err != nil {
+								return err
+							}
+						}
+						e.clock.Advance(d)
+						return nil
+					},
+				}}
+			params := url.Values{"scope": {"openid profile"}, "login_hint": {"wallet"}}
+			for k, v := range tc.params {
+				params[k] = v
+			}
+			code, pk, err := c.Authorize(context.Background(), params, nil)
+			require.NoError(t, err)
+			tok, err := c.Exchange(context.Background(), code, pk)
+			require.NoError(t, err)
+			require.NotEmpty(t, tok.IDToken)
+			if tc.name == "cross_device" {
+				require.Equal(t, []time.Duration{5 * time.Second, 10 * time.Second}, waits)
+				require.Equal(t, "slow_down", answers[1].PollStatus)
+				require.Equal(t, 10, answers[1].Interval)
+			}
+		})
+	}
+}
