@@ -4,7 +4,9 @@
 // It renders challenges and prompts through a callback, follows `federate`
 // with a stack of (response_uri, auth_session) hops, and redeems the final
 // code. Clients branch on the `error` member, never on the HTTP status
-// (docs/decisions.md Q2).
+// (docs/decisions.md Q2). Credential-presentation challenges (OpenID4VP:
+// the Digital Credentials API, a same-device wallet, a cross-device QR
+// code with polling) go to Client.Wallet's hooks (dc.go).
 package sdk
 
 import (
