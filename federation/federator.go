@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -174,6 +175,14 @@ func (f *Federator) now() time.Time {
 // every instance sharing a store redeems codes another instance bound
 // (nil: no DPoP binding of downstream codes).
 func New(cfg *config.Config, log *zap.Logger, dpopSeed []byte) (*Federator, error) {
+	return NewWithRoots(cfg, log, dpopSeed, nil)
+}
+
+// NewWithRoots is New with the certificate roots that downstreams' TLS
+// certificates must chain to (metadata, JWKS, PAR and token requests);
+// nil means the system roots. Deployments whose downstreams use a private
+// CA, and tests with self-signed downstreams (servertest TLS), set it.
+func NewWithRoots(cfg *config.Config, log *zap.Logger, dpopSeed []byte, roots *x509.CertPool) (*Federator, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -191,11 +200,15 @@ func New(cfg *config.Config, log *zap.Logger, dpopSeed []byte) (*Federator, erro
 		}
 		f.dpop = k
 	}
-	f.meta = NewMetadataCache(MetadataOptions{AllowLoopbackHTTP: cfg.Dev.AllowLoopbackHTTP, Logger: log.Named("metadata")})
+	var fetch *http.Client // nil: the caches' own par.NewTransport client
+	if roots != nil {
+		fetch = &http.Client{Transport: downstreamTransport(roots)}
+	}
+	f.meta = NewMetadataCache(MetadataOptions{HTTPClient: fetch, AllowLoopbackHTTP: cfg.Dev.AllowLoopbackHTTP, Logger: log.Named("metadata")})
 	// The JWK Set cache runs on the Federator's clock (f.now reads Now at
 	// each call): its refetch bound on an unknown kid (a downstream's key
 	// rotation, OIDC Core §10.1.1) is then testable without sleeping.
-	f.jwks = NewJWKSCache(JWKSOptions{AllowLoopbackHTTP: cfg.Dev.AllowLoopbackHTTP, Logger: log.Named("jwks"), Now: f.now})
+	f.jwks = NewJWKSCache(JWKSOptions{HTTPClient: fetch, AllowLoopbackHTTP: cfg.Dev.AllowLoopbackHTTP, Logger: log.Named("jwks"), Now: f.now})
 	if cfg.Prompt != nil {
 		f.userPrompt = buildPrompt(cfg.Prompt)
 		f.logo = cfg.Prompt.Logo
@@ -222,7 +235,7 @@ func New(cfg *config.Config, log *zap.Logger, dpopSeed []byte) (*Federator, erro
 		}
 		// One tuned transport per downstream (docs/performance.md trap 3):
 		// connection reuse, and a slow downstream cannot starve others.
-		ds.http = &http.Client{Transport: tracing.Transport(par.NewTransport()), Timeout: timeout,
+		ds.http = &http.Client{Transport: downstreamTransport(roots), Timeout: timeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 		for _, a := range d.IDTokenAlgs {
 			ds.algs = append(ds.algs, jose.SignatureAlgorithm(a))
@@ -230,6 +243,14 @@ func New(cfg *config.Config, log *zap.Logger, dpopSeed []byte) (*Federator, erro
 		f.ds[d.ID] = ds
 	}
 	return f, nil
+}
+
+// downstreamTransport is one tuned, traced transport (par.NewTransport)
+// trusting roots (nil: the system roots).
+func downstreamTransport(roots *x509.CertPool) http.RoundTripper {
+	t := par.NewTransport()
+	t.TLSClientConfig.RootCAs = roots
+	return tracing.Transport(t)
 }
 
 // HasPrompt reports whether routing needs an insufficient_information

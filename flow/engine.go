@@ -222,6 +222,9 @@ func (e *Engine) startPushed(ctx context.Context, r Request) (Outcome, error) {
 	// consumed: a refused use never burns another client's request.
 	c, _ := r.Policy.Client(p.ClientID)
 	req, rf := parseInitial(c, p.Form)
+	if rf == nil {
+		rf = withDevicePath(req, r.Form)
+	}
 	if rf != nil {
 		return *rf, nil
 	}

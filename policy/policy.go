@@ -8,6 +8,7 @@ package policy
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -109,6 +110,9 @@ type BuildOptions struct {
 	DPoPSeed []byte
 	// Now is the clock of the federation checks (nil: time.Now).
 	Now func() time.Time
+	// DownstreamRoots are the roots downstreams' TLS certificates must
+	// chain to (federation.NewWithRoots); nil: the system roots.
+	DownstreamRoots *x509.CertPool
 }
 
 // Build builds a snapshot from cfg, which the caller has validated
@@ -140,7 +144,7 @@ func Build(cfg *config.Config, o BuildOptions) (*Snapshot, error) {
 		s.Apps = append(s.Apps, App{ID: a.ID, ClientID: a.ClientID, DeepLink: a.DeepLink, DownstreamRole: a.DownstreamRole, Clients: append([]string(nil), a.Clients...), EnrolledOnly: a.EnrolledOnly})
 	}
 	if len(cfg.Downstreams) > 0 || cfg.Prompt != nil || len(cfg.Routes) > 0 {
-		if s.Fed, err = federation.New(cfg, o.Logger.Named("federation"), o.DPoPSeed); err != nil {
+		if s.Fed, err = federation.NewWithRoots(cfg, o.Logger.Named("federation"), o.DPoPSeed, o.DownstreamRoots); err != nil {
 			return nil, fmt.Errorf("federation: %w", err)
 		}
 		s.Fed.Now = o.Now

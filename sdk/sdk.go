@@ -4,7 +4,9 @@
 // It renders challenges and prompts through a callback, follows `federate`
 // with a stack of (response_uri, auth_session) hops, and redeems the final
 // code. Clients branch on the `error` member, never on the HTTP status
-// (docs/decisions.md Q2).
+// (docs/decisions.md Q2). Credential-presentation challenges (OpenID4VP:
+// the Digital Credentials API, a same-device wallet, a cross-device QR
+// code with polling) go to Client.Wallet's hooks (dc.go).
 package sdk
 
 import (
@@ -62,13 +64,28 @@ type Response struct {
 	Logo              string                     `json:"logo,omitempty"`
 	RequestURI        string                     `json:"request_uri,omitempty"`
 	ExpiresIn         int                        `json:"expires_in,omitempty"`
+	// The presentation members (docs/protocol.md "Digital credentials";
+	// sdk/dc.go): the wallet-presentation names, the federation draft -00
+	// appendix's (request) and OpenID4VCI's (presentation,
+	// interaction_type_required, openid4vp_request), and polling's.
+	Type                    string          `json:"type,omitempty"`
+	CredentialsRequest      string          `json:"credentials_request,omitempty"`
+	Request                 string          `json:"request,omitempty"`
+	Presentation            string          `json:"presentation,omitempty"`
+	InteractionTypeRequired string          `json:"interaction_type_required,omitempty"`
+	OpenID4VPRequest        json.RawMessage `json:"openid4vp_request,omitempty"`
+	PollStatus              string          `json:"status,omitempty"`
+	Interval                int             `json:"interval,omitempty"`
 	// From is the endpoint that produced the response.
 	From string `json:"-"`
 }
 
 // Challenge is fedas's self-describing insufficient_authorization member.
 type Challenge struct {
-	Type   string           `json:"type"`
+	Type string `json:"type"`
+	// Flow is a presentation's path: dc_api, same_device, cross_device or
+	// interactive (docs/protocol.md "Digital credentials").
+	Flow   string           `json:"flow,omitempty"`
 	Inputs map[string]Input `json:"inputs"`
 }
 
@@ -117,6 +134,10 @@ type Client struct {
 	// RedirectURI is the client's registered redirect_uri that our browser
 	// fallback delivers codes to (its only one, docs/decisions.md Q17).
 	RedirectURI string
+	// Wallet, when set, completes credential-presentation challenges
+	// (sdk/dc.go) on whichever path the challenge names; without it, or
+	// without the hook that path needs, the UI callback gets them.
+	Wallet *WalletHooks
 }
 
 // ErrNoApp: no installed app claims the deep link.
@@ -201,10 +222,18 @@ func (c *Client) Authorize(ctx context.Context, params url.Values, ui UI) (strin
 	endpoint := c.Meta.NativeEndpoint()
 	clientID := c.ClientID // the client_id at the AS we are talking to
 	var stack []hop
+	// next is an answer already received (a presentation's last one) that
+	// the loop decides on without posting.
+	var next *Response
 	for steps := 0; steps < 32; steps++ {
-		r, err := c.Post(ctx, endpoint, form)
-		if err != nil {
-			return "", pk, err
+		var r Response
+		if next != nil {
+			r, next = *next, nil
+		} else {
+			var err error
+			if r, err = c.Post(ctx, endpoint, form); err != nil {
+				return "", pk, err
+			}
 		}
 		if r.AuthorizationCode != "" {
 			if len(stack) == 0 {
@@ -224,6 +253,16 @@ func (c *Client) Authorize(ctx context.Context, params url.Values, ui UI) (strin
 		}
 		switch kind {
 		case "insufficient_authorization", "insufficient_information":
+			if kind == "insufficient_authorization" && c.canPresent(r) {
+				// OpenID4VP through the wallet hooks, at the endpoint that
+				// asked (ours or a downstream's: its own auth_session only).
+				nr, err := c.present(ctx, r)
+				if err != nil {
+					return "", pk, err
+				}
+				next = &nr
+				continue
+			}
 			answers, err := ui(ctx, r)
 			if err != nil {
 				return "", pk, err
@@ -243,6 +282,7 @@ func (c *Client) Authorize(ctx context.Context, params url.Values, ui UI) (strin
 			if body.Get("response_type") == "" {
 				body.Set("response_type", "code") // docs/decisions.md Q4
 			}
+			c.addPathParams(body, params)
 			endpoint, form = r.FederationURI, body
 		case "redirect_to_app":
 			next, nextForm, err := c.openApp(ctx, r, &stack)
@@ -420,6 +460,9 @@ type Token struct {
 	RefreshToken string `json:"refresh_token,omitempty"`
 	Scope        string `json:"scope,omitempty"`
 	IDToken      string `json:"id_token,omitempty"`
+	// AuthorizationDetails are the granted authorization_details (RFC 9396
+	// §7), e.g. a payment a presentation approved.
+	AuthorizationDetails json.RawMessage `json:"authorization_details,omitempty"`
 }
 
 // Exchange redeems a code at the token endpoint (RFC 6749 §4.1.3, no

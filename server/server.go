@@ -9,6 +9,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -80,6 +81,9 @@ type Options struct {
 	Metrics *metrics.Metrics
 	// DC holds test seams of the presentation step (dc.go).
 	DC DCOptions
+	// DownstreamRoots are the roots downstreams' TLS certificates must
+	// chain to (federation.NewWithRoots); nil: the system roots.
+	DownstreamRoots *x509.CertPool
 }
 
 // Server is one fedas authorization server.
@@ -145,7 +149,7 @@ func New(o Options) (*Server, error) {
 		}
 		s.EphemeralHMACSecret = true
 	}
-	s.build = policy.BuildOptions{Logger: o.Logger, DPoPSeed: DownstreamDPoPSeed(o.HMACSecret), Now: o.Now}
+	s.build = policy.BuildOptions{Logger: o.Logger, DPoPSeed: DownstreamDPoPSeed(o.HMACSecret), Now: o.Now, DownstreamRoots: o.DownstreamRoots}
 	if o.Policy == nil {
 		snap, err := policy.Build(cfg, s.build)
 		if err != nil {

@@ -39,17 +39,22 @@ var (
 )
 
 func demoCmd(args []string, s stdio) error {
-	fs := newFlags("demo", "demo [app]", "Starts two fedas instances on loopback (AS1 routes @bank.example to AS2) and walks a\n"+
+	fs := newFlags("demo", "demo [app|wallet]", "Starts two fedas instances on loopback (AS1 routes @bank.example to AS2) and walks a\n"+
 		"scripted native client through a federated sign-in, printing every request and answer.\n"+
-		"With app, AS2 sends the user to its bank app instead (redirect_to_app).")
+		"With app, AS2 sends the user to its bank app instead (redirect_to_app).\n"+
+		"With wallet, one instance with a simulated credential issuer and wallet: a same-device and a\n"+
+		"cross-device sign-in and a payment approval with a digital credential (OpenID4VP).")
 	if done, err := parseFlags(fs, args, s); done {
 		return err
 	}
 	if err := wantArgs(fs, 0, 1, s); err != nil {
 		return err
 	}
+	if fs.NArg() == 1 && fs.Arg(0) == "wallet" {
+		return demoWallet(s.out)
+	}
 	if fs.NArg() == 1 && fs.Arg(0) != "app" {
-		msg := fmt.Sprintf("unknown demo %q (the only variant is app)", fs.Arg(0))
+		msg := fmt.Sprintf("unknown demo %q (the variants are app and wallet)", fs.Arg(0))
 		fmt.Fprintf(s.err, "fedas demo: %s\n", msg)
 		printUsage(s.err, fs)
 		return usageError{msg}

@@ -18,7 +18,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -84,9 +83,27 @@ type Issuer struct {
 	hits int
 }
 
+// TB is the part of testing.TB that NewIssuer uses; the package does
+// not import testing, so that programs (fedas demo wallet) can use it.
+type TB interface {
+	Helper()
+	Cleanup(func())
+	Fatal(args ...any)
+}
+
 // NewIssuer starts an issuer; its status server closes with tb.
-func NewIssuer(tb testing.TB, o IssuerOptions) *Issuer {
+func NewIssuer(tb TB, o IssuerOptions) *Issuer {
 	tb.Helper()
+	iss, err := NewIssuerFor(tb.Cleanup, o)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return iss
+}
+
+// NewIssuerFor starts an issuer outside a test: cleanup registers what
+// stops it (its status server), e.g. a list the caller runs at exit.
+func NewIssuerFor(cleanup func(func()), o IssuerOptions) (*Issuer, error) {
 	if o.ID == "" {
 		o.ID = DefaultIssuerID
 	}
@@ -99,43 +116,41 @@ func NewIssuer(tb testing.TB, o IssuerOptions) *Issuer {
 	if o.StatusSize <= 0 {
 		o.StatusSize = DefaultStatusSize
 	}
-	key := mustKey(tb)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
 	iss := &Issuer{ID: o.ID, VCT: o.VCT, Key: key, KID: "issuer-key-1", now: o.Now, list: make([]byte, o.StatusSize)}
 	if o.X5C {
-		iss.Chain, iss.Roots = chainFor(tb, o.ID, key, o.Now())
+		if iss.Chain, iss.Roots, err = chainFor(o.ID, key, o.Now()); err != nil {
+			return nil, err
+		}
 	}
 	if !o.NoStatusServer {
 		iss.srv = httptest.NewUnstartedServer(http.HandlerFunc(iss.serveStatus))
 		iss.srv.StartTLS()
-		tb.Cleanup(iss.srv.Close)
+		cleanup(iss.srv.Close)
 		iss.StatusURI = iss.srv.URL + "/status/1"
 	}
-	return iss
-}
-
-func mustKey(tb testing.TB) *ecdsa.PrivateKey {
-	tb.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return k
+	return iss, nil
 }
 
 // chainFor makes a self-signed root and a leaf for key bound to id (URI SAN
 // id, DNS SAN its host: sdjwt.X5CIssuerKeys).
-func chainFor(tb testing.TB, id string, key *ecdsa.PrivateKey, now time.Time) ([]*x509.Certificate, *x509.CertPool) {
-	tb.Helper()
+func chainFor(id string, key *ecdsa.PrivateKey, now time.Time) ([]*x509.Certificate, *x509.CertPool, error) {
 	u, err := url.Parse(id)
 	if err != nil {
-		tb.Fatalf("dctest: issuer id: %v", err)
+		return nil, nil, fmt.Errorf("dctest: issuer id: %w", err)
 	}
-	rootKey := mustKey(tb)
+	rootKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
 	root := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "dctest issuer root"}, IsCA: true,
 		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour)}
 	rootDER, err := x509.CreateCertificate(rand.Reader, root, root, &rootKey.PublicKey, rootKey)
 	if err != nil {
-		tb.Fatal(err)
+		return nil, nil, err
 	}
 	rootCert, _ := x509.ParseCertificate(rootDER)
 	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: u.Hostname()}, URIs: []*url.URL{u},
@@ -145,12 +160,12 @@ func chainFor(tb testing.TB, id string, key *ecdsa.PrivateKey, now time.Time) ([
 	}
 	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, rootCert, &key.PublicKey, rootKey)
 	if err != nil {
-		tb.Fatal(err)
+		return nil, nil, err
 	}
 	leafCert, _ := x509.ParseCertificate(leafDER)
 	pool := x509.NewCertPool()
 	pool.AddCert(rootCert)
-	return []*x509.Certificate{leafCert, rootCert}, pool
+	return []*x509.Certificate{leafCert, rootCert}, pool, nil
 }
 
 // TrustedIssuer is the dc.TrustedIssuer configuration a verifier needs for

@@ -114,6 +114,9 @@ type Options struct {
 	// (Instance.Roots, Instance.HTTPClient): wallets talk to the internal
 	// verifier over https only (OpenID4VP 1.0 §8.2).
 	TLS bool
+	// DownstreamRoots are trusted for downstreams' TLS (another
+	// instance's Roots): server.Options.DownstreamRoots.
+	DownstreamRoots *x509.CertPool
 }
 
 // Exchange is one request an instance answered and its answer, as the
@@ -204,7 +207,7 @@ func Start(tb testing.TB, o Options) *Instance {
 	if o.Logger == nil {
 		o.Logger = zaptest.NewLogger(tb)
 	}
-	srv, err := server.New(server.Options{Config: cfg, Store: o.Store, Logger: o.Logger.Named(cfg.Issuer), HMACSecret: o.HMACSecret, Now: now, TracerProvider: o.TracerProvider, Metrics: o.Metrics, DC: o.DC})
+	srv, err := server.New(server.Options{Config: cfg, Store: o.Store, Logger: o.Logger.Named(cfg.Issuer), HMACSecret: o.HMACSecret, Now: now, TracerProvider: o.TracerProvider, Metrics: o.Metrics, DC: o.DC, DownstreamRoots: o.DownstreamRoots})
 	if err != nil {
 		tb.Fatalf("servertest: %v", err)
 	}
