@@ -22,6 +22,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
 
 	"github.com/fedas/fedas/config"
 	"github.com/fedas/fedas/dc/dctest"
@@ -53,12 +54,17 @@ type dcEnv struct {
 	clock  *servertest.Clock
 	roots  *x509.CertPool
 	hc     *http.Client
+	// cred is the wallet's credential (its disclosures: what must never
+	// be logged).
+	cred *dctest.Credential
 }
 
 type dcEnvOptions struct {
 	store storage.Store
 	edit  func(*config.Config)
 	x5c   bool
+	// log, when set, is the server's logger (default the test's).
+	log *zap.Logger
 }
 
 // verifierCert writes a P-256 key and a self-signed certificate for the
@@ -112,7 +118,7 @@ func newDCEnv(tb testing.TB, o dcEnvOptions) *dcEnv {
 		require.NoError(tb, err)
 		ti.JWKS = string(b)
 	}
-	in := servertest.Start(tb, servertest.Options{Store: o.store, Clock: clock, TLS: true, HMACSecret: []byte("0123456789abcdef0123456789abcdef"),
+	in := servertest.Start(tb, servertest.Options{Store: o.store, Clock: clock, TLS: true, Logger: o.log, HMACSecret: []byte("0123456789abcdef0123456789abcdef"),
 		DC: server.DCOptions{HTTP: iss.HTTPClient(), StatusCheckURL: func(string) error { return nil }},
 		Configure: func(c *config.Config) {
 			testConfig(c)
@@ -143,9 +149,9 @@ func newDCEnv(tb testing.TB, o dcEnvOptions) *dcEnv {
 		}})
 	w := dctest.NewWallet()
 	w.Now, w.VerifierRoots, w.HTTP = clock.Now, roots, in.HTTPClient()
-	_, err := w.Receive(iss, map[string]any{"sub": "pid-4711", "given_name": "Erika", "family_name": "Mustermann", "birthdate": "1964-08-12"}, dctest.IssueOptions{})
+	cred, err := w.Receive(iss, map[string]any{"sub": "pid-4711", "given_name": "Erika", "family_name": "Mustermann", "birthdate": "1964-08-12"}, dctest.IssueOptions{})
 	require.NoError(tb, err)
-	return &dcEnv{in: in, issuer: iss, wallet: w, clock: clock, roots: roots, hc: in.HTTPClient()}
+	return &dcEnv{in: in, issuer: iss, wallet: w, clock: clock, roots: roots, hc: in.HTTPClient(), cred: cred}
 }
 
 // dcAnswer is a decoded native endpoint answer with the members the
@@ -154,6 +160,7 @@ type dcAnswer struct {
 	status int
 	m      map[string]any
 	raw    []byte
+	header http.Header
 }
 
 func (a dcAnswer) s(name string) string { v, _ := a.m[name].(string); return v }
@@ -184,7 +191,7 @@ func (a *dcApp) post(tb testing.TB, form url.Values, jsonBody ...string) dcAnswe
 	require.NoError(tb, err)
 	req.Header.Set("Content-Type", ct)
 	if a.key != nil {
-		proof, err := a.key.Proof(http.MethodPost, endpoint, "")
+		proof, err := a.key.ProofAt(http.MethodPost, endpoint, "", a.e.clock.Now())
 		require.NoError(tb, err)
 		req.Header.Set("DPoP", proof)
 	}
@@ -193,7 +200,7 @@ func (a *dcApp) post(tb testing.TB, form url.Values, jsonBody ...string) dcAnswe
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(tb, err)
-	out := dcAnswer{status: resp.StatusCode, raw: raw, m: map[string]any{}}
+	out := dcAnswer{status: resp.StatusCode, raw: raw, m: map[string]any{}, header: resp.Header}
 	require.NoError(tb, json.Unmarshal(raw, &out.m), string(raw))
 	require.Equal(tb, "no-store", resp.Header.Get("Cache-Control"))
 	return out
@@ -230,7 +237,7 @@ func (a *dcApp) exchange(tb testing.TB, code string) map[string]any {
 	req, err := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(f.Encode()))
 	require.NoError(tb, err)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	proof, err := a.key.Proof(http.MethodPost, endpoint, "")
+	proof, err := a.key.ProofAt(http.MethodPost, endpoint, "", a.e.clock.Now())
 	require.NoError(tb, err)
 	req.Header.Set("DPoP", proof)
 	resp, err := a.e.hc.Do(req)
