@@ -778,6 +778,24 @@ func TestDCSec_Expiry(t *testing.T) {
 					requireDCError(t, a.post(t, p.expiredFollowUp(t, e.dcEnv, ch, stale)), http.StatusBadRequest, "access_denied")
 				})
 			}
+			// A same-device poll without the code never completes, but past
+			// the transaction's expiry it gets the new challenge (it used to
+			// answer pending until the auth_session died).
+			t.Run("same_device_poll_after_expiry", func(t *testing.T) {
+				a := e.app(t, pathSame.client)
+				ch := pathSame.begin(t, a)
+				p := a.post(t, url.Values{"auth_session": {ch.s("auth_session")}})
+				require.Equal(t, "pending", p.s("status"), string(p.raw))
+				e.clock.Advance(ttl + time.Second)
+				r := a.post(t, url.Values{"auth_session": {ch.s("auth_session")}})
+				requireDCChallenge(t, r, pathSame.name)
+				require.Equal(t, "expired", r.s("status"), string(r.raw))
+				require.NotEqual(t, ch.s("credentials_request"), r.s("credentials_request"))
+				run, err := pathSame.present(t, e.dcEnv, r)
+				require.NoError(t, err)
+				done := a.post(t, run.form)
+				require.Equal(t, http.StatusOK, done.status, string(done.raw))
+			})
 		})
 	}
 }
