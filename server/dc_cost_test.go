@@ -158,7 +158,7 @@ func TestDCCost_Redis(t *testing.T) {
 			first := m.measure(t, "initial (challenge)", func() { ch = p.begin(t, a) })
 			atChallenge := keyBytes(t, rs)
 			var poll stepCost
-			if p.name == pathSame.name || p.name == pathCross.name {
+			if p.flow == pathSame.flow || p.flow == pathCross.flow {
 				e.clock.Advance(11 * time.Second)
 				poll = m.measure(t, "poll (pending)", func() {
 					r := a.post(t, url.Values{"auth_session": {ch.s("auth_session")}})
@@ -181,7 +181,7 @@ func TestDCCost_Redis(t *testing.T) {
 			require.LessOrEqual(t, first.rtt, 6, "initial")
 			require.LessOrEqual(t, complete.rtt, 10, "completion")
 			if poll.name != "" {
-				require.LessOrEqual(t, poll.rtt, map[string]int{pathSame.name: 3, pathCross.name: 5}[p.name], "a poll")
+				require.LessOrEqual(t, poll.rtt, map[string]int{pathSame.flow: 3, pathCross.flow: 5}[p.flow], "a poll")
 			}
 			for _, s := range m.steps {
 				if strings.HasPrefix(s.name, "wallet") {
@@ -191,7 +191,7 @@ func TestDCCost_Redis(t *testing.T) {
 			as := atChallenge["as"]
 			require.NotZero(t, as)
 			limit := 2048
-			if p.name == pathDCAPI.name || p.name == pathIA.name {
+			if p.flow == pathDCAPI.flow || p.flow == pathIA.flow {
 				// The signed request (with its x5c chain) travels in the
 				// challenge and is kept in the session to render it again.
 				limit = 8192

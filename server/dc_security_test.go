@@ -35,18 +35,33 @@ import (
 	"github.com/fedas/fedas/storage/redistest"
 )
 
-// dcPath is one way a client collects a presentation.
+// dcPath is one way a client collects a presentation: a flow, spoken in
+// a client's dialect (its request and code members).
 type dcPath struct {
 	name, client string
 	initial      []string
+	// flow is the challenge's flow; req the member with the presentation
+	// request; code the follow-up member with the same-device code and
+	// param the query parameter that brings it back.
+	flow, req, code, param string
 }
 
 var (
-	pathDCAPI  = dcPath{"dc_api", "demo-app", []string{"login_hint", "wallet", "dc_api", "true"}}
-	pathSame   = dcPath{"same_device", "demo-app", []string{"login_hint", "wallet", "openid4vp_flow_type", "same_device", "openid4vp_redirect_uri", dcReturn}}
-	pathCross  = dcPath{"cross_device", "demo-app", []string{"login_hint", "wallet", "openid4vp_flow_type", "cross_device"}}
-	pathIA     = dcPath{"interactive", "dc-ia", []string{"login_hint", "wallet", "interaction_types_supported", presentation.InteractionType}}
-	allDCPaths = []dcPath{pathDCAPI, pathSame, pathCross, pathIA}
+	pathDCAPI = dcPath{name: "dc_api", client: "demo-app", initial: []string{"login_hint", "wallet", "dc_api", "true"},
+		flow: "dc_api", req: "credentials_request"}
+	pathSame = dcPath{name: "same_device", client: "demo-app", initial: []string{"login_hint", "wallet", "openid4vp_flow_type", "same_device", "openid4vp_redirect_uri", dcReturn},
+		flow: "same_device", req: "credentials_request", code: "response_code", param: "response_code"}
+	pathCross = dcPath{name: "cross_device", client: "demo-app", initial: []string{"login_hint", "wallet", "openid4vp_flow_type", "cross_device"},
+		flow: "cross_device", req: "credentials_request"}
+	pathIA = dcPath{name: "interactive", client: "dc-ia", initial: []string{"login_hint", "wallet", "interaction_types_supported", presentation.InteractionType},
+		flow: "interactive", req: "openid4vp_request"}
+	// The federation draft -00 dialect (same device) and presentation
+	// during issuance (the wallet is the client).
+	pathDraft00 = dcPath{name: "draft00_same_device", client: "dc-draft00", initial: pathSame.initial,
+		flow: "same_device", req: "request", code: "presentation_id", param: "presentation_id"}
+	pathPDI = dcPath{name: "pdi", client: "dc-pdi", initial: []string{"login_hint", "wallet"},
+		flow: "same_device", req: "presentation", code: "presentation_during_issuance_session"}
+	allDCPaths = []dcPath{pathDCAPI, pathSame, pathCross, pathIA, pathDraft00, pathPDI}
 )
 
 // secEnv is a dcEnv and, on Redis, its redis-server.
@@ -189,18 +204,18 @@ func (p dcPath) begin(tb testing.TB, a *dcApp) dcAnswer {
 	return ch
 }
 
-func (p dcPath) flowName() string { return p.name }
+func (p dcPath) flowName() string { return p.flow }
 
 // request is the presentation request of a challenge: the wallet URL or
 // the DC API / openid4vp_request text.
 func (p dcPath) request(tb testing.TB, ch dcAnswer) string {
 	tb.Helper()
-	if p.name == pathIA.name {
+	if p.flow == pathIA.flow {
 		b, err := json.Marshal(ch.m["openid4vp_request"])
 		require.NoError(tb, err)
 		return string(b)
 	}
-	return ch.s("credentials_request")
+	return ch.s(p.req)
 }
 
 // walletRun is what a wallet run produced: the follow-up that completes
@@ -219,11 +234,11 @@ func (p dcPath) present(tb testing.TB, e *dcEnv, ch dcAnswer) (walletRun, error)
 	tb.Helper()
 	as := ch.s("auth_session")
 	req := p.request(tb, ch)
-	switch p.name {
-	case pathDCAPI.name, pathIA.name:
+	switch p.flow {
+	case pathDCAPI.flow, pathIA.flow:
 		var data []byte
 		var err error
-		if p.name == pathDCAPI.name {
+		if p.flow == pathDCAPI.flow {
 			data, err = e.wallet.DCAPI(req, dcOrigin)
 		} else {
 			data, err = e.wallet.Interactive(req)
@@ -232,7 +247,7 @@ func (p dcPath) present(tb testing.TB, e *dcEnv, ch dcAnswer) (walletRun, error)
 			return walletRun{}, err
 		}
 		run := walletRun{walletStatus: http.StatusOK, secrets: []string{string(data)}}
-		if p.name == pathIA.name {
+		if p.flow == pathIA.flow {
 			run.form = url.Values{"auth_session": {as}, "openid4vp_response": {string(data)}}
 			return run, nil
 		}
@@ -256,15 +271,18 @@ func (p dcPath) present(tb testing.TB, e *dcEnv, ch dcAnswer) (walletRun, error)
 	}
 	run := walletRun{walletStatus: ans.Status, answer: ans, form: url.Values{"auth_session": {as}}}
 	requireNo3xx(tb, ans.Status)
-	if p.name == pathSame.name && ans.Status == http.StatusOK {
-		ru, err := url.Parse(ans.RedirectURI)
-		require.NoError(tb, err)
-		rc := ru.Query().Get("response_code")
-		require.GreaterOrEqual(tb, len(rc), 22)
-		run.form.Set("response_code", rc)
+	if p.flow == pathSame.flow && ans.Status == http.StatusOK {
+		rc := ans.PresentationDuringIssuanceSession
+		if p.param != "" {
+			ru, err := url.Parse(ans.RedirectURI)
+			require.NoError(tb, err)
+			rc = ru.Query().Get(p.param)
+		}
+		require.GreaterOrEqual(tb, len(rc), 22, string(ans.Body))
+		run.form.Set(p.code, rc)
 		run.secrets = append(run.secrets, rc)
 	}
-	if p.name == pathCross.name {
+	if p.flow == pathCross.flow {
 		e.clock.Advance(11 * time.Second)
 	}
 	return run, nil
@@ -356,7 +374,7 @@ func TestDCSec_FixationGuard(t *testing.T) {
 						{"auth_session": {as}, "response_code": {foreign}},
 						{"auth_session": {as}, "response_code": {"x"}},
 					}
-					if p.name == pathCross.name {
+					if p.flow == pathCross.flow {
 						bad = append(bad, url.Values{"auth_session": {as}, "vp_token": {`{"pid":["x~"]}`}},
 							url.Values{"auth_session": {as}, "response": {"a.b.c.d.e"}})
 					}
@@ -576,7 +594,7 @@ func TestDCSec_WalletEndpoints(t *testing.T) {
 					ch := p.begin(t, a)
 					member := "vp_token"
 					val := `{"pid":["` + strings.Repeat("A", 300<<10) + `"]}`
-					if p.name == pathIA.name {
+					if p.flow == pathIA.flow {
 						member, val = "openid4vp_response", `{"vp_token":{"pid":["`+strings.Repeat("A", 300<<10)+`"]}}`
 					}
 					r := a.post(t, url.Values{"auth_session": {ch.s("auth_session")}, member: {val}})
@@ -665,12 +683,12 @@ func jarNonce(tb testing.TB, jar string) string {
 // request_uri (which spends it) or read from the inline request.
 func (p dcPath) requestNonce(tb testing.TB, e *dcEnv, ch dcAnswer) string {
 	tb.Helper()
-	switch p.name {
-	case pathSame.name, pathCross.name:
-		st, _, body := e.raw(tb, http.MethodGet, requestPath(tb, ch.s("credentials_request")), "", nil)
+	switch p.flow {
+	case pathSame.flow, pathCross.flow:
+		st, _, body := e.raw(tb, http.MethodGet, requestPath(tb, ch.s(p.req)), "", nil)
 		require.Equal(tb, http.StatusOK, st, string(body))
 		return jarNonce(tb, string(body))
-	case pathIA.name:
+	case pathIA.flow:
 		var m struct {
 			Request string `json:"request"`
 		}
@@ -692,10 +710,10 @@ func (p dcPath) requestNonce(tb testing.TB, e *dcEnv, ch dcAnswer) string {
 // expiredFollowUp is a follow-up that meets an expired transaction.
 func (p dcPath) expiredFollowUp(tb testing.TB, e *dcEnv, ch dcAnswer, stale walletRun) url.Values {
 	as := ch.s("auth_session")
-	switch p.name {
-	case pathSame.name:
-		return url.Values{"auth_session": {as}, "response_code": {"AAAAAAAAAAAAAAAAAAAAAA"}}
-	case pathCross.name:
+	switch p.flow {
+	case pathSame.flow:
+		return url.Values{"auth_session": {as}, p.code: {"AAAAAAAAAAAAAAAAAAAAAA"}}
+	case pathCross.flow:
 		return url.Values{"auth_session": {as}}
 	}
 	f := url.Values{}
@@ -723,25 +741,25 @@ func TestDCSec_Expiry(t *testing.T) {
 					a := e.app(t, p.client)
 					ch := p.begin(t, a)
 					var stale walletRun
-					if p.name == pathDCAPI.name || p.name == pathIA.name {
+					if p.flow == pathDCAPI.flow || p.flow == pathIA.flow {
 						var err error
 						stale, err = p.present(t, e.dcEnv, ch)
 						require.NoError(t, err)
 					}
 					nonces := map[string]bool{}
-					if p.name != pathSame.name && p.name != pathCross.name {
+					if p.flow != pathSame.flow && p.flow != pathCross.flow {
 						nonces[p.requestNonce(t, e.dcEnv, ch)] = true
 					}
 					first := ch
 					for i := 1; i <= maxRestarts; i++ {
 						e.clock.Advance(ttl + time.Second)
 						r := a.post(t, p.expiredFollowUp(t, e.dcEnv, ch, stale))
-						requireDCChallenge(t, r, p.name)
+						requireDCChallenge(t, r, p.flow)
 						require.Equal(t, "expired", r.s("status"), string(r.raw))
-						if p.name == pathIA.name {
+						if p.flow == pathIA.flow {
 							require.NotEqual(t, p.request(t, ch), p.request(t, r))
 						} else {
-							require.NotEqual(t, ch.s("credentials_request"), r.s("credentials_request"))
+							require.NotEqual(t, ch.s(p.req), r.s(p.req))
 						}
 						ch = r
 						if i < maxRestarts {
@@ -750,9 +768,9 @@ func TestDCSec_Expiry(t *testing.T) {
 							nonces[n] = true
 						}
 					}
-					if p.name == pathSame.name || p.name == pathCross.name {
+					if p.flow == pathSame.flow || p.flow == pathCross.flow {
 						// The first request_uri is dead.
-						st, _, body := e.raw(t, http.MethodGet, requestPath(t, first.s("credentials_request")), "", nil)
+						st, _, body := e.raw(t, http.MethodGet, requestPath(t, first.s(p.req)), "", nil)
 						require.Equal(t, http.StatusBadRequest, st, string(body))
 					}
 					// The last renewal completes.
@@ -765,14 +783,14 @@ func TestDCSec_Expiry(t *testing.T) {
 					// One expiry more than max_restarts: access_denied.
 					a = e.app(t, p.client)
 					ch = p.begin(t, a)
-					if p.name == pathDCAPI.name || p.name == pathIA.name {
+					if p.flow == pathDCAPI.flow || p.flow == pathIA.flow {
 						stale, err = p.present(t, e.dcEnv, ch)
 						require.NoError(t, err)
 					}
 					for i := 0; i < maxRestarts; i++ {
 						e.clock.Advance(ttl + time.Second)
 						ch = a.post(t, p.expiredFollowUp(t, e.dcEnv, ch, stale))
-						requireDCChallenge(t, ch, p.name)
+						requireDCChallenge(t, ch, p.flow)
 					}
 					e.clock.Advance(ttl + time.Second)
 					requireDCError(t, a.post(t, p.expiredFollowUp(t, e.dcEnv, ch, stale)), http.StatusBadRequest, "access_denied")
@@ -975,7 +993,7 @@ func TestDCSec_WalletRateLimits(t *testing.T) {
 					st, _, body := e.raw(t, http.MethodPost, server.PathDCResponse, formCT, ct.body)
 					require.Equal(t, http.StatusOK, st, string(body))
 					f := url.Values{"auth_session": {ch.s("auth_session")}}
-					if p.name == pathSame.name {
+					if p.flow == pathSame.flow {
 						var m struct {
 							RedirectURI string `json:"redirect_uri"`
 						}
@@ -1018,11 +1036,11 @@ func TestDCSec_StorageDown(t *testing.T) {
 					require.Equal(t, before, e.dbSize(t), "nothing stored when Begin fails")
 					fl.down.Store(false)
 					ch := p.begin(t, a)
-					if p.name == pathSame.name || p.name == pathCross.name {
+					if p.flow == pathSame.flow || p.flow == pathCross.flow {
 						fl.down.Store(true)
 						_, err := p.present(t, e.dcEnv, ch)
 						require.ErrorIs(t, err, dctest.ErrRequest, "the request_uri answered 503")
-						st, h, body := e.raw(t, http.MethodGet, requestPath(t, ch.s("credentials_request")), "", nil)
+						st, h, body := e.raw(t, http.MethodGet, requestPath(t, ch.s(p.req)), "", nil)
 						require.Equal(t, http.StatusServiceUnavailable, st, string(body))
 						require.NotEmpty(t, h.Get("Retry-After"))
 						st, h, body = e.raw(t, http.MethodPost, server.PathDCResponse, formCT, []byte("state=AAAAAAAAAAAAAAAAAAAAAA&error=access_denied"))
@@ -1036,7 +1054,7 @@ func TestDCSec_StorageDown(t *testing.T) {
 					fl.down.Store(true)
 					require503(a.post(t, run.form))
 					fl.down.Store(false)
-					if p.name == pathCross.name {
+					if p.flow == pathCross.flow {
 						e.clock.Advance(11 * time.Second)
 					}
 					done := a.post(t, run.form)
