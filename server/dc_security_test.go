@@ -427,6 +427,20 @@ func TestDCSec_ResponseCodeOfAnotherSession(t *testing.T) {
 			require.Equal(t, http.StatusOK, done.status, string(done.raw))
 			require.NotEmpty(t, done.s("authorization_code"))
 			requireDCError(t, bb.post(t, runb.form), http.StatusBadRequest, "invalid_session")
+
+			// A wrong code rotates the auth_session; the session's own code
+			// completes with the new value, and the old value is dead.
+			c := e.app(t, "demo-app")
+			chc := pathSame.begin(t, c)
+			runc, err := pathSame.present(t, e.dcEnv, chc)
+			require.NoError(t, err)
+			r := c.post(t, url.Values{"auth_session": {chc.s("auth_session")}, "response_code": {runa.form.Get("response_code")}})
+			requireDCChallenge(t, r, "same_device")
+			requireDCError(t, c.post(t, runc.form), http.StatusBadRequest, "invalid_session")
+			runc.form.Set("auth_session", r.s("auth_session"))
+			done = c.post(t, runc.form)
+			require.Equal(t, http.StatusOK, done.status, string(done.raw))
+			require.NotEmpty(t, done.s("authorization_code"))
 		})
 	}
 }
@@ -464,6 +478,9 @@ func TestDCSec_Race50(t *testing.T) {
 					close(start)
 					wg.Wait()
 					require.Equal(t, int32(1), codes.Load())
+					// No loser resurrected the session (a poll's write racing the code).
+					requireDCError(t, a.post(t, run.form), http.StatusBadRequest, "invalid_session")
+					requireDCError(t, a.post(t, url.Values{"auth_session": {ch.s("auth_session")}}), http.StatusBadRequest, "invalid_session")
 				})
 			}
 		})
@@ -1079,6 +1096,91 @@ func TestDCSec_StorageDown(t *testing.T) {
 					require.NotEmpty(t, done.s("authorization_code"))
 				})
 			}
+		})
+	}
+}
+
+// TestDCSec_HostileInputs: hostile presentations on the native endpoint
+// (DC API, Interactive Authorization) and the response_uri — deep JSON,
+// many members, garbage JWEs, wrong types — are 4xx, never 5xx, and leave
+// the session usable by the honest answer (DC API / IA: a malformed
+// answer is invalid_request; one that parses but fails is access_denied).
+func TestDCSec_HostileInputs(t *testing.T) {
+	deep := strings.Repeat("[", 5000) + strings.Repeat("]", 5000)
+	many := "{" + strings.Repeat(`"a":1,`, 3000) + `"pid":["x~"]}`
+	hdr := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"ECDH-ES","enc":"A128GCM","kid":"` + strings.Repeat("k", 3000) + `","epk":` + deep + `}`))
+	jwe := hdr + ".." + "AAAA.AAAA.AAAA"
+	for _, b := range dcSecBackendNames {
+		t.Run(b, func(t *testing.T) {
+			e := newSecEnv(t, b, dcEnvOptions{x5c: true})
+			for _, p := range []dcPath{pathDCAPI, pathIA} {
+				t.Run(p.name, func(t *testing.T) {
+					member := "vp_token"
+					wrap := func(v string) string { return v }
+					if p.flow == pathIA.flow {
+						member = "openid4vp_response"
+						wrap = func(v string) string { return `{"vp_token":` + v + `}` }
+					}
+					for i, v := range []string{deep, many, `{"pid":` + deep + `}`, `{"pid":"x"}`, `"x"`, `{}`, `{"pid":[]}`, `{"pid":[""]}`, "\u0000", strings.Repeat("~", 30000)} {
+						a := e.app(t, p.client)
+						ch := p.begin(t, a)
+						r := a.post(t, url.Values{"auth_session": {ch.s("auth_session")}, member: {wrap(v)}})
+						require.True(t, r.status == http.StatusBadRequest, "case %d: %d %s", i, r.status, r.raw)
+						require.Contains(t, []string{"invalid_request", "access_denied"}, r.s("error"), "case %d", i)
+					}
+					for i, f := range []url.Values{{"response": {jwe}}, {"response": {strings.Repeat("A", 60000)}}, {"response": {"a.b.c.d.e"}}} {
+						if p.flow == pathIA.flow {
+							b, _ := json.Marshal(map[string]string{"response": f.Get("response")})
+							f = url.Values{"openid4vp_response": {string(b)}}
+						}
+						a := e.app(t, p.client)
+						ch := p.begin(t, a)
+						f.Set("auth_session", ch.s("auth_session"))
+						r := a.post(t, f)
+						require.Equal(t, http.StatusBadRequest, r.status, "jwe case %d: %s", i, r.raw)
+					}
+				})
+			}
+			t.Run("response_uri", func(t *testing.T) {
+				// The wallet fetches the request and encrypts its answer, held
+				// back while the hostile responses for the same state arrive.
+				ct := &captureTransport{base: e.wallet.HTTP.Transport}
+				hc := *e.wallet.HTTP
+				hc.Transport = ct
+				e.wallet.HTTP = &hc
+				a := e.app(t, pathSame.client)
+				ch := pathSame.begin(t, a)
+				u, _ := url.Parse(ch.s("credentials_request"))
+				ru, _ := url.Parse(u.Query().Get("request_uri"))
+				state := ru.Path[strings.LastIndexByte(ru.Path, '/')+1:]
+				ct.hold.Store(true)
+				_, err := pathSame.present(t, e.dcEnv, ch)
+				ct.hold.Store(false)
+				require.NoError(t, err)
+				for i, body := range []string{
+					url.Values{"response": {jwe}, "state": {state}}.Encode(),
+					url.Values{"response": {jwe}}.Encode(),
+					url.Values{"response": {"a.b.c.d.e"}, "state": {state}}.Encode(),
+					"response=x&response=y&state=" + state,
+					"state=" + state + "&state=" + state + "&error=access_denied",
+					url.Values{"error": {strings.Repeat("e", 5000)}, "state": {strings.Repeat("s", 5000)}}.Encode(),
+					"%zz",
+				} {
+					st, _, b := e.raw(t, http.MethodPost, server.PathDCResponse, formCT, []byte(body))
+					require.Equal(t, http.StatusBadRequest, st, "case %d: %s", i, b)
+				}
+				// The transaction was not answered: the honest response completes.
+				st, _, body := e.raw(t, http.MethodPost, server.PathDCResponse, formCT, ct.body)
+				require.Equal(t, http.StatusOK, st, string(body))
+				var m struct {
+					RedirectURI string `json:"redirect_uri"`
+				}
+				require.NoError(t, json.Unmarshal(body, &m))
+				back, err := url.Parse(m.RedirectURI)
+				require.NoError(t, err)
+				done := a.post(t, url.Values{"auth_session": {ch.s("auth_session")}, "response_code": {back.Query().Get("response_code")}})
+				require.Equal(t, http.StatusOK, done.status, string(done.raw))
+			})
 		})
 	}
 }
