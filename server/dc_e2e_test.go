@@ -257,7 +257,7 @@ func idClaims(tb testing.TB, tok map[string]any) map[string]any {
 	idt, _ := tok["id_token"].(string)
 	parts := strings.Split(idt, ".")
 	require.Len(tb, parts, 3)
-	b, err := jose.ParseSigned(idt, []jose.SignatureAlgorithm{jose.ES256})
+	b, err := jose.ParseSignedCompact(idt, []jose.SignatureAlgorithm{jose.ES256})
 	require.NoError(tb, err)
 	var m map[string]any
 	require.NoError(tb, json.Unmarshal(b.UnsafePayloadWithoutVerification(), &m))
