@@ -840,7 +840,7 @@ type evilCase struct {
 	name  string
 	knobs dctest.Knobs
 	// before/after run around the case (issuer status changes).
-	before, after func(e *dcEnv)
+	before, after func(tb testing.TB, e *dcEnv)
 }
 
 func evilCases() []evilCase {
@@ -862,8 +862,38 @@ func evilCases() []evilCase {
 		{name: "issuer_hs256", knobs: dctest.Knobs{IssuerHS256: true}},
 		{name: "unencrypted", knobs: dctest.Knobs{Unencrypted: true}},
 		{name: "wallet_denied", knobs: dctest.Knobs{Deny: true}},
-		{name: "revoked", before: func(e *dcEnv) { e.issuer.Revoke(e.cred.StatusIdx) }, after: func(e *dcEnv) { e.issuer.Reinstate(e.cred.StatusIdx) }},
-		{name: "suspended", before: func(e *dcEnv) { e.issuer.Suspend(e.cred.StatusIdx) }, after: func(e *dcEnv) { e.issuer.Reinstate(e.cred.StatusIdx) }},
+		{name: "revoked", before: func(_ testing.TB, e *dcEnv) { e.issuer.Revoke(e.cred.StatusIdx) }, after: reinstate},
+		{name: "suspended", before: func(_ testing.TB, e *dcEnv) { e.issuer.Suspend(e.cred.StatusIdx) }, after: reinstate},
+		// A wallet holding only a credential of an issuer we do not trust,
+		// or one signed with another key under the trusted issuer's name.
+		{name: "untrusted_issuer", before: swapWallet("https://untrusted-issuer.example"), after: restoreWallet},
+		{name: "forged_issuer_key", before: swapWallet(dctest.DefaultIssuerID), after: restoreWallet},
+	}
+}
+
+// honestWallets keeps the environments' own wallets while swapWallet's
+// stand in.
+var honestWallets sync.Map
+
+// swapWallet gives e a wallet whose only credential comes from a fresh
+// issuer named id (same vct, its own keys).
+func swapWallet(id string) func(tb testing.TB, e *dcEnv) {
+	return func(tb testing.TB, e *dcEnv) {
+		iss := dctest.NewIssuer(tb, dctest.IssuerOptions{ID: id, VCT: e.issuer.VCT, Now: e.clock.Now, X5C: true})
+		w := dctest.NewWallet()
+		w.Now, w.VerifierRoots, w.HTTP = e.wallet.Now, e.wallet.VerifierRoots, e.wallet.HTTP
+		_, err := w.Receive(iss, map[string]any{"sub": "pid-4711", "given_name": "Erika", "family_name": "Mustermann"}, dctest.IssueOptions{})
+		require.NoError(tb, err)
+		honestWallets.Store(e, e.wallet)
+		e.wallet = w
+	}
+}
+
+func reinstate(_ testing.TB, e *dcEnv) { e.issuer.Reinstate(e.cred.StatusIdx) }
+
+func restoreWallet(_ testing.TB, e *dcEnv) {
+	if w, ok := honestWallets.LoadAndDelete(e); ok {
+		e.wallet = w.(*dctest.Wallet)
 	}
 }
 
@@ -899,10 +929,10 @@ func TestDCSec_EvilWallet(t *testing.T) {
 							// Past the status list cache: every case sees the list as it is.
 							e.clock.Advance(2 * time.Minute)
 							if c.before != nil {
-								c.before(e.dcEnv)
+								c.before(t, e.dcEnv)
 							}
 							if c.after != nil {
-								defer c.after(e.dcEnv)
+								defer c.after(t, e.dcEnv)
 							}
 							a := e.app(t, p.client)
 							ch := p.begin(t, a)
@@ -918,7 +948,11 @@ func TestDCSec_EvilWallet(t *testing.T) {
 								require.Equal(t, "pending", pend.s("status"), string(pend.raw))
 								return
 							}
-							requireDCError(t, a.post(t, run.form), http.StatusBadRequest, "access_denied")
+							r := a.post(t, run.form)
+							requireDCError(t, r, http.StatusBadRequest, "access_denied")
+							for _, sec := range secrets {
+								require.NotContains(t, string(r.raw), sec, "an error body carries no presentation data")
+							}
 						})
 					}
 				})
