@@ -941,6 +941,7 @@ func TestDCSec_EvilWallet(t *testing.T) {
 							e.wallet.Knobs = dctest.Knobs{}
 							require.NoError(t, err)
 							secrets = append(secrets, run.secrets...)
+							t.Logf("%s/%s: response_uri %d", p.name, c.name, run.walletStatus)
 							if run.walletStatus != http.StatusOK {
 								// Refused at the response_uri: nothing to complete with.
 								require.Equal(t, http.StatusBadRequest, run.walletStatus, string(run.answer.Body))
