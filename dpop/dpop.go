@@ -199,11 +199,17 @@ func NewKey(private any, alg jose.SignatureAlgorithm) (*Key, error) {
 
 // Proof makes a fresh proof for one request (RFC 9449 §4.2).
 func (k *Key) Proof(method, htu, accessToken string) (string, error) {
+	return k.ProofAt(method, htu, accessToken, time.Now())
+}
+
+// ProofAt is Proof with iat = now (RFC 9449 §4.2): for clients whose
+// clock is not the system's (tests driving a server on a fake clock).
+func (k *Key) ProofAt(method, htu, accessToken string, now time.Time) (string, error) {
 	b := make([]byte, 16)
 	if _, err := rand.Read(b); err != nil {
 		return "", err
 	}
-	c := map[string]any{"jti": base64.RawURLEncoding.EncodeToString(b), "htm": method, "htu": htu, "iat": time.Now().Unix()}
+	c := map[string]any{"jti": base64.RawURLEncoding.EncodeToString(b), "htm": method, "htu": htu, "iat": now.Unix()}
 	if accessToken != "" {
 		sum := sha256.Sum256([]byte(accessToken))
 		c["ath"] = base64.RawURLEncoding.EncodeToString(sum[:])

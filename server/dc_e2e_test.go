@@ -22,6 +22,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
 
 	"github.com/fedas/fedas/config"
 	"github.com/fedas/fedas/dc/dctest"
@@ -53,6 +54,9 @@ type dcEnv struct {
 	clock  *servertest.Clock
 	roots  *x509.CertPool
 	hc     *http.Client
+	// cred is the wallet's credential (its disclosures: what must never
+	// be logged).
+	cred *dctest.Credential
 }
 
 type dcEnvOptions struct {
@@ -64,6 +68,8 @@ type dcEnvOptions struct {
 	start func(tb testing.TB, o servertest.Options) *servertest.Instance
 	// observe sees every exchange of the instance (servertest.Options.Observe).
 	observe func(servertest.Exchange)
+	// log, when set, is the server's logger (default the test's).
+	log *zap.Logger
 }
 
 // verifierCert writes a P-256 key and a self-signed certificate for the
@@ -120,7 +126,7 @@ func newDCEnv(tb testing.TB, o dcEnvOptions) *dcEnv {
 	if o.start == nil {
 		o.start = servertest.Start
 	}
-	in := o.start(tb, servertest.Options{Store: o.store, Clock: clock, TLS: true, HMACSecret: []byte("0123456789abcdef0123456789abcdef"), Observe: o.observe,
+	in := o.start(tb, servertest.Options{Store: o.store, Clock: clock, TLS: true, Logger: o.log, HMACSecret: []byte("0123456789abcdef0123456789abcdef"), Observe: o.observe,
 		DC: server.DCOptions{HTTP: iss.HTTPClient(), StatusCheckURL: func(string) error { return nil }},
 		Configure: func(c *config.Config) {
 			testConfig(c)
@@ -154,9 +160,9 @@ func newDCEnv(tb testing.TB, o dcEnvOptions) *dcEnv {
 		}})
 	w := dctest.NewWallet()
 	w.Now, w.VerifierRoots, w.HTTP = clock.Now, roots, in.HTTPClient()
-	_, err := w.Receive(iss, map[string]any{"sub": "pid-4711", "given_name": "Erika", "family_name": "Mustermann", "birthdate": "1964-08-12"}, dctest.IssueOptions{})
+	cred, err := w.Receive(iss, map[string]any{"sub": "pid-4711", "given_name": "Erika", "family_name": "Mustermann", "birthdate": "1964-08-12"}, dctest.IssueOptions{})
 	require.NoError(tb, err)
-	return &dcEnv{in: in, issuer: iss, wallet: w, clock: clock, roots: roots, hc: in.HTTPClient()}
+	return &dcEnv{in: in, issuer: iss, wallet: w, clock: clock, roots: roots, hc: in.HTTPClient(), cred: cred}
 }
 
 // dcAnswer is a decoded native endpoint answer with the members the
@@ -196,7 +202,7 @@ func (a *dcApp) post(tb testing.TB, form url.Values, jsonBody ...string) dcAnswe
 	require.NoError(tb, err)
 	req.Header.Set("Content-Type", ct)
 	if a.key != nil {
-		proof, err := a.key.Proof(http.MethodPost, endpoint, "")
+		proof, err := a.key.ProofAt(http.MethodPost, endpoint, "", a.e.clock.Now())
 		require.NoError(tb, err)
 		req.Header.Set("DPoP", proof)
 	}
@@ -242,7 +248,7 @@ func (a *dcApp) exchange(tb testing.TB, code string) map[string]any {
 	req, err := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(f.Encode()))
 	require.NoError(tb, err)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	proof, err := a.key.Proof(http.MethodPost, endpoint, "")
+	proof, err := a.key.ProofAt(http.MethodPost, endpoint, "", a.e.clock.Now())
 	require.NoError(tb, err)
 	req.Header.Set("DPoP", proof)
 	resp, err := a.e.hc.Do(req)

@@ -401,7 +401,12 @@ func (s *Step) Verify(ctx context.Context, sc flow.StepContext, answers url.Valu
 	case dc.FlowSameDevice:
 		if code == "" {
 			// Polling a same-device transaction never completes it (the
-			// fixation guard): only the response_code does.
+			// fixation guard): only the response_code does. Past its
+			// expiry the poll gets the new transaction (docs/protocol.md
+			// "Expiry"), as on every other path.
+			if sc.Now.Unix() >= st.Exp {
+				return s.restart(ctx, sc, st)
+			}
 			return s.pending(sc, st, false), nil
 		}
 		res, err = s.o.Verifier.Result(ctx, st.Tx, code)

@@ -177,6 +177,12 @@ type resultRecord struct {
 	CodeHash    string       `json:"h,omitempty"`
 	WalletError string       `json:"w,omitempty"`
 	Creds       []storedCred `json:"v,omitempty"`
+	// Submitted is the digest of a Submit's origin and data: the same
+	// submission again (a client's retry, or concurrent retries) gets the
+	// recorded result instead of ErrAnswered, so that the flow's
+	// auth_session compare-and-swap, not the transaction, is the
+	// single-use gate on every path (as Result is for same device).
+	Submitted string `json:"d,omitempty"`
 }
 
 type storedCred struct {
@@ -542,7 +548,10 @@ func walletErrorCode(c string) string {
 // App. A.4) and the interactive flow (Origin "", aud = the full
 // client_id). data is {"response":"<JWE>"} or, with PlainResponses,
 // {"vp_token":{…}} (an object or its JSON text), or a wallet error. The
-// first submission wins; a failed verification is stored and returned as
+// first submission wins (another one later is ErrAnswered), and the same
+// submission again gets the recorded result (a retry after a lost answer
+// or a failure after the record; the flow's compare-and-swap issues one
+// code); a failed verification is stored and returned as
 // Result{Status: error, WalletError: "invalid_presentation"}.
 func (v *Internal) Submit(ctx context.Context, txID string, r dc.DCAPIResponse) (dc.Result, error) {
 	rec, res, err := v.load(ctx, "Submit", txID)
@@ -577,8 +586,9 @@ func (v *Internal) Submit(ctx context.Context, txID string, r dc.DCAPIResponse) 
 	default:
 		return dc.Result{}, dc.ErrWrongFlow
 	}
+	submitted := hashCode(r.Origin + "\x00" + string(r.Data))
 	if res != nil {
-		return dc.Result{}, ErrAnswered
+		return resubmitted(res, submitted)
 	}
 	if int64(len(r.Data)) > v.o.MaxBody {
 		return dc.Result{}, fmt.Errorf("%w: %w", dc.ErrRejected, oid4vp.ErrTooLarge)
@@ -596,10 +606,26 @@ func (v *Internal) Submit(ctx context.Context, txID string, r dc.DCAPIResponse) 
 			break
 		}
 	}
-	if _, err := v.record(ctx, txID, rec, out); err != nil {
+	out.Submitted = submitted
+	if _, err := v.record(ctx, txID, rec, out); errors.Is(err, ErrAnswered) {
+		// A concurrent submission recorded first: the same one is a retry.
+		if _, res, lerr := v.load(ctx, "Submit", txID); lerr == nil && res != nil {
+			return resubmitted(res, submitted)
+		}
+		return dc.Result{}, err
+	} else if err != nil {
 		return dc.Result{}, err
 	}
 	return out.result(), nil
+}
+
+// resubmitted answers a Submit on an answered transaction: the recorded
+// result when it was this very submission, else ErrAnswered (first wins).
+func resubmitted(res *resultRecord, submitted string) (dc.Result, error) {
+	if res.Submitted == "" || subtle.ConstantTimeCompare([]byte(res.Submitted), []byte(submitted)) != 1 {
+		return dc.Result{}, ErrAnswered
+	}
+	return res.result(), nil
 }
 
 // parseSubmitted reads the DC API / openid4vp_response data.

@@ -814,3 +814,50 @@ func TestKeyBinding_NotBeforeTransaction(t *testing.T) {
 		}
 	}
 }
+
+// TestSubmit_RetryGetsRecordedResult: the same DC API / interactive
+// submission again — sequentially or fifty at once — gets the recorded
+// result, never ErrAnswered (which the flow turns into access_denied and
+// which, racing the first, ended the sign-in without a code); another
+// submission, or the same data from another origin, is still refused.
+func TestSubmit_RetryGetsRecordedResult(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	ctx := t.Context()
+	for _, flow := range []dc.Flow{dc.FlowDCAPI, dc.FlowInteractive} {
+		aud, origin := "origin:"+testOrigin, testOrigin
+		if flow == dc.FlowInteractive {
+			origin = ""
+		}
+		tx := e.begin(t, flow, nil)
+		if flow == dc.FlowInteractive {
+			aud = tx.ClientID
+		}
+		data := submitData(t, tx, flow, wallet{}, aud, false)
+		var wg sync.WaitGroup
+		errs := make([]error, 50)
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res, err := e.v.Submit(ctx, tx.ID, dc.DCAPIResponse{Origin: origin, Data: data})
+				if err == nil && res.Status != dc.StatusVerified {
+					err = errors.New("not verified")
+				}
+				errs[i] = err
+			}()
+		}
+		wg.Wait()
+		for _, err := range errs {
+			require.NoError(t, err, flow)
+		}
+		res, err := e.v.Submit(ctx, tx.ID, dc.DCAPIResponse{Origin: origin, Data: data})
+		require.NoError(t, err)
+		requireVerified(t, res)
+		_, err = e.v.Submit(ctx, tx.ID, dc.DCAPIResponse{Origin: origin, Data: submitData(t, tx, flow, wallet{}, aud, false)})
+		require.ErrorIs(t, err, ErrAnswered, "another submission")
+		if flow == dc.FlowDCAPI {
+			_, err = e.v.Submit(ctx, tx.ID, dc.DCAPIResponse{Data: data})
+			require.ErrorIs(t, err, ErrAnswered, "the same data without the origin")
+		}
+	}
+}
