@@ -160,6 +160,12 @@ type ClientDC struct {
 	// DisableCrossDevice refuses openid4vp_flow_type=cross_device for the
 	// client (RFC 10027 §6.1: prefer same-device flows).
 	DisableCrossDevice bool `yaml:"disable_cross_device"`
+	// CrossDeviceWithoutDPoP allows cross_device for sessions not bound to
+	// a DPoP key. By default a cross-device request needs a DPoP proof:
+	// its polls carry nothing but the auth_session, which would otherwise
+	// be a bearer value that, copied, collects the user's code
+	// (docs/security.md "Digital credentials").
+	CrossDeviceWithoutDPoP bool `yaml:"cross_device_without_dpop"`
 }
 
 // ReservedIDTokenClaims are the ID token claims fedas sets itself

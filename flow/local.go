@@ -95,11 +95,11 @@ func (e *Engine) enterStep(ctx context.Context, snap *policy.Snapshot, s *sessio
 	for ; i < len(steps); i++ {
 		if steps[i].Applies(u) && !slices.Contains(skip, steps[i].Name()) {
 			s.Stage, s.x.Step, s.x.StepData = steps[i].Name(), i, nil
-			_, data, err := steps[i].Challenge(ctx, e.stepContext(snap, s))
+			spec, data, err := steps[i].Challenge(ctx, e.stepContext(snap, s))
 			if err != nil {
 				return err
 			}
-			s.x.StepData = data
+			s.x.StepData, s.spec = data, &spec
 			return nil
 		}
 	}
@@ -114,7 +114,7 @@ func clientOf(snap *policy.Snapshot, id string) *policy.Client {
 
 func (e *Engine) stepContext(snap *policy.Snapshot, s *session) StepContext {
 	return StepContext{Users: snap.Users(), Replay: e.o.Replay, Now: e.o.Now(), Username: s.Username, Data: s.x.StepData,
-		ClientID: s.ClientID, Client: clientOf(snap, s.ClientID), Request: s.Request, Binding: bindingOf(s.ID)}
+		ClientID: s.ClientID, Client: clientOf(snap, s.ClientID), Request: s.Request, Binding: bindingOf(s.ID), DPoPJKT: s.DPoPJKT}
 }
 
 // bindingOf is the digest a step may store outside the session to name
@@ -138,9 +138,14 @@ func (e *Engine) challenge(ctx context.Context, snap *policy.Snapshot, s *sessio
 	if !ok {
 		return invalidSession(), nil
 	}
-	spec, _, err := step.Challenge(ctx, e.stepContext(snap, s))
-	if err != nil {
-		return nil, err
+	var spec ChallengeSpec
+	if s.spec != nil {
+		spec = *s.spec
+	} else {
+		var err error
+		if spec, _, err = step.Challenge(ctx, e.stepContext(snap, s)); err != nil {
+			return nil, err
+		}
 	}
 	if desc == "" {
 		desc = spec.Description
@@ -192,7 +197,7 @@ func (e *Engine) continueLocal(ctx context.Context, r Request, s *session) (Outc
 		}
 		return Pending{AuthSession: value, Description: res.Description, Interval: res.Interval, Status: status, Members: res.Members}, nil
 	case Renewed:
-		s.x.StepData = res.Data
+		s.x.StepData, s.spec = res.Data, res.Spec
 		value, err := e.advance(ctx, s)
 		if err != nil {
 			return nil, err

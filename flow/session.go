@@ -199,6 +199,10 @@ type session struct {
 	storage.AuthSession
 	h handle
 	x extra
+	// spec is the challenge the current step gave when it became current
+	// in this request (never stored): answered as is, so that a step need
+	// not keep in the session what it shows only once.
+	spec *ChallengeSpec
 }
 
 // hint names the session's user before any step authenticated one

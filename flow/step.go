@@ -40,6 +40,8 @@ type StepContext struct {
 	Username string
 	// Data is the step's own state from its last Challenge or Verify.
 	Data json.RawMessage
+	// DPoPJKT is the key the session is bound to ("" when none).
+	DPoPJKT string
 	// ClientIP is the caller's address (Request.ClientIP), set for
 	// Verify: the lockout keys on it (docs/security.md "Account lockout").
 	ClientIP string
@@ -142,6 +144,10 @@ type StepResult struct {
 	Claims map[string]any
 	// ACR is the authentication context the step established, if any.
 	ACR string
+	// Spec is the challenge of a Renewed result, answered as is (the
+	// step's new state need not hold all it shows); nil: the engine asks
+	// Challenge with Data.
+	Spec *ChallengeSpec
 	// RetryAfter is how long to wait for Throttled; Scope names what was
 	// limited, a fixed word for the sign_in.throttled event and
 	// fedas_rate_limited_total (docs/operations.md).

@@ -449,3 +449,30 @@ func TestDC_EndpointsOff(t *testing.T) {
 		require.Equal(t, "no-store", got.header.Get("Cache-Control"))
 	}
 }
+
+// TestDC_CrossDeviceNeedsDPoP: a cross-device request whose session would
+// not be bound to a DPoP key is refused (its polls would carry a bearer
+// auth_session that, copied, collects the user's code), unless the client
+// opts out with cross_device_without_dpop; the other paths do not need it.
+func TestDC_CrossDeviceNeedsDPoP(t *testing.T) {
+	e := newDCEnv(t, dcEnvOptions{edit: func(c *config.Config) {
+		for i := range c.Clients {
+			if c.Clients[i].ID == "dc-draft00" {
+				c.Clients[i].DigitalCredentials.CrossDeviceWithoutDPoP = true
+			}
+		}
+	}})
+	bare := e.app(t, "demo-app")
+	bare.key = nil
+	r := bare.initial(t, "login_hint", "wallet", "openid4vp_flow_type", "cross_device")
+	require.Equal(t, http.StatusBadRequest, r.status, string(r.raw))
+	require.Equal(t, "invalid_request", r.s("error"))
+	require.Empty(t, r.s("auth_session"))
+	same := bare.initial(t, "login_hint", "wallet", "openid4vp_flow_type", "same_device", "openid4vp_redirect_uri", dcReturn)
+	requireDCChallenge(t, same, "same_device")
+	optOut := e.app(t, "dc-draft00")
+	optOut.key = nil
+	oc := optOut.initial(t, "login_hint", "wallet", "openid4vp_flow_type", "cross_device")
+	require.Equal(t, http.StatusForbidden, oc.status, string(oc.raw))
+	require.Equal(t, "digital_credentials_required", oc.s("type"))
+}

@@ -194,11 +194,23 @@ func (s *Step) Challenge(ctx context.Context, sc flow.StepContext) (flow.Challen
 	if err != nil {
 		return flow.ChallengeSpec{}, nil, err
 	}
-	data, err := json.Marshal(st)
+	data, err := stored(st)
 	if err != nil {
 		return flow.ChallengeSpec{}, nil, err
 	}
 	return s.render(sc, st), data, nil
+}
+
+// stored is the state as the session keeps it. A DC API or Interactive
+// Authorization request (a signed request object with its certificate
+// chain, ~2.5 KB) is shown once, in the answer that begins it, and is not
+// kept: the client posts the wallet's answer, never asks for the request
+// again, and an auth_session stays near 1 KB on every path.
+func stored(st state) (json.RawMessage, error) {
+	if st.Flow == dc.FlowDCAPI || st.Flow == dc.FlowInteractive {
+		st.Req = ""
+	}
+	return json.Marshal(st)
 }
 
 // begin validates the request's presentation parameters for the client
@@ -217,7 +229,11 @@ func (s *Step) begin(ctx context.Context, sc flow.StepContext, restarts int) (st
 	}
 	q := s.queries[rule.Query]
 	br := dc.BeginRequest{Query: q, TTL: s.o.Config.RequestTTL, Binding: sc.Binding}
-	f, refusal := pathOf(d, cdc, req)
+	// A session the device bound to its key, or one a federating AS's PAR
+	// bound (dpop_jkt), or the downstream role, where the device sends no
+	// proof to us (the federating AS holds the binding).
+	bound := sc.DPoPJKT != "" || req["dpop_jkt"] != "" || snapClient.Federating
+	f, refusal := pathOf(d, cdc, req, bound)
 	if refusal != nil {
 		return state{}, refusal
 	}
@@ -286,7 +302,7 @@ func (s *Step) interval() int { return int(s.o.Config.PollInterval / time.Second
 // pathOf decides the path from the request (the wallet-presentation
 // draft's dc_api, openid4vp_flow_type and openid4vp_redirect_uri), once:
 // it never changes for the transaction.
-func pathOf(d dialect, cdc *config.ClientDC, req map[string]string) (dc.Flow, error) {
+func pathOf(d dialect, cdc *config.ClientDC, req map[string]string, dpopBound bool) (dc.Flow, error) {
 	bad := func(desc string) (dc.Flow, error) { return "", flow.Refuse(400, "invalid_request", desc) }
 	switch d.name {
 	case config.DialectIA:
@@ -328,6 +344,9 @@ func pathOf(d dialect, cdc *config.ClientDC, req map[string]string) (dc.Flow, er
 		if cdc.DisableCrossDevice {
 			return bad("Cross-device presentation is disabled for this client; use the Digital Credentials API or same_device.")
 		}
+		if !dpopBound && !cdc.CrossDeviceWithoutDPoP {
+			return bad("A cross-device presentation needs a DPoP-bound session: send a DPoP proof (RFC 9449) with the initial request.")
+		}
 		return dc.FlowCrossDevice, nil
 	case "":
 		return bad("Say how the wallet is reached: dc_api=true, or openid4vp_flow_type=same_device or cross_device.")
@@ -356,9 +375,12 @@ func (s *Step) render(sc flow.StepContext, st state) flow.ChallengeSpec {
 	if d.typeMember != "" {
 		spec.Members[d.typeMember] = d.typeValue
 	}
-	if d.requestObject {
+	switch {
+	case st.Req == "":
+		// Not kept (stored): the request was in the answer that began it.
+	case d.requestObject:
 		spec.Members[d.requestMember] = json.RawMessage(st.Req)
-	} else {
+	default:
 		spec.Members[d.requestMember] = st.Req
 	}
 	if left := st.Exp - sc.Now.Unix(); left > 0 {
@@ -529,11 +551,12 @@ func (s *Step) restart(ctx context.Context, sc flow.StepContext, st state) (flow
 	if err != nil {
 		return flow.StepResult{}, err
 	}
-	data, err := json.Marshal(next)
+	data, err := stored(next)
 	if err != nil {
 		return flow.StepResult{}, err
 	}
-	return flow.StepResult{Result: flow.Renewed, Data: data, Description: "The presentation request expired; here is a new one."}, nil
+	spec := s.render(sc, next)
+	return flow.StepResult{Result: flow.Renewed, Data: data, Spec: &spec, Description: "The presentation request expired; here is a new one."}, nil
 }
 
 // dependency turns a verifier failure into the engine's dependency error
