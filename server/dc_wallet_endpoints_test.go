@@ -76,7 +76,6 @@ func TestDC_WalletEndpoints(t *testing.T) {
 		require.NotEmpty(t, r.header.Get("Retry-After"))
 	}
 
-
 	// Storage down: 503 with Retry-After (the limiter fails open).
 	rs.Stop()
 	for _, m := range []struct{ method, path, body string }{{http.MethodGet, "/dc/request/" + id, ""}, {http.MethodPost, "/dc/request/" + id, "wallet_nonce=abc"}, {http.MethodPost, "/dc/response", "state=" + id + "&error=access_denied"}} {
