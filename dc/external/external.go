@@ -218,7 +218,7 @@ func (v *Verifier) Begin(ctx context.Context, r dc.BeginRequest) (dc.Transaction
 		if nonce, err = oid4vp.NewNonce(); err != nil {
 			return dc.Transaction{}, fmt.Errorf("%w: %w", dc.ErrUnavailable, err)
 		}
-	} else if len(nonce) < 22 || !urlSafe(nonce) {
+	} else if len(nonce) < 22 || !oid4vp.URLSafe(nonce) {
 		return dc.Transaction{}, fmt.Errorf("%w: nonce must be ≥128 bits of URL-safe characters", ErrInvalidRequest)
 	}
 	body := initRequest{
@@ -508,16 +508,6 @@ func transportReason(ctx context.Context, err error) string {
 	default:
 		return "transport failure"
 	}
-}
-
-func urlSafe(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 func printable(s string) bool {

@@ -64,13 +64,13 @@ func (k *ResponseKey) MarshalText() ([]byte, error) {
 // UnmarshalResponseKey parses the MarshalText form.
 func UnmarshalResponseKey(b []byte) (*ResponseKey, error) {
 	parts := strings.Split(string(b), ".")
-	if len(parts) != 3 || parts[0] != keyFormatV1 || parts[1] == "" || len(parts[1]) > 64 || !isURLSafe(parts[1]) {
+	if len(parts) != 3 || parts[0] != keyFormatV1 || parts[1] == "" || len(parts[1]) > 64 || !URLSafe(parts[1]) {
 		return nil, fmt.Errorf("%w: format", ErrKey)
 	}
 	// One encoding per key: Strict refuses non-canonical trailing bits,
 	// and the alphabet check the CR and LF that Go's base64 decoder skips
 	// even in strict mode (a fuzz finding).
-	if !isURLSafe(parts[2]) {
+	if !URLSafe(parts[2]) {
 		return nil, fmt.Errorf("%w: scalar", ErrKey)
 	}
 	raw, err := base64.RawURLEncoding.Strict().DecodeString(parts[2])

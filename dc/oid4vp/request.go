@@ -140,7 +140,9 @@ func NewNonce() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-func isURLSafe(s string) bool {
+// URLSafe reports whether s is made of base64url characters only (the
+// shape OpenID4VP §5.2 asks of a nonce, and of our ids).
+func URLSafe(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
@@ -206,10 +208,10 @@ func build(p RequestParams, signed bool) (*RequestObject, error) {
 			return nil, err
 		}
 		ro.Nonce = n
-	} else if len(ro.Nonce) < 22 || !isURLSafe(ro.Nonce) {
+	} else if len(ro.Nonce) < 22 || !URLSafe(ro.Nonce) {
 		return nil, fmt.Errorf("%w: nonce must be >= 16 bytes of base64url", ErrInvalidRequest)
 	}
-	if p.State != "" && !isURLSafe(p.State) {
+	if p.State != "" && !URLSafe(p.State) {
 		return nil, fmt.Errorf("%w: state must be URL-safe", ErrInvalidRequest)
 	}
 	if _, err := dcql.Parse(p.DCQLQuery); err != nil {

@@ -235,3 +235,24 @@ func checkStrictJSON(data []byte) error {
 		}
 	}
 }
+
+// KeyID is the kid of a compact JWE's protected header, "" if it has none
+// or is malformed: a lookup key only (an encrypted direct_post.jwt response
+// carries no outer state); DecryptResponse checks everything.
+func KeyID(jwe string) string {
+	i := strings.IndexByte(jwe, '.')
+	if i <= 0 || i > 4096 {
+		return ""
+	}
+	h, err := base64.RawURLEncoding.DecodeString(jwe[:i])
+	if err != nil {
+		return ""
+	}
+	var hdr struct {
+		KID string `json:"kid"`
+	}
+	if json.Unmarshal(h, &hdr) != nil {
+		return ""
+	}
+	return hdr.KID
+}

@@ -219,7 +219,7 @@ func (v *Internal) serveResponse(w http.ResponseWriter, r *http.Request) (map[st
 		return nil, badRequest("unencrypted responses are not accepted")
 	}
 	if state == "" {
-		state = jweKID(jwe)
+		state = oid4vp.KeyID(jwe)
 		if state == "" {
 			return nil, badRequest("invalid response")
 		}
@@ -287,26 +287,6 @@ func redirectWithCode(tmpl, code string) string {
 		return tmpl[:i] + sep + "response_code=" + url.QueryEscape(code) + tmpl[i:]
 	}
 	return tmpl + sep + "response_code=" + url.QueryEscape(code)
-}
-
-// jweKID reads the kid of a compact JWE's protected header (a lookup key
-// only: DecryptResponse checks everything).
-func jweKID(jwe string) string {
-	i := strings.IndexByte(jwe, '.')
-	if i <= 0 || i > 4096 {
-		return ""
-	}
-	h, err := base64.RawURLEncoding.DecodeString(jwe[:i])
-	if err != nil {
-		return ""
-	}
-	var hdr struct {
-		KID string `json:"kid"`
-	}
-	if json.Unmarshal(h, &hdr) != nil {
-		return ""
-	}
-	return hdr.KID
 }
 
 func btoi(b bool) int {

@@ -211,16 +211,6 @@ func randomID() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-func urlSafe(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
-
 func hashCode(code string) string {
 	h := sha256.Sum256([]byte(code))
 	return base64.RawURLEncoding.EncodeToString(h[:])
@@ -296,7 +286,7 @@ func (v *Internal) Begin(ctx context.Context, r dc.BeginRequest) (dc.Transaction
 			return dc.Transaction{}, errors.New("verifier: Begin: the redirect URI template must be an absolute URI")
 		}
 	}
-	if r.Nonce != "" && (len(r.Nonce) < 22 || !urlSafe(r.Nonce)) {
+	if r.Nonce != "" && (len(r.Nonce) < 22 || !oid4vp.URLSafe(r.Nonce)) {
 		return dc.Transaction{}, errors.New("verifier: Begin: a nonce must be >= 16 bytes of base64url (OpenID4VP §5.2)")
 	}
 	ttl := r.TTL

@@ -282,7 +282,7 @@ func (s *Server) directPost(w http.ResponseWriter, r *http.Request) {
 	if t == nil && r.PostForm.Get("state") == "" {
 		// direct_post.jwt carries state inside the JWE only (OpenID4VP
 		// 1.0 §8.3.1): find the transaction by the kid the wallet echoed.
-		if kid := jweKID(r.PostForm.Get("response")); kid != "" {
+		if kid := oid4vp.KeyID(r.PostForm.Get("response")); kid != "" {
 			for _, c := range s.txs {
 				if c.key.KID() == kid {
 					t = c
@@ -359,25 +359,6 @@ func (s *Server) getResponse(w http.ResponseWriter, r *http.Request) {
 		s.tamper(vp)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"vp_token": vp})
-}
-
-// jweKID is the kid of a compact JWE's protected header ("" if none).
-func jweKID(jwe string) string {
-	i := strings.IndexByte(jwe, '.')
-	if i <= 0 || i > 4096 {
-		return ""
-	}
-	h, err := base64.RawURLEncoding.DecodeString(jwe[:i])
-	if err != nil {
-		return ""
-	}
-	var hdr struct {
-		KID string `json:"kid"`
-	}
-	if json.Unmarshal(h, &hdr) != nil {
-		return ""
-	}
-	return hdr.KID
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
