@@ -170,6 +170,7 @@ var forms = map[Kind]formDef{
 		{Name: "federating", Label: "Federating (another AS that federates to us)", Control: cCheck},
 		{Name: "allow_credential_challenges", Label: "Allow password and OTP challenges (federating clients)", Control: cCheck},
 		{Name: "authorization_details_types", Label: "Authorization details types (RFC 9396)", Control: cLines, Mono: true, Help: "One per line, each configured under authorization_details_types."},
+		{Name: "digital_credentials", Label: "Digital credentials (YAML)", Control: cYAML, Mono: true, Help: "dialect, dc_api_origins, openid4vp_redirect_uris, disable_cross_device, cross_device_without_dpop, and rules [{login_hint, acr_value, authorization_details_type, query, acr}] asking this client for a presentation (docs/config.md)."},
 	}, alias: map[string]string{".": "token_endpoint_auth_method"}},
 	Apps: {fields: []fieldDef{
 		{Name: "id", Label: "ID", Fixed: true},

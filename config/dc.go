@@ -166,6 +166,11 @@ type ClientDC struct {
 	// be a bearer value that, copied, collects the user's code
 	// (docs/security.md "Digital credentials").
 	CrossDeviceWithoutDPoP bool `yaml:"cross_device_without_dpop"`
+	// Rules ask this client for a presentation (before
+	// digital_credentials.rules): live like the rest of the client, so an
+	// admin changes them with the admin API, the console or SIGHUP. A rule
+	// here names no clients.
+	Rules []DCRule `yaml:"rules"`
 }
 
 // ReservedIDTokenClaims are the ID token claims fedas sets itself
@@ -368,11 +373,36 @@ func (c *Config) validateDC() []error {
 			add("digital_credentials.queries[%s]: not a valid DCQL query (OpenID4VP §6): %v", name, err)
 		}
 	}
-	if len(d.Rules) == 0 {
-		add("digital_credentials.rules: at least one rule is needed")
+	clientRules := 0
+	for _, cl := range c.Clients {
+		if cl.DigitalCredentials != nil {
+			clientRules += len(cl.DigitalCredentials.Rules)
+		}
 	}
+	if len(d.Rules) == 0 && clientRules == 0 {
+		add("digital_credentials.rules: at least one rule is needed (here or in clients[].digital_credentials.rules)")
+	}
+	type placedRule struct {
+		path   string
+		rule   DCRule
+		client bool
+	}
+	var rules []placedRule
 	for i, r := range d.Rules {
-		p := fmt.Sprintf("digital_credentials.rules[%d]", i)
+		rules = append(rules, placedRule{fmt.Sprintf("digital_credentials.rules[%d]", i), r, false})
+	}
+	for _, cl := range c.Clients {
+		if cl.DigitalCredentials != nil {
+			for i, r := range cl.DigitalCredentials.Rules {
+				rules = append(rules, placedRule{fmt.Sprintf("clients[%s].digital_credentials.rules[%d]", cl.ID, i), r, true})
+			}
+		}
+	}
+	for _, pr := range rules {
+		p, r := pr.path, pr.rule
+		if pr.client && len(r.Clients) > 0 {
+			add("%s.clients: a client's own rule names no clients", p)
+		}
 		q, ok := d.Queries[r.Query]
 		if !ok {
 			add("%s.query: %q is not in digital_credentials.queries", p, r.Query)

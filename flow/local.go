@@ -28,9 +28,9 @@ func credentialFree(steps []Step) bool {
 
 // hintIsMethod reports whether a step of the chain reads login_hint as
 // the name of a method (login_hint=wallet), not of a user.
-func hintIsMethod(steps []Step, hint string) bool {
+func hintIsMethod(steps []Step, c *policy.Client, hint string) bool {
 	for _, st := range steps {
-		if ht, ok := st.(HintTaker); ok && ht.TakesHint(hint) {
+		if ht, ok := st.(HintTaker); ok && ht.TakesHint(c, hint) {
 			return true
 		}
 	}
@@ -45,7 +45,7 @@ func (e *Engine) startLocal(ctx context.Context, st starter, hint string) (Outco
 		return e.webFallback(ctx, st.snap, st.client.GetID(), st.req, st.jkt, "")
 	}
 	s := st.session(e, "")
-	if lh := st.req["login_hint"]; !hintIsMethod(steps, lh) {
+	if lh := st.req["login_hint"]; !hintIsMethod(steps, st.client, lh) {
 		s.hint(lh)
 	}
 	s.hint(hint)

@@ -79,7 +79,7 @@ type Ender interface {
 // (login_hint=wallet asks for a presentation): such a hint names a method,
 // not a user, and the engine does not fix the session's user by it.
 type HintTaker interface {
-	TakesHint(hint string) bool
+	TakesHint(c *policy.Client, hint string) bool
 }
 
 // Result of a step's Verify.

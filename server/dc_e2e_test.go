@@ -476,3 +476,31 @@ func TestDC_CrossDeviceNeedsDPoP(t *testing.T) {
 	require.Equal(t, http.StatusForbidden, oc.status, string(oc.raw))
 	require.Equal(t, "digital_credentials_required", oc.s("type"))
 }
+
+// TestDC_ClientRules: a client's own rules (live policy, like the rest of
+// the client) ask it for a presentation where no global rule does; its
+// login_hint names the method, and other clients are unaffected.
+func TestDC_ClientRules(t *testing.T) {
+	e := newDCEnv(t, dcEnvOptions{edit: func(c *config.Config) {
+		for i := range c.Clients {
+			if c.Clients[i].ID == "demo-app" {
+				c.Clients[i].DigitalCredentials.Rules = []config.DCRule{{LoginHint: "id-card", Query: "pid", ACR: "urn:fedas:acr:id-card"}}
+			}
+		}
+	}})
+	a := e.app(t, "demo-app")
+	ch := a.initial(t, "login_hint", "id-card", "openid4vp_flow_type", "same_device", "openid4vp_redirect_uri", dcReturn)
+	requireDCChallenge(t, ch, "same_device")
+	ans, err := e.wallet.Present(context.Background(), ch.s("credentials_request"))
+	require.NoError(t, err)
+	ru, _ := url.Parse(ans.RedirectURI)
+	done := a.post(t, url.Values{"auth_session": {ch.s("auth_session")}, "response_code": {ru.Query().Get("response_code")}})
+	require.Equal(t, http.StatusOK, done.status, string(done.raw))
+	require.Equal(t, "urn:fedas:acr:id-card", idClaims(t, a.exchange(t, done.s("authorization_code")))["acr"])
+	// Another client's login_hint id-card is a username: the password step.
+	other := e.app(t, "dc-draft00")
+	r := other.initial(t, "login_hint", "id-card")
+	require.Equal(t, http.StatusForbidden, r.status, string(r.raw))
+	ch2, _ := r.m["challenge"].(map[string]any)
+	require.Equal(t, "password", ch2["type"], string(r.raw))
+}

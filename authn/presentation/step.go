@@ -102,11 +102,15 @@ func (*Step) CredentialFree() bool { return true }
 
 // TakesHint implements flow.HintTaker: a rule's login_hint names this
 // method, not a user.
-func (s *Step) TakesHint(hint string) bool {
+func (s *Step) TakesHint(c *policy.Client, hint string) bool {
 	if hint == "" {
 		return false
 	}
-	for _, r := range s.o.Config.Rules {
+	rules := s.o.Config.Rules
+	if c != nil && c.DC != nil {
+		rules = append(append([]config.DCRule(nil), c.DC.Rules...), rules...)
+	}
+	for _, r := range rules {
 		if r.LoginHint == hint {
 			return true
 		}
@@ -121,7 +125,7 @@ func (s *Step) Required(c *policy.Client, req map[string]string) (config.DCRule,
 	if c == nil || c.DC == nil || !s.o.Config.Enabled {
 		return config.DCRule{}, false
 	}
-	for _, r := range s.o.Config.Rules {
+	for _, r := range append(append([]config.DCRule(nil), c.DC.Rules...), s.o.Config.Rules...) {
 		if len(r.Clients) > 0 && !contains(r.Clients, c.GetID()) {
 			continue
 		}
