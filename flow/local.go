@@ -8,8 +8,11 @@ import (
 	"github.com/fedas/fedas/policy"
 )
 
-func (e *Engine) chain(c *policy.Client, req map[string]string) []Step {
-	if e.o.ChainFor != nil && c != nil {
+// chain is the sign-in chain for client c's request on channel ch.
+// ChainFor chooses only for the native endpoint: our browser pages render
+// password and OTP challenges, not a presentation's paths.
+func (e *Engine) chain(c *policy.Client, req map[string]string, ch Channel) []Step {
+	if e.o.ChainFor != nil && c != nil && ch == ChannelNative {
 		return e.o.ChainFor(c, req)
 	}
 	return e.o.Steps
@@ -40,7 +43,7 @@ func hintIsMethod(steps []Step, c *policy.Client, hint string) bool {
 // startLocal begins a local sign-in with the first step of the client's
 // chain. hint names the user when a prompt answer did.
 func (e *Engine) startLocal(ctx context.Context, st starter, hint string) (Outcome, error) {
-	steps := e.chain(st.client, st.req)
+	steps := e.chain(st.client, st.req, st.channel)
 	if !st.cred && !credentialFree(steps) {
 		return e.webFallback(ctx, st.snap, st.client.GetID(), st.req, st.jkt, "")
 	}
@@ -91,7 +94,7 @@ func (e *Engine) localFromSession(ctx context.Context, snap *policy.Snapshot, s 
 // it returns false in s.Stage == "" when none is left.
 // Steps named in skip were satisfied already (StepResult.Satisfied).
 func (e *Engine) enterStep(ctx context.Context, snap *policy.Snapshot, s *session, i int, u *policy.User, skip ...string) error {
-	steps := e.chain(clientOf(snap, s.ClientID), s.Request)
+	steps := e.chain(clientOf(snap, s.ClientID), s.Request, s.x.Channel)
 	for ; i < len(steps); i++ {
 		if steps[i].Applies(u) && !slices.Contains(skip, steps[i].Name()) {
 			s.Stage, s.x.Step, s.x.StepData = steps[i].Name(), i, nil
@@ -125,7 +128,7 @@ func bindingOf(id string) string {
 }
 
 func (e *Engine) current(snap *policy.Snapshot, s *session) (Step, bool) {
-	steps := e.chain(clientOf(snap, s.ClientID), s.Request)
+	steps := e.chain(clientOf(snap, s.ClientID), s.Request, s.x.Channel)
 	if s.x.Step < 0 || s.x.Step >= len(steps) || steps[s.x.Step].Name() != s.Stage {
 		return nil, false
 	}
