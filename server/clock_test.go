@@ -13,7 +13,6 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	fositejwt "github.com/ory/fosite/token/jwt"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/fedas/fedas/config"
 	"github.com/fedas/fedas/server"
@@ -34,7 +33,7 @@ func clockServer(tb testing.TB, now func() time.Time, j jwtClient) instance {
 	require.NoError(tb, cfg.Validate())
 	st := memory.New()
 	tb.Cleanup(func() { _ = st.Close() })
-	srv, err := server.New(server.Options{Config: cfg, Store: st, Logger: zaptest.NewLogger(tb), Now: now})
+	srv, err := server.New(server.Options{Config: cfg, Store: st, Logger: servertest.Logger(tb), Now: now})
 	require.NoError(tb, err)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(ln) }()

@@ -23,6 +23,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/fedas/fedas/config"
@@ -205,7 +206,7 @@ func Start(tb testing.TB, o Options) *Instance {
 		o.Store = m
 	}
 	if o.Logger == nil {
-		o.Logger = zaptest.NewLogger(tb)
+		o.Logger = Logger(tb)
 	}
 	srv, err := server.New(server.Options{Config: cfg, Store: o.Store, Logger: o.Logger.Named(cfg.Issuer), HMACSecret: o.HMACSecret, Now: now, TracerProvider: o.TracerProvider, Metrics: o.Metrics, DC: o.DC, DownstreamRoots: o.DownstreamRoots})
 	if err != nil {
@@ -329,4 +330,52 @@ func sharedTransport() http.RoundTripper {
 		transport.t = t
 	})
 	return transport.t
+}
+
+// Logger is zaptest's logger for tb that stops writing once tb's
+// cleanups run: a background task of the server (a downstream's metadata
+// refresh that outlives the request that started it) may still log after
+// the test returned, and testing.T must not be written to then (a data
+// race under -race, a panic without). In-flight writes finish first.
+func Logger(tb testing.TB) *zap.Logger {
+	g := &guard{}
+	tb.Cleanup(func() {
+		g.mu.Lock()
+		g.stopped = true
+		g.mu.Unlock()
+	})
+	return zaptest.NewLogger(tb, zaptest.WrapOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return &guardedCore{Core: c, g: g}
+	})))
+}
+
+type guard struct {
+	mu      sync.RWMutex
+	stopped bool
+}
+
+// guardedCore drops entries once its guard stopped.
+type guardedCore struct {
+	zapcore.Core
+	g *guard
+}
+
+func (c *guardedCore) With(f []zapcore.Field) zapcore.Core {
+	return &guardedCore{Core: c.Core.With(f), g: c.g}
+}
+
+func (c *guardedCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if c.Enabled(e.Level) {
+		return ce.AddCore(e, c)
+	}
+	return ce
+}
+
+func (c *guardedCore) Write(e zapcore.Entry, f []zapcore.Field) error {
+	c.g.mu.RLock()
+	defer c.g.mu.RUnlock()
+	if c.g.stopped {
+		return nil
+	}
+	return c.Core.Write(e, f)
 }
