@@ -1,6 +1,6 @@
 // Package uq holds the storage-free building blocks of the OpenID Connect
-// User Questioning API 1.0 (draft -10, the wire format kept for interop;
-// docs/decisions.md will carry the decision as Q25): a client posts a
+// User Questioning API 1.0 (draft -10, whose wire format is kept for
+// interop): a client posts a
 // question and 2–5 statements, the OP reaches the user, and returns a
 // signed User Statement Token (UST) by polling (304 while pending) or by
 // a push to the client's notification endpoint.
@@ -12,8 +12,10 @@
 //     unknown members ignored as RFC 6749 §3.1 does for parameters), with
 //     configurable Limits on the question and statements;
 //   - Error and one table of every UQ error code with its HTTP status
-//     (-10 §4.1.4, §4.2.5, §5: all 400; server_error 500 and
-//     temporarily_unavailable 503 per fedas Q25);
+//     (-10 §4.1.4, §4.2.5, §5: all 400, the rate limits included — a
+//     deliberate exception to the 429 slow_down of docs/decisions.md
+//     Q28, for interop; fedas adds server_error 500 and
+//     temporarily_unavailable 503);
 //   - polling helpers (-10 §4.2): Hold (the Client-Timeout/Client_timeout
 //     header), NewQuestionID, and PollGate, which decides
 //     duplicate_requests, high_rate_question and high_rate_client from

@@ -20,12 +20,12 @@ type Error struct {
 	// "error_description").
 	Description string
 	// Status is the HTTP status: 400 for every UQ code (-10 has no 401 or
-	// 429; fedas Q25 keeps that), 500 for server_error, 503 for
+	// 429; fedas keeps that for interop), 500 for server_error, 503 for
 	// temporarily_unavailable.
 	Status int
 	// RetryAfter, when positive, is how long the client should wait
-	// (sent as Retry-After, rounded up to whole seconds; fedas Q25 adds it
-	// to the rate-limit codes).
+	// (sent as Retry-After, rounded up to whole seconds; fedas adds it to
+	// the rate-limit codes, which -10 leaves without).
 	RetryAfter time.Duration
 }
 
@@ -43,10 +43,9 @@ func (e *Error) Is(target error) bool {
 	return ok && t.Code == e.Code
 }
 
-// Body is the JSON error object (RFC 6749 §5.2) sent in a response or,
-// with QuestionID set, in an error notification (-10 §4.3.2).
+// Body is the JSON error object (RFC 6749 §5.2) of an endpoint's error
+// response (the push carries it in a Notification, with question_id).
 type Body struct {
-	QuestionID       string `json:"question_id,omitempty"`
 	Error            string `json:"error"`
 	ErrorDescription string `json:"error_description,omitempty"`
 	ErrorURI         string `json:"error_uri,omitempty"`
@@ -59,7 +58,7 @@ func (e *Error) Body() Body {
 
 // The error codes of -10 (request endpoint §4.1.4, polling endpoint
 // §4.2.5, notification §4.3.2, codes defined in §5) and the two that
-// fedas adds (Q25). The trigger of each is its sentinel's comment.
+// fedas adds. The trigger of each is its sentinel's comment.
 const (
 	CodeInvalidRequest         = "invalid_request"
 	CodeNoSuitableMethod       = "no_suitable_method"
@@ -111,10 +110,10 @@ var (
 	ErrTimeout = &Error{Code: CodeTimeout, Status: http.StatusBadRequest}
 	// ErrUserRefusedToAnswer: the user declined the question.
 	ErrUserRefusedToAnswer = &Error{Code: CodeUserRefusedToAnswer, Status: http.StatusBadRequest}
-	// ErrServerError: an internal fault (fedas Q25: 500).
+	// ErrServerError: an internal fault (500).
 	ErrServerError = &Error{Code: CodeServerError, Status: http.StatusInternalServerError}
-	// ErrTemporarilyUnavailable: a dependency (Redis) is down (fedas Q25:
-	// 503 with Retry-After).
+	// ErrTemporarilyUnavailable: a dependency (Redis) is down (503 with
+	// Retry-After, as every fedas endpoint).
 	ErrTemporarilyUnavailable = &Error{Code: CodeTemporarilyUnavailable, Status: http.StatusServiceUnavailable}
 )
 

@@ -22,7 +22,10 @@ var ErrNotifyFailed = errors.New("uq: client notification failed")
 // ErrorNotification.
 type Notification struct {
 	UserStatementToken string `json:"user_statement_token,omitempty"`
-	Body
+	QuestionID         string `json:"question_id,omitempty"`
+	Error              string `json:"error,omitempty"`
+	ErrorDescription   string `json:"error_description,omitempty"`
+	ErrorURI           string `json:"error_uri,omitempty"`
 }
 
 // SuccessNotification carries a signed UST.
@@ -33,9 +36,7 @@ func SuccessNotification(ust string) Notification {
 // ErrorNotification carries e and the question it is about (-10 §4.3.2
 // makes question_id mandatory: the error body alone names no question).
 func ErrorNotification(questionID string, e *Error) Notification {
-	b := e.Body()
-	b.QuestionID = questionID
-	return Notification{Body: b}
+	return Notification{QuestionID: questionID, Error: e.Code, ErrorDescription: e.Description}
 }
 
 func (n Notification) check() error {
@@ -100,7 +101,7 @@ const maxAckBytes = 4 << 10
 // redirect is never followed and counts as a failure. Any 2xx is
 // success, its body ignored. A 5xx, a timeout or a transport error is
 // retried, up to Attempts in all, with Backoff between (at-least-once:
-// the client dedups by question_id, USER-REACH §4.3(b)); any other
+// the client dedups by question_id); any other
 // status, a refused destination or a malformed notification fails at
 // once. The token is never put in an error.
 func (n *Notifier) Notify(ctx context.Context, endpoint, token string, note Notification) error {

@@ -9,8 +9,8 @@ import (
 	"time"
 )
 
-// DefaultMaxHold caps a long poll (USER-REACH §4.7: min(timeout − 1 s,
-// 25 s)): below the 30 s idle timeout of common proxies.
+// DefaultMaxHold caps a long poll: below the 30 s idle timeout of
+// common proxies and load balancers.
 const DefaultMaxHold = 25 * time.Second
 
 // maxTimeoutHeader bounds the header value we parse (a day); anything
@@ -82,11 +82,11 @@ func ValidQuestionID(s string) bool {
 // open asks Superseded with the generation it was given.
 type PollGate struct {
 	// QuestionInterval is the least time between two polls of one
-	// question, from request start (-11 / the JA notes: at least 1 s);
+	// question, from request start (-11 asks clients for at least 1 s);
 	// faster → high_rate_question. Zero means 1 s.
 	QuestionInterval time.Duration
 	// ClientWindow and ClientLimit bound a client's polls across all its
-	// questions: at most ClientLimit per fixed window (USER-REACH §4.7: 60
+	// questions: at most ClientLimit per fixed window (default 60
 	// per minute); more → high_rate_client. Zero values mean 1 min and 60.
 	ClientWindow time.Duration
 	ClientLimit  int

@@ -21,7 +21,8 @@ const (
 // Limits bounds what a client may ask. The -10 draft sets no limits, but
 // lets the OP alter the text only where its questioning method imposes
 // limits (§4.1.1) and requires an error when it cannot display the
-// question (§7): fedas refuses instead of altering (USER-REACH §4.3(b)).
+// question (§7): fedas refuses instead of altering, so what the user
+// sees, what is signed and what the client sent are one text.
 type Limits struct {
 	// MaxBodyBytes bounds the request body.
 	MaxBodyBytes int
@@ -36,8 +37,9 @@ type Limits struct {
 	MaxAMR, MaxValueChars int
 }
 
-// DefaultLimits are USER-REACH §4.3(b)'s: a question of at most 256
-// characters, 2–5 statements of at most 64.
+// DefaultLimits returns the defaults: a question of at most 256
+// characters and 2–5 statements of at most 64 each (what a phone screen
+// shows without scrolling or truncating), a 16 KiB body.
 func DefaultLimits() Limits {
 	return Limits{
 		MaxBodyBytes:      16 << 10,

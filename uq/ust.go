@@ -18,7 +18,7 @@ import (
 var ErrInvalidUST = errors.New("uq: invalid user statement token")
 
 // Claims are the User Statement Token's claims (-10 §2), exactly these:
-// the spec's, plus iat and jti (USER-REACH §4.3(b)). aud is always an
+// the spec's, plus iat and jti (RFC 7519 §4.1.6, §4.1.7). aud is always an
 // array; user_id and user_id_type are present iff the request carried
 // them; used_amr and used_acr are always present (MANDATORY in -10).
 type Claims struct {
