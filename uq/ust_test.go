@@ -2,6 +2,8 @@ package uq
 
 import (
 	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"strings"
@@ -159,7 +161,11 @@ func forge(tb testing.TB, hdr map[string]any, claims any, key *ecdsa.PrivateKey)
 func TestVerifyRefuses(t *testing.T) {
 	s := mustSigner(t)
 	keys := testJWKS(testkeys.P256A, "k1")
+	keys.Keys = append(keys.Keys, testkeys.Public(testkeys.RSAA, "rsa", jose.PS256))
 	good, err := Sign(testClaims(), s)
+	require.NoError(t, err)
+	// the raw signer makes tokens the verifier accepts
+	_, err = Verify(rawES256(t, `{"alg":"ES256","kid":"k1","typ":"JWT"}`, segmentRaw(t, good, 1), testkeys.P256A), keys, testExpect())
 	require.NoError(t, err)
 	parts := strings.Split(good, ".")
 	b64 := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
@@ -209,6 +215,9 @@ func TestVerifyRefuses(t *testing.T) {
 		{"displayed statements altered (signed)", signedWith(func(c *Claims) { c.DisplayedStatements = []string{"red", "blue", "yellow"} }), "displayed_statements", nil},
 		{"used_acr missing (signed)", signedWith(func(c *Claims) { c.UsedACR = "" }), "used_acr", nil},
 		{"aud as a string", forge(t, std, map[string]any{"question_id": "984dcc7d3d4d4b0f9f8022e344f9", "aud": "s8V3wm8IXMW6TboazXZX"}, testkeys.P256A), "claims", nil},
+		{"duplicate header member", rawES256(t, `{"alg":"ES256","kid":"k1","typ":"JWT","kid":"k2"}`, segmentRaw(t, good, 1), testkeys.P256A), "twice", nil},
+		{"raw token signed by another key", rawES256(t, `{"alg":"ES256","kid":"k1","typ":"JWT"}`, segmentRaw(t, good, 1), testkeys.P256B), "signature", nil},
+		{"kid of an RSA key", forge(t, with("kid", "rsa"), testClaims(), testkeys.P256A), "no P-256 key", nil},
 		{"duplicate claim", forgeRaw(t, `{"alg":"ES256","kid":"k1","typ":"JWT"}`, strings.Replace(segmentRaw(t, good, 1), `{`, `{"statement":"blue",`, 1), testkeys.P256A), "twice", nil},
 	}
 	for _, tc := range cases {
@@ -222,6 +231,19 @@ func TestVerifyRefuses(t *testing.T) {
 			require.Contains(t, err.Error(), tc.want)
 		})
 	}
+}
+
+// rawES256 signs exactly the header and payload bytes given.
+func rawES256(tb testing.TB, hdr, payload string, key *ecdsa.PrivateKey) string {
+	tb.Helper()
+	in := base64.RawURLEncoding.EncodeToString([]byte(hdr)) + "." + base64.RawURLEncoding.EncodeToString([]byte(payload))
+	h := sha256.Sum256([]byte(in))
+	r, s, err := ecdsa.Sign(rand.Reader, key, h[:])
+	require.NoError(tb, err)
+	sig := make([]byte, 64)
+	r.FillBytes(sig[:32])
+	s.FillBytes(sig[32:])
+	return in + "." + base64.RawURLEncoding.EncodeToString(sig)
 }
 
 func segmentRaw(tb testing.TB, tok string, i int) string {
