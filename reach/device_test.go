@@ -61,7 +61,9 @@ func TestDeviceValidate(t *testing.T) {
 		{"webhook metadata", func(d *reach.Device) { d.Channels[1].URL = "https://169.254.169.254/" }},
 		{"webhook userinfo", func(d *reach.Device) { d.Channels[1].URL = "https://a:b@push.example/" }},
 		{"webhook fragment", func(d *reach.Device) { d.Channels[1].URL = "https://push.example/#x" }},
-		{"webhook long", func(d *reach.Device) { d.Channels[1].URL = "https://push.example/" + strings.Repeat("a", reach.MaxURLLen) }},
+		{"webhook long", func(d *reach.Device) {
+			d.Channels[1].URL = "https://push.example/" + strings.Repeat("a", reach.MaxURLLen)
+		}},
 		{"webhook token", func(d *reach.Device) { d.Channels[1].Token = "t" }},
 		{"apns no token", func(d *reach.Device) { d.Channels[2].Token = "" }},
 		{"apns url", func(d *reach.Device) { d.Channels[2].URL = "https://a.example/" }},
