@@ -132,6 +132,11 @@ func Allowed(from, to State) bool {
 // "expires_in (+60 s)").
 const TaskGrace = 60 * time.Second
 
+// MaxTaskLifetime bounds a task's lifetime (ExpiresAt − creation): the
+// longest front end, a UQ question, lives 10 min (§4.6); a store refuses
+// a longer one, so every task key has a bounded TTL.
+const MaxTaskLifetime = 10 * time.Minute
+
 // MaxTaskDevices caps the devices a task was delivered to (at most every
 // device of the user).
 const MaxTaskDevices = MaxDevicesPerUser

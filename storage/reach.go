@@ -85,7 +85,8 @@ type ReachStore interface {
 	Present(ctx context.Context, deviceID string) (bool, error)
 
 	// CreateTask stores a new task (validated, State CREATED) and its
-	// single-use ref, both until t.ExpiresAt + reach.TaskGrace. An id or
+	// single-use ref, both until t.ExpiresAt + reach.TaskGrace; a task
+	// living longer than reach.MaxTaskLifetime is reach.ErrInvalid. An id or
 	// ref in use is ErrConflict; a retried create that applied is not.
 	CreateTask(ctx context.Context, t reach.Task) error
 	// Task returns the task as stored (its State as last written; see

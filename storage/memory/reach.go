@@ -343,8 +343,8 @@ func (s *Store) CreateTask(_ context.Context, t reach.Task) error {
 	s.reach.init()
 	now := s.now()
 	exp := t.ExpiresAt.Add(reach.TaskGrace)
-	if !now.Before(exp) {
-		return fmt.Errorf("memory: CreateTask: expired: %w", reach.ErrInvalid)
+	if !now.Before(exp) || t.ExpiresAt.Sub(now) > reach.MaxTaskLifetime {
+		return fmt.Errorf("memory: CreateTask: lifetime outside (0, %s]: %w", reach.MaxTaskLifetime, reach.ErrInvalid)
 	}
 	if e, ok := s.reach.tasks[t.ID]; ok && now.Before(e.exp) {
 		if reflect.DeepEqual(e.t, storage.CloneTask(t)) && s.reach.refs[t.Ref].id == t.ID {

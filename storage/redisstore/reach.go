@@ -104,7 +104,8 @@ return 1
 	// by the server's clock (unless moving to EXPIRED) and, when a version
 	// is given, nobody wrote since it was read. The key keeps its TTL.
 	// KEYS: task; ARGV: to, rec or '', version or '', from states...
-	// Returns 1 applied, 0 gone, -1 state, -2 expired, -3 version moved.
+	// Returns the record written when applied (the state is ARGV[1]), else
+	// 0 gone, -1 state, -2 expired, -3 version moved.
 	reachCAS = redis.NewScript(`
 local cur = redis.call('HMGET', KEYS[1], 'st', 'v', 'exp')
 if not cur[1] then return 0 end
@@ -120,7 +121,7 @@ end
 if ARGV[3] ~= '' and cur[2] ~= ARGV[3] then return -3 end
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'rec', ARGV[2]) end
 redis.call('HSET', KEYS[1], 'st', ARGV[1], 'v', tonumber(cur[2]) + 1)
-return 1
+return redis.call('HGET', KEYS[1], 'rec')
 `)
 )
 
@@ -559,8 +560,8 @@ func (s *Store) CreateTask(ctx context.Context, t reach.Task) error {
 		return fmt.Errorf("redisstore: CreateTask: state %s: %w", t.State, reach.ErrState)
 	}
 	keyExp := t.ExpiresAt.Add(reach.TaskGrace)
-	if !time.Now().Before(keyExp) {
-		return fmt.Errorf("redisstore: CreateTask: expired: %w", reach.ErrInvalid)
+	if now := time.Now(); !now.Before(keyExp) || t.ExpiresAt.Sub(now) > reach.MaxTaskLifetime {
+		return fmt.Errorf("redisstore: CreateTask: lifetime outside (0, %s]: %w", reach.MaxTaskLifetime, reach.ErrInvalid)
 	}
 	t = storage.CloneTask(t)
 	rec, err := encodeTask(t)
@@ -624,7 +625,8 @@ func (s *Store) Task(ctx context.Context, id string) (reach.Task, error) {
 }
 
 // TransitionTask implements storage.ReachStore. Without mutate: the CAS
-// script alone (one round trip; it rewrites only the state). With
+// script alone (one round trip; it rewrites only the state and returns
+// the record). With
 // mutate: HMGET, storage.PrepareTransition, then the CAS script guarded
 // by the version read (two round trips), again after a concurrent write.
 func (s *Store) TransitionTask(ctx context.Context, id string, from []reach.State, to reach.State, mutate func(*reach.Task) error) (reach.Task, error) {
@@ -641,18 +643,24 @@ func (s *Store) TransitionTask(ctx context.Context, id string, from []reach.Stat
 		args = append(args, string(f))
 	}
 	if mutate == nil {
-		n, err := reachCAS.Run(ctx, s.client, []string{s.taskKey(id)}, args...).Int()
+		v, err := reachCAS.Run(ctx, s.client, []string{s.taskKey(id)}, args...).Result()
 		if err != nil {
 			return reach.Task{}, s.fail("TransitionTask", err)
 		}
-		if err := reachCASResult(n); err != nil {
-			return reach.Task{}, err
+		rec, ok := v.(string)
+		if !ok {
+			n, _ := v.(int64)
+			return reach.Task{}, reachCASResult(int(n))
 		}
-		t, _, err := s.readTask(ctx, id)
-		return t, err
+		var t reach.Task
+		if err := json.Unmarshal([]byte(rec), &t); err != nil {
+			return reach.Task{}, fmt.Errorf("redisstore: decode task: %w", err)
+		}
+		t.State = to
+		return t, nil
 	}
 	for range casRetries {
-		cur, v, err := s.readTask(ctx, id)
+		cur, ver, err := s.readTask(ctx, id)
 		if err != nil {
 			return reach.Task{}, err
 		}
@@ -664,16 +672,16 @@ func (s *Store) TransitionTask(ctx context.Context, id string, from []reach.Stat
 		if err != nil {
 			return reach.Task{}, err
 		}
-		args[0], args[1], args[2] = string(next.State), rec, v
-		n, err := reachCAS.Run(ctx, s.client, []string{s.taskKey(id)}, args...).Int()
+		args[0], args[1], args[2] = string(next.State), rec, ver
+		v, err := reachCAS.Run(ctx, s.client, []string{s.taskKey(id)}, args...).Result()
 		if err != nil {
 			return reach.Task{}, s.fail("TransitionTask", err)
 		}
-		if n == -3 {
-			continue // written meanwhile: read again
-		}
-		if err := reachCASResult(n); err != nil {
-			return reach.Task{}, err
+		if n, ok := v.(int64); ok {
+			if n == -3 {
+				continue // written meanwhile: read again
+			}
+			return reach.Task{}, reachCASResult(int(n))
 		}
 		return next, nil
 	}
@@ -682,8 +690,6 @@ func (s *Store) TransitionTask(ctx context.Context, id string, from []reach.Stat
 
 func reachCASResult(n int) error {
 	switch n {
-	case 1:
-		return nil
 	case 0:
 		return storage.ErrReachNotFound
 	case -2:

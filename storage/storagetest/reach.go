@@ -364,8 +364,8 @@ func testReachPresence(t *testing.T, s storage.ReachStore) {
 }
 
 // testReachTaskRoundTrip: a task reads back as created; a retried create
-// is not a conflict, another task under its id or ref is; an invalid or
-// non-CREATED task is refused.
+// is not a conflict, another task under its id or ref is; an invalid,
+// too long-lived or non-CREATED task is refused.
 func testReachTaskRoundTrip(t *testing.T, s storage.ReachStore) {
 	ctx := t.Context()
 	tk := task(reachUser(), time.Now().Add(longTTL))
@@ -385,6 +385,8 @@ func testReachTaskRoundTrip(t *testing.T, s storage.ReachStore) {
 	bad := task(tk.User, tk.ExpiresAt)
 	bad.Binding = reach.Binding{}
 	require.ErrorIs(t, s.CreateTask(ctx, bad), reach.ErrInvalid)
+	long := task(tk.User, time.Now().Add(reach.MaxTaskLifetime+time.Minute))
+	require.ErrorIs(t, s.CreateTask(ctx, long), reach.ErrInvalid, "lifetime bounded")
 	seen := task(tk.User, tk.ExpiresAt)
 	seen.State = reach.StateSeen
 	require.ErrorIs(t, s.CreateTask(ctx, seen), reach.ErrState)
