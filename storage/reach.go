@@ -3,6 +3,8 @@ package storage
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fedas/fedas/reach"
@@ -190,4 +192,35 @@ func CloneDevice(d reach.Device) reach.Device {
 	d.Capabilities = append([]reach.Capability(nil), d.Capabilities...)
 	d.Channels = append([]reach.ChannelSpec(nil), d.Channels...)
 	return d
+}
+
+// ParseInboxCursor reads an inbox cursor (ReadInbox's afterID, SSE's
+// Last-Event-ID: outside input): "" is the start, else a stream id
+// "<ms>-<seq>" of two decimal uint64s. Both backends parse it here, so a
+// cursor Redis would reject never reaches it (a bad cursor is
+// reach.ErrInvalid, a 400, never an outage).
+func ParseInboxCursor(v string) (ms, seq uint64, err error) {
+	if v == "" {
+		return 0, 0, nil
+	}
+	bad := fmt.Errorf("storage: inbox cursor: %w", reach.ErrInvalid)
+	a, b, ok := strings.Cut(v, "-")
+	if !ok || len(a) == 0 || len(b) == 0 || len(a) > 20 || len(b) > 20 || !digits(a) || !digits(b) {
+		return 0, 0, bad
+	}
+	ms, err1 := strconv.ParseUint(a, 10, 64)
+	seq, err2 := strconv.ParseUint(b, 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, 0, bad
+	}
+	return ms, seq, nil
+}
+
+func digits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }

@@ -291,18 +291,10 @@ type streamID struct{ ms, seq uint64 }
 
 func (a streamID) after(b streamID) bool { return a.ms > b.ms || a.ms == b.ms && a.seq > b.seq }
 
-// parseStreamID reads a stream id "<ms>-<seq>" ("" is the zero id).
+// parseStreamID reads a cursor with storage.ParseInboxCursor.
 func parseStreamID(v string) (streamID, error) {
-	if v == "" {
-		return streamID{}, nil
-	}
-	a, b, ok := strings.Cut(v, "-")
-	ms, err1 := strconv.ParseUint(a, 10, 64)
-	seq, err2 := strconv.ParseUint(b, 10, 64)
-	if !ok || err1 != nil || err2 != nil || len(v) > 41 {
-		return streamID{}, fmt.Errorf("memory: inbox cursor: %w", reach.ErrInvalid)
-	}
-	return streamID{ms, seq}, nil
+	ms, seq, err := storage.ParseInboxCursor(v)
+	return streamID{ms, seq}, err
 }
 
 // SetPresence implements storage.ReachStore.

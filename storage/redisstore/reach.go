@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -218,12 +217,17 @@ func (s *Store) putDevice(ctx context.Context, d reach.Device, ttl time.Duration
 				return reach.Device{}, true, err
 			}
 			pipe := s.pipeline()
-			pipe.HSet(ctx, s.devKey(d.ID), "rec", rec, "seen", now.UnixMilli(), "j", d.JKT, "u", userKey)
-			pipe.PExpire(ctx, s.devKey(d.ID), time.Duration(ms)*time.Millisecond)
+			upd := pipe.script(ctx, reachUpdateDevice, []string{s.devKey(d.ID)}, rec, now.UnixMilli(), ms)
 			pipe.PExpire(ctx, s.jktKey(d.JKT), time.Duration(ms)*time.Millisecond)
 			pipe.script(ctx, reachAdmit, []string{userKey}, d.ID, exp.UnixMilli(), now.UnixMilli(), reach.MaxDevicesPerUser)
 			if err := pipe.exec(ctx, s.client); err != nil {
 				return reach.Device{}, true, s.fail("PutDevice", err)
+			}
+			if n, _ := (*upd).Int(); n != 1 {
+				// Deleted meanwhile (a sign-out): take it from the top;
+				// the quota entry just re-added is dropped there.
+				s.client.ZRem(ctx, userKey, d.ID)
+				return reach.Device{}, false, nil
 			}
 			return d, true, nil
 		}
@@ -279,6 +283,16 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 redis.call('HSET', KEYS[1], 'rec', ARGV[1], 'seen', ARGV[2], 'j', ARGV[3], 'u', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1
+`)
+
+	// reachUpdateDevice rewrites a device that still exists (a concurrent
+	// delete wins). KEYS: device; ARGV: rec, seen ms, ttl ms. Returns 1,
+	// or 0 when gone.
+	reachUpdateDevice = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'rec', ARGV[1], 'seen', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 `)
 
@@ -449,9 +463,6 @@ func (s *Store) DeleteDevice(ctx context.Context, id string) error {
 	return nil
 }
 
-// streamIDRe is a stream id as XADD makes them.
-var streamIDRe = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
-
 // AppendInbox implements storage.ReachStore: one script (device check,
 // XADD MAXLEN ~, PEXPIRE).
 func (s *Store) AppendInbox(ctx context.Context, deviceID string, data []byte) (string, error) {
@@ -477,12 +488,13 @@ func (s *Store) AppendInbox(ctx context.Context, deviceID string, data []byte) (
 // ReadInbox implements storage.ReachStore: one XRANGE from after the
 // cursor (exclusive), never blocking.
 func (s *Store) ReadInbox(ctx context.Context, deviceID, afterID string, max int) ([]storage.InboxEntry, error) {
+	ms, seq, err := storage.ParseInboxCursor(afterID)
+	if err != nil {
+		return nil, err
+	}
 	start := "-"
 	if afterID != "" {
-		if !streamIDRe.MatchString(afterID) {
-			return nil, fmt.Errorf("redisstore: inbox cursor: %w", reach.ErrInvalid)
-		}
-		start = "(" + afterID
+		start = "(" + strconv.FormatUint(ms, 10) + "-" + strconv.FormatUint(seq, 10)
 	}
 	if !reach.ValidID(deviceID) {
 		return nil, nil

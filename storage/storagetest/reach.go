@@ -297,8 +297,10 @@ func testReachInbox(t *testing.T, s storage.ReachStore) {
 	none, err := s.ReadInbox(ctx, d.ID, ids[2], 10)
 	require.NoError(t, err)
 	require.Empty(t, none)
-	_, err = s.ReadInbox(ctx, d.ID, "x-1", 10)
-	require.ErrorIs(t, err, reach.ErrInvalid)
+	for _, bad := range []string{"x-1", "1", "99999999999999999999-0", "1-2\r\n", "(1-2"} {
+		_, err = s.ReadInbox(ctx, d.ID, bad, 10)
+		require.ErrorIs(t, err, reach.ErrInvalid, "cursor %q", bad)
+	}
 	_, err = s.AppendInbox(ctx, reach.NewID(), []byte("x"))
 	require.ErrorIs(t, err, reach.ErrNotFound)
 	_, err = s.AppendInbox(ctx, d.ID, make([]byte, storage.MaxInboxEntry+1))
