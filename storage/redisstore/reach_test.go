@@ -215,3 +215,55 @@ func TestReachKeysBounded(t *testing.T) {
 		require.Equal(t, 1, n, "pattern %s", reachKeyRules[i].re)
 	}
 }
+
+// TestReachHostileKeyParts: ids, thumbprints, refs and cursors from
+// outside that could open a hash tag, act as a pattern or inject protocol
+// bytes are answered not found / invalid on every ReachStore operation,
+// and not one command reaches Redis (the A12 rule for the reach keys).
+func TestReachHostileKeyParts(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newStore(t, redisstore.Options{Addrs: []string{srv.Addr()}})
+	hook := &countingHook{}
+	s.Client().AddHook(hook)
+	ctx := t.Context()
+	for _, bad := range []string{"", "a{b}cdefghijklmnopqrst", "*", "x\r\nFLUSHALL\r\n", strings.Repeat("a", 600), "{t:AAAAAAAAAAAAAAAAAAAAAA}"} {
+		notFound := []struct {
+			op  string
+			err error
+		}{
+			{"Device", func() error { _, err := s.Device(ctx, bad); return err }()},
+			{"DeviceByJKT", func() error { _, err := s.DeviceByJKT(ctx, bad); return err }()},
+			{"TouchDevice", s.TouchDevice(ctx, bad, time.Minute)},
+			{"AppendInbox", func() error { _, err := s.AppendInbox(ctx, bad, []byte("x")); return err }()},
+			{"SetPresence", s.SetPresence(ctx, bad, time.Minute)},
+			{"Task", func() error { _, err := s.Task(ctx, bad); return err }()},
+			{"TransitionTask", func() error {
+				_, err := s.TransitionTask(ctx, bad, []reach.State{reach.StateSeen}, reach.StateApproved, nil)
+				return err
+			}()},
+			{"TakeRef", func() error { _, err := s.TakeRef(ctx, bad); return err }()},
+		}
+		for _, c := range notFound {
+			require.ErrorIs(t, c.err, reach.ErrNotFound, "%s(%q)", c.op, bad)
+		}
+		present, err := s.Present(ctx, bad)
+		require.NoError(t, err)
+		require.False(t, present)
+		entries, err := s.ReadInbox(ctx, bad, "", 10)
+		require.NoError(t, err)
+		require.Empty(t, entries)
+		require.NoError(t, s.DeleteDevice(ctx, bad))
+		d := reachDevice("u", "n")
+		d.ID = bad
+		_, err = s.PutDevice(ctx, d, time.Minute)
+		require.ErrorIs(t, err, reach.ErrInvalid)
+		tk := reachTask("u")
+		tk.Ref = bad
+		require.ErrorIs(t, s.CreateTask(ctx, tk), reach.ErrInvalid)
+		if bad != "" {
+			_, err = s.ReadInbox(ctx, reach.NewID(), bad, 10)
+			require.ErrorIs(t, err, reach.ErrInvalid, "cursor %q", bad)
+		}
+	}
+	require.Zero(t, hook.n.Load(), "no command reached Redis")
+}
