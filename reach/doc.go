@@ -1,5 +1,5 @@
 // Package reach is the storage-agnostic core of reaching a user on
-// another channel (issue 12; design in docs/ to come, USER-REACH §4): the
+// another channel (issue 12; design USER-REACH §4, docs to come): the
 // types and pure logic shared by every front end — the cross-device
 // redirect_to_app, the OpenID Connect User Questioning API (-10) and the
 // AAuth-shaped interaction relay.
@@ -12,8 +12,8 @@
 //     channels);
 //   - Task (§4.4): one attempt to reach the user, and its state machine as
 //     one pure function, Next, from which Allowed is derived;
-//   - number matching (§4.3 (a), RFC 10027 §6.1.2 style push-bombing
-//     defence): NewBinding and Task.Pick with a bound on wrong picks;
+//   - number matching (§4.3 (a); RFC 10027 consent-phishing and push-bombing
+//     defences): NewBinding and Task.Pick with a bound on wrong picks;
 //   - the sentinels a later caller maps to RFC 6749 §5.2 bodies.
 //
 // Storage lives in storage.ReachStore (storage/reach.go) with memory and
