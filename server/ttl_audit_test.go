@@ -67,6 +67,14 @@ var keyRules = []keyRule{
 	// verifier.MaxTTL (dc/verifier), whatever the flow asks.
 	{regexp.MustCompile(`^dctx:\{[A-Za-z0-9_-]{22}\}$`), "`P dctx:{<transaction id>}`", fixed(10 * time.Minute), false},
 	{regexp.MustCompile(`^dcreq:\{[A-Za-z0-9_-]{22}\}$`), "`P dcreq:{<request id>}`", fixed(10 * time.Minute), false},
+	// The reach core (storage.ReachStore; not yet written by server flows).
+	{regexp.MustCompile(`^reach:\{d:[A-Za-z0-9_-]{22}\}$`), "`P reach:{d:<device id>}`", fixed(90 * 24 * time.Hour), false},
+	{regexp.MustCompile(`^reach:\{d:[A-Za-z0-9_-]{22}\}:inbox$`), "`P reach:{d:<device id>}:inbox`", fixed(24 * time.Hour), false},
+	{regexp.MustCompile(`^reach:\{d:[A-Za-z0-9_-]{22}\}:presence$`), "`P reach:{d:<device id>}:presence`", fixed(45 * time.Second), false},
+	{regexp.MustCompile(`^reach:jkt:\{[A-Za-z0-9_-]{43}\}$`), "`P reach:jkt:{<thumbprint>}`", fixed(90 * 24 * time.Hour), false},
+	{regexp.MustCompile(`^reach:u:\{[A-Za-z0-9_-]{22}\}$`), "`P reach:u:{<user digest>}`", fixed(90 * 24 * time.Hour), false},
+	{regexp.MustCompile(`^reach:\{t:[A-Za-z0-9_-]{22}\}$`), "`P reach:{t:<task id>}`", fixed(11 * time.Minute), false},
+	{regexp.MustCompile(`^reach:ref:\{[A-Za-z0-9_-]{22}\}$`), "`P reach:ref:{<ref>}`", fixed(11 * time.Minute), false},
 	{regexp.MustCompile(`^policy:\{p\}:(head|versions|docs|audit)$`), "`P policy:{p}:head`", nil, false},
 }
 

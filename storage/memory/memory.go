@@ -65,6 +65,7 @@ type Store struct {
 	lives    liveState    // guarded by mu too; its zero value is empty (livecount.go)
 	failures failureState // guarded by mu too; its zero value is empty (lockout.go)
 	dc       dcState      // guarded by mu too; its zero value is empty (dc.go)
+	reach    reachState   // guarded by mu too; its zero value is empty (reach.go)
 	now      func() time.Time
 
 	stop      chan struct{}
@@ -127,6 +128,7 @@ func (s *Store) sweep() {
 	s.lives.sweep(now)
 	s.sweepFailures(now)
 	s.dc.sweep(now)
+	s.reach.sweep(now)
 }
 
 func checkKind(kind storage.Kind) error {

@@ -37,3 +37,7 @@ func TestFailureCounterConformance(t *testing.T) {
 func TestDCStoreConformance(t *testing.T) {
 	storagetest.RunDCStore(t, func(t testing.TB) storage.DCStore { return newStore(t) })
 }
+
+func TestReachStoreConformance(t *testing.T) {
+	storagetest.RunReachStore(t, func(t testing.TB) storage.ReachStore { return newStore(t) })
+}

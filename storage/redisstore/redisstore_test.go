@@ -106,6 +106,9 @@ func TestConformanceSingle(t *testing.T) {
 	t.Run("dc store", func(t *testing.T) {
 		storagetest.RunDCStore(t, func(tb testing.TB) storage.DCStore { return newStore(tb, opts()) })
 	})
+	t.Run("reach store", func(t *testing.T) {
+		storagetest.RunReachStore(t, func(tb testing.TB) storage.ReachStore { return newStore(tb, opts()) })
+	})
 	t.Run("every key has a TTL", func(t *testing.T) {
 		n := requireEveryKeyHasTTL(t, srv.Addr())
 		require.NotZero(t, n, "the suite left no keys to check")
@@ -134,6 +137,9 @@ func TestConformanceCluster(t *testing.T) {
 	})
 	t.Run("dc store", func(t *testing.T) {
 		storagetest.RunDCStore(t, func(tb testing.TB) storage.DCStore { return newStore(tb, opts()) })
+	})
+	t.Run("reach store", func(t *testing.T) {
+		storagetest.RunReachStore(t, func(tb testing.TB) storage.ReachStore { return newStore(tb, opts()) })
 	})
 	t.Run("every key has a TTL", func(t *testing.T) {
 		n := 0

@@ -45,6 +45,9 @@ func TestConformance_Sentinel(t *testing.T) {
 	t.Run("dc store", func(t *testing.T) {
 		storagetest.RunDCStore(t, func(tb testing.TB) storage.DCStore { return newStore(tb, sentinelOptions(s)) })
 	})
+	t.Run("reach store", func(t *testing.T) {
+		storagetest.RunReachStore(t, func(tb testing.TB) storage.ReachStore { return newStore(tb, sentinelOptions(s)) })
+	})
 	t.Run("every key has a TTL", func(t *testing.T) {
 		n := requireEveryKeyHasTTL(t, s.Master().Addr())
 		require.NotZero(t, n, "the suite left no keys to check")
