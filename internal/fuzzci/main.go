@@ -6,9 +6,11 @@
 //
 // It finds the packages whose test files declare func FuzzXxx(*testing.F),
 // builds their test binaries in one go invocation, lists the targets of
-// each binary (-test.list '^Fuzz'), and runs them one after another
+// each binary (-test.list '^Fuzz'), and runs them -jobs at a time (one
+// per CPU by default, each with its share of the fuzzing workers), so that
+// one target's start-up and corpus replay overlap another's fuzzing
 // (-test.fuzz '^FuzzXxx$' -test.fuzztime), sharing what is left of the
-// budget after the build equally among the targets still to run. The
+// budget after the build equally among the waves still to run. The
 // budget includes the build.
 //
 // The binaries are built with -race, like the test step before it, and
@@ -39,6 +41,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -66,16 +69,17 @@ func main() {
 	race := flag.Bool("race", true, "build with -race (shares the build cache of go test -race ./...)")
 	parallel := flag.Int("parallel", runtime.GOMAXPROCS(0), "fuzzing workers per target")
 	minPer := flag.Duration("min", time.Second, "least fuzzing time per target (the budget is shared first; a target gets at least this)")
+	jobs := flag.Int("jobs", runtime.GOMAXPROCS(0), "targets fuzzed at once, each with parallel/jobs workers (at least 1): a target's start-up and corpus replay overlap another's fuzzing")
 	flag.Parse()
 	start := time.Now()
 	deadline := start.Add(*budget)
-	if err := fuzz(start, deadline, *run, *race, *parallel, *minPer); err != nil {
+	if err := fuzz(start, deadline, *run, *race, *parallel, *minPer, max(*jobs, 1)); err != nil {
 		fmt.Fprintln(os.Stderr, "fuzzci:", err)
 		os.Exit(1)
 	}
 }
 
-func fuzz(start, deadline time.Time, run string, race bool, parallel int, minPer time.Duration) error {
+func fuzz(start, deadline time.Time, run string, race bool, parallel int, minPer time.Duration, jobs int) error {
 	var only *regexp.Regexp
 	if run != "" {
 		var err error
@@ -141,25 +145,61 @@ func fuzz(start, deadline time.Time, run string, race bool, parallel int, minPer
 	fmt.Printf("fuzzci: built %d packages in %s; %d targets, %s left of the budget\n",
 		len(pkgs), built.Round(time.Second), total, time.Until(deadline).Round(time.Second))
 
-	var results []result
-	overhead := 2 * time.Second // start-up and the seed corpus, re-estimated as targets run
-	left := total
+	type work struct {
+		p      pkg
+		target string
+	}
+	var queue []work
 	for _, p := range pkgs {
 		for _, target := range p.targets {
-			per := (time.Until(deadline) - time.Duration(left)*overhead) / time.Duration(left)
-			per = max(per.Truncate(time.Second), minPer)
-			r := runTarget(p, target, per, parallel, filepath.Join(cache, "fuzz", p.importPath), root)
-			results = append(results, r)
-			overhead = max(overhead, r.took-r.fuzztime)
-			left--
-			status := "ok"
-			if r.failed {
-				status = "FAIL"
-			}
-			fmt.Printf("fuzzci: %-4s %-26s %-34s fuzzed %-4s took %-5s %s\n", status, target, p.importPath,
-				r.fuzztime, r.took.Round(time.Second), r.execs)
+			queue = append(queue, work{p, target})
 		}
 	}
+	jobs = min(jobs, max(len(queue), 1))
+	workers := max(parallel/jobs, 1)
+	// Targets run jobs at a time: the share of each is what is left of the
+	// budget over the waves still to run, less their start-up overhead.
+	var (
+		mu       sync.Mutex
+		results  = make([]result, len(queue))
+		next     int
+		left     = total
+		overhead = 2 * time.Second // start-up and the seed corpus, re-estimated as targets run
+	)
+	var wg sync.WaitGroup
+	for range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				if next == len(queue) {
+					mu.Unlock()
+					return
+				}
+				i := next
+				next++
+				waves := time.Duration((left + jobs - 1) / jobs)
+				per := (time.Until(deadline) - waves*overhead) / waves
+				per = max(per.Truncate(time.Second), minPer)
+				mu.Unlock()
+				w := queue[i]
+				r := runTarget(w.p, w.target, per, workers, filepath.Join(cache, "fuzz", w.p.importPath), root)
+				mu.Lock()
+				results[i] = r
+				overhead = max(overhead, r.took-r.fuzztime)
+				left--
+				status := "ok"
+				if r.failed {
+					status = "FAIL"
+				}
+				fmt.Printf("fuzzci: %-4s %-26s %-34s fuzzed %-4s took %-5s %s\n", status, w.target, w.p.importPath,
+					r.fuzztime, r.took.Round(time.Second), r.execs)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
 
 	failed := 0
 	for _, r := range results {
@@ -226,10 +266,15 @@ func runTarget(p pkg, target string, fuzztime time.Duration, parallel int, cache
 	}
 	if err != nil {
 		r.failed = true
+		outMu.Lock()
 		os.Stdout.Write(out.Bytes())
+		outMu.Unlock()
 	}
 	return r
 }
+
+// outMu keeps a failing target's output whole while others run.
+var outMu sync.Mutex
 
 // coordinatorRace reports whether a fuzz run's only failure is the
 // coordinator's "context deadline exceeded" (go.dev/issue/75804).
