@@ -1,0 +1,379 @@
+package server_test
+
+// Black-box red team of credential presentation (docs/protocol.md
+// "Digital credentials") after issue 11 landed: what an outsider can try
+// against the documented contract over real HTTPS with DPoP, each as a
+// table over the paths it applies to.
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fedas/fedas/config"
+	"github.com/fedas/fedas/dc/dctest"
+	"github.com/fedas/fedas/server"
+	"github.com/fedas/fedas/server/servertest"
+)
+
+// gatedTransport answers 503 to every request while down is set: the
+// issuer's status list server in an outage.
+type gatedTransport struct {
+	base http.RoundTripper
+	down atomic.Bool
+	hits atomic.Int32
+}
+
+func (g *gatedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if g.down.Load() {
+		g.hits.Add(1)
+		return &http.Response{StatusCode: http.StatusServiceUnavailable, Body: io.NopCloser(strings.NewReader("")),
+			Header: http.Header{}, Request: r}, nil
+	}
+	return g.base.RoundTrip(r)
+}
+
+// withGatedStatus starts the instance with its status list client behind g.
+func withGatedStatus(g *gatedTransport) func(tb testing.TB, o servertest.Options) *servertest.Instance {
+	return func(tb testing.TB, o servertest.Options) *servertest.Instance {
+		hc := *o.DC.HTTP
+		g.base = hc.Transport
+		if g.base == nil {
+			g.base = http.DefaultTransport
+		}
+		hc.Transport = g
+		o.DC.HTTP = &hc
+		return servertest.Start(tb, o)
+	}
+}
+
+// holdResponses makes the wallet's POST to the response_uri land in a
+// captureTransport (the test sends it itself).
+func holdResponses(e *dcEnv) *captureTransport {
+	ct := &captureTransport{base: e.wallet.HTTP.Transport}
+	if ct.base == nil {
+		ct.base = http.DefaultTransport
+	}
+	hc := *e.wallet.HTTP
+	hc.Transport = ct
+	e.wallet.HTTP = &hc
+	return ct
+}
+
+// TestDCRed_StatusListDown: the issuer's status list server failing (503)
+// is a failing dependency, not a bad presentation: on every path the
+// answer is 503 temporarily_unavailable with Retry-After (the native
+// endpoint for the DC API and Interactive Authorization, the response_uri
+// for the wallet on same and cross device), nothing is recorded, and the
+// same submission succeeds once the list is back. It used to be
+// 400 access_denied, recorded first-wins: one outage ended every sign-in
+// in progress for good.
+func TestDCRed_StatusListDown(t *testing.T) {
+	for _, b := range dcSecBackendNames {
+		t.Run(b, func(t *testing.T) {
+			g := &gatedTransport{}
+			e := newSecEnv(t, b, dcEnvOptions{x5c: true, start: withGatedStatus(g)})
+			require.GreaterOrEqual(t, e.cred.StatusIdx, 0, "the credential has a status list entry")
+			ct := holdResponses(e.dcEnv)
+			for _, p := range []dcPath{pathDCAPI, pathIA, pathSame, pathCross, pathPDI} {
+				t.Run(p.name, func(t *testing.T) {
+					// Past the status list cache: every case fetches.
+					e.clock.Advance(10 * time.Minute)
+					a := e.app(t, p.client)
+					ch := p.begin(t, a)
+					g.down.Store(true)
+					hits := g.hits.Load()
+					if p.flow == pathDCAPI.flow || p.flow == pathIA.flow {
+						run, err := p.present(t, e.dcEnv, ch)
+						require.NoError(t, err)
+						r := a.post(t, run.form)
+						requireDCError(t, r, http.StatusServiceUnavailable, "temporarily_unavailable")
+						require.NotEmpty(t, r.header.Get("Retry-After"))
+						require.Greater(t, g.hits.Load(), hits, "the status list was asked")
+						g.down.Store(false)
+						done := a.post(t, run.form)
+						require.Equal(t, http.StatusOK, done.status, string(done.raw))
+						require.NotEmpty(t, done.s("authorization_code"))
+						return
+					}
+					ct.hold.Store(true)
+					run, err := p.present(t, e.dcEnv, ch)
+					ct.hold.Store(false)
+					require.NoError(t, err)
+					st, h, body := e.raw(t, http.MethodPost, server.PathDCResponse, formCT, ct.body)
+					require.Equal(t, http.StatusServiceUnavailable, st, string(body))
+					require.Equal(t, "temporarily_unavailable", oauthErr(t, body))
+					require.NotEmpty(t, h.Get("Retry-After"))
+					require.Greater(t, g.hits.Load(), hits, "the status list was asked")
+					if p.flow == pathCross.flow {
+						e.clock.Advance(11 * time.Second)
+						pend := a.post(t, url.Values{"auth_session": {ch.s("auth_session")}})
+						require.Equal(t, "pending", pend.s("status"), string(pend.raw))
+					}
+					g.down.Store(false)
+					// The wallet's retry of the same response is taken.
+					st, _, body = e.raw(t, http.MethodPost, server.PathDCResponse, formCT, ct.body)
+					require.Equal(t, http.StatusOK, st, string(body))
+					var m map[string]string
+					require.NoError(t, json.Unmarshal(body, &m))
+					f := url.Values{"auth_session": {ch.s("auth_session")}}
+					switch {
+					case p.flow == pathCross.flow:
+						e.clock.Advance(11 * time.Second)
+					case p.code == "presentation_during_issuance_session":
+						f.Set(p.code, m[p.code])
+					default:
+						ru, err := url.Parse(m["redirect_uri"])
+						require.NoError(t, err)
+						f.Set(p.code, ru.Query().Get(p.param))
+					}
+					_ = run
+					done := a.post(t, f)
+					require.Equal(t, http.StatusOK, done.status, string(done.raw))
+					require.NotEmpty(t, done.s("authorization_code"))
+				})
+			}
+		})
+	}
+}
+
+// TestDCRed_ReloadMidTransaction: a policy reload between the wallet's
+// answer and the completing follow-up that removes the client, its
+// digital_credentials section, or the path the session took (the
+// openid4vp_redirect_uri, cross-device, the DC API origins) issues no
+// code on any path.
+func TestDCRed_ReloadMidTransaction(t *testing.T) {
+	editClient := func(id string, f func(*config.ClientDC) *config.ClientDC) func(*config.Config) {
+		return func(c *config.Config) {
+			for i := range c.Clients {
+				if c.Clients[i].ID == id && c.Clients[i].DigitalCredentials != nil {
+					cp := *c.Clients[i].DigitalCredentials
+					c.Clients[i].DigitalCredentials = f(&cp)
+				}
+			}
+		}
+	}
+	cases := []struct {
+		name  string
+		paths []dcPath
+		edit  func(client string) func(*config.Config)
+	}{
+		{"client_removed", allDCPaths, func(id string) func(*config.Config) { return withoutClient(id) }},
+		{"digital_credentials_removed", allDCPaths, func(id string) func(*config.Config) {
+			return editClient(id, func(*config.ClientDC) *config.ClientDC { return nil })
+		}},
+		{"redirect_uri_removed", []dcPath{pathSame, pathDraft00}, func(id string) func(*config.Config) {
+			return editClient(id, func(d *config.ClientDC) *config.ClientDC { d.OpenID4VPRedirectURIs = []string{"https://app.example/other"}; return d })
+		}},
+		{"cross_device_disabled", []dcPath{pathCross}, func(id string) func(*config.Config) {
+			return editClient(id, func(d *config.ClientDC) *config.ClientDC { d.DisableCrossDevice = true; return d })
+		}},
+		{"dc_api_origins_removed", []dcPath{pathDCAPI}, func(id string) func(*config.Config) {
+			return editClient(id, func(d *config.ClientDC) *config.ClientDC { d.DCAPIOrigins = nil; return d })
+		}},
+	}
+	for _, c := range cases {
+		for _, p := range c.paths {
+			t.Run(c.name+"/"+p.name, func(t *testing.T) {
+				e := newDCEnv(t, dcEnvOptions{x5c: true})
+				a := e.app(t, p.client)
+				ch := p.begin(t, a)
+				run, err := p.present(t, e, ch)
+				require.NoError(t, err)
+				reloadWith(t, instance{e.in}, c.edit(p.client))
+				r := a.post(t, run.form)
+				require.Empty(t, r.s("authorization_code"), string(r.raw))
+				require.Contains(t, []string{"invalid_session", "invalid_client", "invalid_request"}, r.s("error"), string(r.raw))
+				require.Less(t, r.status, 500, string(r.raw))
+				// And not later either.
+				r = a.post(t, run.form)
+				require.Empty(t, r.s("authorization_code"), string(r.raw))
+			})
+		}
+	}
+}
+
+// TestDCRed_JSONTypes: a JSON body whose vp_token, response or
+// openid4vp_response is an array, a number, a boolean or null is
+// 400 invalid_request (never 5xx, never access_denied that would end the
+// session), and the honest answer completes afterwards.
+func TestDCRed_JSONTypes(t *testing.T) {
+	e := newDCEnv(t, dcEnvOptions{x5c: true})
+	for _, p := range []dcPath{pathDCAPI, pathIA} {
+		t.Run(p.name, func(t *testing.T) {
+			a := e.app(t, p.client)
+			ch := p.begin(t, a)
+			as, _ := json.Marshal(ch.s("auth_session"))
+			members := []string{"vp_token", "response"}
+			if p.flow == pathIA.flow {
+				members = []string{"openid4vp_response"}
+			}
+			for _, m := range members {
+				for _, v := range []string{`[{"pid":["x~"]}]`, `["a.b.c.d.e"]`, `5`, `true`, `null`, `1e999`} {
+					r := a.post(t, nil, `{"auth_session":`+string(as)+`,"`+m+`":`+v+`}`)
+					require.Equal(t, http.StatusBadRequest, r.status, "%s=%s: %s", m, v, r.raw)
+					require.Contains(t, []string{"invalid_request", "access_denied"}, r.s("error"), "%s=%s: %s", m, v, r.raw)
+					if r.s("error") == "access_denied" {
+						t.Fatalf("%s=%s ended the session: %s", m, v, r.raw)
+					}
+				}
+			}
+			run, err := p.present(t, e, ch)
+			require.NoError(t, err)
+			done := a.post(t, run.form)
+			require.Equal(t, http.StatusOK, done.status, string(done.raw))
+		})
+	}
+}
+
+// TestDCRed_SessionElsewhere: a presentation session's auth_session at
+// endpoints that take other things — as a code at the token endpoint, at
+// a federation response_uri, at the browser form, at app completion — is
+// refused there and leaves the session to complete on its own path.
+func TestDCRed_SessionElsewhere(t *testing.T) {
+	e := newDCEnv(t, dcEnvOptions{x5c: true})
+	a := e.app(t, "demo-app")
+	ch := pathSame.begin(t, a)
+	as := ch.s("auth_session")
+	st, body := a.tokenCall(t, url.Values{"grant_type": {"authorization_code"}, "code": {as}, "client_id": {"demo-app"}, "code_verifier": {a.pkce.Verifier}})
+	require.Equal(t, http.StatusBadRequest, st, body)
+	require.Equal(t, "invalid_grant", jsonString(t, body, "error"))
+	for _, path := range []string{server.PathResponse + "h1", server.PathResponse + as, server.PathAuthorize, server.PathAppComplete} {
+		st, _, b := e.raw(t, http.MethodPost, path, formCT, []byte(url.Values{"auth_session": {as}, "code": {"x"}, "response_code": {"x"}}.Encode()))
+		require.True(t, st >= 400 && st < 500, "%s: %d %s", path, st, b)
+	}
+	run, err := pathSame.present(t, e, ch)
+	require.NoError(t, err)
+	done := a.post(t, run.form)
+	require.Equal(t, http.StatusOK, done.status, string(done.raw))
+	require.NotEmpty(t, done.s("authorization_code"))
+}
+
+// TestDCRed_SlowDownArithmetic: every poll sooner than the current
+// interval adds 5 s for good (RFC 8628 §3.5), the values are JSON
+// integers, a poll that waits the announced interval is pending (not
+// slow_down), and the session value never changes.
+func TestDCRed_SlowDownArithmetic(t *testing.T) {
+	e := newDCEnv(t, dcEnvOptions{})
+	a := e.app(t, "demo-app")
+	ch := pathCross.begin(t, a)
+	as := ch.s("auth_session")
+	require.Contains(t, string(ch.raw), `"interval":5`)
+	poll := func() dcAnswer { return a.post(t, url.Values{"auth_session": {as}}) }
+	want := 5
+	for i := 0; i < 3; i++ {
+		r := poll()
+		want += 5
+		require.Equal(t, "slow_down", r.s("status"), string(r.raw))
+		require.Contains(t, string(r.raw), `"interval":`+itoa(want), string(r.raw))
+		require.Equal(t, as, r.s("auth_session"))
+	}
+	e.clock.Advance(time.Duration(want) * time.Second)
+	r := poll()
+	require.Equal(t, "pending", r.s("status"), string(r.raw))
+	require.Contains(t, string(r.raw), `"interval":`+itoa(want))
+	// One second short of the interval is too fast again.
+	e.clock.Advance(time.Duration(want-1) * time.Second)
+	r = poll()
+	require.Equal(t, "slow_down", r.s("status"), string(r.raw))
+	require.Contains(t, string(r.raw), `"interval":`+itoa(want+5))
+}
+
+// TestDCRed_TokensAfterPresentation: what a presentation sign-in leaves
+// in the tokens: Unicode claim values reach the ID token intact; a
+// refresh keeps sub, acr and amr and adds no claim; introspection shows
+// the derived sub and never the credential's subject claim or a claim
+// the issuer map does not name.
+func TestDCRed_TokensAfterPresentation(t *testing.T) {
+	e := newDCEnv(t, dcEnvOptions{edit: func(c *config.Config) {
+		for i := range c.Clients {
+			if c.Clients[i].ID == "demo-app" {
+				c.Clients[i].GrantTypes = append(c.Clients[i].GrantTypes, "refresh_token")
+				c.Clients[i].Scopes = append(c.Clients[i].Scopes, "offline_access")
+			}
+		}
+	}})
+	w := dctest.NewWallet()
+	w.Now, w.VerifierRoots, w.HTTP = e.clock.Now, e.roots, e.in.HTTPClient()
+	given, family := "Zoë 李 \u202e\U0001F600", "Ñúñez-O'Brien \"<x>\""
+	_, err := w.Receive(e.issuer, map[string]any{"sub": "pid-ü-42", "given_name": given, "family_name": family, "birthdate": "1964-08-12"}, dctest.IssueOptions{})
+	require.NoError(t, err)
+	e.wallet = w
+	a := e.app(t, "demo-app")
+	f := url.Values{"client_id": {a.clientID}, "response_type": {"code"}, "scope": {"openid offline_access"},
+		"code_challenge": {a.pkce.Challenge}, "code_challenge_method": {"S256"}}
+	for i := 0; i+1 < len(pathSame.initial); i += 2 {
+		f.Set(pathSame.initial[i], pathSame.initial[i+1])
+	}
+	ch := a.post(t, f)
+	requireDCChallenge(t, ch, "same_device")
+	run, err := pathSame.present(t, e, ch)
+	require.NoError(t, err)
+	done := a.post(t, run.form)
+	require.Equal(t, http.StatusOK, done.status, string(done.raw))
+	st, tr := a.tokenCall(t, url.Values{"grant_type": {"authorization_code"}, "code": {done.s("authorization_code")}, "client_id": {a.clientID}, "code_verifier": {a.pkce.Verifier}})
+	require.Equal(t, http.StatusOK, st, tr)
+	var tok map[string]any
+	require.NoError(t, json.Unmarshal([]byte(tr), &tok))
+	claims := idClaims(t, tok)
+	require.Equal(t, given, claims["given_name"])
+	require.Equal(t, family, claims["family_name"])
+	sub := claims["sub"].(string)
+	require.True(t, strings.HasPrefix(sub, "dc."), sub)
+	intro := e.introspectRaw(t, jsonString(t, tr, "access_token"))
+	require.Equal(t, sub, jsonString(t, intro, "sub"), intro)
+	for _, s := range []string{"pid-ü-42", "1964-08-12", "birthdate", "Zoë"} {
+		require.NotContains(t, intro, s)
+		require.NotContains(t, tr[:strings.Index(tr, `"id_token"`)]+tr[strings.Index(tr, `"id_token"`)+1:], s)
+	}
+	rt := jsonString(t, tr, "refresh_token")
+	require.NotEmpty(t, rt, tr)
+	st, ref := a.tokenCall(t, url.Values{"grant_type": {"refresh_token"}, "client_id": {a.clientID}, "refresh_token": {rt}})
+	require.Equal(t, http.StatusOK, st, ref)
+	intro2 := e.introspectRaw(t, jsonString(t, ref, "access_token"))
+	require.Equal(t, sub, jsonString(t, intro2, "sub"), intro2)
+	var rtok map[string]any
+	require.NoError(t, json.Unmarshal([]byte(ref), &rtok))
+	if _, ok := rtok["id_token"]; ok {
+		rc := idClaims(t, rtok)
+		require.Equal(t, sub, rc["sub"])
+		require.Equal(t, claims["acr"], rc["acr"])
+		require.Equal(t, claims["amr"], rc["amr"])
+		require.NotContains(t, rc, "birthdate")
+	}
+}
+
+// TestDCRed_ExpiredCredential: a credential past its exp, presented
+// through the whole server on every path, is 400 access_denied and no
+// code (the wallet still holds and presents it).
+func TestDCRed_ExpiredCredential(t *testing.T) {
+	e := newDCEnv(t, dcEnvOptions{x5c: true})
+	w := dctest.NewWallet()
+	w.Now, w.VerifierRoots, w.HTTP = e.clock.Now, e.roots, e.in.HTTPClient()
+	_, err := w.Receive(e.issuer, map[string]any{"sub": "pid-1", "given_name": "Erika", "family_name": "M"}, dctest.IssueOptions{Lifetime: time.Minute})
+	require.NoError(t, err)
+	e.wallet = w
+	e.clock.Advance(2 * time.Minute)
+	for _, p := range allDCPaths {
+		t.Run(p.name, func(t *testing.T) {
+			a := e.app(t, p.client)
+			ch := p.begin(t, a)
+			run, err := p.present(t, e, ch)
+			require.NoError(t, err)
+			if run.walletStatus != http.StatusOK {
+				require.Equal(t, http.StatusBadRequest, run.walletStatus)
+				return
+			}
+			requireDCError(t, a.post(t, run.form), http.StatusBadRequest, "access_denied")
+		})
+	}
+	_ = context.Background
+}
