@@ -377,3 +377,59 @@ func TestDCRed_ExpiredCredential(t *testing.T) {
 	}
 	_ = context.Background
 }
+
+// TestDCRed_PaymentSwap: one payment's approval cannot approve another.
+// The wallet's DC API answer to payment A (123.50) posted into the
+// session of payment B (99999.00) of the same client is access_denied
+// (B's nonce and transaction data differ) and A still completes with it;
+// authorization_details sent again at the token endpoint, on the code or
+// the refresh, change nothing: the grant carries what the wallet approved.
+// Oversized authorization_details are a clear 4xx and store nothing.
+func TestDCRed_PaymentSwap(t *testing.T) {
+	e := newDCEnv(t, dcEnvOptions{edit: rarDCConfig})
+	other := strings.Replace(scaDetails, "123.50", "99999.00", 1)
+	aa, ab := e.app(t, "demo-app"), e.app(t, "demo-app")
+	cha := aa.initial(t, "scope", "openid profile offline_access", "authorization_details", scaDetails, "dc_api", "true")
+	requireDCChallenge(t, cha, "dc_api")
+	chb := ab.initial(t, "scope", "openid profile offline_access", "authorization_details", other, "dc_api", "true")
+	requireDCChallenge(t, chb, "dc_api")
+	runA, err := pathDCAPI.present(t, e, cha)
+	require.NoError(t, err)
+	swapped := url.Values{}
+	for k, v := range runA.form {
+		swapped[k] = v
+	}
+	swapped.Set("auth_session", chb.s("auth_session"))
+	requireDCError(t, ab.post(t, swapped), http.StatusBadRequest, "access_denied")
+	done := aa.post(t, runA.form)
+	require.Equal(t, http.StatusOK, done.status, string(done.raw))
+
+	want := `"authorization_details":` + scaCanonical
+	st, tr := aa.tokenCall(t, url.Values{"grant_type": {"authorization_code"}, "code": {done.s("authorization_code")}, "client_id": {aa.clientID},
+		"code_verifier": {aa.pkce.Verifier}, "authorization_details": {other}})
+	if st == http.StatusOK {
+		require.Contains(t, tr, want)
+		require.NotContains(t, tr, "99999")
+		rt := jsonString(t, tr, "refresh_token")
+		require.NotEmpty(t, rt, tr)
+		st, ref := aa.tokenCall(t, url.Values{"grant_type": {"refresh_token"}, "client_id": {aa.clientID}, "refresh_token": {rt}, "authorization_details": {other}})
+		if st == http.StatusOK {
+			require.Contains(t, ref, want)
+			require.NotContains(t, ref, "99999")
+			require.NotContains(t, e.introspectRaw(t, jsonString(t, ref, "access_token")), "99999")
+		} else {
+			require.Equal(t, http.StatusBadRequest, st, ref)
+		}
+	} else {
+		require.Equal(t, http.StatusBadRequest, st, tr)
+	}
+
+	// Huge authorization_details: refused, never a 5xx, no session.
+	one := `{"type":"sca_payment","transaction_id":"T","payee":{"name":"M","id":"X"},"currency":"EUR","amount":1}`
+	for _, n := range []int{300, 3000} {
+		big := "[" + strings.TrimSuffix(strings.Repeat(one+",", n), ",") + "]"
+		r := e.app(t, "demo-app").initial(t, "authorization_details", big, "dc_api", "true")
+		require.True(t, r.status == http.StatusBadRequest || r.status == http.StatusRequestEntityTooLarge, "%d entries: %d %s", n, r.status, r.raw)
+		require.Empty(t, r.s("auth_session"), string(r.raw))
+	}
+}
