@@ -6,7 +6,6 @@ package server_test
 // table over the paths it applies to.
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -24,8 +23,8 @@ import (
 	"github.com/fedas/fedas/server/servertest"
 )
 
-// gatedTransport answers 503 to every request while down is set: the
-// issuer's status list server in an outage.
+// gatedTransport answers 503 to every status list fetch while down is
+// set: the issuer's status list server in an outage.
 type gatedTransport struct {
 	base http.RoundTripper
 	down atomic.Bool
@@ -33,7 +32,9 @@ type gatedTransport struct {
 }
 
 func (g *gatedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if g.down.Load() {
+	// Status list fetches only (Token Status List §8.1 media type), not
+	// an external verifier's API on the same client.
+	if g.down.Load() && r.Header.Get("Accept") == "application/statuslist+jwt" {
 		g.hits.Add(1)
 		return &http.Response{StatusCode: http.StatusServiceUnavailable, Body: io.NopCloser(strings.NewReader("")),
 			Header: http.Header{}, Request: r}, nil
@@ -105,7 +106,7 @@ func TestDCRed_StatusListDown(t *testing.T) {
 						return
 					}
 					ct.hold.Store(true)
-					run, err := p.present(t, e.dcEnv, ch)
+					_, err := p.present(t, e.dcEnv, ch)
 					ct.hold.Store(false)
 					require.NoError(t, err)
 					st, h, body := e.raw(t, http.MethodPost, server.PathDCResponse, formCT, ct.body)
@@ -135,7 +136,6 @@ func TestDCRed_StatusListDown(t *testing.T) {
 						require.NoError(t, err)
 						f.Set(p.code, ru.Query().Get(p.param))
 					}
-					_ = run
 					done := a.post(t, f)
 					require.Equal(t, http.StatusOK, done.status, string(done.raw))
 					require.NotEmpty(t, done.s("authorization_code"))
@@ -171,7 +171,10 @@ func TestDCRed_ReloadMidTransaction(t *testing.T) {
 			return editClient(id, func(*config.ClientDC) *config.ClientDC { return nil })
 		}},
 		{"redirect_uri_removed", []dcPath{pathSame, pathDraft00}, func(id string) func(*config.Config) {
-			return editClient(id, func(d *config.ClientDC) *config.ClientDC { d.OpenID4VPRedirectURIs = []string{"https://app.example/other"}; return d })
+			return editClient(id, func(d *config.ClientDC) *config.ClientDC {
+				d.OpenID4VPRedirectURIs = []string{"https://app.example/other"}
+				return d
+			})
 		}},
 		{"cross_device_disabled", []dcPath{pathCross}, func(id string) func(*config.Config) {
 			return editClient(id, func(d *config.ClientDC) *config.ClientDC { d.DisableCrossDevice = true; return d })
@@ -236,8 +239,9 @@ func TestDCRed_JSONTypes(t *testing.T) {
 
 // TestDCRed_SessionElsewhere: a presentation session's auth_session at
 // endpoints that take other things — as a code at the token endpoint, at
-// a federation response_uri, at the browser form, at app completion — is
-// refused there and leaves the session to complete on its own path.
+// a federation response_uri, at the browser form, at app completion —
+// and its genuine response_code under another client_id are refused and
+// leave the session to complete on its own path.
 func TestDCRed_SessionElsewhere(t *testing.T) {
 	e := newDCEnv(t, dcEnvOptions{x5c: true})
 	a := e.app(t, "demo-app")
@@ -252,6 +256,16 @@ func TestDCRed_SessionElsewhere(t *testing.T) {
 	}
 	run, err := pathSame.present(t, e, ch)
 	require.NoError(t, err)
+	// The genuine response_code with another client's client_id.
+	for _, id := range []string{"dc-draft00", "c2", "nope"} {
+		f := url.Values{"client_id": {id}}
+		for k, v := range run.form {
+			f[k] = v
+		}
+		r := a.post(t, f)
+		require.Empty(t, r.s("authorization_code"), string(r.raw))
+		require.True(t, r.status == http.StatusBadRequest || r.status == http.StatusUnauthorized, "%s: %s", id, r.raw)
+	}
 	done := a.post(t, run.form)
 	require.Equal(t, http.StatusOK, done.status, string(done.raw))
 	require.NotEmpty(t, done.s("authorization_code"))
@@ -375,7 +389,6 @@ func TestDCRed_ExpiredCredential(t *testing.T) {
 			requireDCError(t, a.post(t, run.form), http.StatusBadRequest, "access_denied")
 		})
 	}
-	_ = context.Background
 }
 
 // TestDCRed_PaymentSwap: one payment's approval cannot approve another.
@@ -431,5 +444,97 @@ func TestDCRed_PaymentSwap(t *testing.T) {
 		r := e.app(t, "demo-app").initial(t, "authorization_details", big, "dc_api", "true")
 		require.True(t, r.status == http.StatusBadRequest || r.status == http.StatusRequestEntityTooLarge, "%d entries: %d %s", n, r.status, r.raw)
 		require.Empty(t, r.s("auth_session"), string(r.raw))
+	}
+}
+
+// TestDCRed_SubjectShapes: the issuer's subject claim as an array, an
+// object, an empty string, null or a boolean refuses the presentation
+// (400 access_denied, no code) on every path; a long one (4 KB) or a
+// number signs in with the usual 46-character digest as sub, the value
+// itself nowhere in the token response; a huge one (100 KB) is over the
+// size caps: a 4xx, never a code or a 5xx.
+func TestDCRed_SubjectShapes(t *testing.T) {
+	e := newDCEnv(t, dcEnvOptions{x5c: true})
+	long := strings.Repeat("ü", 2<<10)
+	cases := []struct {
+		name string
+		sub  any
+		ok   bool
+	}{
+		{"huge", strings.Repeat("ü", 50<<10), false},
+		{"array", []any{"a", "b"}, false},
+		{"one_element_array", []any{"a"}, false},
+		{"object", map[string]any{"id": "a"}, false},
+		{"empty", "", false},
+		{"null", nil, false},
+		{"bool", true, false},
+		{"number", 4711, true},
+		{"long", long, true},
+	}
+	honest := e.wallet
+	defer func() { e.wallet = honest }()
+	for _, c := range cases {
+		for _, p := range []dcPath{pathDCAPI, pathSame, pathCross} {
+			t.Run(c.name+"/"+p.name, func(t *testing.T) {
+				w := dctest.NewWallet()
+				w.Now, w.VerifierRoots, w.HTTP = e.clock.Now, e.roots, e.in.HTTPClient()
+				_, err := w.Receive(e.issuer, map[string]any{"sub": c.sub, "given_name": "Erika", "family_name": "M"}, dctest.IssueOptions{})
+				require.NoError(t, err)
+				e.wallet = w
+				a := e.app(t, p.client)
+				ch := p.begin(t, a)
+				run, err := p.present(t, e, ch)
+				require.NoError(t, err)
+				require.Equal(t, http.StatusOK, run.walletStatus)
+				r := a.post(t, run.form)
+				if c.name == "huge" {
+					require.Contains(t, []int{http.StatusBadRequest, http.StatusRequestEntityTooLarge}, r.status, string(r.raw))
+					require.Empty(t, r.s("authorization_code"))
+					return
+				}
+				if !c.ok {
+					requireDCError(t, r, http.StatusBadRequest, "access_denied")
+					return
+				}
+				require.Equal(t, http.StatusOK, r.status, string(r.raw))
+				tok := a.exchange(t, r.s("authorization_code"))
+				sub, _ := idClaims(t, tok)["sub"].(string)
+				require.True(t, strings.HasPrefix(sub, "dc.") && len(sub) == 46, sub)
+				raw, _ := json.Marshal(tok)
+				require.NotContains(t, string(raw), "4711")
+				require.NotContains(t, string(raw), "üüüü")
+			})
+		}
+	}
+}
+
+// TestDCRed_StatusListDownExternal: with the external verifier, whose
+// answers fedas re-verifies (status list included) when the client polls
+// or posts the response_code, a status list out of reach is 503 with
+// Retry-After and the same follow-up completes once it is back.
+func TestDCRed_StatusListDownExternal(t *testing.T) {
+	for _, p := range []dcPath{pathSame, pathCross} {
+		t.Run(p.name, func(t *testing.T) {
+			// A fresh instance: a cold status list cache (the fake keeps
+			// its own clock, so ours cannot be moved past the cache).
+			g := &gatedTransport{}
+			x := newExtEnv(t, extOptions{start: withGatedStatus(g)})
+			a := x.app(t, p.client)
+			ch := p.begin(t, a)
+			run, err := p.present(t, x.dcEnv, ch)
+			require.NoError(t, err)
+			require.Equal(t, http.StatusOK, run.walletStatus)
+			g.down.Store(true)
+			hits := g.hits.Load()
+			requireDCUnavailable(t, a.post(t, run.form))
+			require.Greater(t, g.hits.Load(), hits, "the status list was asked")
+			g.down.Store(false)
+			if p.flow == pathCross.flow {
+				x.clock.Advance(11 * time.Second)
+			}
+			done := a.post(t, run.form)
+			require.Equal(t, http.StatusOK, done.status, string(done.raw))
+			require.NotEmpty(t, done.s("authorization_code"))
+		})
 	}
 }

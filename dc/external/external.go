@@ -389,10 +389,6 @@ func (v *Verifier) verifyAnswer(ctx context.Context, t sealed, body []byte) (dc.
 		Issuers: v.o.Issuers, Query: q, Nonce: t.Nonce, Audience: t.ClientID,
 		Now: v.o.Now, KBMaxAge: v.o.KBMaxAge, KeepClaims: v.o.KeepClaims,
 	}, v.o.Status)
-	if errors.Is(err, dc.ErrUnavailable) {
-		// A status list out of reach: 503, and the next poll re-verifies.
-		return dc.Result{}, err
-	}
 	if err != nil {
 		return rejected(err)
 	}
