@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -535,6 +536,55 @@ func TestDCRed_StatusListDownExternal(t *testing.T) {
 			done := a.post(t, run.form)
 			require.Equal(t, http.StatusOK, done.status, string(done.raw))
 			require.NotEmpty(t, done.s("authorization_code"))
+		})
+	}
+}
+
+// TestDCRed_ConcurrentPolls: forty concurrent polls of a pending
+// cross-device session (each stores the time of the last poll) answer
+// pending or slow_down with the same auth_session — never a 5xx, and
+// never an answer that ends the session — on memory and Redis; the
+// session then completes.
+func TestDCRed_ConcurrentPolls(t *testing.T) {
+	for _, b := range dcSecBackendNames {
+		t.Run(b, func(t *testing.T) {
+			// A long request_ttl: forty slow_downs pile up 200 s of interval.
+			e := newSecEnv(t, b, dcEnvOptions{edit: func(c *config.Config) { c.DigitalCredentials.RequestTTL = 10 * time.Minute }})
+			a := e.app(t, "demo-app")
+			ch := pathCross.begin(t, a)
+			as := ch.s("auth_session")
+			e.clock.Advance(6 * time.Second)
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			answers := make([]dcAnswer, 40)
+			for i := range answers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					answers[i] = a.post(t, url.Values{"auth_session": {as}})
+				}()
+			}
+			close(start)
+			wg.Wait()
+			longest := 0
+			for _, r := range answers {
+				if iv, _ := r.m["interval"].(float64); int(iv) > longest {
+					longest = int(iv)
+				}
+				require.Less(t, r.status, 500, string(r.raw))
+				require.Equal(t, http.StatusForbidden, r.status, string(r.raw))
+				require.Contains(t, []string{"pending", "slow_down"}, r.s("status"), string(r.raw))
+				require.Equal(t, as, r.s("auth_session"))
+			}
+			run, err := pathCross.present(t, e.dcEnv, ch)
+			require.NoError(t, err)
+			// Each concurrent poll was sooner than the last: slow_down piled
+			// up its 5 s (RFC 8628 §3.5); the longest interval announced is
+			// enough.
+			e.clock.Advance(time.Duration(longest) * time.Second)
+			done := a.post(t, run.form)
+			require.Equal(t, http.StatusOK, done.status, string(done.raw))
 		})
 	}
 }
