@@ -38,7 +38,8 @@ var (
 	// ErrMatch: the presentations do not satisfy the DCQL query (wraps the
 	// dcql sentinel).
 	ErrMatch = fmt.Errorf("%w: query not satisfied", ErrRejected)
-	// ErrStatus: the status is not VALID, or could not be checked.
+	// ErrStatus: the status is not VALID, or its list is not acceptable
+	// (a list that cannot be fetched is ErrUnavailable instead).
 	ErrStatus = fmt.Errorf("%w: credential status not valid", ErrRejected)
 	// ErrStatusMissing: the issuer requires a status claim and there is none.
 	ErrStatusMissing = fmt.Errorf("%w: status claim required", ErrRejected)
@@ -131,7 +132,8 @@ func sentinel(err error, known []error) error {
 // doc.go) against p and returns one VerifiedCredential per presentation, in
 // sorted query id then vp_token order. Any failure rejects the whole
 // response. status may be nil only if no presentation carries a status
-// claim and no issuer requires one.
+// claim and no issuer requires one. A status list that cannot be fetched
+// is ErrUnavailable (not ErrRejected): the presentation is not refused.
 func VerifyVPToken(ctx context.Context, vpToken map[string][]string, p Policy, status StatusChecker) ([]VerifiedCredential, error) {
 	if p.Query == nil || p.Now == nil || p.Nonce == "" || p.Audience == "" {
 		return nil, fmt.Errorf("%w: Query, Now, Nonce and Audience are required", ErrPolicy)
@@ -227,6 +229,14 @@ func VerifyVPToken(ctx context.Context, vpToken map[string][]string, p Policy, s
 				return nil, fmt.Errorf("%w: %s: no status checker", ErrStatus, where)
 			}
 			st, err := status.Check(ctx, e.v.Status)
+			if errors.Is(err, statuslist.ErrFetch) {
+				// The issuer's list could not be had (unreachable, 5xx,
+				// timeout): a failing dependency, not a verdict on the
+				// presentation. Nothing is decided; the caller answers 503
+				// and the same response may be sent again (docs/protocol.md
+				// "Failures").
+				return nil, fmt.Errorf("%w: %s: %w", ErrUnavailable, where, statuslist.ErrFetch)
+			}
 			if err != nil {
 				return nil, fmt.Errorf("%w: %s: %w", ErrStatus, where, sentinel(err, statusErrs))
 			}

@@ -2,6 +2,7 @@ package flow
 
 import (
 	"context"
+	"errors"
 	"slices"
 
 	"github.com/fedas/fedas/events"
@@ -191,7 +192,17 @@ func (e *Engine) continueLocal(ctx context.Context, r Request, s *session) (Outc
 		if res.Data != nil {
 			s.x.StepData = res.Data
 			if err := e.keep(ctx, s); err != nil {
-				return nil, err
+				// A concurrent poll stored its bookkeeping first: if the
+				// value still names the session, this poll is answered as
+				// one (it was not invalid_session: the client would give up
+				// a live sign-in); if the session moved on, invalid_session.
+				var rf *errRefused
+				if !errors.As(err, &rf) {
+					return nil, err
+				}
+				if _, lerr := e.load(ctx, value); lerr != nil {
+					return nil, err
+				}
 			}
 		}
 		status := res.Status

@@ -43,6 +43,8 @@ type extOptions struct {
 	// (token_env) instead of token_file.
 	tokenEnv string
 	edit     func(*config.Config)
+	// start starts the instance (dcEnvOptions.start).
+	start func(tb testing.TB, o servertest.Options) *servertest.Instance
 }
 
 // newExtEnv configures digital_credentials.verifier: external pointing at
@@ -60,7 +62,7 @@ func newExtEnv(tb testing.TB, o extOptions) *extEnv {
 		pin = fake.ClientID
 	}
 	x := &extEnv{fake: fake}
-	x.dcEnv = newDCEnv(tb, dcEnvOptions{store: o.store, observe: func(ex servertest.Exchange) {
+	x.dcEnv = newDCEnv(tb, dcEnvOptions{store: o.store, start: o.start, observe: func(ex servertest.Exchange) {
 		x.mu.Lock()
 		x.seen = append(x.seen, ex)
 		x.mu.Unlock()

@@ -406,6 +406,9 @@ func (s *Step) Verify(ctx context.Context, sc flow.StepContext, answers url.Valu
 		return flow.StepResult{}, errors.New("presentation: corrupt step state")
 	}
 	d := dialects[st.Dialect]
+	if err := s.stillAllowed(sc, st); err != nil {
+		return flow.StepResult{}, err
+	}
 	if answers.Get("error") != "" {
 		// The client or wallet gave up (presentation during issuance:
 		// error=access_denied with the auth_session).
@@ -490,6 +493,27 @@ func (s *Step) Verify(ctx context.Context, sc flow.StepContext, answers url.Valu
 		User:   &policy.User{Subject: Subject(cred.Subject)},
 		Claims: s.mapClaims(cred)}
 	return out, nil
+}
+
+// stillAllowed refuses a follow-up whose path the live policy no longer
+// allows the client (a reload removed its openid4vp_redirect_uri, turned
+// cross device off, removed every DC API origin, or its
+// digital_credentials): nothing is issued on a path an admin took away,
+// as for a removed native_callback_uri. The session is left as it is.
+func (s *Step) stillAllowed(sc flow.StepContext, st state) error {
+	gone := flow.Refuse(400, "invalid_session", "This sign-in's presentation is no longer allowed for the client; start again.")
+	c := sc.Client
+	if c == nil || c.DC == nil {
+		return gone
+	}
+	if _, ok := s.Required(c, sc.Request); !ok {
+		return gone
+	}
+	bound := sc.DPoPJKT != "" || sc.Request["dpop_jkt"] != "" || c.Federating
+	if f, err := pathOf(dialectFor(c.DC, sc.Request), c.DC, sc.Request, bound); err != nil || f != st.Flow {
+		return gone
+	}
+	return nil
 }
 
 // Ended implements flow.Ender: the code is minted, the transaction goes.

@@ -481,6 +481,11 @@ func (v *Internal) verify(ctx context.Context, rec txRecord, resp vpResponse, au
 	v.cryptoOps.Add(1)
 	creds, err := dc.VerifyVPToken(ctx, resp.vpToken, dc.Policy{Issuers: v.o.Issuers, Query: q, Nonce: rec.Nonce,
 		Audience: audience, Now: v.o.Now, KBMaxAge: maxAge, KeepClaims: v.o.KeepClaims}, v.o.Status)
+	if errors.Is(err, dc.ErrUnavailable) {
+		// A status list out of reach decides nothing: not recorded, so the
+		// same response is taken once it is back (503 meanwhile).
+		return resultRecord{}, err
+	}
 	if err == nil {
 		err = dc.CheckTransactionData(creds, rec.TD)
 	}
