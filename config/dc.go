@@ -99,7 +99,7 @@ type TrustedIssuer struct {
 	// VCTValues are the credential types this issuer may issue.
 	VCTValues []string `yaml:"vct_values"`
 	// Algs restricts the issuer's signature algorithms (ES256, ES384,
-	// EdDSA); empty allows all three.
+	// EdDSA, PS256); empty allows all four.
 	Algs []string `yaml:"algs"`
 	// Status is required (a credential without a status list entry is
 	// refused) or optional (default: checked when present).
@@ -334,8 +334,8 @@ func (c *Config) validateDC() []error {
 			add("%s.vct_values: at least one credential type is needed", p)
 		}
 		for _, a := range ti.Algs {
-			if !slices.Contains([]string{"ES256", "ES384", "EdDSA"}, a) {
-				add("%s.algs: %q is not ES256, ES384 or EdDSA", p, a)
+			if !slices.Contains([]string{"ES256", "ES384", "EdDSA", "PS256"}, a) {
+				add("%s.algs: %q is not ES256, ES384, EdDSA or PS256 (the SD-JWT algorithms we verify)", p, a)
 			}
 		}
 		switch ti.Status {

@@ -90,7 +90,7 @@ func TestValidate_DigitalCredentials(t *testing.T) {
 		}, want: `digital_credentials.trusted_issuers[1].issuer: "https://issuer.example" is listed twice`},
 		"two key sources":     {edit: func(c *config.Config) { ti(c).JWKSFile = "keys.json" }, want: "digital_credentials.trusted_issuers[0]: set exactly one of jwks, jwks_file and x5c_roots_file"},
 		"no vct":              {edit: func(c *config.Config) { ti(c).VCTValues = nil }, want: "digital_credentials.trusted_issuers[0].vct_values: at least one credential type is needed"},
-		"hmac alg":            {edit: func(c *config.Config) { ti(c).Algs = []string{"HS256"} }, want: `digital_credentials.trusted_issuers[0].algs: "HS256" is not ES256, ES384 or EdDSA`},
+		"hmac alg":            {edit: func(c *config.Config) { ti(c).Algs = []string{"HS256"} }, want: `digital_credentials.trusted_issuers[0].algs: "HS256" is not ES256, ES384, EdDSA or PS256 (the SD-JWT algorithms we verify)`},
 		"bad status":          {edit: func(c *config.Config) { ti(c).Status = "always" }, want: `digital_credentials.trusted_issuers[0].status: "always" is not required or optional`},
 		"status list on http": {edit: func(c *config.Config) { ti(c).StatusLists = []string{"http://issuer.example/"} }, want: `digital_credentials.trusted_issuers[0].status_lists: "http://issuer.example/" must use https`},
 		"no subject claim":    {edit: func(c *config.Config) { ti(c).SubjectClaim = "" }, want: "digital_credentials.trusted_issuers[0].subject_claim: required"},
