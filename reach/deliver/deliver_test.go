@@ -468,3 +468,74 @@ func TestReachRedisKeys(t *testing.T) {
 	}
 	require.Equal(t, 2, quota, "one live set and one rate key: %s", keys)
 }
+
+// channelFunc is a test channel (it stands in for the inbox).
+type channelFunc func(ctx context.Context, d reach.Device, t reach.TaskRef) error
+
+func (channelFunc) Kind() string { return string(reach.ChannelInbox) }
+func (f channelFunc) Deliver(ctx context.Context, d reach.Device, t reach.TaskRef) error {
+	return f(ctx, d, t)
+}
+
+// TestReachRaces: what happens to the task while or because a channel
+// delivers — opened through the QR deep link meanwhile (SEEN: Reach
+// succeeds, the task stays SEEN), superseded meanwhile (ErrState, the
+// live slot freed), a storage outage on every channel (storage
+// ErrUnavailable, a 503: the task stays CREATED, not UNAVAILABLE, and the
+// slot is freed).
+func TestReachRaces(t *testing.T) {
+	tests := []struct {
+		name      string
+		during    func(s store, id string) error // run inside Deliver
+		fail      error
+		wantErr   error
+		wantState reach.State
+	}{
+		{"acked via QR meanwhile", func(s store, id string) error {
+			_, err := s.TransitionTask(context.Background(), id, []reach.State{reach.StateCreated}, reach.StateSeen, nil)
+			return err
+		}, nil, nil, reach.StateSeen},
+		{"superseded meanwhile", func(s store, id string) error {
+			_, err := s.TransitionTask(context.Background(), id, []reach.State{reach.StateCreated}, reach.StateSuperseded, nil)
+			return err
+		}, nil, reach.ErrState, reach.StateSuperseded},
+		{"storage outage", nil, fmt.Errorf("append: %w", storage.ErrUnavailable), storage.ErrUnavailable, reach.StateCreated},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			forEachBackend(t, func(t *testing.T, be backend) {
+				ctx := t.Context()
+				putDevice(t, be.a.store, "phone", allCaps, reach.ChannelSpec{Type: reach.ChannelInbox})
+				r := reacher(be.a, nil, be.now, deliver.Quota{MaxLive: 1})
+				tk := newTask(t, be.a.store, be.now)
+				r.Channels[string(reach.ChannelInbox)] = channelFunc(func(_ context.Context, _ reach.Device, ref reach.TaskRef) error {
+					if tt.during != nil {
+						if err := tt.during(be.a.store, ref.ID); err != nil {
+							return err // fails the assertions below (no require off the test goroutine)
+						}
+					}
+					return tt.fail
+				})
+				_, err := r.Reach(ctx, user, tk)
+				if tt.wantErr == nil {
+					require.NoError(t, err)
+					require.Equal(t, tt.wantState, tk.State)
+				} else {
+					require.ErrorIs(t, err, tt.wantErr)
+					require.NotErrorIs(t, err, reach.ErrNoChannel)
+				}
+				st, err := be.a.store.Task(ctx, tk.ID)
+				require.NoError(t, err)
+				require.Equal(t, tt.wantState, st.State)
+				// MaxLive 1: the next task fits iff the slot was freed.
+				r.Channels[string(reach.ChannelInbox)] = channelFunc(func(context.Context, reach.Device, reach.TaskRef) error { return nil })
+				_, err = r.Reach(ctx, user, newTask(t, be.a.store, be.now))
+				if tt.wantState.Live() && tt.wantErr == nil {
+					require.ErrorIs(t, err, reach.ErrQuota, "a live task keeps its slot")
+				} else {
+					require.NoError(t, err, "the slot was freed")
+				}
+			})
+		})
+	}
+}

@@ -113,8 +113,12 @@ func (r *Reacher) now() time.Time {
 // failure (storage.ErrUnavailable) listing devices, checking the quota,
 // or on every attempted channel is returned as is (503).
 //
-// The live-task slot taken here is held until t.ExpiresAt; the front end
-// frees it earlier with Release when the task ends.
+// If the task left CREATED meanwhile (the QR deep link carries the same
+// ref, §4.3 (a)) and is still live, the deliveries stand and Reach
+// succeeds with the task as stored; if it ended, the store's
+// reach.ErrState is returned with the devices reached. The live-task slot
+// taken here is held until t.ExpiresAt; the front end frees it earlier
+// with Release when the task ends.
 func (r *Reacher) Reach(ctx context.Context, user string, t *reach.Task) ([]string, error) {
 	if t == nil || t.User != user || t.State != reach.StateCreated || !reach.ValidID(t.ID) {
 		return nil, fmt.Errorf("%w: reach: task must be a stored CREATED task of this user", reach.ErrInvalid)
@@ -169,6 +173,17 @@ func (r *Reacher) Reach(ctx context.Context, user string, t *reach.Task) ([]stri
 			}
 			return nil
 		})
+	if errors.Is(err, reach.ErrState) {
+		// The task moved on while we delivered: opened through the QR
+		// deep link (SEEN, still live: the deliveries stand) or ended
+		// (superseded, expired: its slot is freed).
+		cur, rerr := r.Store.Task(ctx, t.ID)
+		if rerr == nil && cur.Effective(r.now()).Live() {
+			*t = cur
+			return delivered, nil
+		}
+		_ = r.Release(ctx, t)
+	}
 	if err != nil {
 		return delivered, err
 	}
