@@ -17,8 +17,11 @@
 //   - the sentinels a later caller maps to RFC 6749 §5.2 bodies.
 //
 // Storage lives in storage.ReachStore (storage/reach.go) with memory and
-// Redis backends. Not built here (later sessions): the Channel and
-// Reacher implementations of §4.2 (inbox wake-ups, signed webhooks,
-// APNs/FCM adapters), the HTTP front ends, rate limits (§4.7) and config.
+// Redis backends. The Channel interface, TaskRef (all a channel learns
+// of a task), ErrUnavailable and InboxTopic are here (channel.go); the
+// channels and the Reacher of §4.2 with the per-user quota of §4.7 are in
+// reach/deliver (it uses storage, which imports this package). Not built
+// here (later sessions): the HTTP front ends, the other rate limits of
+// §4.7 and config.
 // The package imports neither server nor flow.
 package reach

@@ -60,6 +60,10 @@ var keyRules = []keyRule{
 	{regexp.MustCompile(`^used:\{totp:[^{}]+:[0-9]+\}$`), "`P used:{totp:<subject>:<counter>}`", fixed(150 * time.Second), true},
 	{regexp.MustCompile(`^live:\{c\.[A-Za-z0-9_-]{22}\}$`), "`P live:{c.<digest>}`", lifetime(func(l config.Lifetimes) time.Duration { return l.AuthSession }), true},
 	{regexp.MustCompile(`^live:\{ip\.[A-Za-z0-9_-]{22}\}$`), "`P live:{ip.<digest>}`", lifetime(func(l config.Lifetimes) time.Duration { return l.AuthSession }), true},
+	// The reach per-user task quota (reach/deliver): live tasks until
+	// their expiry, the 10-per-10-min window until its TAT passes.
+	{regexp.MustCompile(`^live:\{ru\.[A-Za-z0-9_-]{22}\}$`), "`P live:{ru.<user digest>}`", fixed(10 * time.Minute), false},
+	{regexp.MustCompile(`^rl:\{ru\.[A-Za-z0-9_-]{22}\}$`), "`P rl:{ru.<user digest>}`", fixed(10 * time.Minute), false},
 	// A rate limit's TAT: at most burst × period / rate ahead (60 s with
 	// the default rules).
 	{regexp.MustCompile(`^rl:\{[^{}]+\}$`), "`P rl:{<key>}`", fixed(2 * time.Minute), true},
