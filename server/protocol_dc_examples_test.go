@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/fedas/fedas/dpop"
 	"github.com/fedas/fedas/sdk"
 	"github.com/fedas/fedas/server/servertest"
 )
@@ -63,19 +64,38 @@ func dcExampleEnv(t *testing.T, log *exampleLog) *dcEnv {
 	}})
 }
 
+// dcExample is one recorded presentation example: the environment, the
+// app's DPoP key and PKCE pair, and the challenge its initial request got.
+type dcExample struct {
+	x   *example
+	e   *dcEnv
+	as  instance
+	key *dpop.Key
+	pk  sdk.PKCE
+	r   reply
+}
+
+// beginDCExample records example name: demo-app's initial request (login_hint
+// wallet plus params) and its insufficient_authorization challenge.
+func beginDCExample(t *testing.T, name, caption string, params url.Values) dcExample {
+	log := newExampleLog()
+	e := dcExampleEnv(t, log)
+	d := dcExample{x: newExample(name, log), e: e, as: wrap(e.in), key: newDPoPKey(t), pk: sdk.NewPKCE()}
+	form := url.Values{"client_id": {"demo-app"}, "response_type": {"code"}, "scope": {"openid"}, "login_hint": {"wallet"}}
+	for k, v := range params {
+		form[k] = v
+	}
+	d.r = d.x.postForm(t, caption, d.as.native(), pkceParams(d.pk, form), withDPoP(t, d.key, ""))
+	requireOAuthError(t, d.r, http.StatusForbidden, "insufficient_authorization")
+	return d
+}
+
 // exampleDCSameDevice: a same-device presentation (docs/protocol.md
 // "Digital credentials"), the wallet's two requests included.
 func exampleDCSameDevice(t *testing.T) *example {
-	log := newExampleLog()
-	e := dcExampleEnv(t, log)
-	x := newExample("dc-same-device", log)
-	key := newDPoPKey(t)
-	pk := sdk.NewPKCE()
-	as := wrap(e.in)
-	r := x.postForm(t, "app → AS: the initial request asks for a wallet, on this device, and names where the wallet returns", as.native(), pkceParams(pk, url.Values{
-		"client_id": {"demo-app"}, "response_type": {"code"}, "scope": {"openid"}, "login_hint": {"wallet"},
-		"dc_api": {"false"}, "openid4vp_flow_type": {"same_device"}, "openid4vp_redirect_uri": {dcReturn}}), withDPoP(t, key, ""))
-	requireOAuthError(t, r, http.StatusForbidden, "insufficient_authorization")
+	d := beginDCExample(t, "dc-same-device", "app → AS: the initial request asks for a wallet, on this device, and names where the wallet returns", url.Values{
+		"dc_api": {"false"}, "openid4vp_flow_type": {"same_device"}, "openid4vp_redirect_uri": {dcReturn}})
+	x, e, as, key, pk, r := d.x, d.e, d.as, d.key, d.pk, d.r
 	e.wallet.HTTP = &http.Client{Timeout: 10 * time.Second, Transport: &exampleTransport{x: x, base: e.in.HTTPClient().Transport, captions: []string{
 		"wallet → AS: the app opened the wallet with credentials_request; it fetches the signed request object once, with its nonce (OpenID4VP §5.10)",
 		"wallet → AS: the wallet posts the encrypted response (direct_post.jwt, OpenID4VP §8.2, §8.3) and is told where to return",
@@ -96,15 +116,9 @@ func exampleDCSameDevice(t *testing.T) *example {
 // exampleDCCrossDevice: a cross-device presentation: pending, slow_down,
 // and the code once the wallet on the other device has answered.
 func exampleDCCrossDevice(t *testing.T) *example {
-	log := newExampleLog()
-	e := dcExampleEnv(t, log)
-	x := newExample("dc-cross-device", log)
-	key := newDPoPKey(t)
-	pk := sdk.NewPKCE()
-	as := wrap(e.in)
-	r := x.postForm(t, "app → AS: the initial request asks for a wallet on another device (the app shows credentials_request as a QR code)", as.native(), pkceParams(pk, url.Values{
-		"client_id": {"demo-app"}, "response_type": {"code"}, "scope": {"openid"}, "login_hint": {"wallet"}, "openid4vp_flow_type": {"cross_device"}}), withDPoP(t, key, ""))
-	requireOAuthError(t, r, http.StatusForbidden, "insufficient_authorization")
+	d := beginDCExample(t, "dc-cross-device", "app → AS: the initial request asks for a wallet on another device (the app shows credentials_request as a QR code)", url.Values{
+		"openid4vp_flow_type": {"cross_device"}})
+	x, e, as, key, r := d.x, d.e, d.as, d.key, d.r
 	poll := url.Values{"auth_session": {r.str("auth_session")}}
 	fast := x.postForm(t, "app → AS: polling before interval has passed gets slow_down, and a longer interval", as.native(), poll, withDPoP(t, key, ""))
 	require.Equal(t, "slow_down", fast.str("status"))
@@ -122,15 +136,8 @@ func exampleDCCrossDevice(t *testing.T) *example {
 // exampleDCAPI: the Digital Credentials API path: the request is the
 // text the platform takes; the app forwards what it returned.
 func exampleDCAPI(t *testing.T) *example {
-	log := newExampleLog()
-	e := dcExampleEnv(t, log)
-	x := newExample("dc-api", log)
-	key := newDPoPKey(t)
-	pk := sdk.NewPKCE()
-	as := wrap(e.in)
-	r := x.postForm(t, "app → AS: the initial request says the app can use the Digital Credentials API", as.native(), pkceParams(pk, url.Values{
-		"client_id": {"demo-app"}, "response_type": {"code"}, "scope": {"openid"}, "login_hint": {"wallet"}, "dc_api": {"true"}}), withDPoP(t, key, ""))
-	requireOAuthError(t, r, http.StatusForbidden, "insufficient_authorization")
+	d := beginDCExample(t, "dc-api", "app → AS: the initial request says the app can use the Digital Credentials API", url.Values{"dc_api": {"true"}})
+	x, e, as, key, r := d.x, d.e, d.as, d.key, d.r
 	data, err := e.wallet.DCAPI(r.str("credentials_request"), dcOrigin)
 	require.NoError(t, err)
 	var m map[string]string
