@@ -21,7 +21,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -30,6 +29,7 @@ import (
 	"github.com/fedas/fedas/config"
 	"github.com/fedas/fedas/dc/dctest"
 	"github.com/fedas/fedas/dpop"
+	"github.com/fedas/fedas/internal/offsetclock"
 	"github.com/fedas/fedas/sdk"
 	"github.com/fedas/fedas/server"
 	"github.com/fedas/fedas/storage/memory"
@@ -41,26 +41,6 @@ const demoWalletReturn = "https://app.example/wallet-return"
 
 // demoPayment is the payment the third run approves (RFC 9396 §2).
 const demoPayment = `[{"type":"payment_initiation","instructedAmount":{"currency":"EUR","amount":"42.00"},"creditorName":"Coffee Corner"}]`
-
-// demoClock is the demo's clock: real time plus what the app "waited"
-// between polls, so that the cross-device run shows polling without
-// making anyone wait.
-type demoClock struct {
-	mu  sync.Mutex
-	off time.Duration
-}
-
-func (c *demoClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.off)
-}
-
-func (c *demoClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.off += d
-}
 
 // demoWallet is `fedas demo wallet`: one fedas instance over HTTPS on
 // loopback with the internal OpenID4VP verifier, a simulated credential
@@ -79,7 +59,9 @@ func demoWallet(out io.Writer) error {
 		}
 	}()
 	cleanup := func(f func()) { cleanups = append(cleanups, f) }
-	clock := &demoClock{}
+	// Real time plus what the app "waited" between polls, so that the
+	// cross-device run shows polling without making anyone wait.
+	clock := &offsetclock.Clock{}
 
 	iss, err := dctest.NewIssuerFor(cleanup, dctest.IssuerOptions{Now: clock.Now})
 	if err != nil {

@@ -27,6 +27,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/fedas/fedas/config"
+	"github.com/fedas/fedas/internal/offsetclock"
 	"github.com/fedas/fedas/metrics"
 	"github.com/fedas/fedas/sdk"
 	"github.com/fedas/fedas/server"
@@ -144,25 +145,9 @@ var ObserveAll func(tb testing.TB, in *Instance) func(Exchange)
 
 var exchangeSeq atomic.Int64
 
-// Clock is a test clock: real time plus an offset that Advance grows.
-type Clock struct {
-	mu     sync.Mutex
-	offset time.Duration
-}
-
-// Now is the clock's current time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.offset)
-}
-
-// Advance moves the clock forward by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.offset += d
-}
+// Clock is a test clock: real time plus an offset that Advance grows
+// (offsetclock.Clock, which `fedas demo wallet` uses too).
+type Clock = offsetclock.Clock
 
 // Start starts an instance of the demo configuration.
 func Start(tb testing.TB, o Options) *Instance {
