@@ -17,7 +17,7 @@ import (
 )
 
 // RunReachStore runs the storage.ReachStore conformance suite (the reach
-// core: devices, inboxes, presence, tasks; USER-REACH §4.1, §4.2, §4.4,
+// core: devices, inboxes, presence, tasks; docs/reach.md,
 // §4.6). newStore must return a fresh store (or one in its own namespace)
 // for each call and arrange its Close with t.Cleanup; subtests run in
 // parallel.
@@ -485,10 +485,7 @@ func testReachTaskPicks(t *testing.T, s storage.ReachStore) {
 	}
 	_, _, err = pick(42)
 	require.ErrorIs(t, err, reach.ErrState, "FAILED takes no pick, not even the right one")
-	stored, err := s.Task(ctx, tk.ID)
-	require.NoError(t, err)
-	require.Equal(t, reach.StateFailed, stored.State)
-	require.Equal(t, reach.MaxPicks, stored.Attempts)
+	requireFailedAfterPicks(t, s, tk.ID)
 }
 
 // testReachTaskExpiry: past ExpiresAt no transition but EXPIRED applies;
@@ -602,10 +599,7 @@ func testReachRacePicks(t *testing.T, s storage.ReachStore) {
 	})
 	require.Equal(t, int64(reach.MaxPicks), counted.Load())
 	require.Equal(t, int64(racers-reach.MaxPicks), refused.Load())
-	got, err := s.Task(ctx, tk.ID)
-	require.NoError(t, err)
-	require.Equal(t, reach.StateFailed, got.State)
-	require.Equal(t, reach.MaxPicks, got.Attempts)
+	requireFailedAfterPicks(t, s, tk.ID)
 }
 
 // testReachRaceTakeRef: of concurrent takes of one ref exactly one wins.
@@ -647,4 +641,14 @@ func testReachRaceQuota(t *testing.T, s storage.ReachStore) {
 	list, err := s.UserDevices(ctx, u)
 	require.NoError(t, err)
 	require.Len(t, list, reach.MaxDevicesPerUser)
+}
+
+// requireFailedAfterPicks: the stored task is FAILED after exactly
+// reach.MaxPicks wrong picks (number matching, docs/reach.md).
+func requireFailedAfterPicks(t *testing.T, s storage.ReachStore, id string) {
+	t.Helper()
+	got, err := s.Task(t.Context(), id)
+	require.NoError(t, err)
+	require.Equal(t, reach.StateFailed, got.State)
+	require.Equal(t, reach.MaxPicks, got.Attempts)
 }
