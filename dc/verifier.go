@@ -12,13 +12,13 @@ import (
 // posted to the response_uri); poll again (Verifier.Result).
 var ErrPending = errors.New("dc: transaction pending")
 
-// Transaction errors of a Verifier (design §3.6, §8). Compare with errors.Is.
+// Transaction errors of a Verifier (docs/protocol.md "Digital credentials"). Compare with errors.Is.
 var (
 	// ErrResponseCode: the response_code is wrong, unknown, from another
 	// transaction or already used (OpenID4VP 1.0 §13.3, §14.2); the flow
 	// answers invalid_session.
 	ErrResponseCode = errors.New("dc: invalid response_code")
-	// ErrWrongFlow is the session-fixation guard (design §1 item 3): Result
+	// ErrWrongFlow is the session-fixation guard (docs/decisions.md Q30–Q35): Result
 	// with a code on cross device, without one on same device, or Submit on
 	// a transaction that is neither DC API nor interactive.
 	ErrWrongFlow = errors.New("dc: not allowed on this transaction's flow")
@@ -32,7 +32,7 @@ var (
 )
 
 // Verifier runs OpenID4VP 1.0 transactions for one auth_session step,
-// internal (dc/oid4vp) or external (dc/external). See the design, §5.
+// internal (dc/verifier) or external (dc/external): docs/architecture.md "Local steps".
 type Verifier interface {
 	// Begin starts a transaction: flow, DCQL, nonce, transaction data,
 	// redirect template, origins, TTL.
@@ -50,7 +50,7 @@ type Verifier interface {
 // Flow is how the wallet is reached.
 type Flow string
 
-// Flows (design §3.3–§3.5).
+// Flows (docs/protocol.md "Digital credentials").
 const (
 	FlowDCAPI       Flow = "dc_api"
 	FlowSameDevice  Flow = "same_device"
@@ -76,7 +76,7 @@ type BeginRequest struct {
 	Origins []string
 	TTL     time.Duration
 	// Binding is an opaque digest of the auth_session family; the verifier
-	// stores it with the transaction and never returns it (design §8
+	// stores it with the transaction and never returns it (docs/security.md "Digital credentials"
 	// "DPoP and auth_session").
 	Binding string
 	// Issuance marks presentation during issuance: the response_uri
@@ -93,7 +93,7 @@ type Transaction struct {
 	RequestURI string
 	// Request is, for FlowDCAPI, the JSON text the platform DC API takes
 	// ({"requests":[{"protocol":"openid4vp-v1-signed","data":{"request":
-	// "<JAR>"}}]}, design §3.3) and, for FlowInteractive, the JSON text of
+	// "<JAR>"}}]}, docs/protocol.md "Digital credentials") and, for FlowInteractive, the JSON text of
 	// the openid4vp_request object {"request":"<JAR>"}.
 	Request   string
 	ExpiresAt time.Time

@@ -47,8 +47,7 @@ var (
 	ErrSubject = fmt.Errorf("%w: subject claim missing", ErrRejected)
 )
 
-// TrustedIssuer is one configured credential issuer (design §5,
-// trusted_issuers). Exactly one of Keys and X5CRoots is set.
+// TrustedIssuer is one configured credential issuer (docs/architecture.md "Local steps"). Exactly one of Keys and X5CRoots is set.
 type TrustedIssuer struct {
 	// Issuer is the exact iss value.
 	Issuer string
@@ -82,7 +81,7 @@ type Policy struct {
 	KBMaxAge time.Duration
 	// KeepClaims are the top-level claim names copied to
 	// VerifiedCredential.Claims; everything else is dropped (data
-	// minimisation, design §5 storage).
+	// minimisation, docs/architecture.md "Local steps" storage).
 	KeepClaims []string
 }
 

@@ -6,7 +6,7 @@ import (
 	"math/big"
 )
 
-// Number matching (USER-REACH §4.3 (a), Q27; RFC 10027 consent-phishing
+// Number matching (docs/reach.md (a), Q27; RFC 10027 consent-phishing
 // and push-bombing defences): the initiating device shows one number,
 // the app offers BindingChoices numbers and the user must pick the one
 // shown. A blind approval succeeds with probability 1/BindingChoices per

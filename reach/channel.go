@@ -6,7 +6,7 @@ import (
 )
 
 // ErrUnavailable is what a Channel answers when it cannot reach this
-// device now (USER-REACH §4.2): the inbox without live presence, a
+// device now (docs/reach.md): the inbox without live presence, a
 // device without a webhook, a push adapter switched off. It is not a
 // failure: the Reacher quietly tries the device's next channel.
 var ErrUnavailable = errors.New("reach: channel not available for this device now")

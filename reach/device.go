@@ -12,7 +12,7 @@ import (
 	"github.com/fedas/fedas/netguard"
 )
 
-// Bounds of a device registration (USER-REACH §4.1). They keep a device
+// Bounds of a device registration (docs/reach.md). They keep a device
 // record small (docs/redis.md "Keys") and what the app shows readable.
 const (
 	// MaxDevicesPerUser is how many devices one user may register; the

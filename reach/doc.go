@@ -1,5 +1,5 @@
 // Package reach is the storage-agnostic core of reaching a user on
-// another channel (issue 12; design USER-REACH §4, docs to come): the
+// another channel (issue 12; design docs/reach.md, docs to come): the
 // types and pure logic shared by every front end — the cross-device
 // redirect_to_app, the OpenID Connect User Questioning API (-10) and the
 // AAuth-shaped interaction relay.

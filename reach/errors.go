@@ -3,7 +3,7 @@ package reach
 import "errors"
 
 // Sentinels of the reach core. They carry no personal data; callers map
-// them to RFC 6749 §5.2 error bodies (USER-REACH §4.5, Q24).
+// them to RFC 6749 §5.2 error bodies (docs/reach.md, Q24).
 var (
 	// ErrNotFound: no such device, task, inbox or ref (unknown, deleted or
 	// expired).

@@ -106,7 +106,7 @@ var machine = map[edge]State{
 	{StateSeen, EventSupersede}:      StateSuperseded,
 }
 
-// Next is the task state machine of USER-REACH §4.4, the one place it is
+// Next is the task state machine of docs/reach.md, the one place it is
 // decided: the state event e leads to from s, or ErrState.
 func Next(s State, e Event) (State, error) {
 	if to, ok := machine[edge{s, e}]; ok {

@@ -8,7 +8,7 @@ import (
 // DCRecord is one digital-credential (OpenID4VP) transaction as stored:
 // the verifier's opaque transaction state and, once the wallet has
 // answered, its opaque result (nil while pending). Both are read in one
-// step, so that a poll costs one read (design §5 "Cost").
+// step, so that a poll costs one read (docs/architecture.md "Local steps").
 type DCRecord struct {
 	Tx     []byte
 	Result []byte
@@ -30,7 +30,7 @@ type DCStore interface {
 	// when it is unknown, deleted or expired.
 	DC(ctx context.Context, txID string) (DCRecord, error)
 	// TakeDCRequest returns the transaction id for requestID the first
-	// time only (a request_uri is fetched once, design §8): later calls get
+	// time only (a request_uri is fetched once, docs/security.md "Digital credentials"): later calls get
 	// ErrConflict, an unknown or expired id ErrNotFound. Of concurrent
 	// callers exactly one succeeds.
 	TakeDCRequest(ctx context.Context, requestID string) (txID string, err error)

@@ -10,7 +10,7 @@ import (
 	"github.com/fedas/fedas/reach"
 )
 
-// Bounds of the reach storage (USER-REACH §4.2, §4.6).
+// Bounds of the reach storage (docs/reach.md).
 const (
 	// InboxMaxLen is the inbox stream's length bound (Redis XADD MAXLEN
 	// ~, so a Redis inbox may hold up to about twice as many; the memory
@@ -42,7 +42,7 @@ type InboxEntry struct {
 	Data []byte
 }
 
-// ReachStore persists the reach core (package reach; USER-REACH §4.1,
+// ReachStore persists the reach core (package reach; docs/reach.md,
 // §4.2, §4.4, §4.6): devices keyed by their DPoP key thumbprint, each
 // device's inbox and presence, and tasks with their single-use refs.
 // Every record expires (docs/redis.md "Keys"). Errors: ErrReachNotFound,

@@ -218,7 +218,7 @@ func stored(st state) (json.RawMessage, error) {
 }
 
 // begin validates the request's presentation parameters for the client
-// and starts a transaction (OpenID4VP §5; design: docs/protocol.md).
+// and starts a transaction (OpenID4VP §5; docs/protocol.md "Digital credentials").
 func (s *Step) begin(ctx context.Context, sc flow.StepContext, restarts int) (state, error) {
 	snapClient := sc.Client
 	if snapClient == nil || snapClient.DC == nil {

@@ -17,8 +17,7 @@ import (
 
 var userClaims = map[string]any{"sub": "user-1", "given_name": "Erika", "family_name": "Mustermann", "birthdate": "1964-08-12"}
 
-// The three paths a wallet answers on (design §3.3–§3.5, and OpenID4VCI 1.1
-// Interactive Authorization).
+// The three paths a wallet answers on (docs/protocol.md "Digital credentials").
 const (
 	pathSameDevice  = "same_device"
 	pathDCAPI       = "dc_api"

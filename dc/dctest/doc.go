@@ -1,5 +1,5 @@
 // Package dctest is the simulated digital-credential ecosystem of fedas'
-// tests (design §7): an SD-JWT VC issuer with a status list server, and an
+// tests (SECURITY-RESULTS.md "Digital credentials"): an SD-JWT VC issuer with a status list server, and an
 // OpenID for Verifiable Presentations 1.0 wallet with evil knobs. It is a
 // normal package so that tests in server/, sdk/ and cmd/ can import it; it
 // imports only dc/... and go-jose, never server or flow. Test support only:

@@ -128,7 +128,7 @@ func newStub(tb testing.TB, iss *dctest.Issuer, query string, td []string) *stub
 	return s
 }
 
-// walletURL is the same/cross-device wallet URL (design §3.4).
+// walletURL is the same/cross-device wallet URL (docs/protocol.md "Digital credentials").
 func (s *stub) walletURL() string {
 	return "openid4vp://?" + url.Values{"client_id": {s.clientID}, "request_uri": {s.srv.URL + "/dc/request/1"},
 		"request_uri_method": {"post"}}.Encode()

@@ -42,7 +42,7 @@ var (
 )
 
 // Knobs make the wallet misbehave; each flips one rule a verifier must
-// enforce (design §7 "evil knobs"). The zero value is an honest wallet.
+// enforce (SECURITY-RESULTS.md "Digital credentials"). The zero value is an honest wallet.
 type Knobs struct {
 	// Deny answers error=access_denied (OpenID4VP 1.0 §8.5) instead of a
 	// presentation.

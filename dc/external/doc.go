@@ -1,6 +1,6 @@
 // Package external is a dc.Verifier that delegates the OpenID4VP 1.0
 // wallet exchange to a separate verifier service with the transaction API
-// of the EUDI reference verifier endpoint (design §3.7, the EUDI-V source):
+// of the EUDI reference verifier endpoint (docs/protocol.md "Digital credentials"; the EUDI reference verifier's API):
 //
 //	POST {base}/ui/presentations                       → {transaction_id, client_id, request_uri}
 //	GET  {base}/ui/presentations/{transaction_id}[?response_code=…] → the wallet response
@@ -10,7 +10,7 @@
 // response to, the external service; the client's wire stays identical
 // (credentials_request is openid4vp://?client_id=…&request_uri=…).
 //
-// What the adapter guarantees (design §8 "External verifier"):
+// What the adapter guarantees (docs/security.md "Digital credentials"):
 //   - fedas re-verifies every vp_token the service returns with
 //     dc.VerifyVPToken (issuer trust, KB-JWT nonce = our nonce, aud = the
 //     service's client_id, DCQL match, status) and dc.CheckTransactionData:

@@ -25,13 +25,13 @@ const (
 	// DefaultTimeout bounds one call to the service.
 	DefaultTimeout = 5 * time.Second
 	// DefaultMaxBody caps an answer of the service (a vp_token is at most
-	// the 256 KB the internal response_uri takes, design §8 "Input caps",
+	// the 256 KB the internal response_uri takes, docs/security.md "Digital credentials",
 	// plus JSON overhead).
 	DefaultMaxBody = 512 << 10
 	// DefaultTTL is the transaction lifetime when BeginRequest.TTL is zero
-	// (design §8: QR lifetime ≤ 120 s).
+	// (docs/security.md "Digital credentials").
 	DefaultTTL = 120 * time.Second
-	// DefaultWalletScheme is the scheme of the wallet URL (design §3.4).
+	// DefaultWalletScheme is the scheme of the wallet URL (docs/protocol.md "Digital credentials").
 	DefaultWalletScheme = "openid4vp"
 	// ResponseCodePlaceholder is the EUDI-V template variable.
 	ResponseCodePlaceholder = "{RESPONSE_CODE}"

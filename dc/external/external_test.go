@@ -142,7 +142,7 @@ func TestExternalFlows(t *testing.T) {
 					t.Fatalf("credentials %+v", res.Credentials)
 				}
 				// Result consumes nothing: the flow's auth_session swap is
-				// the single-use gate (dc2 contract).
+				// the single-use gate (the dc.Verifier contract).
 				if again, err := e.v.Result(ctx, tx.ID, code); err != nil || again.Status != dc.StatusVerified {
 					t.Fatalf("second Result: %+v %v", again, err)
 				}

@@ -13,8 +13,7 @@ import (
 )
 
 // sealed is what Transaction.ID carries: everything Result needs to
-// re-verify without storage of our own (design §5: the flow stores the ID
-// in the auth_session's DC state).
+// re-verify without storage of our own (docs/architecture.md "Local steps").
 type sealed struct {
 	TxID     string          `json:"t"`
 	ClientID string          `json:"c"`

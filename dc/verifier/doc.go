@@ -1,9 +1,8 @@
 // Package verifier is fedas's internal OpenID for Verifiable Presentations
 // 1.0 verifier: Internal implements dc.Verifier over a storage.DCStore and
-// serves the wallet-facing endpoints (design §3.3–§3.5, §5;
-// docs/redis.md "Keys").
+// serves the wallet-facing endpoints (docs/protocol.md "Digital credentials").
 //
-// One transaction per Begin, its flow fixed at creation (design §1 item 3):
+// One transaction per Begin, its flow fixed at creation (docs/decisions.md Q30–Q35):
 //   - same device / cross device: Begin stores the transaction and returns
 //     the wallet URL openid4vp://?client_id=…&request_uri=…/dc/request/<id>
 //     &request_uri_method=post. The request object is signed when the
@@ -19,7 +18,7 @@
 //     to Submit.
 //
 // A KB-JWT may not predate its transaction (beyond the sdjwt leeway) nor
-// be older than KBMaxAge (design §8 "Key binding").
+// be older than KBMaxAge (docs/security.md "Digital credentials").
 //
 // Ids are 128-bit random: the request id is the wallet-facing state (and
 // the response key's kid, so a response without an outer state is still

@@ -90,7 +90,7 @@ func (v *Internal) parseForm(w http.ResponseWriter, r *http.Request) error {
 
 // RequestHandler serves POST|GET /dc/request/{id} (OpenID4VP 1.0 §5.10,
 // request_uri_method=post): the signed request object of a same/cross
-// device transaction, echoing wallet_nonce, fetchable once (design §8
+// device transaction, echoing wallet_nonce, fetchable once (docs/security.md "Digital credentials"
 // "request_uri"). The id is the last path segment. Never a redirect.
 func (v *Internal) RequestHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -26,7 +26,7 @@ func redisStore(t *testing.T, addrs []string, cluster bool) *redisstore.Store {
 // TestRedis_Paths: every path of TestPaths_Happy on a real Redis (single
 // node and cluster), and the keys a transaction leaves: two, each with a
 // TTL ≤ MaxTTL, and their size (MEMORY USAGE; target ≤ 2 KB per
-// transaction, design §5).
+// transaction, docs/architecture.md "Local steps").
 func TestRedis_Paths(t *testing.T) {
 	single := redistest.Start(t)
 	cluster := redistest.StartCluster(t)

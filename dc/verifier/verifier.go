@@ -25,12 +25,11 @@ import (
 // Limits and defaults.
 const (
 	// DefaultTTL is a transaction's lifetime when BeginRequest.TTL is zero
-	// (design §5 config sketch: request_ttl 120 s; §8: QR lifetime ≤ 120 s).
+	// (docs/architecture.md "Local steps").
 	DefaultTTL = 120 * time.Second
 	// MaxTTL caps every transaction (and so every DCStore key).
 	MaxTTL = 10 * time.Minute
-	// DefaultMaxBody caps request bodies and DC API data (design §8 "Input
-	// caps").
+	// DefaultMaxBody caps request bodies and DC API data (docs/security.md "Digital credentials").
 	DefaultMaxBody = 256 << 10
 	// DefaultWalletScheme starts the same/cross-device wallet URL (§3.4).
 	DefaultWalletScheme = "openid4vp://"
@@ -45,7 +44,7 @@ const (
 // Errors of Internal beyond the dc sentinels. Both wrap dc.ErrRejected.
 var (
 	// ErrAnswered: the transaction already has its one response (first
-	// wins, design §8 "Response URI").
+	// wins, docs/security.md "Digital credentials").
 	ErrAnswered = fmt.Errorf("%w: transaction already answered", dc.ErrRejected)
 	// ErrOrigin: a DC API response from an origin the transaction does not
 	// expect, or a response form this verifier does not accept.
@@ -55,7 +54,7 @@ var (
 )
 
 // walletErrInvalidPresentation is the only detail a failed verification
-// leaves (dc2 contract; design §3.6: never echo check details).
+// leaves (the dc.Verifier contract; docs/protocol.md "Digital credentials": never echo check details).
 const walletErrInvalidPresentation = "invalid_presentation"
 
 // Options configure Internal.
@@ -79,7 +78,7 @@ type Options struct {
 	// required for that flow.
 	InteractiveURL string
 	// WalletScheme starts the wallet URL (DefaultWalletScheme; wallets also
-	// use haip-vp:// and eudi-openid4vp://, design §3.4).
+	// use haip-vp:// and eudi-openid4vp://, docs/protocol.md "Digital credentials").
 	WalletScheme string
 	// Issuers are the trusted credential issuers (dc.VerifyVPToken).
 	Issuers []dc.TrustedIssuer
@@ -87,10 +86,10 @@ type Options struct {
 	Status dc.StatusChecker
 	// PlainResponses accepts unencrypted responses (direct_post vp_token
 	// form, DC API vp_token) besides the encrypted ones the requests ask
-	// for; off by default (design §1 item 8).
+	// for; off by default (docs/decisions.md Q30–Q35).
 	PlainResponses bool
 	// KeepClaims are the claim names kept in the stored result (data
-	// minimisation, design §5).
+	// minimisation, docs/architecture.md "Local steps").
 	KeepClaims []string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
@@ -155,7 +154,7 @@ func New(o Options) (*Internal, error) {
 func (v *Internal) ClientID() string { return v.clientID }
 
 // txRecord is the stored transaction (short JSON names: ≤ 2 KB per
-// transaction, design §5).
+// transaction, docs/architecture.md "Local steps").
 type txRecord struct {
 	Flow     dc.Flow         `json:"f"`
 	ReqID    string          `json:"r,omitempty"`
@@ -250,7 +249,7 @@ func newKey(kid string) (*oid4vp.ResponseKey, string, error) {
 }
 
 // Begin implements dc.Verifier: it stores the transaction and returns what
-// the flow hands the client (dc2 contract "Transaction").
+// the flow hands the client (the dc.Verifier contract "Transaction").
 func (v *Internal) Begin(ctx context.Context, r dc.BeginRequest) (dc.Transaction, error) {
 	if r.Query == nil {
 		return dc.Transaction{}, errors.New("verifier: Begin: a DCQL query is required")
@@ -471,7 +470,7 @@ func (v *Internal) verify(ctx context.Context, rec txRecord, resp vpResponse, au
 	if err != nil {
 		return resultRecord{}, fmt.Errorf("verifier: stored query: %w", err)
 	}
-	// Design §8 "Key binding": a KB-JWT is not older than its transaction
+	// docs/security.md "Digital credentials": a KB-JWT is not older than its transaction
 	// (minus the sdjwt leeway), nor than KBMaxAge.
 	maxAge := v.o.KBMaxAge
 	if maxAge <= 0 {
@@ -678,7 +677,7 @@ func (v *Internal) decrypt(rec txRecord, jwe, state string) (vpResponse, error) 
 }
 
 // parseVPToken accepts vp_token as a JSON object or as a JSON string
-// holding one (form encoding, design §3.3): query id → non-empty array of
+// holding one (form encoding, docs/protocol.md "Digital credentials"): query id → non-empty array of
 // non-empty strings.
 func parseVPToken(raw json.RawMessage) (map[string][]string, error) {
 	var s string

@@ -62,7 +62,7 @@ func requireVerified(t *testing.T, res dc.Result) {
 }
 
 // TestPaths_Happy: every path completes its own way with a verified,
-// minimised result (design §3.3–§3.5): same device (response_code in the
+// minimised result (docs/protocol.md "Digital credentials"): same device (response_code in the
 // redirect), presentation during issuance (presentation_during_issuance_
 // session), cross device (poll), DC API and interactive (Submit), each
 // encrypted and, with PlainResponses, plain; and the redirect_uri: test
@@ -182,7 +182,7 @@ func runHappy(t *testing.T, e *env, flow dc.Flow, begin func(*dc.BeginRequest), 
 
 // TestRequestURI_FetchedOnce: the request object is served once; a second
 // fetch and an unknown id get 400 invalid_request JSON with no-store
-// (design §8 "request_uri"), never a redirect; wallet_nonce is echoed
+// (docs/security.md "Digital credentials"), never a redirect; wallet_nonce is echoed
 // (VP §5.10) and the request object holds direct_post.jwt, response_uri,
 // state = the request id, typ oauth-authz-req+jwt.
 func TestRequestURI_FetchedOnce(t *testing.T) {
@@ -280,7 +280,7 @@ func TestResponseURI_Refusals(t *testing.T) {
 }
 
 // TestResponseURI_FirstWins: a second response for the same state gets 400
-// and the first result stays (design §8 "first response wins").
+// and the first result stays (docs/security.md "Digital credentials").
 func TestResponseURI_FirstWins(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	tx := e.begin(t, dc.FlowSameDevice, nil)
@@ -327,8 +327,7 @@ func TestResponseCode_Guards(t *testing.T) {
 	requireVerified(t, res)
 }
 
-// TestFixationGuard: each path completes only its own way (design §1
-// item 3, §8 "Fixation guard"): same device without a code, cross device
+// TestFixationGuard: each path completes only its own way (docs/decisions.md Q30–Q35): same device without a code, cross device
 // with one, DC API / interactive with one → ErrWrongFlow; Submit on same
 // or cross device → ErrWrongFlow.
 func TestFixationGuard(t *testing.T) {
@@ -580,7 +579,7 @@ func (c *countingStore) SetDCResult(ctx context.Context, id string, v []byte) er
 
 // TestResult_NoCrypto: a poll (cross device, pending and done) and a
 // same-device Result cost exactly one storage read and no signature,
-// decryption or presentation check (design §5 "Cost"), by the verifier's
+// decryption or presentation check (docs/architecture.md "Local steps"), by the verifier's
 // crypto counter.
 func TestResult_NoCrypto(t *testing.T) {
 	cs := &countingStore{}
@@ -666,7 +665,7 @@ func TestHTTP_Limits(t *testing.T) {
 
 // TestStored_Minimised: what the store holds after a verified response has
 // no vp_token, disclosure or undisclosed-claim value and no response_code
-// in clear (VP §15; design §5, §8 "Privacy"), and never the binding in
+// in clear (VP §15; docs/architecture.md "Local steps", §8 "Privacy"), and never the binding in
 // what Begin returns.
 func TestStored_Minimised(t *testing.T) {
 	e := newEnv(t, nil, nil)
@@ -706,7 +705,7 @@ func TestNew_Options(t *testing.T) {
 }
 
 // TestBegin_Invalid: Begin refuses a request that does not fit its flow
-// (the flow is fixed at creation, design §1 item 3) and stores nothing.
+// (the flow is fixed at creation, docs/decisions.md Q30–Q35) and stores nothing.
 func TestBegin_Invalid(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	noIAE := newEnv(t, nil, func(o *Options) { o.InteractiveURL = "" })
@@ -792,7 +791,7 @@ func TestResponseURI_Race(t *testing.T) {
 
 // TestKeyBinding_NotBeforeTransaction: a KB-JWT whose iat predates the
 // transaction (beyond the leeway) is refused even inside the 5-minute
-// window (design §8 "Key binding"); one made after Begin passes.
+// window (docs/security.md "Digital credentials"); one made after Begin passes.
 func TestKeyBinding_NotBeforeTransaction(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	ctx := t.Context()

@@ -13,7 +13,7 @@ import (
 )
 
 // InboxEntry is the one thing the inbox channel writes to a device's
-// inbox (USER-REACH §4.2): the task's id and kind, nothing else — no
+// inbox (docs/reach.md): the task's id and kind, nothing else — no
 // user, client, question or binding (§4.1 "content-free"; the app reads
 // the task through its DPoP-authenticated inbox API). It is
 // reach.TaskRef's JSON: {"task": "<id>", "kind": "<kind>"}.

@@ -1,4 +1,4 @@
-// Package deliver is the channel layer of the reach core (USER-REACH
+// Package deliver is the channel layer of the reach core (docs/reach.md
 // §4.2, §4.7; issue 12 item 2): it turns "reach this user for this task"
 // into deliveries to the user's registered devices.
 //

@@ -14,7 +14,7 @@ import (
 	"github.com/fedas/fedas/storage"
 )
 
-// Defaults of the per-user task quota (USER-REACH §4.7 "live tasks per
+// Defaults of the per-user task quota (docs/reach.md "live tasks per
 // user: 3, and 10 per 10 min"; on excess 424 interaction_unavailable, a
 // benign fallback: no push bombing, no oracle).
 const (

@@ -1,5 +1,5 @@
 // Package wake is the wake-up hub behind the reach inbox long poll and the
-// task polls (USER-REACH §4.2 "Scale-out"; issue 12 item 2): a request that
+// task polls (docs/reach.md "Scale-out"; issue 12 item 2): a request that
 // waits for something to happen — a task in a device's inbox, an answer to
 // a task — parks in Hub.Wait, and whoever makes it happen calls
 // Hub.Notify with the same topic.
@@ -22,7 +22,7 @@
 //     waiter is released with ErrUnavailable (its check's context is
 //     cancelled too, so a check stuck on a hung Redis returns) and new
 //     waits fail at once, so the caller answers 503 temporarily_unavailable
-//     promptly (USER-REACH §5 R14) instead of holding a long poll against a
+//     promptly (docs/reach.md R14) instead of holding a long poll against a
 //     dead backend. The subscription comes back by itself (go-redis
 //     reconnects; a connection silent for three probes is replaced).
 //

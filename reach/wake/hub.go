@@ -11,7 +11,7 @@ import (
 )
 
 // DefaultRecheck is the period of the re-check that makes up for lost
-// pub/sub messages (USER-REACH §4.2: "re-checks Redis every 5 s").
+// pub/sub messages (docs/reach.md: "re-checks Redis every 5 s").
 const DefaultRecheck = 5 * time.Second
 
 // MaxTopicLen bounds a topic; topics are ids, never free text.
@@ -21,7 +21,7 @@ var (
 	// ErrUnavailable is returned by Wait and Notify when the backend
 	// (Redis) is down or hung. It wraps storage.ErrUnavailable, so the
 	// caller's existing mapping answers 503 temporarily_unavailable with
-	// Retry-After (docs/decisions.md; USER-REACH §4.5 Q25, §5 R14).
+	// Retry-After (docs/decisions.md; docs/reach.md R14).
 	ErrUnavailable = fmt.Errorf("wake: backend unavailable: %w", storage.ErrUnavailable)
 	// ErrClosed is returned by Wait and Notify once the hub is closed
 	// (the instance is shutting down): the caller ends the long poll as it

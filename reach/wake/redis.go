@@ -16,7 +16,7 @@ import (
 // channel for every topic (the topic is the payload) keeps the hub at one
 // SUBSCRIBE per instance whatever the number of topics; a plain channel,
 // not a sharded one, because on a Cluster PUBLISH reaches the subscriber
-// whichever node it holds (USER-REACH §4.2, §4.6).
+// whichever node it holds (docs/reach.md).
 const Channel = "reach:wake"
 
 // Defaults of the Redis hub's failure detection.

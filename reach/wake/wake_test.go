@@ -206,7 +206,7 @@ func TestHub(t *testing.T) {
 	}
 }
 
-// TestRedisThousandWaitersBoundedConnections (USER-REACH §5 R17): 1,000
+// TestRedisThousandWaitersBoundedConnections (docs/reach.md R17): 1,000
 // waiters on one instance, each checking a Redis key, hold no connection
 // of their own: the instance's connections stay within its pool size
 // plus the one subscription, by CLIENT LIST and by pool stats.
@@ -256,7 +256,7 @@ func TestRedisThousandWaitersBoundedConnections(t *testing.T) {
 	}
 }
 
-// TestRedisPausedReleasesWaiters (USER-REACH §5 R14): a hung Redis
+// TestRedisPausedReleasesWaiters (docs/reach.md R14): a hung Redis
 // (SIGSTOP) releases a parked waiter with ErrUnavailable — the caller's
 // 503 — long before its own deadline; new waits and notifies fail fast
 // without running the check; after SIGCONT the hub is live again.
@@ -299,7 +299,7 @@ func TestRedisPausedReleasesWaiters(t *testing.T) {
 	require.NoError(t, result(t, res))
 }
 
-// TestRedisRestart (USER-REACH §5 R13, R14): Redis is killed and
+// TestRedisRestart (docs/reach.md R13, R14): Redis is killed and
 // restarted on the same port. (1) While it is down a parked waiter is
 // released with ErrUnavailable and new waits fail fast; after the restart
 // the subscriber resubscribes by itself and a peer's Notify wakes a new

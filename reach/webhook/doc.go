@@ -1,4 +1,4 @@
-// Package webhook is the reach webhook channel (USER-REACH §4.2; issue 12
+// Package webhook is the reach webhook channel (docs/reach.md; issue 12
 // item 2): a content-free wake-up, signed by us as a compact JWS, POSTed
 // to the https URL a device registered. The device (our app, or a push
 // gateway standing in for APNs/FCM) verifies it with VerifyWake against

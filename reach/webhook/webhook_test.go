@@ -134,7 +134,7 @@ func TestDeliverVerified(t *testing.T) {
 	require.ErrorIs(t, err, webhook.ErrInvalidToken)
 }
 
-// TestPayloadHasOnlyListedFields (USER-REACH §5 R18): the token's header
+// TestPayloadHasOnlyListedFields (docs/reach.md R18): the token's header
 // and payload have exactly the listed members — no question, no user,
 // nothing personal.
 func TestPayloadHasOnlyListedFields(t *testing.T) {

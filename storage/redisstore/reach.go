@@ -20,7 +20,7 @@ import (
 
 var _ storage.ReachStore = (*Store)(nil)
 
-// Keys of the reach core (USER-REACH §4.6, docs/redis.md "Keys"). A
+// Keys of the reach core (docs/reach.md, docs/redis.md "Keys"). A
 // device's hash, inbox and presence share the hash tag {d:<id>}, so a
 // script may check the device while writing its inbox (one slot). The
 // JKT pointer, the user's device set and a task's ref live in their own

@@ -174,7 +174,7 @@ var reachKeyRules = []struct {
 
 // TestReachKeysBounded: every key the reach operations write matches a
 // documented pattern, carries no user id in its name, and has a TTL > 0
-// and at most its pattern's bound (USER-REACH §4.6, R19).
+// and at most its pattern's bound (docs/reach.md, R19).
 func TestReachKeysBounded(t *testing.T) {
 	srv := redistest.Start(t)
 	s := newStore(t, redisstore.Options{Addrs: []string{srv.Addr()}})

@@ -1,6 +1,5 @@
 // Package euditest is an in-process fake of the EUDI reference verifier
-// endpoint's transaction API (design §3.7, §7: "an httptest fake of the
-// EUDI-V API") on a real 127.0.0.1 listener, for tests of dc/external and,
+// endpoint's transaction API (docs/protocol.md "Digital credentials") on a real 127.0.0.1 listener, for tests of dc/external and,
 // later, of the server with an external verifier.
 //
 // Verifier API: POST /ui/presentations, GET /ui/presentations/{id}
