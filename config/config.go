@@ -81,6 +81,10 @@ type Config struct {
 	// DigitalCredentials configures credential presentation in the native
 	// flow (docs/protocol.md "Digital credentials").
 	DigitalCredentials DigitalCredentials `yaml:"digital_credentials"`
+	// Reach configures reaching the user on another channel: our app on
+	// the user's other devices, the User Questioning API and the
+	// interaction relay (docs/reach.md).
+	Reach Reach `yaml:"reach"`
 
 	// AuthorizationDetailsTypes are the Rich Authorization Request types
 	// (RFC 9396) clients may be allowed in authorization_details
@@ -493,6 +497,9 @@ type Client struct {
 	// DigitalCredentials are the client's presentation settings (dialect,
 	// DC API origins, wallet redirect URIs); needs digital_credentials.
 	DigitalCredentials *ClientDC `yaml:"digital_credentials,omitempty"`
+	// Reach are the client's reach settings (cross-device switch,
+	// interaction origins, UQ notification endpoint); needs reach.enabled.
+	Reach *ClientReach `yaml:"reach,omitempty"`
 
 	// AuthorizationDetailsTypes names the authorization_details_types
 	// this client may request (RFC 9396 §5: any other is
@@ -576,6 +583,9 @@ func ParseWith(b []byte, o Options) (*Config, error) {
 
 func (c *Config) applyDefaults() {
 	c.DigitalCredentials.applyDefaults()
+	if c.Reach.Enabled {
+		c.Reach = c.Reach.WithDefaults()
+	}
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:8080"
 	}
@@ -845,6 +855,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.Limits.validateLockout()...)
 	errs = append(errs, c.validateDC()...)
+	errs = append(errs, c.validateReach()...)
 	if c.Admin.Retention < 0 || c.Admin.Retention > 100000 {
 		add("admin.retention: must be between 1 and 100000")
 	}

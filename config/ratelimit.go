@@ -66,6 +66,14 @@ const (
 	// (/dc/request/{id}, /dc/response; docs/protocol.md "Digital
 	// credentials").
 	RateDCWallet = "dc_wallet"
+	// RateReachApp is our app's reach endpoints: /reach/devices,
+	// /reach/inbox, /reach/tasks (docs/reach.md).
+	RateReachApp = "reach_app"
+	// RateReachClient is the clients' reach endpoints: /native/reach,
+	// /reach/interactions and the User Questioning endpoints. Per-client
+	// task budgets are checked by the endpoints themselves, from the
+	// access token (reach.go reachAllow).
+	RateReachClient = "reach_client"
 )
 
 // Rate-limit scopes (RateRule.Scope), narrowest first: the order in which
@@ -94,6 +102,8 @@ var RateEndpoints = map[string][]string{
 	RateIntrospect:     {ScopeIP, ScopeClient},
 	RateRevoke:         {ScopeIP, ScopeClient},
 	RateDCWallet:       {ScopeIP},
+	RateReachApp:       {ScopeIP},
+	RateReachClient:    {ScopeIP},
 }
 
 // DefaultRateRules is the built-in table. The numbers are meant to stop
@@ -142,6 +152,11 @@ func DefaultRateRules() []RateRule {
 		// A wallet fetches one request and posts one response per
 		// presentation; a carrier NAT shares an address.
 		r(RateDCWallet, ScopeIP, 20, time.Second, 60),
+		// A device holds one long poll and answers a few tasks; a client
+		// polls each task every poll_interval. A carrier NAT shares an
+		// address.
+		r(RateReachApp, ScopeIP, 50, time.Second, 150),
+		r(RateReachClient, ScopeIP, 50, time.Second, 150),
 	}
 }
 

@@ -31,6 +31,9 @@ type Client struct {
 	// DC is the client's digital-credential settings (config.ClientDC),
 	// nil when it has none.
 	DC *config.ClientDC
+	// Reach is the client's reach settings (config.ClientReach), nil when
+	// it has none.
+	Reach *config.ClientReach
 
 	// AuthorizationDetailsTypes are the RFC 9396 types this client may
 	// request (config clients[].authorization_details_types resolved
@@ -67,6 +70,11 @@ func buildClients(cfg []config.Client) (map[string]*Client, error) {
 		if cc.DigitalCredentials != nil {
 			dc := *cc.DigitalCredentials
 			c.DC = &dc
+		}
+		if cc.Reach != nil {
+			r := *cc.Reach
+			r.InteractionOrigins = append([]string(nil), r.InteractionOrigins...)
+			c.Reach = &r
 		}
 		if cc.JWKS != "" {
 			set, err := jwksV3(cc.JWKS)

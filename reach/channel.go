@@ -37,3 +37,9 @@ type Channel interface {
 // SSE wait on it. One place, so both sides agree. It carries only the
 // device id (a random NewID), never personal data.
 func InboxTopic(deviceID string) string { return "inbox:" + deviceID }
+
+// TaskTopic is the wake topic of a task: every stored transition a
+// poller waits for notifies it (server/reach.go taskEnded, the app's
+// ack), and the front ends' long polls wait on it. It carries only the
+// task id.
+func TaskTopic(taskID string) string { return "task:" + taskID }

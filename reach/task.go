@@ -143,7 +143,7 @@ const MaxTaskDevices = MaxDevicesPerUser
 
 // MaxResultLen caps a task's result (a UQ statement and amr, an approval
 // with its amr): an opaque value the front end encodes.
-const MaxResultLen = 4096
+const MaxResultLen = 16 << 10
 
 // Task is one attempt to reach a user (§4.4). ID names it to the client,
 // Ref is the single-use reference carried by the push and the QR deep

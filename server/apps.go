@@ -52,6 +52,18 @@ func (s *Server) appComplete(c echo.Context) error {
 // key and for this token (ath); a bearer token only with the Bearer
 // scheme. Failures are 401 invalid_token with WWW-Authenticate.
 func (s *Server) protectedUser(c echo.Context, path string) (*flow.AppUser, error) {
+	ar, ds, _, err := s.protectedToken(c, path)
+	if err != nil {
+		return nil, err
+	}
+	return appUser(ar.GetClient().GetID(), ds), nil
+}
+
+// protectedToken is the one access-token check of our protected
+// endpoints (the app completion API, the reach endpoints): see
+// protectedUser. It returns the token's request, its session and the
+// DPoP key it is bound to ("" for a bearer token).
+func (s *Server) protectedToken(c echo.Context, path string) (fosite.AccessRequester, *fosite.DefaultSession, string, error) {
 	ctx := c.Request().Context()
 	h := c.Request().Header.Values("Authorization")
 	challenge := func(desc string) error {
@@ -60,26 +72,26 @@ func (s *Server) protectedUser(c echo.Context, path string) (*flow.AppUser, erro
 		return newError(http.StatusUnauthorized, "invalid_token", desc)
 	}
 	if len(h) != 1 {
-		return nil, challenge("An access token of the app's user is required in the Authorization header.")
+		return nil, nil, "", challenge("An access token is required in the Authorization header.")
 	}
 	scheme, token, ok := strings.Cut(h[0], " ")
 	if !ok || token == "" || strings.ContainsAny(token, " \t") {
-		return nil, challenge("The Authorization header is malformed.")
+		return nil, nil, "", challenge("The Authorization header is malformed.")
 	}
 	sess := newSession()
 	use, ar, err := s.oauth.IntrospectToken(ctx, token, fosite.AccessToken, sess)
 	if err != nil {
 		if unavailable(err) {
-			return nil, errUnavailable()
+			return nil, nil, "", errUnavailable()
 		}
-		return nil, challenge("The access token is not valid.")
+		return nil, nil, "", challenge("The access token is not valid.")
 	}
 	if use != fosite.AccessToken {
-		return nil, challenge("Only an access token is accepted here.")
+		return nil, nil, "", challenge("Only an access token is accepted here.")
 	}
 	ds, ok := ar.GetSession().(*fosite.DefaultSession)
 	if !ok {
-		return nil, challenge("The access token is not valid.")
+		return nil, nil, "", challenge("The access token is not valid.")
 	}
 	bound, _ := ds.Extra["dpop_jkt"].(string)
 	switch {
@@ -89,20 +101,20 @@ func (s *Server) protectedUser(c echo.Context, path string) (*flow.AppUser, erro
 		if err != nil {
 			var pe *protoError
 			if errors.As(err, &pe) {
-				return nil, challenge("The DPoP proof is not valid for this access token.")
+				return nil, nil, "", challenge("The DPoP proof is not valid for this access token.")
 			}
-			return nil, err
+			return nil, nil, "", err
 		}
 		if jkt != bound {
-			return nil, challenge("The DPoP proof is not for the key this access token is bound to.")
+			return nil, nil, "", challenge("The DPoP proof is not for the key this access token is bound to.")
 		}
 	case bound != "":
 		// RFC 9449 §7.1: a DPoP-bound token used as a bearer token.
-		return nil, challenge("This access token is bound to a DPoP key: use the DPoP scheme with a proof.")
+		return nil, nil, "", challenge("This access token is bound to a DPoP key: use the DPoP scheme with a proof.")
 	default:
-		return nil, challenge("This access token is a bearer token: use the Bearer scheme.")
+		return nil, nil, "", challenge("This access token is a bearer token: use the Bearer scheme.")
 	}
-	return appUser(ar.GetClient().GetID(), ds), nil
+	return ar, ds, bound, nil
 }
 
 // appUser recovers who an access token of the app's client was issued

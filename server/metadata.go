@@ -78,6 +78,9 @@ func (s *Server) Metadata() map[string]any {
 			m["native_authorization_dc_flows_supported"] = []string{"same_device", "cross_device"}
 		}
 	}
+	if s.reach != nil {
+		s.reachMetadata(m)
+	}
 	if types := s.policy.Current().Config.RARTypeNames(); len(types) > 0 {
 		m["authorization_details_types_supported"] = types // RFC 9396 §10
 	}

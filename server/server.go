@@ -84,6 +84,8 @@ type Options struct {
 	// DownstreamRoots are the roots downstreams' TLS certificates must
 	// chain to (federation.NewWithRoots); nil: the system roots.
 	DownstreamRoots *x509.CertPool
+	// Reach holds test seams of the reach core (reach.go).
+	Reach ReachOptions
 }
 
 // Server is one fedas authorization server.
@@ -112,6 +114,8 @@ type Server struct {
 	// dc is the presentation step and its verifier (dc.go); nil without
 	// digital_credentials.
 	dc *dcState
+	// reach is the reach core (reach.go); nil without reach.enabled.
+	reach *reachState
 	// Ephemeral reports which keys were generated at start.
 	EphemeralSigningKey, EphemeralHMACSecret bool
 }
@@ -234,6 +238,9 @@ func New(o Options) (*Server, error) {
 	if s.dc, err = s.initDC(o); err != nil {
 		return nil, err
 	}
+	if s.reach, err = s.initReach(o); err != nil {
+		return nil, err
+	}
 	var chainFor func(*policy.Client, map[string]string) []flow.Step
 	if s.dc != nil {
 		chainFor = s.chainFor(steps)
@@ -288,6 +295,7 @@ func (s *Server) routes() {
 	e.POST(PathRevoke, s.revoke, form(false), limit(config.RateRevoke))
 	e.POST(PathIntrospect, s.introspect, form(false), limit(config.RateIntrospect))
 	s.dcRoutes(e, limit)
+	s.reachRoutes(e, limit)
 	e.GET(PathHealth, s.healthz)
 	e.GET(PathReady, s.readyz)
 	s.echo = e
@@ -316,6 +324,9 @@ func (s *Server) Serve(ln net.Listener) error {
 // Shutdown stops accepting connections and waits for in-flight requests
 // until ctx ends; then it closes whatever is left.
 func (s *Server) Shutdown(ctx context.Context) error {
+	// Long polls end first (their waiters are released), so that the
+	// HTTP shutdown does not wait for their holds.
+	s.reach.close()
 	err := s.http.Shutdown(ctx)
 	if err != nil {
 		_ = s.http.Close()
