@@ -216,6 +216,11 @@ type taskDisplay struct {
 	// the client sent them.
 	Question   string   `json:"question,omitempty"`
 	Statements []string `json:"statements,omitempty"`
+	// WishedACR and WishedAMR are what the question asks of the app's
+	// local user verification (UQ -10 §4.1 wished_acr, wished_amr): an
+	// answer whose acr (config Reach.ACRFor) is weaker is refused.
+	WishedACR string   `json:"wished_acr,omitempty"`
+	WishedAMR []string `json:"wished_amr,omitempty"`
 	// Interaction is a relayed interaction (url shown, never opened).
 	Interaction *taskInteraction `json:"interaction,omitempty"`
 }

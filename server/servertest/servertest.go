@@ -119,6 +119,12 @@ type Options struct {
 	// DownstreamRoots are trusted for downstreams' TLS (another
 	// instance's Roots): server.Options.DownstreamRoots.
 	DownstreamRoots *x509.CertPool
+	// SigningKey is the server's signing key (server.Options.SigningKey):
+	// instances standing for one deployment share it, as they would share
+	// keys.signing_keys.
+	SigningKey *ecdsa.PrivateKey
+	// Reach are the reach core's test seams (server.ReachOptions).
+	Reach server.ReachOptions
 }
 
 // Exchange is one request an instance answered and its answer, as the
@@ -193,7 +199,8 @@ func Start(tb testing.TB, o Options) *Instance {
 	if o.Logger == nil {
 		o.Logger = Logger(tb)
 	}
-	srv, err := server.New(server.Options{Config: cfg, Store: o.Store, Logger: o.Logger.Named(cfg.Issuer), HMACSecret: o.HMACSecret, Now: now, TracerProvider: o.TracerProvider, Metrics: o.Metrics, DC: o.DC, DownstreamRoots: o.DownstreamRoots})
+	srv, err := server.New(server.Options{Config: cfg, Store: o.Store, Logger: o.Logger.Named(cfg.Issuer), HMACSecret: o.HMACSecret, Now: now, TracerProvider: o.TracerProvider, Metrics: o.Metrics, DC: o.DC, DownstreamRoots: o.DownstreamRoots,
+		SigningKey: o.SigningKey, Reach: o.Reach})
 	if err != nil {
 		tb.Fatalf("servertest: %v", err)
 	}
@@ -214,7 +221,12 @@ func Start(tb testing.TB, o Options) *Instance {
 		hs := &http.Server{Handler: observed(in.URL, srv.Handler(), observers), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
 			WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 32 << 10}
 		serve = func(ln net.Listener) error { return hs.Serve(ln) }
-		shutdown = hs.Shutdown
+		shutdown = func(ctx context.Context) error {
+			// The server's own Shutdown releases its long polls (and
+			// stops its reach hub) before ours waits for them.
+			_ = srv.Shutdown(ctx)
+			return hs.Shutdown(ctx)
+		}
 	}
 	done := make(chan struct{})
 	go func() {
