@@ -44,6 +44,11 @@ type ReachOptions struct {
 	// NoRedisHub uses the in-process hub even on a Redis store (tests of
 	// one instance that stop Redis).
 	NoRedisHub bool
+	// Hub, when set, is the wake hub (and stays the caller's: it is not
+	// closed by Shutdown): instances in one process sharing a memory store
+	// share an in-process hub too, as instances on one Redis share its
+	// channel.
+	Hub wake.Hub
 }
 
 // reachState is the reach core of a Server; nil without reach.enabled.
@@ -61,6 +66,8 @@ type reachState struct {
 	kid string
 	// ended holds each front end's reaction to a task ending (taskEnded).
 	ended map[reach.Kind]func(context.Context, reach.Task)
+	// sharedHub: hub is the caller's (ReachOptions.Hub), not closed here.
+	sharedHub bool
 }
 
 // initReach builds the reach core from reach (docs/config.md): the
@@ -89,7 +96,9 @@ func (s *Server) initReach(o Options) (*reachState, error) {
 		st.httpc = netguard.Client(guard)
 	}
 	hubOpts := wake.Options{Tick: o.Reach.Recheck}
-	if rcl, ok := o.Store.(interface{ Client() redis.UniversalClient }); ok && !o.Reach.NoRedisHub {
+	if o.Reach.Hub != nil {
+		st.hub, st.sharedHub = o.Reach.Hub, true
+	} else if rcl, ok := o.Store.(interface{ Client() redis.UniversalClient }); ok && !o.Reach.NoRedisHub {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		prefix := ""
@@ -122,7 +131,7 @@ func (s *Server) initReach(o Options) (*reachState, error) {
 
 // close stops the hub (its subscription and waiters).
 func (r *reachState) close() {
-	if r != nil && r.hub != nil {
+	if r != nil && r.hub != nil && !r.sharedHub {
 		_ = r.hub.Close()
 	}
 }

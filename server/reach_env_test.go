@@ -19,7 +19,9 @@ import (
 	"github.com/fedas/fedas/sdk"
 	"github.com/fedas/fedas/server"
 	"github.com/fedas/fedas/server/servertest"
+	"github.com/fedas/fedas/reach/wake"
 	"github.com/fedas/fedas/storage"
+	"github.com/fedas/fedas/storage/redisstore"
 )
 
 // This file is the shared harness of the reach tests (docs/reach.md):
@@ -72,6 +74,13 @@ func newReachEnv(tb testing.TB, st storage.Store, o reachEnvOptions) *reachEnv {
 		st = backends()[0].store(tb)
 	}
 	env := &reachEnv{store: st, key: key}
+	if _, onRedis := st.(*redisstore.Store); !onRedis && o.reach.Hub == nil {
+		// One memory store, one deployment: the instances share an
+		// in-process hub as instances on Redis share its channel.
+		hub := wake.NewMemory(wake.Options{Tick: o.reach.Recheck})
+		tb.Cleanup(func() { _ = hub.Close() })
+		o.reach.Hub = hub
+	}
 	opts := servertest.Options{Store: st, HMACSecret: secret, SigningKey: key, Reach: o.reach, Configure: func(c *config.Config) {
 		reachConfig(c)
 		if o.edit != nil {
