@@ -16,10 +16,10 @@ import (
 
 	"github.com/fedas/fedas/config"
 	"github.com/fedas/fedas/dpop"
+	"github.com/fedas/fedas/reach/wake"
 	"github.com/fedas/fedas/sdk"
 	"github.com/fedas/fedas/server"
 	"github.com/fedas/fedas/server/servertest"
-	"github.com/fedas/fedas/reach/wake"
 	"github.com/fedas/fedas/storage"
 	"github.com/fedas/fedas/storage/redisstore"
 )
