@@ -249,8 +249,12 @@ func (s *Server) recoverer(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // deadline bounds each request's work (storage calls carry the context).
+// The request's own context (ended when the client goes away) is kept
+// under baseContextKey for the long polls, whose hold outlives the
+// deadline (holdContext).
 func (s *Server) deadline(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		c.Set(baseContextKey, c.Request().Context())
 		ctx, cancel := context.WithTimeout(c.Request().Context(), requestDeadline)
 		defer cancel()
 		c.SetRequest(c.Request().WithContext(ctx))
