@@ -168,8 +168,9 @@ func (c *publicContract) check(ex servertest.Exchange) error {
 		switch {
 		case media == nil:
 			fail("content type %q is not documented for %d", ex.Header.Get("Content-Type"), ex.Status)
-		case mt == "text/html", mt == "application/oauth-authz-req+jwt":
-			// A page, or a signed request object (a JWS, not JSON).
+		case mt == "text/html", mt == "application/oauth-authz-req+jwt", mt == "text/event-stream":
+			// A page, a signed request object (a JWS, not JSON) or an
+			// event stream.
 		default:
 			if err := c.validateBody(media, ex.Body); err != nil {
 				fail("the body does not match the document: %v", err)
