@@ -218,10 +218,12 @@ func TestReachApp_OnlyOurAppsTokens(t *testing.T) {
 	notApp := signInClient(t, env.a, "not-app", "carol", "carol-pw", "openid "+config.ScopeReachDevice)
 	noScope := signInApp(t, env.a, "carol", "carol-pw", "openid")
 	for _, a := range []*reachApp{notApp, noScope} {
-		st, h, body := a.do(t, http.MethodPost, "/reach/devices", phoneBody)
-		require.Equal(t, http.StatusForbidden, st, "%s", body)
-		require.Equal(t, "insufficient_scope", jsonOf(t, body)["error"])
-		require.Contains(t, h.Get("WWW-Authenticate"), `error="insufficient_scope"`)
+		for _, ep := range appEndpoints("", "") {
+			st, h, body := a.do(t, ep.method, ep.path, ep.body)
+			require.Equal(t, http.StatusForbidden, st, "%s %s: %s", ep.method, ep.path, body)
+			require.Equal(t, "insufficient_scope", jsonOf(t, body)["error"])
+			require.Contains(t, h.Get("WWW-Authenticate"), `error="insufficient_scope"`)
+		}
 	}
 }
 

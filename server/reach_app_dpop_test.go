@@ -10,10 +10,12 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fedas/fedas/config"
 	"github.com/fedas/fedas/dpop"
 	"github.com/fedas/fedas/reach"
 	"github.com/fedas/fedas/server/servertest"
@@ -168,5 +170,43 @@ func TestReachApp_StorageOutage(t *testing.T) {
 		require.Equal(t, "temporarily_unavailable", jsonOf(t, body)["error"])
 		require.NotEmpty(t, h.Get("Retry-After"))
 		require.Equal(t, "no-store", h.Get("Cache-Control"))
+	}
+}
+
+// appEndpoints are every app endpoint with a body that passes the
+// shape checks, naming ids (random when not given).
+func appEndpoints(task, device string) []struct{ method, path, body string } {
+	if task == "" {
+		task = reach.NewID()
+	}
+	if device == "" {
+		device = reach.NewID()
+	}
+	return []struct{ method, path, body string }{
+		{http.MethodPost, "/reach/devices", phoneBody},
+		{http.MethodGet, "/reach/devices", ""},
+		{http.MethodPatch, "/reach/devices/" + device, `{"name":"x"}`},
+		{http.MethodDelete, "/reach/devices/" + device, ""},
+		{http.MethodGet, "/reach/inbox", ""},
+		{http.MethodGet, "/reach/inbox/events", ""},
+		{http.MethodGet, "/reach/tasks/" + task, ""},
+		{http.MethodPost, "/reach/tasks/" + task + "/ack", ""},
+		{http.MethodPost, "/reach/tasks/" + task + "/response", `{"decision":"deny"}`},
+		{http.MethodPost, "/reach/scan", `{"ref":"` + reach.NewID() + `"}`},
+	}
+}
+
+// TestReachApp_RateLimited: every app endpoint is behind the reach_app
+// rate limit: over it, 429 slow_down with Retry-After, before the token
+// is even looked at (SECURITY-RESULTS.md RA17).
+func TestReachApp_RateLimited(t *testing.T) {
+	env := newAppEnv(t, nil, reachEnvOptions{one: true, edit: tinyLimit(config.RateReachApp, config.ScopeIP, 1, time.Hour)})
+	phone := signInApp(t, env.a, "carol", "carol-pw", "")
+	phone.register(t, "", http.StatusCreated)
+	for _, ep := range appEndpoints("", "") {
+		st, h, body := phone.do(t, ep.method, ep.path, ep.body)
+		require.Equal(t, http.StatusTooManyRequests, st, "%s %s: %s", ep.method, ep.path, body)
+		require.Equal(t, "slow_down", jsonOf(t, body)["error"])
+		require.NotEmpty(t, h.Get("Retry-After"))
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 
@@ -308,5 +309,48 @@ func TestReachApp_AckWakesTaskWaiter(t *testing.T) {
 			require.Equal(t, http.StatusOK, st)
 			require.NoError(t, <-done)
 		})
+	}
+}
+
+// TestReachApp_EndedAndOversized: an ack or scan of an ended task is
+// 409 invalid_state; every body endpoint refuses a body over 16 KiB
+// (413) and a bad Last-Event-ID is 400 (SECURITY-RESULTS.md RA13).
+func TestReachApp_EndedAndOversized(t *testing.T) {
+	env := newAppEnv(t, nil, reachEnvOptions{one: true})
+	phone, phoneID := appOn(t, env, "carol", "carol-pw")
+	ctx := context.Background()
+	tk := env.task(t, "carol", reach.KindQuestion, nil)
+	env.deliver(t, &tk)
+	_, err := env.rs.TransitionTask(ctx, tk.ID, []reach.State{reach.StateDelivered}, reach.StateSuperseded, nil)
+	require.NoError(t, err)
+	st, _, body := phone.do(t, http.MethodPost, "/reach/tasks/"+tk.ID+"/ack", "")
+	require.Equal(t, http.StatusConflict, st, "%s", body)
+	require.Equal(t, "invalid_state", jsonOf(t, body)["error"])
+	st, _, body = phone.do(t, http.MethodPost, "/reach/scan", `{"ref":"`+tk.Ref+`"}`)
+	require.Equal(t, http.StatusConflict, st, "%s", body)
+	st, _, body = phone.do(t, http.MethodGet, "/reach/tasks/"+tk.ID, "")
+	require.Equal(t, http.StatusOK, st)
+	require.Equal(t, "superseded", jsonOf(t, body)["status"])
+
+	huge := `{"name":"` + strings.Repeat("a", 17<<10) + `"}`
+	for _, p := range []struct{ method, path string }{
+		{http.MethodPost, "/reach/devices"},
+		{http.MethodPatch, "/reach/devices/" + phoneID},
+		{http.MethodPost, "/reach/tasks/" + tk.ID + "/response"},
+		{http.MethodPost, "/reach/scan"},
+	} {
+		st, _, body := phone.do(t, p.method, p.path, huge)
+		require.Equal(t, http.StatusRequestEntityTooLarge, st, "%s %s: %s", p.method, p.path, body)
+	}
+	st, _, body = phone.send(t, env.a, http.MethodGet, "/reach/inbox/events", "", func(r *http.Request) { r.Header.Set("Last-Event-ID", "nope") })
+	require.Equal(t, http.StatusBadRequest, st, "%s", body)
+	st, _, _ = phone.do(t, http.MethodPatch, "/reach/devices/"+phoneID, `{"platform":"android"}`)
+	require.Equal(t, http.StatusBadRequest, st, "platform is not patchable")
+	// A device unknown to the stream and the inbox: 404.
+	st, _, _ = phone.do(t, http.MethodDelete, "/reach/devices/"+phoneID, "")
+	require.Equal(t, http.StatusNoContent, st)
+	for _, p := range []string{"/reach/inbox/events", "/reach/inbox"} {
+		st, _, _ = phone.do(t, http.MethodGet, p, "")
+		require.Equal(t, http.StatusNotFound, st, p)
 	}
 }
