@@ -26,7 +26,7 @@ import (
 // with scope reach:device, a DPoP proof on every request, and the device
 // is the proof's key (RFC 9449 §7; docs/decisions.md Q27).
 
-// Paths of the app side (docs/protocol.md "Reach").
+// Paths of the app side (docs/reach.md "App API").
 const (
 	PathReachDevices     = "/reach/devices"
 	PathReachInbox       = "/reach/inbox"
@@ -51,7 +51,7 @@ func (s *Server) reachAppRoutes(e *echo.Echo, limit func(string) echo.Middleware
 }
 
 // reachAppMetadata adds this front end's metadata members (reach.go):
-// fedas extensions to RFC 8414 §2 (docs/protocol.md "Reach").
+// fedas extensions to RFC 8414 §2 (docs/reach.md "App API").
 func (s *Server) reachAppMetadata(m map[string]any) {
 	m["reach_devices_endpoint"] = s.url(PathReachDevices)
 	m["reach_inbox_endpoint"] = s.url(PathReachInbox)
@@ -110,7 +110,7 @@ func errNoDevice() *protoError {
 }
 
 // callerDevice is the device of the request's DPoP key, which must be
-// the caller's user's.
+// the caller's user's; its use restarts its idle expiry (touch).
 func (s *Server) callerDevice(ctx context.Context, ac *appCaller) (reach.Device, error) {
 	d, err := s.reach.store.DeviceByJKT(ctx, ac.JKT)
 	switch {
@@ -121,6 +121,7 @@ func (s *Server) callerDevice(ctx context.Context, ac *appCaller) (reach.Device,
 	case d.User != ac.User:
 		return d, errNoDevice()
 	}
+	s.touch(ctx, d)
 	return d, nil
 }
 

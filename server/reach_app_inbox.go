@@ -120,8 +120,8 @@ func (s *Server) dropInboxGen(dev string) {
 }
 
 // inboxDevice is the common start of both inbox endpoints: the caller,
-// its device, the cursor (validated as the stores parse it), presence set
-// and the idle expiry restarted.
+// its device, the cursor (validated as the stores parse it) and presence
+// set.
 func (s *Server) inboxDevice(c echo.Context, cursor string) (reach.Device, error) {
 	ctx := c.Request().Context()
 	ac, err := s.reachAppCaller(c)
@@ -138,7 +138,6 @@ func (s *Server) inboxDevice(c echo.Context, cursor string) (reach.Device, error
 	if err := s.reach.store.SetPresence(ctx, dev.ID, storage.PresenceTTL); err != nil {
 		return dev, err
 	}
-	s.touch(ctx, dev)
 	return dev, nil
 }
 
