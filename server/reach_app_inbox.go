@@ -80,8 +80,9 @@ var (
 )
 
 // enterInbox starts a poll of dev: it bumps the device's generation and
-// returns the check "was I superseded?" and the release.
-func (s *Server) enterInbox(dev string) (superseded func() bool, release func()) {
+// returns the check "was I superseded?", the release, and whether an
+// older poll of the device is held here (then it is to be woken).
+func (s *Server) enterInbox(dev string) (superseded func() bool, release func(), older bool) {
 	k := inboxGenKey{s, dev}
 	inboxGensMu.Lock()
 	g := inboxGens[k]
@@ -91,7 +92,7 @@ func (s *Server) enterInbox(dev string) (superseded func() bool, release func())
 	}
 	g.n++
 	g.holders++
-	mine := g.n
+	mine, older := g.n, g.holders > 1
 	inboxGensMu.Unlock()
 	superseded = func() bool {
 		inboxGensMu.Lock()
@@ -106,7 +107,7 @@ func (s *Server) enterInbox(dev string) (superseded func() bool, release func())
 			delete(inboxGens, k)
 		}
 	}
-	return superseded, release
+	return superseded, release, older
 }
 
 // dropInboxGen forgets a deleted device's generation (its polls end with
@@ -163,12 +164,14 @@ func (s *Server) reachInbox(c echo.Context) error {
 	if err != nil {
 		return s.reachError(c, err)
 	}
-	superseded, release := s.enterInbox(dev.ID)
+	superseded, release, older := s.enterInbox(dev.ID)
 	defer release()
 	topic := reach.InboxTopic(dev.ID)
-	// Wake the poll this one supersedes (on this instance; elsewhere
-	// the notification only makes waiters re-read).
-	_ = s.reach.hub.Notify(c.Request().Context(), topic)
+	if older {
+		// Wake the poll this one supersedes (the notification reaches
+		// every instance; elsewhere waiters only re-read).
+		_ = s.reach.hub.Notify(c.Request().Context(), topic)
+	}
 	var got []storage.InboxEntry
 	check := func(ctx context.Context) (bool, error) {
 		if superseded() {
