@@ -18,6 +18,18 @@ func PasswordChecks(s *Server) int64 { return s.password.Checks() }
 // take a QR ref) until they switch to the app API.
 func ReachStore(s *Server) storage.ReachStore { return s.reach.store }
 
+// ReachAck opens task id on the app (SEEN; an already open task is
+// fine), as the app's ack or a QR scan does, and announces it.
+func ReachAck(ctx context.Context, s *Server, id string) error {
+	t, err := s.reach.store.TransitionTask(ctx, id, []reach.State{reach.StateCreated, reach.StateDelivered}, reach.StateSeen, nil)
+	if err == nil {
+		s.taskEnded(ctx, t)
+	} else if !errors.Is(err, reach.ErrState) {
+		return err
+	}
+	return nil
+}
+
 // ReachTestAnswer is an app's answer to a task (ReachAnswer).
 type ReachTestAnswer struct {
 	// Device is the answering device (its User is the app's user).
@@ -36,9 +48,7 @@ type ReachTestAnswer struct {
 // APPROVED with the answer recorded). Each stored transition is
 // announced (taskEnded).
 func ReachAnswer(ctx context.Context, s *Server, id string, a ReachTestAnswer) (reach.Task, error) {
-	if t, err := s.reach.store.TransitionTask(ctx, id, []reach.State{reach.StateCreated, reach.StateDelivered}, reach.StateSeen, nil); err == nil {
-		s.taskEnded(ctx, t)
-	} else if !errors.Is(err, reach.ErrState) {
+	if err := ReachAck(ctx, s, id); err != nil {
 		return reach.Task{}, err
 	}
 	t, err := s.reach.store.TransitionTask(ctx, id, []reach.State{reach.StateSeen}, reach.StateApproved, func(n *reach.Task) error {
