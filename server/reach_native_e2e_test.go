@@ -45,7 +45,12 @@ func nativeReachConfig(c *config.Config) {
 	c.Clients = append(c.Clients, nocd)
 	for i := range c.Apps {
 		if c.Apps[i].ID == "bank" {
-			c.Apps[i].Clients = append(c.Apps[i].Clients, "demo-nocd")
+			c.Apps[i].Clients = append(c.Apps[i].Clients, "demo-nocd", "fp-conf")
+		}
+	}
+	for i := range c.Clients {
+		if c.Clients[i].ID == "fp-conf" {
+			c.Clients[i].NativeCallbackURIs = []string{cb}
 		}
 	}
 }
@@ -58,6 +63,9 @@ type reachDevice struct {
 	key    *dpop.Key
 	client string
 	pk     sdk.PKCE
+	// hdr is sent with every request (a confidential client's Basic
+	// authentication).
+	hdr http.Header
 }
 
 func newReachDevice(tb testing.TB, in *servertest.Instance, clock *servertest.Clock, client string) *reachDevice {
@@ -83,8 +91,10 @@ func (d *reachDevice) send(tb testing.TB, key *dpop.Key, method, u string, form 
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
-	for k, v := range hdr {
-		req.Header[k] = v
+	for _, h := range []http.Header{d.hdr, hdr} {
+		for k, v := range h {
+			req.Header[k] = v
+		}
 	}
 	if key != nil {
 		htu, _, _ := strings.Cut(u, "?")
