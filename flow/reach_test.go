@@ -233,3 +233,32 @@ func TestReach_Callers(t *testing.T) {
 	require.Empty(t, r.tasks, "a refused caller creates nothing")
 	as[flow.Reaching](t, f.reachPost(conf.AuthSession, f.asClient("conf"), authed()))
 }
+
+// TestReach_CompleteRace (RN06): 20 racing completions of one approved
+// task: exactly one rotated auth_session, the others invalid_request.
+func TestReach_CompleteRace(t *testing.T) {
+	r := &fakeReach{}
+	f := reachFixture(t, r)
+	out := as[flow.RedirectToApp](t, f.native(initial("app", "native_callback_uri", appCB, "login_hint", "carol")))
+	got := as[flow.Reaching](t, f.reachPost(out.AuthSession))
+	var mu sync.Mutex
+	var values []string
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Go(func() {
+			v, rf, err := f.eng.CompleteReach(context.Background(), f.snap, r.created[0].SessionID, got.TaskID, flow.ReachAnswer{User: "carol", At: f.clock.Now()})
+			if err != nil || (rf != nil && rf.Code != "invalid_request") {
+				t.Errorf("completion: %v %+v", err, rf)
+				return
+			}
+			if v != "" {
+				mu.Lock()
+				values = append(values, v)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	require.Len(t, values, 1)
+	as[flow.Code](t, f.native(vals("auth_session", values[0])))
+}
