@@ -94,8 +94,9 @@ func TestReachNative_UnavailableTask(t *testing.T) {
 }
 
 // TestReachNative_LongPoll (RN24): Prefer: wait holds the poll on
-// instance a until the answer arrives through instance b (Redis pub/sub;
-// on memory the hub's re-check, driven by the test's ticks).
+// instance a until the answer arrives through instance b (Redis pub/sub,
+// or the deployment's shared in-process hub on memory; the test's ticks
+// drive the periodic re-check as well).
 func TestReachNative_LongPoll(t *testing.T) {
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
