@@ -68,6 +68,8 @@ type reachState struct {
 	ended map[reach.Kind]func(context.Context, reach.Task)
 	// sharedHub: hub is the caller's (ReachOptions.Hub), not closed here.
 	sharedHub bool
+	// uq is the User Questioning front end's state (uq.go).
+	uq *uqState
 }
 
 // initReach builds the reach core from reach (docs/config.md): the
@@ -131,6 +133,9 @@ func (s *Server) initReach(o Options) (*reachState, error) {
 
 // close stops the hub (its subscription and waiters).
 func (r *reachState) close() {
+	if r != nil && r.uq != nil {
+		r.uq.close()
+	}
 	if r != nil && r.hub != nil && !r.sharedHub {
 		_ = r.hub.Close()
 	}
