@@ -274,16 +274,18 @@ func digest(v string) string {
 
 // uqError maps any error of a UQ endpoint to its -10 error: a *uq.Error
 // as is; the reach token check's 401/403 to unauthorized (400: -10
-// §4.1.4 answers every error with 400; the WWW-Authenticate challenge
-// already set is kept as a hint); a storage outage to 503
+// §4.1.4 answers every error with 400, so RFC 6750's challenge, which
+// belongs to a 401, is dropped); a storage outage to 503
 // temporarily_unavailable; anything else to server_error (logged).
-func (s *Server) uqError(ctx context.Context, err error) *uq.Error {
+func (s *Server) uqError(c echo.Context, err error) *uq.Error {
+	ctx := c.Request().Context()
 	var ue *uq.Error
 	var pe *protoError
 	switch {
 	case errors.As(err, &ue):
 		return ue
 	case errors.As(err, &pe) && (pe.status == http.StatusUnauthorized || pe.status == http.StatusForbidden):
+		c.Response().Header().Del("WWW-Authenticate")
 		return uq.NewError(uq.ErrUnauthorized, "%s", pe.body.ErrorDescription)
 	case errors.As(err, &pe) && pe.status == http.StatusServiceUnavailable, unavailable(err):
 		e := uq.NewError(uq.ErrTemporarilyUnavailable, "The service is temporarily unavailable; retry shortly.")
@@ -298,7 +300,7 @@ func (s *Server) uqError(ctx context.Context, err error) *uq.Error {
 // 500), RFC 6749 §5.2 body, no-store, and Retry-After when the error
 // carries a wait (the rate limits) or is a 503 (docs/decisions.md Q25).
 func (s *Server) uqFail(c echo.Context, err error) error {
-	e := s.uqError(c.Request().Context(), err)
+	e := s.uqError(c, err)
 	events.NoteError(c.Request().Context(), e.Code)
 	switch {
 	case e.RetryAfter > 0:

@@ -262,6 +262,7 @@ func TestUQ_ErrorCodes(t *testing.T) {
 	}})
 	cc := ccToken(t, env.a, "uq-backend", uqBackendSecret, config.ScopeQuestion)
 	push := ccToken(t, env.a, "uq-push", uqPushSecret, config.ScopeQuestion)
+	noScope := ccToken(t, env.a, "uq-backend", uqBackendSecret, "")
 	user := userQuestionToken(t, env.a, "carol", "carol-pw")
 	carol := question(uq.UserIDEmail, uqCarolEmail)
 	with := func(m map[string]any, k string, v any) map[string]any {
@@ -310,6 +311,8 @@ func TestUQ_ErrorCodes(t *testing.T) {
 		{"ask without token", askWith("", carol), "unauthorized"},
 		{"ask with a bad token", askWith("not-a-token", carol), "unauthorized"},
 		{"poll without token", pollWith("", pending, nil), "unauthorized"},
+		{"ask without the question scope", askWith(noScope, carol), "unauthorized"},
+		{"poll without the question scope", pollWith(noScope, pending, nil), "unauthorized"},
 		{"wished_acr unknown", askWith(cc, with(carol, "wished_acr", "loa4")), "no_suitable_method"},
 		{"wished_amr unknown", askWith(cc, with(carol, "wished_amr", []string{"retina"})), "no_suitable_method"},
 		{"unknown sub", askWith(cc, question(uq.UserIDSub, "nobody")), "unknown_user"},
@@ -328,6 +331,7 @@ func TestUQ_ErrorCodes(t *testing.T) {
 			require.Equal(t, http.StatusBadRequest, st, "%v", m)
 			require.Equal(t, tc.code, m["error"], "%v", m)
 			require.Equal(t, "no-store", h.Get("Cache-Control"))
+			require.Empty(t, h.Values("WWW-Authenticate"), "a 400 carries no RFC 6750 challenge")
 		})
 	}
 	// The boundaries are accepted: 256 and 64 characters.
@@ -420,4 +424,25 @@ func TestUQ_Metadata(t *testing.T) {
 func uqKeys(tb testing.TB, in *servertest.Instance) jose.JSONWebKeySet {
 	set, _ := jwksOf(tb, in.URL)
 	return set
+}
+
+// TestUQ_AddressRateLimit (RQ09): both endpoints sit behind the
+// reach_client per-address limit, answered 429 slow_down with
+// Retry-After (docs/decisions.md Q28) before any token or question is
+// looked at.
+func TestUQ_AddressRateLimit(t *testing.T) {
+	env := newUQEnv(t, nil, uqEnvOptions{one: true, edit: func(c *config.Config) {
+		c.Limits.Rate.Rules = append(c.Limits.Rate.Rules, config.RateRule{Endpoint: config.RateReachClient, Scope: config.ScopeIP, Rate: 1, Period: time.Hour, Burst: 1})
+	}})
+	st, _, _ := ask(t, env.a, "", question("", ""))
+	require.Equal(t, http.StatusBadRequest, st)
+	for _, do := range []func() (int, http.Header, map[string]any){
+		func() (int, http.Header, map[string]any) { return ask(t, env.a, "", question("", "")) },
+		func() (int, http.Header, map[string]any) { return poll(t, env.a, "", uq.NewQuestionID(), nil) },
+	} {
+		st, h, m := do()
+		require.Equal(t, http.StatusTooManyRequests, st)
+		require.Equal(t, "slow_down", m["error"])
+		require.NotEmpty(t, h.Get("Retry-After"))
+	}
 }
