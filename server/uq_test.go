@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fedas/fedas/config"
+	"github.com/fedas/fedas/sdk"
 	"github.com/fedas/fedas/server"
 	"github.com/fedas/fedas/server/servertest"
 	"github.com/fedas/fedas/storage/redistest"
@@ -445,4 +447,38 @@ func TestUQ_AddressRateLimit(t *testing.T) {
 		require.Equal(t, "slow_down", m["error"])
 		require.NotEmpty(t, h.Get("Retry-After"))
 	}
+}
+
+// TestUQ_SDK (RQ10): the Go SDK's UQ client against two instances:
+// discovery, Ask with a client-credentials token, Wait holding a poll
+// with Client-Timeout at a while the answer arrives through b, and
+// VerifyUST against the JWKS.
+func TestUQ_SDK(t *testing.T) {
+	env := newUQEnv(t, nil, uqEnvOptions{})
+	ctx := context.Background()
+	meta, err := sdk.DiscoverUQ(ctx, servertest.HTTP(), env.a.URL)
+	require.NoError(t, err)
+	c := &sdk.UQClient{HTTP: servertest.HTTP(), Meta: meta, AccessToken: ccToken(t, env.a, "uq-backend", uqBackendSecret, config.ScopeQuestion)}
+	q := uq.Request{UserID: uqCarolPhone, UserIDType: uq.UserIDMSISDN, QuestionToDisplay: "Is this your new payee?", StatementsToDisplay: []string{"Yes", "No"}, WishedACR: "app"}
+	qid, err := c.Ask(ctx, q)
+	require.NoError(t, err)
+	got := make(chan string, 1)
+	go func() {
+		ust, err := c.Wait(ctx, qid, 20*time.Second)
+		if err != nil {
+			ust = "error: " + err.Error()
+		}
+		got <- ust
+	}()
+	waitHeld(t, env, qid, 1)
+	answerQuestion(t, env.b, qid, "Yes", "hwk", "pin")
+	ust := <-got
+	claims, err := c.VerifyUST(ctx, ust, uq.Expect{ClientID: "uq-backend", QuestionID: qid, Question: q.QuestionToDisplay, Statements: q.StatementsToDisplay,
+		UserID: uqCarolPhone, UserIDType: uq.UserIDMSISDN})
+	require.NoError(t, err, ust)
+	require.Equal(t, "Yes", claims.Statement)
+	require.Equal(t, "phr", claims.UsedACR)
+
+	_, err = c.Ask(ctx, uq.Request{UserID: "+15550000000", UserIDType: uq.UserIDMSISDN, QuestionToDisplay: "?", StatementsToDisplay: []string{"a", "b"}, WishedACR: "app"})
+	require.ErrorIs(t, err, uq.ErrUnknownUser)
 }
