@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/fedas/fedas/config"
+	"github.com/fedas/fedas/events"
 	"github.com/fedas/fedas/policy"
 	"github.com/fedas/fedas/reach"
 	"github.com/fedas/fedas/storage"
@@ -32,6 +33,7 @@ func (s *Server) uqAsk(c echo.Context) error {
 	if err != nil {
 		return s.uqFail(c, err)
 	}
+	events.NoteClient(ctx, caller.ClientID)
 	snap := s.snapshot(ctx)
 	cl, ok := snap.Client(caller.ClientID)
 	if !ok {

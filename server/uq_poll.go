@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/fedas/fedas/config"
+	"github.com/fedas/fedas/events"
 	"github.com/fedas/fedas/reach"
 	"github.com/fedas/fedas/storage"
 	"github.com/fedas/fedas/uq"
@@ -36,6 +37,7 @@ func (s *Server) uqPoll(c echo.Context) error {
 	if err != nil {
 		return s.uqFail(c, err)
 	}
+	events.NoteClient(ctx, caller.ClientID)
 	cl, ok := s.snapshot(ctx).Client(caller.ClientID)
 	if !ok {
 		return s.uqFail(c, uq.NewError(uq.ErrUnauthorized, "The access token's client is not registered."))
