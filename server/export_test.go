@@ -72,3 +72,6 @@ func UQTaskID(s *Server, qid string) string {
 	id, _ := s.reach.uq.uqTaskID(qid)
 	return id
 }
+
+// UQPushesDone waits for the UQ pushes in flight on s to finish.
+func UQPushesDone(s *Server) { s.reach.uq.wg.Wait() }

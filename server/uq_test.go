@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fedas/fedas/config"
+	"github.com/fedas/fedas/netguard"
 	"github.com/fedas/fedas/sdk"
 	"github.com/fedas/fedas/server"
 	"github.com/fedas/fedas/server/servertest"
@@ -481,4 +484,31 @@ func TestUQ_SDK(t *testing.T) {
 
 	_, err = c.Ask(ctx, uq.Request{UserID: "+15550000000", UserIDType: uq.UserIDMSISDN, QuestionToDisplay: "?", StatementsToDisplay: []string{"a", "b"}, WishedACR: "app"})
 	require.ErrorIs(t, err, uq.ErrUnknownUser)
+}
+
+// TestUQ_PushRefusedAtDelivery (RQ05): a notification endpoint whose
+// name passes configuration but resolves to a private address at
+// delivery is refused by the guarded dialer: one resolution, no
+// connection, no retry (a refusal is final; a network error would be
+// retried 3 times).
+func TestUQ_PushRefusedAtDelivery(t *testing.T) {
+	var lookups atomic.Int32
+	guarded := netguard.Client(netguard.Options{AllowLoopback: true, LookupIP: func(context.Context, string) ([]net.IP, error) {
+		lookups.Add(1)
+		return []net.IP{net.ParseIP("10.0.0.7")}, nil
+	}})
+	env := newUQEnv(t, nil, uqEnvOptions{one: true, reach: server.ReachOptions{HTTP: guarded}, edit: func(c *config.Config) {
+		for i := range c.Clients {
+			if c.Clients[i].ID == "uq-push" {
+				c.Clients[i].Reach = &config.ClientReach{NotificationEndpoint: "https://notify.bank.example/uq"}
+			}
+		}
+	}})
+	tok := ccToken(t, env.a, "uq-push", uqPushSecret, config.ScopeQuestion)
+	body := question(uq.UserIDSub, "carol")
+	body["client_notification_token"] = uqNotifyToken
+	qid := mustAsk(t, env.a, tok, body)
+	answerQuestion(t, env.a, qid, "Yes")
+	server.UQPushesDone(env.a.Server)
+	require.Equal(t, int32(1), lookups.Load())
 }
