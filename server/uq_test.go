@@ -374,6 +374,7 @@ func TestUQ_ErrorCodes(t *testing.T) {
 		require.Equal(t, "high_rate_client", m["error"])
 		require.NotEmpty(t, h.Get("Retry-After"))
 		// Polls have their own budget, across all the client's questions.
+		m = nil
 		for i := 0; i < 60 && m["error"] != "high_rate_client"; i++ {
 			_, h, m = poll(t, env.b, cc, uq.NewQuestionID(), nil)
 		}
