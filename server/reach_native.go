@@ -140,18 +140,6 @@ func (d crossDevice) Supersede(ctx context.Context, id string) {
 	}
 }
 
-// clientName is the client's configured display name (its id without).
-func clientName(snap *policy.Snapshot, id string) string {
-	if snap != nil && snap.Config != nil {
-		for _, c := range snap.Config.Clients {
-			if c.ID == id && c.Name != "" {
-				return c.Name
-			}
-		}
-	}
-	return id
-}
-
 func clip(v string, n int) string {
 	if len(v) > n {
 		return v[:n]
