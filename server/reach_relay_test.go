@@ -34,7 +34,7 @@ import (
 // app's answer arrives through instance b.
 
 const (
-	relayPath   = "/reach/interactions"
+	relayPath   = server.PathInteractions
 	relayOrigin = "https://shop.example"
 	relayCode   = "7KQ4-M2XW"
 )
