@@ -206,11 +206,17 @@ func relayDevice(tb testing.TB, st storage.Store, user string, present bool, cap
 // /reach/tasks/{id}/ack and /response of the app-side API.
 func appAnswers(tb testing.TB, in *servertest.Instance, id, decision, device string) {
 	tb.Helper()
-	ctx := context.Background()
-	require.NoError(tb, server.RelayTestAck(in.Server, ctx, id))
+	require.NoError(tb, server.RelayTestAck(in.Server, context.Background(), id))
 	if decision != "" {
-		require.NoError(tb, server.RelayTestAnswer(in.Server, ctx, id, decision, "carol", device))
+		appResponds(tb, in, id, decision, device)
 	}
+}
+
+// appResponds is the user's answer on a task the app already opened
+// (POST /reach/tasks/{id}/response of the app-side API).
+func appResponds(tb testing.TB, in *servertest.Instance, id, decision, device string) {
+	tb.Helper()
+	require.NoError(tb, server.RelayTestAnswer(in.Server, context.Background(), id, decision, "carol", device))
 }
 
 // taskIDOf is the task id a 202's Location names.
@@ -288,7 +294,7 @@ func TestRelay_DeliveredThenCompletedAcrossInstances(t *testing.T) {
 			clock.Advance(3 * time.Second)
 			done := make(chan relayReply, 1)
 			go func() { done <- cl.call(t, env.a, http.MethodGet, relayPath+"/"+id, "", "Prefer", "wait=20") }()
-			require.NoError(t, server.RelayTestAnswer(env.b.Server, context.Background(), id, "approve", "carol", dev))
+			appResponds(t, env.b, id, "approve", dev)
 			r = <-done
 			require.Equal(t, http.StatusOK, r.status, r.raw)
 			require.Equal(t, "completed", r.str("status"))
