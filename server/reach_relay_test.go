@@ -73,6 +73,12 @@ type relayClient struct {
 // scope (default "openid reach:interaction").
 func signInRelay(tb testing.TB, in *servertest.Instance, clock *servertest.Clock, user, password, scope string) *relayClient {
 	tb.Helper()
+	return signInRelayAs(tb, in, clock, "demo-app", user, password, scope)
+}
+
+// signInRelayAs is signInRelay for another client.
+func signInRelayAs(tb testing.TB, in *servertest.Instance, clock *servertest.Clock, client, user, password, scope string) *relayClient {
+	tb.Helper()
 	if scope == "" {
 		scope = "openid " + config.ScopeReachInteraction
 	}
@@ -80,7 +86,7 @@ func signInRelay(tb testing.TB, in *servertest.Instance, clock *servertest.Clock
 	require.NoError(tb, err)
 	dk, err := dpop.NewKey(k, jose.ES256)
 	require.NoError(tb, err)
-	cl := in.Client(tb, "demo-app")
+	cl := in.Client(tb, client)
 	cl.DPoP = dk
 	code, pk, err := cl.Authorize(context.Background(), url.Values{"scope": {scope}}, userUI(user, password, ""))
 	require.NoError(tb, err)
@@ -283,6 +289,12 @@ func TestRelay_DeliveredThenCompletedAcrossInstances(t *testing.T) {
 			require.Equal(t, "demo-app", rec.D.ClientID)
 			require.Equal(t, map[string]string{"url": relayOrigin + "/pay/approve", "code": relayCode, "description": "Approve the payment of 12 EUR"}, rec.D.Interaction)
 			require.Equal(t, id, inboxTask(t, env.store, dev))
+
+			// A hold that nothing ends answers pending when it is over.
+			r = cl.call(t, env.a, http.MethodGet, relayPath+"/"+id, "", "Prefer", "wait=1")
+			require.Equal(t, http.StatusAccepted, r.status, r.raw)
+			require.Equal(t, "pending", r.str("status"))
+			require.Equal(t, "wait=1", r.header.Get("Preference-Applied"))
 
 			appAnswers(t, env.b, id, "", dev)
 			clock.Advance(3 * time.Second)
@@ -517,12 +529,21 @@ func TestRelay_TokenChecks(t *testing.T) {
 }
 
 // TestRelay_OnlyTheCreatorPolls (RI11): another DPoP key of the same
-// client and user, or another user, polling or cancelling the task is
+// client and user, another user, or another client (allowed to relay to
+// the same origin) polling or cancelling the task is
 // 404 as for an unknown id (no oracle), and the task is untouched.
 func TestRelay_OnlyTheCreatorPolls(t *testing.T) {
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
-			env, clock := relayEnv(t, b)
+			env, clock := relayEnv(t, b, func(c *config.Config) {
+				// c2 may relay to the same origin: still not demo-app's tasks.
+				for i := range c.Clients {
+					if c.Clients[i].ID == "c2" {
+						c.Clients[i].Scopes = append(c.Clients[i].Scopes, config.ScopeReachInteraction)
+						c.Clients[i].Reach = &config.ClientReach{InteractionOrigins: []string{relayOrigin}}
+					}
+				}
+			})
 			relayDevice(t, env.store, "carol", true, reach.KindInteraction)
 			owner := signInRelay(t, env.a, clock, "carol", "carol-pw", "")
 			r := owner.call(t, env.a, http.MethodPost, relayPath, relayBody(nil))
@@ -530,7 +551,8 @@ func TestRelay_OnlyTheCreatorPolls(t *testing.T) {
 			id := taskIDOf(t, env.a, r)
 			otherKey := signInRelay(t, env.b, clock, "carol", "carol-pw", "")
 			otherUser := signInRelay(t, env.b, clock, "alice", "wonderland", "")
-			for name, cl := range map[string]*relayClient{"other key": otherKey, "other user": otherUser} {
+			otherClient := signInRelayAs(t, env.b, clock, "c2", "carol", "carol-pw", "")
+			for name, cl := range map[string]*relayClient{"other key": otherKey, "other user": otherUser, "other client": otherClient} {
 				t.Run(name, func(t *testing.T) {
 					for _, method := range []string{http.MethodGet, http.MethodDelete} {
 						bothShapes(t, http.StatusNotFound, "not_found", func(hdr ...string) relayReply {
