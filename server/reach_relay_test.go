@@ -754,3 +754,31 @@ func TestRelay_Metadata(t *testing.T) {
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&m))
 	require.Equal(t, env.a.URL+relayPath, m["interaction_endpoint"])
 }
+
+// TestRelay_UserQuota (RI21): a user's fourth live task is the same 424
+// as no channel (push bombing gets nothing, learns nothing); the
+// creator's cancel frees a slot on the other instance at once.
+func TestRelay_UserQuota(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			env, clock := relayEnv(t, b)
+			relayDevice(t, env.store, "carol", true, reach.KindInteraction)
+			cl := signInRelay(t, env.a, clock, "carol", "carol-pw", "")
+			var first string
+			for i := range 3 {
+				r := cl.call(t, env.a, http.MethodPost, relayPath, relayBody(nil))
+				require.Equal(t, http.StatusAccepted, r.status, "task %d: %s", i, r.raw)
+				if first == "" {
+					first = taskIDOf(t, env.a, r)
+				}
+			}
+			bothShapes(t, http.StatusFailedDependency, "interaction_unavailable", func(hdr ...string) relayReply {
+				return cl.call(t, env.b, http.MethodPost, relayPath, relayBody(nil), hdr...)
+			})
+			r := cl.call(t, env.a, http.MethodDelete, relayPath+"/"+first, "")
+			require.Equal(t, http.StatusNoContent, r.status, r.raw)
+			r = cl.call(t, env.b, http.MethodPost, relayPath, relayBody(nil))
+			require.Equal(t, http.StatusAccepted, r.status, r.raw)
+		})
+	}
+}
