@@ -782,3 +782,24 @@ func TestRelay_UserQuota(t *testing.T) {
 		})
 	}
 }
+
+// TestRelay_ProblemOnlyOnTheRelay (RI20): the negotiation is the relay's
+// alone: the other endpoints answer application/json whatever Accept
+// says (their clients key on the RFC 6749 body, Q24).
+func TestRelay_ProblemOnlyOnTheRelay(t *testing.T) {
+	env, _ := relayEnv(t, backends()[0])
+	for _, path := range []string{"/oauth2/token", "/native/authorize"} {
+		req, err := http.NewRequest(http.MethodPost, env.a.URL+path, strings.NewReader("grant_type=nope"))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Accept", problemAccept)
+		resp, err := env.a.HTTPClient().Do(req)
+		require.NoError(t, err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.GreaterOrEqual(t, resp.StatusCode, 400, path)
+		require.Equal(t, "application/json", resp.Header.Get("Content-Type"), path)
+		require.Empty(t, resp.Header.Get("Vary"), path)
+		require.NotContains(t, string(b), `"type":"about:blank"`, path)
+	}
+}
