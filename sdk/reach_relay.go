@@ -41,6 +41,13 @@ type Interaction struct {
 	CanInteract bool
 }
 
+// FallbackURL is what to open or show as a QR code when the relay
+// answers interaction_unavailable: the interaction URL with its code
+// (AAuth: {url}?code={code}).
+func (in Interaction) FallbackURL() string {
+	return in.URL + "?code=" + url.QueryEscape(in.Code)
+}
+
 // RelayStatus is a relay answer that is not an error: Status pending or
 // interacting (Location and RetryAfter set: poll again), or completed.
 type RelayStatus struct {

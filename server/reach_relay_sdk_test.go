@@ -39,6 +39,7 @@ func TestRelaySDK_EndToEnd(t *testing.T) {
 			var re *sdk.RelayError
 			require.ErrorAs(t, err, &re)
 			require.Equal(t, http.StatusFailedDependency, re.Response.Status)
+			require.Equal(t, relayOrigin+"/pay/approve?code=7KQ4-M2XW", in.FallbackURL())
 
 			dev := relayDevice(t, env.store, "carol", true, reach.KindInteraction)
 			st, err := rel.Start(ctx, in, 0)
