@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"errors"
 
 	"github.com/fedas/fedas/reach"
+	"github.com/fedas/fedas/storage"
 )
 
 // PasswordChecks reports how many bcrypt comparisons s's password step
@@ -44,4 +46,76 @@ func RelayTestAnswer(s *Server, ctx context.Context, id, decision, user, device 
 	}
 	s.taskEnded(ctx, t)
 	return nil
+}
+
+// ReachStore is s's reach store: the cross-device tests drive the app
+// side through it (register a device, mark it present, read its inbox,
+// take a QR ref) until they switch to the app API.
+func ReachStore(s *Server) storage.ReachStore { return s.reach.store }
+
+// ReachAck opens task id on the app (SEEN; an already open task is
+// fine), as the app's ack or a QR scan does, and announces it.
+func ReachAck(ctx context.Context, s *Server, id string) error {
+	t, err := s.reach.store.TransitionTask(ctx, id, []reach.State{reach.StateCreated, reach.StateDelivered}, reach.StateSeen, nil)
+	if err == nil {
+		s.taskEnded(ctx, t)
+	} else if !errors.Is(err, reach.ErrState) {
+		return err
+	}
+	return nil
+}
+
+// ReachTestAnswer is an app's answer to a task (ReachAnswer).
+type ReachTestAnswer struct {
+	// Device is the answering device (its User is the app's user).
+	Device reach.Device
+	// Decision is approve or deny.
+	Decision string
+	// Pick is the number-matching choice of an approval.
+	Pick int
+	AMR  []string
+}
+
+// ReachAnswer applies an app's answer to task id as the app API does
+// (docs/reach.md): the ack (SEEN), then — a device of another user than
+// the task's: DENIED, reason other_user; deny: DENIED; approve: the
+// number-matching pick (wrong: an attempt, the third FAILED; right:
+// APPROVED with the answer recorded). Each stored transition is
+// announced (taskEnded).
+func ReachAnswer(ctx context.Context, s *Server, id string, a ReachTestAnswer) (reach.Task, error) {
+	if err := ReachAck(ctx, s, id); err != nil {
+		return reach.Task{}, err
+	}
+	t, err := s.reach.store.TransitionTask(ctx, id, []reach.State{reach.StateSeen}, reach.StateApproved, func(n *reach.Task) error {
+		rec, err := recordOf(*n)
+		if err != nil {
+			return err
+		}
+		ans := &taskAnswer{Decision: a.Decision, AMR: a.AMR, ACR: s.reach.cfg.ACRFor(a.AMR), User: a.Device.User, Device: a.Device.ID, At: s.now().Unix()}
+		switch {
+		case a.Device.User != n.User:
+			n.State, ans.Reason = reach.StateDenied, "other_user"
+		case a.Decision == "deny":
+			n.State = reach.StateDenied
+		default:
+			n.State = reach.StateSeen
+			if err := n.Pick(a.Pick); errors.Is(err, reach.ErrBinding) {
+				if n.State != reach.StateFailed {
+					return nil
+				}
+				ans.Reason = "binding"
+			} else if err != nil {
+				return err
+			} else {
+				n.State = reach.StateApproved
+			}
+		}
+		rec.Answer = ans
+		return rec.encode(n)
+	})
+	if err != nil {
+		return t, err
+	}
+	s.taskEnded(ctx, t)
+	return t, nil
 }

@@ -60,7 +60,8 @@ type reachEnvOptions struct {
 	reach server.ReachOptions
 	// one starts instance a only (b is nil).
 	one bool
-	// clock, when set, is both instances' clock (the stores keep theirs).
+	// clock, when set, is both instances' clock (expiry and polling
+	// tests advance it instead of sleeping).
 	clock *servertest.Clock
 }
 

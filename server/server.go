@@ -264,6 +264,7 @@ func New(o Options) (*Server, error) {
 		Observe:     s.observeOutcome,
 		Live:        liveCaps(o),
 		MaxHops:     cfg.Limits.MaxFederationHops,
+		Reach:       s.crossDevice(),
 	})
 	s.dpop = &dpop.Verifier{Replay: dpopReplay{o.Store}, Now: o.Now}
 	s.routes()
