@@ -204,6 +204,10 @@ func (s *Server) writeError(c echo.Context, err error) error {
 	}
 	body := pe.body
 	body.ErrorDescription = cleanDescription(body.ErrorDescription)
+	if wantsProblem(c) {
+		// The relay's content negotiation (reach_relay_errors.go, Q24).
+		return writeProblem(c, pe.status, body)
+	}
 	return writeJSON(c, pe.status, body)
 }
 
