@@ -470,7 +470,9 @@ type Client struct {
 	// Scopes the client may ask for; each must be in the top-level scopes.
 	Scopes []string `yaml:"scopes"`
 	// GrantTypes are authorization_code and/or refresh_token (default
-	// both).
+	// both), and client_credentials (RFC 6749 §4.4) for a confidential
+	// client only: its tokens name no user (the User Questioning API's
+	// user_id requests, docs/reach.md "User Questioning").
 	GrantTypes []string `yaml:"grant_types"`
 	// RedirectURIs are the browser redirect URIs (https, loopback http, or
 	// a reverse-domain private scheme: RFC 8252 §7); a federating client's
@@ -804,7 +806,7 @@ func SecretDigest(secret string) string {
 }
 
 var authMethods = map[string]bool{"none": true, "client_secret_basic": true, "client_secret_post": true, "private_key_jwt": true}
-var grantTypes = map[string]bool{"authorization_code": true, "refresh_token": true}
+var grantTypes = map[string]bool{"authorization_code": true, "refresh_token": true, "client_credentials": true}
 var assertionAlgs = map[string]bool{"ES256": true, "PS256": true, "EdDSA": true}
 
 // Validate reports every problem in the configuration at once, each
@@ -921,6 +923,9 @@ func (c *Config) Validate() error {
 		for _, g := range cl.GrantTypes {
 			if !grantTypes[g] {
 				add("%s.grant_types: %q is not supported", p, g)
+			}
+			if g == "client_credentials" && cl.Public() {
+				add("%s.grant_types: client_credentials needs a confidential client (RFC 6749 §4.4: the client authenticates)", p)
 			}
 		}
 		switch cl.RefreshTokenRotation {

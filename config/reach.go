@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/fedas/fedas/netguard"
 )
 
 // Reach configures reaching the user on another channel (docs/reach.md):
@@ -46,6 +48,14 @@ type Reach struct {
 	// unreachable_user, so that the endpoint reveals no account's
 	// existence (User Questioning -10 §4.1 lets the OP choose).
 	FoldUnknownUser bool `yaml:"fold_unknown_user"`
+	// QuestionsPerMinute caps the User Questioning questions one client
+	// may ask per minute, across instances (default 30); more is
+	// high_rate_client (400, UQ -10 §5, with Retry-After).
+	QuestionsPerMinute int `yaml:"questions_per_minute"`
+	// PollsPerMinute caps one client's User Questioning polls per minute
+	// across all its questions (default 120; high_rate_client). One
+	// question is polled at most once a second (high_rate_question).
+	PollsPerMinute int `yaml:"polls_per_minute"`
 	// ACRs maps the app's local user verification (its amr, RFC 8176) to
 	// the acr reported in used_acr and checked against wished_acr, the
 	// first entry whose amr all appear winning; default: hwk+face, hwk+fpt
@@ -120,6 +130,12 @@ func (r Reach) WithDefaults() Reach {
 	}
 	if r.TasksWindow == 0 {
 		r.TasksWindow = 10 * time.Minute
+	}
+	if r.QuestionsPerMinute == 0 {
+		r.QuestionsPerMinute = 30
+	}
+	if r.PollsPerMinute == 0 {
+		r.PollsPerMinute = 120
 	}
 	if r.Webhook == nil {
 		on := true
@@ -206,6 +222,12 @@ func (c *Config) validateReach() []error {
 	if r.TasksPerUser < 0 || r.TasksPerUser > 1000 {
 		add("reach.tasks_per_user: must be between 1 and 1000")
 	}
+	if r.QuestionsPerMinute < 0 || r.QuestionsPerMinute > 10000 {
+		add("reach.questions_per_minute: must be between 1 and 10000")
+	}
+	if r.PollsPerMinute < 0 || r.PollsPerMinute > 100000 {
+		add("reach.polls_per_minute: must be between 1 and 100000")
+	}
 	for i, m := range r.ACRs {
 		if len(m.AMR) == 0 || m.ACR == "" {
 			add("reach.acrs[%d]: amr and acr are required", i)
@@ -226,6 +248,10 @@ func (c *Config) validateReach() []error {
 		}
 		if ne := cl.Reach.NotificationEndpoint; ne != "" {
 			if err := c.CheckURL(ne); err != nil {
+				add("%s.client_notification_endpoint: %v", p, err)
+			} else if err := netguard.CheckURL(ne, netguard.Options{AllowLoopback: c.Dev.AllowLoopbackHTTP}); err != nil {
+				// SSRF (docs/reach.md "User Questioning"): no private,
+				// loopback or metadata address; checked again at delivery.
 				add("%s.client_notification_endpoint: %v", p, err)
 			} else if u, _ := url.Parse(ne); u.Fragment != "" {
 				add("%s.client_notification_endpoint: must have no fragment", p)

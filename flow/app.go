@@ -73,7 +73,7 @@ func (e *Engine) startApp(ctx context.Context, st starter, app policy.App) (Outc
 	if err != nil {
 		return nil, err
 	}
-	out := RedirectToApp{DeepLink: link}
+	out := RedirectToApp{DeepLink: link, ReachURI: e.reachOffer(st.snap, s)}
 	if !s.x.Downstream {
 		out.AuthSession = value
 	}
@@ -81,7 +81,7 @@ func (e *Engine) startApp(ctx context.Context, st starter, app policy.App) (Outc
 }
 
 // appHop moves an existing session (after a prompt) to redirect_to_app.
-func (e *Engine) appHop(ctx context.Context, s *session, app policy.App, hint string) (Outcome, error) {
+func (e *Engine) appHop(ctx context.Context, snap *policy.Snapshot, s *session, app policy.App, hint string) (Outcome, error) {
 	s.Stage, s.Failures, s.x.App = StageApp, 0, app.ID
 	s.hint(hint)
 	link, err := e.deepLink(ctx, s, app)
@@ -92,7 +92,7 @@ func (e *Engine) appHop(ctx context.Context, s *session, app policy.App, hint st
 	if err != nil {
 		return nil, err
 	}
-	return RedirectToApp{AuthSession: value, DeepLink: link}, nil
+	return RedirectToApp{AuthSession: value, DeepLink: link, ReachURI: e.reachOffer(snap, s)}, nil
 }
 
 // appFollowUp handles the device's follow-up while the app has not

@@ -58,6 +58,9 @@ type Options struct {
 	// MaxHops caps the pushes to downstreams one session may make
 	// (DefaultMaxHops when not positive).
 	MaxHops int
+	// Reach is the reach core for the cross-device redirect_to_app
+	// (flow/reach.go); nil when reach is off.
+	Reach CrossDevice
 }
 
 // Engine runs auth sessions: the one place where the native protocol is
@@ -151,6 +154,8 @@ func (e *Engine) dispatch(ctx context.Context, r Request) (Outcome, error) {
 		return e.appComplete(ctx, r)
 	case ChannelWebCallback:
 		return e.webCallback(ctx, r)
+	case ChannelReach:
+		return e.reachStart(ctx, r)
 	}
 	return nil, errors.New("flow: unknown channel")
 }
@@ -281,6 +286,9 @@ func (e *Engine) followUp(ctx context.Context, r Request, value string) (Outcome
 		return e.answerPrompt(ctx, r, s)
 	case StageApp:
 		return e.appFollowUp(ctx, r, s)
+	case StageReached:
+		// Approved on the user's other device (flow/reach.go).
+		return e.complete(ctx, r.Policy, s)
 	case StageReturned:
 		// Our app's leg, or our own browser federation (Q19), returns to
 		// the endpoint that answered; a downstream's fallback (Q7) to the
@@ -313,7 +321,7 @@ func clientStillRegistered(snap *policy.Snapshot, s *session) bool {
 // §4.1), and its DPoP key (FiPA-04 §9.6.1). A refusal changes nothing.
 func (e *Engine) checkCaller(r Request, s *session) error {
 	ch := r.Channel
-	if ch == ChannelResponse {
+	if ch == ChannelResponse || ch == ChannelReach {
 		ch = ChannelNative
 	}
 	if s.x.Channel != ch {

@@ -90,7 +90,7 @@ func (e *Engine) answerPrompt(ctx context.Context, r Request, s *session) (Outco
 		return accessDenied("Sign-in is not available for this account."), nil
 	case t.App != "" && s.Request["native_callback_uri"] != "":
 		if app, ok := r.Policy.App(t.App); ok {
-			return e.appHop(ctx, s, app, email)
+			return e.appHop(ctx, r.Policy, s, app, email)
 		}
 		fallthrough
 	case t.Local || t.App != "":

@@ -24,6 +24,8 @@ func (c Channel) String() string {
 		return "app_complete"
 	case ChannelWebCallback:
 		return "web_callback"
+	case ChannelReach:
+		return "reach"
 	}
 	return "unknown"
 }
@@ -62,6 +64,8 @@ func Kind(out Outcome, err error) (kind, challenge string) {
 		return "code", ""
 	case Return:
 		return "return", ""
+	case Reaching:
+		return "reaching", ""
 	case Refusal:
 		return o.Code, ""
 	}

@@ -43,6 +43,9 @@ type Federate struct {
 type RedirectToApp struct {
 	AuthSession string
 	DeepLink    string
+	// ReachURI, when set, is where the client may ask us to reach the
+	// user on another device (flow/reach.go; an ignorable member).
+	ReachURI string
 }
 
 // RedirectToWeb is redirect_to_web (FiPA-04 §5.2.2.1.1, 403), with a

@@ -57,6 +57,9 @@ type Request struct {
 	// or the address a trusted proxy reported: docs/security.md "Client
 	// addresses"); lockout and caps key on it.
 	ClientIP string
+	// UserAgent is the caller's User-Agent, shown to the user as a risk
+	// signal of a cross-device sign-in (flow/reach.go).
+	UserAgent string
 }
 
 // AppUser is who our app is signed in as (app completion).

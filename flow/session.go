@@ -88,6 +88,9 @@ type extra struct {
 	Live *liveRef `json:"live,omitempty"`
 	// Hops counts the pushes to downstreams made for the session (caps.go).
 	Hops int `json:"hops,omitempty"`
+	// ReachTask is the session's current cross-device task
+	// (flow/reach.go): only its approval completes the session.
+	ReachTask string `json:"rt,omitempty"`
 }
 
 func readExtra(s storage.AuthSession) extra {

@@ -277,7 +277,7 @@ func signInMethod(s string) string {
 
 func grantType(s string) string {
 	switch s {
-	case "authorization_code", "refresh_token":
+	case "authorization_code", "refresh_token", "client_credentials":
 		return s
 	}
 	return "other"

@@ -76,6 +76,10 @@ type Response struct {
 	OpenID4VPRequest        json.RawMessage `json:"openid4vp_request,omitempty"`
 	PollStatus              string          `json:"status,omitempty"`
 	Interval                int             `json:"interval,omitempty"`
+	// ReachURI and BindingCode are the cross-device redirect_to_app
+	// members (sdk/reach_client.go; docs/reach.md).
+	ReachURI    string `json:"reach_uri,omitempty"`
+	BindingCode string `json:"binding_code,omitempty"`
 	// From is the endpoint that produced the response.
 	From string `json:"-"`
 }
@@ -138,6 +142,10 @@ type Client struct {
 	// (sdk/dc.go) on whichever path the challenge names; without it, or
 	// without the hook that path needs, the UI callback gets them.
 	Wallet *WalletHooks
+	// Reach, when set, completes a redirect_to_app on the user's other
+	// device when no app on this one opens the deep link
+	// (sdk/reach_client.go).
+	Reach *ReachHooks
 }
 
 // ErrNoApp: no installed app claims the deep link.
@@ -352,10 +360,25 @@ func (c *Client) Authorize(ctx context.Context, params url.Values, ui UI) (strin
 // us an auth_session, else to the response_uri of the AS that federated
 // us. A code from a callback is never redeemed at a token endpoint.
 func (c *Client) openApp(ctx context.Context, r Response, stack *[]hop) (string, url.Values, error) {
-	if c.OpenApp == nil || r.DeepLink == "" {
+	if r.DeepLink == "" {
 		return "", nil, &Err{r}
 	}
-	params, err := c.OpenApp(ctx, r.DeepLink)
+	// Same device first (RFC 10027 §6.1): the other device only when no
+	// app here opens the link.
+	params, err := url.Values(nil), ErrNoApp
+	if c.OpenApp != nil {
+		params, err = c.OpenApp(ctx, r.DeepLink)
+	}
+	if errors.Is(err, ErrNoApp) && c.canReach(r) {
+		value, err := c.reachOther(ctx, r)
+		if err != nil {
+			return "", nil, err
+		}
+		return r.From, url.Values{"auth_session": {value}}, nil
+	}
+	if c.OpenApp == nil {
+		return "", nil, &Err{r}
+	}
 	if errors.Is(err, ErrNoApp) && r.AuthSession != "" {
 		// Ask the AS for its browser fallback (redirect_to_web).
 		return r.From, url.Values{"auth_session": {r.AuthSession}, "deep_link_unavailable": {"true"}}, nil

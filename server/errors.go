@@ -38,6 +38,9 @@ type errorBody struct {
 	DeepLink         string              `json:"deep_link,omitempty"`
 	RequestURI       string              `json:"request_uri,omitempty"`
 	ExpiresIn        int                 `json:"expires_in,omitempty"`
+	// ReachURI is redirect_to_app's cross-device endpoint
+	// (server/reach_native.go), an ignorable member.
+	ReachURI string `json:"reach_uri,omitempty"`
 	// Members are protocol members a step names (a presentation's type,
 	// credentials_request, expires_in in the client's dialect:
 	// docs/protocol.md "Digital credentials"); a member the fields above
@@ -201,6 +204,10 @@ func (s *Server) writeError(c echo.Context, err error) error {
 	}
 	body := pe.body
 	body.ErrorDescription = cleanDescription(body.ErrorDescription)
+	if wantsProblem(c) {
+		// The relay's content negotiation (reach_relay_errors.go, Q24).
+		return writeProblem(c, pe.status, body)
+	}
 	return writeJSON(c, pe.status, body)
 }
 

@@ -51,7 +51,7 @@ func (s *Server) Metadata() map[string]any {
 		"introspection_endpoint":                                       s.url(PathIntrospect),
 		"jwks_uri":                                                     s.url(PathJWKS),
 		"response_types_supported":                                     []string{"code"},
-		"grant_types_supported":                                        []string{"authorization_code", "refresh_token"},
+		"grant_types_supported":                                        []string{"authorization_code", "refresh_token", "client_credentials"},
 		"code_challenge_methods_supported":                             []string{"S256"},
 		"token_endpoint_auth_methods_supported":                        slices.Clone(anyAuthMethods),
 		"token_endpoint_auth_signing_alg_values_supported":             assertion,

@@ -132,6 +132,8 @@ func (s *Server) tokenIssued(ctx context.Context, ar fosite.AccessRequester) {
 	gt := "authorization_code"
 	if ar.GetGrantTypes().ExactOne("refresh_token") {
 		gt = "refresh_token"
+	} else if ar.GetGrantTypes().ExactOne("client_credentials") {
+		gt = "client_credentials"
 	}
 	s.obs.events.Emit(ctx, events.Event{Name: events.TokenIssued, GrantType: gt, ClientID: s.registeredClient(ctx, ar.GetClient().GetID())})
 }

@@ -33,7 +33,7 @@ func TestOpenAPI_Document(t *testing.T) {
 	require.Equal(t, "fedas public API", c.doc.Info.Title)
 	require.Equal(t, c.raw, docs.OpenAPI, "the binary embeds docs/openapi.json")
 
-	// Reach on, so that its endpoints are served as documented.
+	// Reach on: its endpoints are served only then (docs/reach.md).
 	in := wrap(start(t, nil, func(c *config.Config) { c.Reach.Enabled = true }))
 	r := do(t, mustGet(t, in.URL+server.PathOpenAPI))
 	require.Equal(t, http.StatusOK, r.status)

@@ -233,6 +233,7 @@ func TestProtocolExamples(t *testing.T) {
 	add(exampleDCSameDevice(t))
 	add(exampleDCCrossDevice(t))
 	add(exampleDCAPI(t))
+	add(exampleUQ(t))
 
 	generated := map[string]string{}
 	for _, x := range examples {
@@ -488,6 +489,8 @@ var volatileKeys = map[string]string{
 	// Digital credentials (docs/protocol.md "Digital credentials").
 	"response": "jwe", "wallet_nonce": "wallet_nonce", "request": "request_object",
 	"client_id": "verifier_client_id",
+	// User Questioning (docs/protocol.md "User Questioning").
+	"question_id": "question_id", "user_statement_token": "user_statement_token",
 }
 
 func (sc *scrubber) add(key, v string) {

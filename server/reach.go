@@ -16,6 +16,7 @@ import (
 
 	"github.com/fedas/fedas/config"
 	"github.com/fedas/fedas/netguard"
+	"github.com/fedas/fedas/policy"
 	"github.com/fedas/fedas/reach"
 	"github.com/fedas/fedas/reach/deliver"
 	"github.com/fedas/fedas/reach/wake"
@@ -68,6 +69,8 @@ type reachState struct {
 	ended map[reach.Kind]func(context.Context, reach.Task)
 	// sharedHub: hub is the caller's (ReachOptions.Hub), not closed here.
 	sharedHub bool
+	// uq is the User Questioning front end's state (uq.go).
+	uq *uqState
 }
 
 // initReach builds the reach core from reach (docs/config.md): the
@@ -131,6 +134,9 @@ func (s *Server) initReach(o Options) (*reachState, error) {
 
 // close stops the hub (its subscription and waiters).
 func (r *reachState) close() {
+	if r != nil && r.uq != nil {
+		r.uq.close()
+	}
 	if r != nil && r.hub != nil && !r.sharedHub {
 		_ = r.hub.Close()
 	}
@@ -358,4 +364,17 @@ func (s *Server) reachMetadata(m map[string]any) {
 	s.reachNativeMetadata(m)
 	s.uqMetadata(m)
 	s.relayMetadata(m)
+}
+
+// clientName is the client's registered name, else its id: what the app
+// shows as the party asking (docs/reach.md).
+func clientName(snap *policy.Snapshot, id string) string {
+	if snap != nil && snap.Config != nil {
+		for _, c := range snap.Config.Clients {
+			if c.ID == id && c.Name != "" {
+				return c.Name
+			}
+		}
+	}
+	return id
 }

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -189,8 +188,8 @@ func readAppJSON(c echo.Context, v any, allowed []string, nested map[string][]st
 	if !utf8.Valid(body) || !validSurrogateEscapes(body) {
 		return errInvalidRequest("The body must be UTF-8.")
 	}
-	if msg := noDuplicates(body); msg != "" {
-		return errInvalidRequest(msg)
+	if err := noDuplicates(body); err != nil { // the relay's rule (reach_relay_parse.go)
+		return errInvalidRequest(err.Error())
 	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(body, &top); err != nil || top == nil {
@@ -231,66 +230,4 @@ func onlyMembers(obj map[string]json.RawMessage, allowed []string, prefix string
 		}
 	}
 	return nil
-}
-
-// noDuplicates walks the JSON value and reports a duplicate member name
-// at any depth, or data after the value ("" when fine): parsers disagree
-// on which duplicate counts (RFC 8259 §4).
-func noDuplicates(body []byte) string {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	type frame struct {
-		keys      map[string]bool
-		expectKey bool
-	}
-	var stack []*frame
-	started := false
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			if !started || len(stack) > 0 {
-				return "The body must be one JSON object."
-			}
-			return ""
-		}
-		if err != nil {
-			return "The body must be one JSON object."
-		}
-		if started && len(stack) == 0 {
-			return "Data after the JSON object."
-		}
-		started = true
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		if d, ok := tok.(json.Delim); ok {
-			switch d {
-			case '{', '[':
-				if top != nil && top.keys != nil {
-					top.expectKey = true
-				}
-				if len(stack) >= 8 {
-					return "The body is nested too deeply."
-				}
-				f := &frame{}
-				if d == '{' {
-					f.keys, f.expectKey = map[string]bool{}, true
-				}
-				stack = append(stack, f)
-			default:
-				stack = stack[:len(stack)-1]
-			}
-			continue
-		}
-		if top != nil && top.keys != nil {
-			if top.expectKey {
-				k, _ := tok.(string)
-				if top.keys[k] {
-					return "A member of the body is repeated."
-				}
-				top.keys[k] = true
-			}
-			top.expectKey = !top.expectKey
-		}
-	}
 }

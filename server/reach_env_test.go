@@ -60,6 +60,9 @@ type reachEnvOptions struct {
 	reach server.ReachOptions
 	// one starts instance a only (b is nil).
 	one bool
+	// clock, when set, is both instances' clock (expiry and polling
+	// tests advance it instead of sleeping).
+	clock *servertest.Clock
 }
 
 // newReachEnv starts the two instances on st (a fresh memory store when
@@ -81,7 +84,7 @@ func newReachEnv(tb testing.TB, st storage.Store, o reachEnvOptions) *reachEnv {
 		tb.Cleanup(func() { _ = hub.Close() })
 		o.reach.Hub = hub
 	}
-	opts := servertest.Options{Store: st, HMACSecret: secret, SigningKey: key, Reach: o.reach, Configure: func(c *config.Config) {
+	opts := servertest.Options{Store: st, HMACSecret: secret, SigningKey: key, Reach: o.reach, Clock: o.clock, Configure: func(c *config.Config) {
 		reachConfig(c)
 		if o.edit != nil {
 			o.edit(c)

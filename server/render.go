@@ -50,7 +50,7 @@ func outcomeError(out flow.Outcome) *protoError {
 		return &protoError{status: http.StatusBadRequest, body: errorBody{Error: "federate", ErrorDescription: "Continue at the authorization server that holds this account.",
 			AuthSession: o.AuthSession, FederationURI: o.FederationURI, FederationBody: o.FederationBody, ResponseURI: o.ResponseURI}}
 	case flow.RedirectToApp:
-		return &protoError{status: http.StatusBadRequest, body: errorBody{Error: "redirect_to_app", ErrorDescription: "Continue in the app.", DeepLink: o.DeepLink, AuthSession: o.AuthSession}}
+		return &protoError{status: http.StatusBadRequest, body: errorBody{Error: "redirect_to_app", ErrorDescription: "Continue in the app.", DeepLink: o.DeepLink, AuthSession: o.AuthSession, ReachURI: o.ReachURI}}
 	case flow.RedirectToWeb:
 		return &protoError{status: http.StatusForbidden, body: errorBody{Error: "redirect_to_web", ErrorDescription: "This sign-in cannot be completed natively; use a browser-based flow.",
 			AuthSession: o.AuthSession, RequestURI: o.RequestURI, ExpiresIn: o.ExpiresIn}}

@@ -222,6 +222,12 @@ func New(o Options) (*Server, error) {
 	fc.TokenEndpointHandlers.Append(explicit)
 	fc.TokenEndpointHandlers.Append(refresh)
 	fc.TokenEndpointHandlers.Append(pk)
+	// client_credentials (RFC 6749 §4.4): confidential clients whose
+	// grant_types list it; the token names no user (uq.go user_id).
+	fc.TokenEndpointHandlers.Append(&oauth2.ClientCredentialsGrantHandler{
+		HandleHelper: &oauth2.HandleHelper{AccessTokenStrategy: s.strategy, AccessTokenStorage: s.fstore, Config: fc},
+		Config:       fc,
+	})
 	fc.TokenIntrospectionHandlers.Append(validator)
 	fc.RevocationHandlers.Append(rotatedRevocation{s: s, next: revoke}) // revoke_rotated.go
 	fc.PushedAuthorizeEndpointHandlers.Append(parh)
@@ -264,6 +270,7 @@ func New(o Options) (*Server, error) {
 		Observe:     s.observeOutcome,
 		Live:        liveCaps(o),
 		MaxHops:     cfg.Limits.MaxFederationHops,
+		Reach:       s.crossDevice(),
 	})
 	s.dpop = &dpop.Verifier{Replay: dpopReplay{o.Store}, Now: o.Now}
 	s.routes()

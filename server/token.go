@@ -15,15 +15,17 @@ import (
 // token serves the token endpoint (RFC 6749 §3.2) through fosite: the
 // authorization_code grant with PKCE and no redirect_uri (FiPA-04 §6), and
 // refresh_token (refresh.go: rotation per client, RFC 9700 §4.14.2). A
+// client_credentials grant (RFC 6749 §4.4) for confidential clients that
+// list it, granting the requested scopes the client is registered for. A
 // second redemption of a code gets invalid_grant and revokes what the
 // first issued (RFC 6749 §4.1.2); so does a rotated refresh token.
 func (s *Server) token(c echo.Context) error {
 	ctx := c.Request().Context()
-	if gt := formOf(c).Get("grant_type"); gt != "authorization_code" && gt != "refresh_token" {
+	if gt := formOf(c).Get("grant_type"); gt != "authorization_code" && gt != "refresh_token" && gt != "client_credentials" {
 		if gt == "" {
 			return s.writeError(c, errInvalidRequest("The grant_type parameter is required."))
 		}
-		return s.writeError(c, newError(http.StatusBadRequest, "unsupported_grant_type", "Only authorization_code and refresh_token are supported."))
+		return s.writeError(c, newError(http.StatusBadRequest, "unsupported_grant_type", "Only authorization_code, refresh_token and client_credentials are supported."))
 	}
 	jkt, err := s.dpopProof(c, PathToken, "")
 	if err != nil {
@@ -42,6 +44,14 @@ func (s *Server) token(c echo.Context) error {
 	sess, ok := ar.GetSession().(*fosite.DefaultSession)
 	if !ok || sess.Extra == nil {
 		return s.writeError(c, fosite.ErrServerError.WithDebug("unexpected session type"))
+	}
+	if ar.GetGrantTypes().ExactOne("client_credentials") {
+		// fosite's handler has checked every requested scope against the
+		// client's; it grants none itself. No refresh token is issued
+		// (RFC 6749 §4.4.3).
+		for _, sc := range ar.GetRequestedScopes() {
+			ar.GrantScope(sc)
+		}
 	}
 	bound, _ := sess.Extra["dpop_jkt"].(string)
 	switch {

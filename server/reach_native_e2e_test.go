@@ -1,0 +1,443 @@
+package server_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fedas/fedas/config"
+	"github.com/fedas/fedas/dpop"
+	"github.com/fedas/fedas/reach"
+	"github.com/fedas/fedas/sdk"
+	"github.com/fedas/fedas/server"
+	"github.com/fedas/fedas/server/servertest"
+	"github.com/fedas/fedas/storage"
+)
+
+// The cross-device redirect_to_app end to end (docs/reach.md
+// "Cross-device redirect_to_app"; SECURITY-RESULTS.md RN…): the
+// initiating device (demo-app with its DPoP key) talks to instance a, our
+// app on the user's phone answers through instance b, on memory and on
+// Redis.
+
+const cb = "https://app.example/cb"
+
+// nativeReachConfig: reachConfig plus dave (a device, never present),
+// demo-nocd (cross-device off) and quotas the scenarios do not reach.
+func nativeReachConfig(c *config.Config) {
+	c.Users = append(c.Users, config.User{Username: "dave", Subject: "dave", PasswordHash: carolHash})
+	c.Reach.TasksPerUser, c.Reach.MaxLiveTasks = 1000, 50
+	nocd := config.Client{ID: "demo-nocd", FirstParty: true, TokenEndpointAuthMethod: "none", Scopes: []string{"openid"},
+		GrantTypes: []string{"authorization_code"}, NativeCallbackURIs: []string{cb}, Reach: &config.ClientReach{DisableCrossDevice: true}}
+	c.Clients = append(c.Clients, nocd)
+	for i := range c.Apps {
+		if c.Apps[i].ID == "bank" {
+			c.Apps[i].Clients = append(c.Apps[i].Clients, "demo-nocd", "fp-conf")
+		}
+	}
+	for i := range c.Clients {
+		if c.Clients[i].ID == "fp-conf" {
+			c.Clients[i].NativeCallbackURIs = []string{cb}
+		}
+	}
+}
+
+// reachDevice is the initiating device: a native client with its own
+// DPoP key, whose proofs follow the servers' fake clock.
+type reachDevice struct {
+	in     *servertest.Instance
+	clock  *servertest.Clock
+	key    *dpop.Key
+	client string
+	pk     sdk.PKCE
+	// hdr is sent with every request (a confidential client's Basic
+	// authentication).
+	hdr http.Header
+}
+
+func newReachDevice(tb testing.TB, in *servertest.Instance, clock *servertest.Clock, client string) *reachDevice {
+	tb.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(tb, err)
+	dk, err := dpop.NewKey(k, jose.ES256)
+	require.NoError(tb, err)
+	return &reachDevice{in: in, clock: clock, key: dk, client: client, pk: sdk.NewPKCE()}
+}
+
+// send sends a request with a DPoP proof of key (nil: none).
+func (d *reachDevice) send(tb testing.TB, key *dpop.Key, method, u string, form url.Values, hdr http.Header) reply {
+	tb.Helper()
+	var body *strings.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	} else {
+		body = strings.NewReader("")
+	}
+	req, err := http.NewRequest(method, u, body)
+	require.NoError(tb, err)
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for _, h := range []http.Header{d.hdr, hdr} {
+		for k, v := range h {
+			req.Header[k] = v
+		}
+	}
+	if key != nil {
+		htu, _, _ := strings.Cut(u, "?")
+		proof, err := key.ProofAt(method, htu, "", d.clock.Now())
+		require.NoError(tb, err)
+		req.Header.Set("DPoP", proof)
+	}
+	return do(tb, req)
+}
+
+// start sends the initial request naming hint (none when "").
+func (d *reachDevice) start(tb testing.TB, hint string) reply {
+	tb.Helper()
+	f := url.Values{"client_id": {d.client}, "response_type": {"code"}, "scope": {"openid"}, "native_callback_uri": {cb},
+		"code_challenge": {d.pk.Challenge}, "code_challenge_method": {"S256"}}
+	if hint != "" {
+		f.Set("login_hint", hint)
+	}
+	r := d.send(tb, d.key, http.MethodPost, d.in.URL+"/native/authorize", f, nil)
+	requireOAuthError(tb, r, http.StatusBadRequest, "redirect_to_app")
+	return r
+}
+
+func (d *reachDevice) reach(tb testing.TB, session string) reply {
+	tb.Helper()
+	return d.send(tb, d.key, http.MethodPost, d.in.URL+"/native/reach", url.Values{"auth_session": {session}}, nil)
+}
+
+func (d *reachDevice) poll(tb testing.TB, loc string) reply {
+	tb.Helper()
+	return d.send(tb, d.key, http.MethodGet, loc, nil, nil)
+}
+
+// next lets the poll interval pass.
+func (d *reachDevice) next() { d.clock.Advance(2 * time.Second) }
+
+func (d *reachDevice) authorize(tb testing.TB, form url.Values) reply {
+	tb.Helper()
+	return d.send(tb, d.key, http.MethodPost, d.in.URL+"/native/authorize", form, nil)
+}
+
+// redeem exchanges code for a DPoP-bound token and returns its
+// introspection.
+func (d *reachDevice) redeem(tb testing.TB, code string) reply {
+	tb.Helper()
+	r := d.send(tb, d.key, http.MethodPost, d.in.URL+"/oauth2/token", url.Values{"grant_type": {"authorization_code"}, "code": {code},
+		"code_verifier": {d.pk.Verifier}, "client_id": {d.client}}, nil)
+	require.Equal(tb, http.StatusOK, r.status, r.raw)
+	require.Equal(tb, "DPoP", r.str("token_type"))
+	return wrap(d.in).introspect(tb, r.str("access_token"))
+}
+
+// reachPhone is our app on the user's other device. Until the app API
+// is merged it acts through the store and the server's answer seam; the
+// methods are the one place to switch to POST /reach/devices, GET
+// /reach/inbox, POST /reach/scan and POST /reach/tasks/{id}/response.
+type reachPhone struct {
+	dev    reach.Device
+	store  storage.ReachStore
+	cursor string
+}
+
+func newReachPhone(tb testing.TB, in *servertest.Instance, user string, present bool) *reachPhone {
+	tb.Helper()
+	ctx := context.Background()
+	st := server.ReachStore(in.Server)
+	sum := sha256.Sum256([]byte(reach.NewID()))
+	d, err := st.PutDevice(ctx, reach.Device{ID: reach.NewID(), User: user, JKT: base64.RawURLEncoding.EncodeToString(sum[:]), Name: user + "'s phone",
+		Platform: "ios", Capabilities: []reach.Capability{reach.KindAppAuth}, Channels: []reach.ChannelSpec{{Type: reach.ChannelInbox}}}, reach.DeviceIdleTTL)
+	require.NoError(tb, err)
+	if present {
+		require.NoError(tb, st.SetPresence(ctx, d.ID, storage.PresenceTTL))
+	}
+	return &reachPhone{dev: d, store: st}
+}
+
+// inbox returns the task ids delivered since the last read.
+func (p *reachPhone) inbox(tb testing.TB) []string {
+	tb.Helper()
+	es, err := p.store.ReadInbox(context.Background(), p.dev.ID, p.cursor, 100)
+	require.NoError(tb, err)
+	var ids []string
+	for _, e := range es {
+		var ref reach.TaskRef
+		require.NoError(tb, json.Unmarshal(e.Data, &ref))
+		ids = append(ids, ref.ID)
+		p.cursor = e.ID
+	}
+	return ids
+}
+
+// scan takes a QR deep link's reach_ref and opens the task (SEEN)
+// through instance in.
+func (p *reachPhone) scan(tb testing.TB, in *servertest.Instance, deepLink string) string {
+	tb.Helper()
+	u, err := url.Parse(deepLink)
+	require.NoError(tb, err)
+	id, err := p.store.TakeRef(context.Background(), u.Query().Get("reach_ref"))
+	require.NoError(tb, err)
+	require.NoError(tb, server.ReachAck(context.Background(), in.Server, id))
+	return id
+}
+
+// answer answers task id through instance in: approve with pick (0: the
+// right number) or deny.
+func (p *reachPhone) answer(tb testing.TB, in *servertest.Instance, id, decision string, pick int) reach.Task {
+	tb.Helper()
+	if pick == 0 {
+		t, err := p.store.Task(context.Background(), id)
+		require.NoError(tb, err)
+		pick = t.Binding.Right
+	}
+	t, err := server.ReachAnswer(context.Background(), in.Server, id, server.ReachTestAnswer{Device: p.dev, Decision: decision, Pick: pick, AMR: []string{"hwk", "face"}})
+	require.NoError(tb, err)
+	return t
+}
+
+// wrongPick is a number the task offers that is not the right one.
+func (p *reachPhone) wrongPick(tb testing.TB, id string) int {
+	tb.Helper()
+	t, err := p.store.Task(context.Background(), id)
+	require.NoError(tb, err)
+	for _, c := range t.Binding.Choices {
+		if c != t.Binding.Right {
+			return c
+		}
+	}
+	tb.Fatal("no wrong choice")
+	return 0
+}
+
+func taskID(tb testing.TB, loc string) string {
+	tb.Helper()
+	i := strings.LastIndexByte(loc, '/')
+	require.Positive(tb, i)
+	return loc[i+1:]
+}
+
+// requireCode asserts exactly one code is issued for the session value
+// and that its token is carol's (user), bound to the device's key.
+func requireCode(tb testing.TB, d *reachDevice, value, user string) {
+	tb.Helper()
+	r := d.authorize(tb, url.Values{"auth_session": {value}})
+	require.Equal(tb, http.StatusOK, r.status, r.raw)
+	requireOAuthError(tb, d.authorize(tb, url.Values{"auth_session": {value}}), http.StatusBadRequest, "invalid_session")
+	ir := d.redeem(tb, r.str("authorization_code"))
+	require.Equal(tb, user, ir.str("sub"))
+	require.Equal(tb, map[string]any{"jkt": d.key.JKT}, ir.body["cnf"])
+}
+
+// TestReachNative_EndToEnd is every scenario of docs/reach.md
+// "Cross-device redirect_to_app" on memory and Redis, the device on
+// instance a and the phone answering through instance b.
+func TestReachNative_EndToEnd(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			clock := &servertest.Clock{}
+			env := newReachEnv(t, b.store(t), reachEnvOptions{clock: clock, edit: nativeReachConfig})
+			carol := newReachPhone(t, env.b, "carol", true)
+			dave := newReachPhone(t, env.b, "dave", false)
+			alice := newReachPhone(t, env.b, "alice", true)
+			dev := func(t *testing.T) *reachDevice { return newReachDevice(t, env.a, clock, "demo-app") }
+
+			t.Run("RN10 right pick: 202, approval on b, 200 rotated auth_session, one code for carol bound to the device key", func(t *testing.T) {
+				d := dev(t)
+				first := d.start(t, "carol")
+				require.Equal(t, env.a.URL+"/native/reach", first.str("reach_uri"))
+				r := d.reach(t, first.str("auth_session"))
+				require.Equal(t, http.StatusAccepted, r.status, r.raw)
+				require.Equal(t, "pending", r.str("status"))
+				require.Len(t, r.str("binding_code"), 2)
+				require.Equal(t, "2", r.header.Get("Retry-After"))
+				require.Equal(t, "no-store", r.header.Get("Cache-Control"))
+				loc := r.header.Get("Location")
+				require.True(t, strings.HasPrefix(loc, env.a.URL+"/native/reach/"), loc)
+				id := taskID(t, loc)
+				require.Equal(t, []string{id}, carol.inbox(t))
+				task, err := carol.store.Task(context.Background(), id)
+				require.NoError(t, err)
+				require.Equal(t, r.str("binding_code"), strconv.Itoa(task.Binding.Right))
+				p := d.poll(t, loc)
+				require.Equal(t, http.StatusAccepted, p.status, p.raw)
+				require.Equal(t, "pending", p.str("status"))
+
+				require.Equal(t, reach.StateApproved, carol.answer(t, env.b, id, "approve", 0).State)
+				d.next()
+				p = d.poll(t, loc)
+				require.Equal(t, http.StatusOK, p.status, p.raw)
+				require.Equal(t, "completed", p.str("status"))
+				value := p.str("auth_session")
+				require.NotEmpty(t, value)
+				require.NotEqual(t, first.str("auth_session"), value)
+				d.next()
+				requireOAuthError(t, d.poll(t, loc), http.StatusBadRequest, "invalid_request")
+				requireOAuthError(t, d.authorize(t, url.Values{"auth_session": {first.str("auth_session")}}), http.StatusBadRequest, "invalid_session")
+				requireCode(t, d, value, "carol")
+				d.next()
+				requireOAuthError(t, d.poll(t, loc), http.StatusBadRequest, "invalid_request")
+			})
+
+			t.Run("RN11 three wrong picks: 403 access_denied, no code; the session still waits", func(t *testing.T) {
+				d := dev(t)
+				first := d.start(t, "carol")
+				r := d.reach(t, first.str("auth_session"))
+				require.Equal(t, http.StatusAccepted, r.status, r.raw)
+				id := taskID(t, r.header.Get("Location"))
+				wrong := carol.wrongPick(t, id)
+				require.Equal(t, reach.StateSeen, carol.answer(t, env.b, id, "approve", wrong).State)
+				require.Equal(t, reach.StateSeen, carol.answer(t, env.b, id, "approve", wrong).State)
+				require.Equal(t, reach.StateFailed, carol.answer(t, env.b, id, "approve", wrong).State)
+				requireOAuthError(t, d.poll(t, r.header.Get("Location")), http.StatusForbidden, "access_denied")
+				requireOAuthError(t, d.authorize(t, url.Values{"auth_session": {first.str("auth_session")}}), http.StatusBadRequest, "invalid_request")
+				again := d.reach(t, first.str("auth_session"))
+				require.Equal(t, http.StatusAccepted, again.status, again.raw)
+			})
+
+			t.Run("RN12 deny: 403, then the same-device deep link still completes", func(t *testing.T) {
+				d := dev(t)
+				first := d.start(t, "carol")
+				r := d.reach(t, first.str("auth_session"))
+				id := taskID(t, r.header.Get("Location"))
+				require.Equal(t, reach.StateDenied, carol.answer(t, env.b, id, "deny", 0).State)
+				requireOAuthError(t, d.poll(t, r.header.Get("Location")), http.StatusForbidden, "access_denied")
+				app := signInApp(t, env.a, "carol", "carol-pw", "")
+				link, err := url.Parse(first.str("deep_link"))
+				require.NoError(t, err)
+				form := url.Values{"client_id": {link.Query().Get("client_id")}, "request_uri": {link.Query().Get("request_uri")}}
+				proof, err := app.key.Proof(http.MethodPost, env.a.URL+"/native/app/complete", app.token.AccessToken)
+				require.NoError(t, err)
+				ac := d.send(t, nil, http.MethodPost, env.a.URL+"/native/app/complete", form, http.Header{"Authorization": {"DPoP " + app.token.AccessToken}, "Dpop": {proof}})
+				require.Equal(t, http.StatusOK, ac.status, ac.raw)
+				code := d.authorize(t, url.Values{"auth_session": {first.str("auth_session")}, "authorization_code": {ac.str("authorization_code")}})
+				require.Equal(t, http.StatusOK, code.status, code.raw)
+			})
+
+			t.Run("RN13 no live channel: 424 interaction_unavailable, the QR task completes the same way", func(t *testing.T) {
+				d := dev(t)
+				first := d.start(t, "dave")
+				r := d.reach(t, first.str("auth_session"))
+				requireOAuthError(t, r, http.StatusFailedDependency, "interaction_unavailable")
+				link, err := url.Parse(r.str("deep_link"))
+				require.NoError(t, err)
+				require.Equal(t, bankApp, link.Scheme+"://"+link.Host+link.Path)
+				require.Equal(t, []string{"client_id", "reach_ref"}, keys(link.Query()))
+				require.Empty(t, dave.inbox(t), "nothing was delivered")
+				loc := r.header.Get("Location")
+				id := dave.scan(t, env.b, r.str("deep_link"))
+				require.Equal(t, taskID(t, loc), id)
+				p := d.poll(t, loc)
+				require.Equal(t, http.StatusAccepted, p.status, p.raw)
+				require.Equal(t, "interacting", p.str("status"))
+				dave.answer(t, env.b, id, "approve", 0)
+				d.next()
+				p = d.poll(t, loc)
+				require.Equal(t, http.StatusOK, p.status, p.raw)
+				requireCode(t, d, p.str("auth_session"), "dave")
+			})
+
+			t.Run("RN14 the app's user is not the hinted user: access_denied", func(t *testing.T) {
+				d := dev(t)
+				first := d.start(t, "dave")
+				r := d.reach(t, first.str("auth_session"))
+				require.Equal(t, http.StatusFailedDependency, r.status, r.raw)
+				id := alice.scan(t, env.b, r.str("deep_link"))
+				require.Equal(t, reach.StateDenied, alice.answer(t, env.b, id, "approve", 0).State)
+				requireOAuthError(t, d.poll(t, r.header.Get("Location")), http.StatusForbidden, "access_denied")
+			})
+
+			t.Run("RN15 polling faster than the interval: 429 slow_down", func(t *testing.T) {
+				d := dev(t)
+				r := d.reach(t, d.start(t, "carol").str("auth_session"))
+				loc := r.header.Get("Location")
+				require.Equal(t, http.StatusAccepted, d.poll(t, loc).status)
+				p := d.poll(t, loc)
+				requireOAuthError(t, p, http.StatusTooManyRequests, "slow_down")
+				require.NotEmpty(t, p.header.Get("Retry-After"))
+				d.next()
+				require.Equal(t, http.StatusAccepted, d.poll(t, loc).status)
+			})
+
+			t.Run("RN16 polls prove the creator's DPoP key", func(t *testing.T) {
+				d := dev(t)
+				r := d.reach(t, d.start(t, "carol").str("auth_session"))
+				loc := r.header.Get("Location")
+				other := newReachDevice(t, env.a, clock, "demo-app")
+				requireOAuthError(t, d.send(t, other.key, http.MethodGet, loc, nil, nil), http.StatusBadRequest, "invalid_dpop_proof")
+				requireOAuthError(t, d.send(t, nil, http.MethodGet, loc, nil, nil), http.StatusBadRequest, "invalid_dpop_proof")
+				requireOAuthError(t, other.reach(t, d.start(t, "carol").str("auth_session")), http.StatusBadRequest, "invalid_dpop_proof")
+				require.Equal(t, http.StatusAccepted, d.poll(t, loc).status)
+			})
+
+			t.Run("RN17 a second POST supersedes the first task", func(t *testing.T) {
+				d := dev(t)
+				first := d.start(t, "carol")
+				a := d.reach(t, first.str("auth_session"))
+				b := d.reach(t, first.str("auth_session"))
+				require.Equal(t, http.StatusAccepted, b.status, b.raw)
+				require.NotEqual(t, a.header.Get("Location"), b.header.Get("Location"))
+				requireOAuthError(t, d.poll(t, a.header.Get("Location")), http.StatusBadRequest, "invalid_request")
+				old := taskID(t, a.header.Get("Location"))
+				got, err := carol.store.Task(context.Background(), old)
+				require.NoError(t, err)
+				require.Equal(t, reach.StateSuperseded, got.State)
+				carol.answer(t, env.b, taskID(t, b.header.Get("Location")), "approve", 0)
+				p := d.poll(t, b.header.Get("Location"))
+				require.Equal(t, http.StatusOK, p.status, p.raw)
+			})
+
+			t.Run("RN18 unknown tasks and tasks of another client look alike", func(t *testing.T) {
+				d := dev(t)
+				r := d.reach(t, d.start(t, "carol").str("auth_session"))
+				loc := r.header.Get("Location")
+				for _, u := range []string{env.a.URL + "/native/reach/" + reach.NewID(), env.a.URL + "/native/reach/not-an-id", loc + "?client_id=c2"} {
+					requireOAuthError(t, d.poll(t, u), http.StatusNotFound, "invalid_request")
+				}
+			})
+
+			t.Run("RN19 no reach_uri without a hint, for an opted-out client; POST refused", func(t *testing.T) {
+				d := dev(t)
+				noHint := d.start(t, "")
+				require.Empty(t, noHint.str("reach_uri"))
+				requireOAuthError(t, d.reach(t, noHint.str("auth_session")), http.StatusBadRequest, "invalid_request")
+				nocd := newReachDevice(t, env.a, clock, "demo-nocd")
+				off := nocd.start(t, "carol")
+				require.Empty(t, off.str("reach_uri"))
+				requireOAuthError(t, nocd.reach(t, off.str("auth_session")), http.StatusBadRequest, "invalid_request")
+				requireOAuthError(t, d.reach(t, ""), http.StatusBadRequest, "invalid_request")
+				requireOAuthError(t, d.reach(t, "x"), http.StatusBadRequest, "invalid_session")
+			})
+
+			t.Run("RN20 expiry: 400 expired_token, the session still waits", func(t *testing.T) {
+				d := dev(t)
+				first := d.start(t, "carol")
+				r := d.reach(t, first.str("auth_session"))
+				loc := r.header.Get("Location")
+				clock.Advance(config.DefaultReachTaskTTL + time.Second)
+				requireOAuthError(t, d.poll(t, loc), http.StatusBadRequest, "expired_token")
+				got, err := carol.store.Task(context.Background(), taskID(t, loc))
+				require.NoError(t, err)
+				require.Equal(t, reach.StateExpired, got.State)
+				again := d.reach(t, first.str("auth_session"))
+				require.Equal(t, http.StatusAccepted, again.status, again.raw)
+			})
+		})
+	}
+}
