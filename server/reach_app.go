@@ -76,6 +76,19 @@ func holdContext(c echo.Context, d time.Duration) (context.Context, context.Canc
 	return ctx, func() { stop(); cancel() }
 }
 
+// holdRequest lets a long poll of hold outlive the request deadline: the
+// request's context becomes a holdContext of hold plus one ordinary
+// request deadline (the work after the hold is bounded as any request's
+// is). It returns the cancel to defer; a zero hold changes nothing.
+func holdRequest(c echo.Context, hold time.Duration) context.CancelFunc {
+	if hold <= 0 {
+		return func() {}
+	}
+	ctx, cancel := holdContext(c, hold+requestDeadline)
+	c.SetRequest(c.Request().WithContext(ctx))
+	return cancel
+}
+
 // appCaller is a request of our app: who (the token) and, when
 // registered, which device (the proof's key).
 type appCaller struct {

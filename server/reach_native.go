@@ -224,26 +224,28 @@ func (s *Server) renderReaching(c echo.Context, r flow.Reaching) error {
 		DeepLink:         r.DeepLink, BindingCode: r.BindingCode, ExpiresIn: s.expiresIn(r.ExpiresAt), Interval: s.pollInterval()})
 }
 
-// preferWait reads RFC 7240 Prefer: wait=N, capped at reach.max_hold.
+// preferWait reads RFC 7240 §4.3 Prefer: wait=N (the last wait
+// preference counts; a quoted value and its parameters are allowed),
+// capped at reach.max_hold; 0 without a usable preference. The one
+// parser of every reach long poll (native poll, relay).
 func (s *Server) preferWait(c echo.Context) time.Duration {
-	for _, v := range c.Request().Header.Values("Prefer") {
-		for _, p := range strings.Split(v, ",") {
-			k, val, ok := strings.Cut(strings.TrimSpace(p), "=")
-			if !ok || !strings.EqualFold(strings.TrimSpace(k), "wait") {
+	n := -1
+	for _, line := range c.Request().Header.Values("Prefer") {
+		for _, p := range strings.Split(line, ",") {
+			name, v, ok := strings.Cut(strings.TrimSpace(p), "=")
+			if !ok || !strings.EqualFold(strings.TrimSpace(name), "wait") {
 				continue
 			}
-			n, err := strconv.Atoi(strings.TrimSpace(val))
-			if err != nil || n <= 0 {
-				return 0
+			v, _, _ = strings.Cut(strings.Trim(strings.TrimSpace(v), `"`), ";")
+			if x, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && x >= 0 {
+				n = x
 			}
-			d := time.Duration(n) * time.Second
-			if d > s.reach.cfg.MaxHold {
-				d = s.reach.cfg.MaxHold
-			}
-			return d
 		}
 	}
-	return 0
+	if n <= 0 {
+		return 0
+	}
+	return min(time.Duration(n)*time.Second, s.reach.cfg.MaxHold)
 }
 
 // nativeReachPoll serves GET /native/reach/{id} (docs/reach.md table):
@@ -253,6 +255,7 @@ func (s *Server) preferWait(c echo.Context) time.Duration {
 // The poll repeats the creator's DPoP key and client authentication;
 // polling faster than the interval is 429 slow_down (Q26).
 func (s *Server) nativeReachPoll(c echo.Context) error {
+	defer holdRequest(c, s.preferWait(c))()
 	ctx := c.Request().Context()
 	id := c.Param("id")
 	unknown := newError(http.StatusNotFound, "invalid_request", "Unknown or expired cross-device sign-in.")

@@ -8,7 +8,6 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -56,6 +55,7 @@ func (s *Server) relayMetadata(m map[string]any) {
 
 // relayCreate serves POST /reach/interactions.
 func (s *Server) relayCreate(c echo.Context) error {
+	defer holdRequest(c, s.preferWait(c))()
 	ctx := c.Request().Context()
 	caller, err := s.reachToken(c, config.ScopeReachInteraction, true)
 	if err != nil {
@@ -112,6 +112,7 @@ func (s *Server) relayCreate(c echo.Context) error {
 // relayPoll serves GET /reach/interactions/{id}: the creator only (same
 // client, same DPoP key), at most one poll per reach.poll_interval (Q26).
 func (s *Server) relayPoll(c echo.Context) error {
+	defer holdRequest(c, s.preferWait(c))()
 	t, err := s.relayTask(c)
 	if err != nil {
 		return s.writeError(c, err)
@@ -236,27 +237,10 @@ func (s *Server) relayObserveExpiry(ctx context.Context, t reach.Task) {
 }
 
 // relayHold is how long to hold this request: Prefer: wait=N (RFC 7240
-// §4.3; the last wait preference counts), at most reach.max_hold, ending a
-// second before the request's deadline and no later than until; 0 without
-// the preference.
+// §4.3, preferWait), ending a second before the request's (held)
+// deadline and no later than until; 0 without the preference.
 func (s *Server) relayHold(c echo.Context, until time.Time) time.Duration {
-	n := -1
-	for _, line := range c.Request().Header.Values("Prefer") {
-		for _, p := range strings.Split(line, ",") {
-			name, v, ok := strings.Cut(strings.TrimSpace(p), "=")
-			if !ok || !strings.EqualFold(strings.TrimSpace(name), "wait") {
-				continue
-			}
-			v, _, _ = strings.Cut(strings.Trim(strings.TrimSpace(v), `"`), ";")
-			if x, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && x >= 0 {
-				n = x
-			}
-		}
-	}
-	if n <= 0 {
-		return 0
-	}
-	hold := min(time.Duration(n)*time.Second, s.reach.cfg.MaxHold, until.Sub(s.now()))
+	hold := min(s.preferWait(c), until.Sub(s.now()))
 	if dl, ok := c.Request().Context().Deadline(); ok {
 		hold = min(hold, time.Until(dl)-time.Second)
 	}

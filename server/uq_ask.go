@@ -189,4 +189,3 @@ func userStoreErr(err error) error {
 	}
 	return errors.Join(storage.ErrUnavailable, err)
 }
-
