@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fedas/fedas/config"
+	"github.com/fedas/fedas/reach"
 	"github.com/fedas/fedas/server"
 	"github.com/fedas/fedas/server/servertest"
 	"github.com/fedas/fedas/storage/memory"
@@ -35,7 +36,8 @@ func exampleUQ(t *testing.T) *example {
 			}
 		}
 	}})
-	uqDevice(t, st, "carol")
+	// carol's app, signed in and registered over the app API (not shown).
+	phone := newAppPhone(t, as.Instance, clock, "carol", true, reach.KindQuestion)
 	x := newExample("uq", log)
 	tok := x.postForm(t, "client → AS: a client-credentials token with scope question", as.token(), url.Values{
 		"grant_type": {"client_credentials"}, "scope": {config.ScopeQuestion}}, basic("uq-backend", uqBackendSecret))
@@ -57,7 +59,7 @@ func exampleUQ(t *testing.T) *example {
 	}
 	r = x.send(t, "client → AS: a poll while carol has not answered", pollReq(qid))
 	require.Equal(t, http.StatusNotModified, r.status)
-	require.NoError(t, server.AnswerQuestion(as.Server, qid, "answer", "Yes", []string{"hwk", "face"}, ""))
+	answerQuestion(t, phone, qid, "Yes", "hwk", "face")
 	clock.Advance(time.Second)
 	r = x.send(t, "client → AS: carol answered Yes on her phone (face): the User Statement Token", pollReq(qid))
 	require.Equal(t, http.StatusOK, r.status, r.raw)

@@ -5,9 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -22,7 +19,6 @@ import (
 	"github.com/fedas/fedas/dpop"
 	"github.com/fedas/fedas/reach"
 	"github.com/fedas/fedas/sdk"
-	"github.com/fedas/fedas/server"
 	"github.com/fedas/fedas/server/servertest"
 	"github.com/fedas/fedas/storage"
 )
@@ -147,79 +143,84 @@ func (d *reachDevice) redeem(tb testing.TB, code string) reply {
 	return wrap(d.in).introspect(tb, r.str("access_token"))
 }
 
-// reachPhone is our app on the user's other device. Until the app API
-// is merged it acts through the store and the server's answer seam; the
-// methods are the one place to switch to POST /reach/devices, GET
-// /reach/inbox, POST /reach/scan and POST /reach/tasks/{id}/response.
+// reachPhone is our app on the user's other device (appPhone: the app
+// API over HTTP at the instance it was made for), plus the test's view
+// of the store for what the person holding it knows: the number the
+// initiating device shows (the task's right binding number).
 type reachPhone struct {
-	dev    reach.Device
-	store  storage.ReachStore
-	cursor string
+	*appPhone
+	store storage.ReachStore
 }
 
-func newReachPhone(tb testing.TB, in *servertest.Instance, user string, present bool) *reachPhone {
+// newReachPhone signs user's app in at in (its proofs dated by clock),
+// registers its device and, when present, reads its inbox (the device
+// is then present: the inbox channel delivers to it).
+func newReachPhone(tb testing.TB, in *servertest.Instance, clock *servertest.Clock, user string, present bool) *reachPhone {
 	tb.Helper()
-	ctx := context.Background()
-	st := server.ReachStore(in.Server)
-	sum := sha256.Sum256([]byte(reach.NewID()))
-	d, err := st.PutDevice(ctx, reach.Device{ID: reach.NewID(), User: user, JKT: base64.RawURLEncoding.EncodeToString(sum[:]), Name: user + "'s phone",
-		Platform: "ios", Capabilities: []reach.Capability{reach.KindAppAuth}, Channels: []reach.ChannelSpec{{Type: reach.ChannelInbox}}}, reach.DeviceIdleTTL)
-	require.NoError(tb, err)
-	if present {
-		require.NoError(tb, st.SetPresence(ctx, d.ID, storage.PresenceTTL))
-	}
-	return &reachPhone{dev: d, store: st}
+	return &reachPhone{appPhone: newAppPhone(tb, in, clock, user, present), store: in.Store.(storage.ReachStore)}
 }
 
-// inbox returns the task ids delivered since the last read.
+// inbox returns the task ids delivered since the last read (GET
+// /reach/inbox, no hold).
 func (p *reachPhone) inbox(tb testing.TB) []string {
 	tb.Helper()
-	es, err := p.store.ReadInbox(context.Background(), p.dev.ID, p.cursor, 100)
-	require.NoError(tb, err)
-	var ids []string
-	for _, e := range es {
-		var ref reach.TaskRef
-		require.NoError(tb, json.Unmarshal(e.Data, &ref))
-		ids = append(ids, ref.ID)
-		p.cursor = e.ID
-	}
-	return ids
+	return p.appPhone.inbox(tb, 0)
 }
 
-// scan takes a QR deep link's reach_ref and opens the task (SEEN)
-// through instance in.
-func (p *reachPhone) scan(tb testing.TB, in *servertest.Instance, deepLink string) string {
+// answer answers task id as the app does: it views the task (its
+// number-matching choices), acks it (interacting) and sends the
+// response — approve with pick (0: the right number) or deny — with the
+// local user verification's amr. The HTTP answer must be the one the
+// stored outcome calls for (200 approved/denied; 400 binding_mismatch
+// for a wrong pick that leaves attempts; 403 access_denied for the
+// failing pick or another user's device); the stored state is returned.
+func (p *reachPhone) answer(tb testing.TB, id, decision string, pick int) reach.State {
 	tb.Helper()
-	u, err := url.Parse(deepLink)
-	require.NoError(tb, err)
-	id, err := p.store.TakeRef(context.Background(), u.Query().Get("reach_ref"))
-	require.NoError(tb, err)
-	require.NoError(tb, server.ReachAck(context.Background(), in.Server, id))
-	return id
-}
-
-// answer answers task id through instance in: approve with pick (0: the
-// right number) or deny.
-func (p *reachPhone) answer(tb testing.TB, in *servertest.Instance, id, decision string, pick int) reach.Task {
-	tb.Helper()
+	v := p.view(tb, id)
+	require.Equal(tb, string(reach.KindAppAuth), v["kind"])
+	p.ack(tb, id)
 	if pick == 0 {
-		t, err := p.store.Task(context.Background(), id)
-		require.NoError(tb, err)
-		pick = t.Binding.Right
+		pick = p.right(tb, id)
 	}
-	t, err := server.ReachAnswer(context.Background(), in.Server, id, server.ReachTestAnswer{Device: p.dev, Decision: decision, Pick: pick, AMR: []string{"hwk", "face"}})
+	ans := map[string]any{"decision": decision, "amr": []string{"hwk", "face"}}
+	if decision == "approve" {
+		require.Contains(tb, v["binding_choices"], float64(pick), "the number picked is one the app offers")
+		ans["binding_choice"] = pick
+	}
+	st, body := p.respond(tb, id, ans)
+	t, err := p.store.Task(context.Background(), id)
 	require.NoError(tb, err)
-	return t
+	switch {
+	case t.State == reach.StateSeen:
+		require.Equal(tb, http.StatusBadRequest, st, "%v", body)
+		require.Equal(tb, "binding_mismatch", body["error"])
+		require.EqualValues(tb, reach.MaxPicks-t.Attempts, body["attempts_left"])
+	case t.State == reach.StateFailed || (t.State == reach.StateDenied && t.User != p.app.user):
+		require.Equal(tb, http.StatusForbidden, st, "%v", body)
+		require.Equal(tb, "access_denied", body["error"])
+	default:
+		require.Equal(tb, http.StatusOK, st, "%v", body)
+		require.Equal(tb, map[string]any{"status": strings.ToLower(string(t.State))}, body)
+	}
+	return t.State
 }
 
-// wrongPick is a number the task offers that is not the right one.
-func (p *reachPhone) wrongPick(tb testing.TB, id string) int {
+// right is the number the initiating device shows for task id.
+func (p *reachPhone) right(tb testing.TB, id string) int {
 	tb.Helper()
 	t, err := p.store.Task(context.Background(), id)
 	require.NoError(tb, err)
-	for _, c := range t.Binding.Choices {
-		if c != t.Binding.Right {
-			return c
+	return t.Binding.Right
+}
+
+// wrongPick is a number the app offers for task id that is not the one
+// the initiating device shows.
+func (p *reachPhone) wrongPick(tb testing.TB, id string) int {
+	tb.Helper()
+	right := p.right(tb, id)
+	for _, c := range p.view(tb, id)["binding_choices"].([]any) {
+		if n := int(c.(float64)); n != right {
+			return n
 		}
 	}
 	tb.Fatal("no wrong choice")
@@ -253,9 +254,9 @@ func TestReachNative_EndToEnd(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			clock := &servertest.Clock{}
 			env := newReachEnv(t, b.store(t), reachEnvOptions{clock: clock, edit: nativeReachConfig})
-			carol := newReachPhone(t, env.b, "carol", true)
-			dave := newReachPhone(t, env.b, "dave", false)
-			alice := newReachPhone(t, env.b, "alice", true)
+			carol := newReachPhone(t, env.b, clock, "carol", true)
+			dave := newReachPhone(t, env.b, clock, "dave", false)
+			alice := newReachPhone(t, env.b, clock, "alice", true)
 			dev := func(t *testing.T) *reachDevice { return newReachDevice(t, env.a, clock, "demo-app") }
 
 			t.Run("RN10 right pick: 202, approval on b, 200 rotated auth_session, one code for carol bound to the device key", func(t *testing.T) {
@@ -279,7 +280,7 @@ func TestReachNative_EndToEnd(t *testing.T) {
 				require.Equal(t, http.StatusAccepted, p.status, p.raw)
 				require.Equal(t, "pending", p.str("status"))
 
-				require.Equal(t, reach.StateApproved, carol.answer(t, env.b, id, "approve", 0).State)
+				require.Equal(t, reach.StateApproved, carol.answer(t, id, "approve", 0))
 				d.next()
 				p = d.poll(t, loc)
 				require.Equal(t, http.StatusOK, p.status, p.raw)
@@ -302,9 +303,9 @@ func TestReachNative_EndToEnd(t *testing.T) {
 				require.Equal(t, http.StatusAccepted, r.status, r.raw)
 				id := taskID(t, r.header.Get("Location"))
 				wrong := carol.wrongPick(t, id)
-				require.Equal(t, reach.StateSeen, carol.answer(t, env.b, id, "approve", wrong).State)
-				require.Equal(t, reach.StateSeen, carol.answer(t, env.b, id, "approve", wrong).State)
-				require.Equal(t, reach.StateFailed, carol.answer(t, env.b, id, "approve", wrong).State)
+				require.Equal(t, reach.StateSeen, carol.answer(t, id, "approve", wrong))
+				require.Equal(t, reach.StateSeen, carol.answer(t, id, "approve", wrong))
+				require.Equal(t, reach.StateFailed, carol.answer(t, id, "approve", wrong))
 				requireOAuthError(t, d.poll(t, r.header.Get("Location")), http.StatusForbidden, "access_denied")
 				requireOAuthError(t, d.authorize(t, url.Values{"auth_session": {first.str("auth_session")}}), http.StatusBadRequest, "invalid_request")
 				again := d.reach(t, first.str("auth_session"))
@@ -316,7 +317,7 @@ func TestReachNative_EndToEnd(t *testing.T) {
 				first := d.start(t, "carol")
 				r := d.reach(t, first.str("auth_session"))
 				id := taskID(t, r.header.Get("Location"))
-				require.Equal(t, reach.StateDenied, carol.answer(t, env.b, id, "deny", 0).State)
+				require.Equal(t, reach.StateDenied, carol.answer(t, id, "deny", 0))
 				requireOAuthError(t, d.poll(t, r.header.Get("Location")), http.StatusForbidden, "access_denied")
 				app := signInApp(t, env.a, "carol", "carol-pw", "")
 				link, err := url.Parse(first.str("deep_link"))
@@ -330,6 +331,19 @@ func TestReachNative_EndToEnd(t *testing.T) {
 				require.Equal(t, http.StatusOK, code.status, code.raw)
 			})
 
+			// RN14 runs before RN13: RN13 reads dave's inbox over HTTP, which
+			// makes his device present (as the app's long poll does), and RN14
+			// needs him still unreachable.
+			t.Run("RN14 the app's user is not the hinted user: access_denied", func(t *testing.T) {
+				d := dev(t)
+				first := d.start(t, "dave")
+				r := d.reach(t, first.str("auth_session"))
+				require.Equal(t, http.StatusFailedDependency, r.status, r.raw)
+				id := alice.scan(t, r.str("deep_link"))
+				require.Equal(t, reach.StateDenied, alice.answer(t, id, "approve", 0))
+				requireOAuthError(t, d.poll(t, r.header.Get("Location")), http.StatusForbidden, "access_denied")
+			})
+
 			t.Run("RN13 no live channel: 424 interaction_unavailable, the QR task completes the same way", func(t *testing.T) {
 				d := dev(t)
 				first := d.start(t, "dave")
@@ -341,26 +355,16 @@ func TestReachNative_EndToEnd(t *testing.T) {
 				require.Equal(t, []string{"client_id", "reach_ref"}, keys(link.Query()))
 				require.Empty(t, dave.inbox(t), "nothing was delivered")
 				loc := r.header.Get("Location")
-				id := dave.scan(t, env.b, r.str("deep_link"))
+				id := dave.scan(t, r.str("deep_link"))
 				require.Equal(t, taskID(t, loc), id)
 				p := d.poll(t, loc)
 				require.Equal(t, http.StatusAccepted, p.status, p.raw)
 				require.Equal(t, "interacting", p.str("status"))
-				dave.answer(t, env.b, id, "approve", 0)
+				dave.answer(t, id, "approve", 0)
 				d.next()
 				p = d.poll(t, loc)
 				require.Equal(t, http.StatusOK, p.status, p.raw)
 				requireCode(t, d, p.str("auth_session"), "dave")
-			})
-
-			t.Run("RN14 the app's user is not the hinted user: access_denied", func(t *testing.T) {
-				d := dev(t)
-				first := d.start(t, "dave")
-				r := d.reach(t, first.str("auth_session"))
-				require.Equal(t, http.StatusFailedDependency, r.status, r.raw)
-				id := alice.scan(t, env.b, r.str("deep_link"))
-				require.Equal(t, reach.StateDenied, alice.answer(t, env.b, id, "approve", 0).State)
-				requireOAuthError(t, d.poll(t, r.header.Get("Location")), http.StatusForbidden, "access_denied")
 			})
 
 			t.Run("RN15 polling faster than the interval: 429 slow_down", func(t *testing.T) {
@@ -398,7 +402,7 @@ func TestReachNative_EndToEnd(t *testing.T) {
 				got, err := carol.store.Task(context.Background(), old)
 				require.NoError(t, err)
 				require.Equal(t, reach.StateSuperseded, got.State)
-				carol.answer(t, env.b, taskID(t, b.header.Get("Location")), "approve", 0)
+				carol.answer(t, taskID(t, b.header.Get("Location")), "approve", 0)
 				p := d.poll(t, b.header.Get("Location"))
 				require.Equal(t, http.StatusOK, p.status, p.raw)
 			})

@@ -12,6 +12,7 @@ import (
 	"github.com/fedas/fedas/reach"
 	"github.com/fedas/fedas/server"
 	"github.com/fedas/fedas/server/servertest"
+	"github.com/fedas/fedas/storage"
 	"github.com/fedas/fedas/storage/redistest"
 )
 
@@ -21,7 +22,7 @@ import (
 func TestReachNative_ConfidentialClient(t *testing.T) {
 	clock := &servertest.Clock{}
 	env := newReachEnv(t, nil, reachEnvOptions{clock: clock, edit: nativeReachConfig})
-	newReachPhone(t, env.b, "carol", true)
+	newReachPhone(t, env.b, clock, "carol", true)
 	d := newReachDevice(t, env.a, clock, "fp-conf")
 	d.hdr = http.Header{"Authorization": {"Basic " + basicValue("fp-conf", "fp-conf-secret")}}
 	first := d.start(t, "carol")
@@ -40,7 +41,7 @@ func TestReachNative_ConfidentialClient(t *testing.T) {
 func TestReachNative_CreationBudget(t *testing.T) {
 	clock := &servertest.Clock{}
 	env := newReachEnv(t, nil, reachEnvOptions{clock: clock, edit: nativeReachConfig, one: true})
-	newReachPhone(t, env.a, "carol", true)
+	newReachPhone(t, env.a, clock, "carol", true)
 	d := newReachDevice(t, env.a, clock, "demo-app")
 	session := d.start(t, "carol").str("auth_session")
 	for i := 0; i < 60; i++ {
@@ -58,7 +59,7 @@ func TestReachNative_Outage(t *testing.T) {
 	rs := redistest.Start(t)
 	clock := &servertest.Clock{}
 	env := newReachEnv(t, redisStore(t, rs.URL()), reachEnvOptions{clock: clock, edit: nativeReachConfig, one: true, reach: server.ReachOptions{NoRedisHub: true}})
-	newReachPhone(t, env.a, "carol", true)
+	newReachPhone(t, env.a, clock, "carol", true)
 	d := newReachDevice(t, env.a, clock, "demo-app")
 	session := d.start(t, "carol").str("auth_session")
 	r := d.reach(t, session)
@@ -81,7 +82,7 @@ func TestReachNative_TooLarge(t *testing.T) {
 // as 424 interaction_unavailable (docs/reach.md table).
 func TestReachNative_UnavailableTask(t *testing.T) {
 	env := newReachEnv(t, nil, reachEnvOptions{edit: nativeReachConfig, one: true})
-	st := server.ReachStore(env.a.Server)
+	st := env.store.(storage.ReachStore)
 	ctx := context.Background()
 	b, err := reach.NewBinding()
 	require.NoError(t, err)
@@ -103,17 +104,17 @@ func TestReachNative_LongPoll(t *testing.T) {
 			clock := &servertest.Clock{}
 			tick := make(chan time.Time)
 			env := newReachEnv(t, b.store(t), reachEnvOptions{clock: clock, edit: nativeReachConfig, reach: server.ReachOptions{Recheck: tick}})
-			carol := newReachPhone(t, env.b, "carol", true)
+			carol := newReachPhone(t, env.b, clock, "carol", true)
 			d := newReachDevice(t, env.a, clock, "demo-app")
 			r := d.reach(t, d.start(t, "carol").str("auth_session"))
 			loc := r.header.Get("Location")
 			id := taskID(t, loc)
-			require.NoError(t, server.ReachAck(context.Background(), env.b.Server, id))
+			carol.ack(t, id)
 			done := make(chan reply, 1)
 			go func() {
 				done <- d.send(t, d.key, http.MethodGet, loc, nil, http.Header{"Prefer": {"wait=20"}})
 			}()
-			carol.answer(t, env.b, id, "approve", 0)
+			carol.answer(t, id, "approve", 0)
 			var got reply
 			for waiting := true; waiting; {
 				select {

@@ -23,8 +23,8 @@ func TestReachNative_SDK(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			clock := &servertest.Clock{}
 			env := newReachEnv(t, b.store(t), reachEnvOptions{clock: clock, edit: nativeReachConfig})
-			carol := newReachPhone(t, env.b, "carol", true)
-			dave := newReachPhone(t, env.b, "dave", false)
+			carol := newReachPhone(t, env.b, clock, "carol", true)
+			dave := newReachPhone(t, env.b, clock, "dave", false)
 			for _, tc := range []struct {
 				user  string
 				phone *reachPhone
@@ -42,15 +42,15 @@ func TestReachNative_SDK(t *testing.T) {
 							require.Len(t, ids, 1)
 							pick, err := strconv.Atoi(code)
 							require.NoError(t, err)
-							tc.phone.answer(t, env.b, ids[0], "approve", pick)
+							tc.phone.answer(t, ids[0], "approve", pick)
 							return nil
 						},
 						ShowQR: func(_ context.Context, link, code string) error {
 							shown = append(shown, "qr "+code)
-							id := tc.phone.scan(t, env.b, link)
+							id := tc.phone.scan(t, link)
 							pick, err := strconv.Atoi(code)
 							require.NoError(t, err)
-							tc.phone.answer(t, env.b, id, "approve", pick)
+							tc.phone.answer(t, id, "approve", pick)
 							return nil
 						},
 						Sleep: func(_ context.Context, d time.Duration) error { clock.Advance(d); return nil },

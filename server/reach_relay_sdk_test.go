@@ -41,7 +41,7 @@ func TestRelaySDK_EndToEnd(t *testing.T) {
 			require.Equal(t, http.StatusFailedDependency, re.Response.Status)
 			require.Equal(t, relayOrigin+"/pay/approve?code=7KQ4-M2XW", in.FallbackURL())
 
-			dev := relayDevice(t, env.store, "carol", true, reach.KindInteraction)
+			dev := relayDevice(t, env, clock, "carol", true, reach.KindInteraction)
 			st, err := rel.Start(ctx, in, 0)
 			require.NoError(t, err)
 			require.Equal(t, "pending", st.Status)
@@ -54,7 +54,7 @@ func TestRelaySDK_EndToEnd(t *testing.T) {
 				final, err = rel.Wait(ctx, st.Location, 5*time.Second)
 				done <- err
 			}()
-			appAnswers(t, env.b, id, "approve", dev)
+			appAnswers(t, dev, id, "approve")
 			require.NoError(t, <-done)
 			require.True(t, final.Done())
 

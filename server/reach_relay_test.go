@@ -5,8 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -187,42 +185,39 @@ func bothShapes(tb testing.TB, status int, code string, send func(hdr ...string)
 	requireRelayError(tb, send("Accept", problemAccept), status, code, true)
 }
 
-// relayDevice registers a device of user with the capabilities through
-// the store, present on its inbox (the app's long poll running), and
-// returns its id.
-func relayDevice(tb testing.TB, st storage.Store, user string, present bool, caps ...reach.Kind) string {
+// relayDevice is user's app on a device with the capabilities,
+// signed in and registered over the app API at instance b (the other
+// one than the client's), its inbox read once when present (the app's
+// long poll running: the inbox channel delivers to it).
+func relayDevice(tb testing.TB, env *reachEnv, clock *servertest.Clock, user string, present bool, caps ...reach.Kind) *appPhone {
 	tb.Helper()
-	rs := st.(storage.ReachStore)
-	ctx := context.Background()
-	var seed [32]byte
-	_, _ = rand.Read(seed[:])
-	sum := sha256.Sum256(seed[:])
-	d, err := rs.PutDevice(ctx, reach.Device{ID: reach.NewID(), User: user, JKT: base64.RawURLEncoding.EncodeToString(sum[:]), Name: "Carol's phone",
-		Platform: "ios", Capabilities: caps, Channels: []reach.ChannelSpec{{Type: reach.ChannelInbox}}}, reach.DeviceIdleTTL)
-	require.NoError(tb, err)
-	if present {
-		require.NoError(tb, rs.SetPresence(ctx, d.ID, storage.PresenceTTL))
-	}
-	return d.ID
+	return newAppPhone(tb, env.b, clock, user, present, caps...)
 }
 
-// appAnswers is the app's side of a relayed interaction: it opens the
-// task (interacting) and the user answers (approve: completed out of band
-// at the url; deny), through instance in. It stands for POST
-// /reach/tasks/{id}/ack and /response of the app-side API.
-func appAnswers(tb testing.TB, in *servertest.Instance, id, decision, device string) {
+// appAnswers is the app's side of a relayed interaction over the app
+// API: it shows the task (GET /reach/tasks/{id}: kind interaction, the
+// url and code to open), opens it (POST …/ack: interacting) and, unless
+// decision is "", the user answers (appResponds).
+func appAnswers(tb testing.TB, dev *appPhone, id, decision string) {
 	tb.Helper()
-	require.NoError(tb, server.RelayTestAck(in.Server, context.Background(), id))
+	v := dev.view(tb, id)
+	require.Equal(tb, string(reach.KindInteraction), v["kind"])
+	require.NotEmpty(tb, v["interaction"])
+	dev.ack(tb, id)
 	if decision != "" {
-		appResponds(tb, in, id, decision, device)
+		appResponds(tb, dev, id, decision)
 	}
 }
 
 // appResponds is the user's answer on a task the app already opened
-// (POST /reach/tasks/{id}/response of the app-side API).
-func appResponds(tb testing.TB, in *servertest.Instance, id, decision, device string) {
+// (POST /reach/tasks/{id}/response): approve (completed out of band at
+// the url) or deny, recorded (200).
+func appResponds(tb testing.TB, dev *appPhone, id, decision string) {
 	tb.Helper()
-	require.NoError(tb, server.RelayTestAnswer(in.Server, context.Background(), id, decision, "carol", device))
+	st, body := dev.respond(tb, id, map[string]any{"decision": decision})
+	require.Equal(tb, http.StatusOK, st, "%v", body)
+	want := map[string]string{"approve": "approved", "deny": "denied"}[decision]
+	require.Equal(tb, map[string]any{"status": want}, body)
 }
 
 // taskIDOf is the task id a 202's Location names.
@@ -233,25 +228,6 @@ func taskIDOf(tb testing.TB, in *servertest.Instance, r relayReply) string {
 	id := strings.TrimPrefix(loc, in.URL+relayPath+"/")
 	require.True(tb, reach.ValidID(id), id)
 	return id
-}
-
-// inboxTask waits for the device's inbox to name a task (the app's view
-// of a delivery) and returns its id.
-func inboxTask(tb testing.TB, st storage.Store, device string) string {
-	tb.Helper()
-	rs := st.(storage.ReachStore)
-	for range 2000 {
-		entries, err := rs.ReadInbox(context.Background(), device, "", 10)
-		require.NoError(tb, err)
-		if len(entries) > 0 {
-			var ref reach.TaskRef
-			require.NoError(tb, json.Unmarshal(entries[len(entries)-1].Data, &ref))
-			return ref.ID
-		}
-		time.Sleep(5 * time.Millisecond) // synchronisation with the POST in flight, not time passing
-	}
-	tb.Fatal("no delivery reached the inbox")
-	return ""
 }
 
 // TestRelay_DeliveredThenCompletedAcrossInstances (RI01, RI02): a
@@ -265,7 +241,7 @@ func TestRelay_DeliveredThenCompletedAcrossInstances(t *testing.T) {
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
 			env, clock := relayEnv(t, b)
-			dev := relayDevice(t, env.store, "carol", true, reach.KindInteraction)
+			dev := relayDevice(t, env, clock, "carol", true, reach.KindInteraction)
 			cl := signInRelay(t, env.a, clock, "carol", "carol-pw", "")
 
 			r := cl.call(t, env.a, http.MethodPost, relayPath, relayBody(nil))
@@ -278,7 +254,7 @@ func TestRelay_DeliveredThenCompletedAcrossInstances(t *testing.T) {
 			task, err := env.store.(storage.ReachStore).Task(context.Background(), id)
 			require.NoError(t, err)
 			require.Equal(t, reach.StateDelivered, task.State)
-			require.Equal(t, []string{dev}, task.Devices)
+			require.Equal(t, []string{dev.id}, task.Devices)
 			var rec struct {
 				D struct {
 					ClientID    string            `json:"client_id"`
@@ -288,7 +264,7 @@ func TestRelay_DeliveredThenCompletedAcrossInstances(t *testing.T) {
 			require.NoError(t, json.Unmarshal(task.Result, &rec))
 			require.Equal(t, "demo-app", rec.D.ClientID)
 			require.Equal(t, map[string]string{"url": relayOrigin + "/pay/approve", "code": relayCode, "description": "Approve the payment of 12 EUR"}, rec.D.Interaction)
-			require.Equal(t, id, inboxTask(t, env.store, dev))
+			require.Equal(t, id, dev.nextTask(t))
 
 			// A hold that nothing ends answers pending when it is over.
 			r = cl.call(t, env.a, http.MethodGet, relayPath+"/"+id, "", "Prefer", "wait=1")
@@ -296,7 +272,7 @@ func TestRelay_DeliveredThenCompletedAcrossInstances(t *testing.T) {
 			require.Equal(t, "pending", r.str("status"))
 			require.Equal(t, "wait=1", r.header.Get("Preference-Applied"))
 
-			appAnswers(t, env.b, id, "", dev)
+			appAnswers(t, dev, id, "")
 			clock.Advance(3 * time.Second)
 			r = cl.call(t, env.a, http.MethodGet, relayPath+"/"+id, "")
 			require.Equal(t, http.StatusAccepted, r.status, r.raw)
@@ -306,7 +282,7 @@ func TestRelay_DeliveredThenCompletedAcrossInstances(t *testing.T) {
 			clock.Advance(3 * time.Second)
 			done := make(chan relayReply, 1)
 			go func() { done <- cl.call(t, env.a, http.MethodGet, relayPath+"/"+id, "", "Prefer", "wait=20") }()
-			appResponds(t, env.b, id, "approve", dev)
+			appResponds(t, dev, id, "approve")
 			r = <-done
 			require.Equal(t, http.StatusOK, r.status, r.raw)
 			require.Equal(t, "completed", r.str("status"))
@@ -315,34 +291,14 @@ func TestRelay_DeliveredThenCompletedAcrossInstances(t *testing.T) {
 
 			// A create held with Prefer: wait, answered through b.
 			go func() { done <- cl.call(t, env.a, http.MethodPost, relayPath, relayBody(nil), "Prefer", "wait=20") }()
-			id2 := inboxTaskAfter(t, env.store, dev, id)
-			appAnswers(t, env.b, id2, "approve", dev)
+			id2 := dev.nextTask(t, id)
+			appAnswers(t, dev, id2, "approve")
 			r = <-done
 			require.Equal(t, http.StatusOK, r.status, r.raw)
 			require.Equal(t, "completed", r.str("status"))
 			require.NotEmpty(t, r.header.Get("Preference-Applied"))
 		})
 	}
-}
-
-// inboxTaskAfter is inboxTask for the first task other than prev.
-func inboxTaskAfter(tb testing.TB, st storage.Store, device, prev string) string {
-	tb.Helper()
-	rs := st.(storage.ReachStore)
-	for range 2000 {
-		entries, err := rs.ReadInbox(context.Background(), device, "", 100)
-		require.NoError(tb, err)
-		for _, e := range entries {
-			var ref reach.TaskRef
-			require.NoError(tb, json.Unmarshal(e.Data, &ref))
-			if ref.ID != prev {
-				return ref.ID
-			}
-		}
-		time.Sleep(5 * time.Millisecond) // synchronisation with the POST in flight
-	}
-	tb.Fatal("no second delivery reached the inbox")
-	return ""
 }
 
 // TestRelay_Unavailable (RI03, RI04): no channel reaches the user — no
@@ -361,9 +317,9 @@ func TestRelay_Unavailable(t *testing.T) {
 				device func()
 			}{
 				{"no device", func() {}},
-				{"no interaction capability", func() { relayDevice(t, env.store, "carol", true, reach.KindAppAuth, reach.KindQuestion) }},
-				{"inbox not polled", func() { relayDevice(t, env.store, "carol", false, reach.KindInteraction) }},
-				{"another user's device", func() { relayDevice(t, env.store, "alice", true, reach.KindInteraction) }},
+				{"no interaction capability", func() { relayDevice(t, env, clock, "carol", true, reach.KindAppAuth, reach.KindQuestion) }},
+				{"inbox not polled", func() { relayDevice(t, env, clock, "carol", false, reach.KindInteraction) }},
+				{"another user's device", func() { relayDevice(t, env, clock, "alice", true, reach.KindInteraction) }},
 			} {
 				t.Run(setup.name, func(t *testing.T) {
 					setup.device()
@@ -544,7 +500,7 @@ func TestRelay_OnlyTheCreatorPolls(t *testing.T) {
 					}
 				}
 			})
-			relayDevice(t, env.store, "carol", true, reach.KindInteraction)
+			relayDevice(t, env, clock, "carol", true, reach.KindInteraction)
 			owner := signInRelay(t, env.a, clock, "carol", "carol-pw", "")
 			r := owner.call(t, env.a, http.MethodPost, relayPath, relayBody(nil))
 			require.Equal(t, http.StatusAccepted, r.status, r.raw)
@@ -583,7 +539,7 @@ func TestRelay_PollTooFast(t *testing.T) {
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
 			env, clock := relayEnv(t, b)
-			relayDevice(t, env.store, "carol", true, reach.KindInteraction)
+			relayDevice(t, env, clock, "carol", true, reach.KindInteraction)
 			cl := signInRelay(t, env.a, clock, "carol", "carol-pw", "")
 			r := cl.call(t, env.a, http.MethodPost, relayPath, relayBody(nil))
 			id := taskIDOf(t, env.a, r)
@@ -607,7 +563,7 @@ func TestRelay_MaxWaitElapses(t *testing.T) {
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
 			env, clock := relayEnv(t, b)
-			relayDevice(t, env.store, "carol", true, reach.KindInteraction)
+			relayDevice(t, env, clock, "carol", true, reach.KindInteraction)
 			cl := signInRelay(t, env.a, clock, "carol", "carol-pw", "")
 			r := cl.call(t, env.a, http.MethodPost, relayPath, relayBody(map[string]any{"max_wait": 10}))
 			id := taskIDOf(t, env.a, r)
@@ -629,12 +585,12 @@ func TestRelay_Denied(t *testing.T) {
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
 			env, clock := relayEnv(t, b)
-			dev := relayDevice(t, env.store, "carol", true, reach.KindInteraction)
+			dev := relayDevice(t, env, clock, "carol", true, reach.KindInteraction)
 			cl := signInRelay(t, env.a, clock, "carol", "carol-pw", "")
 			done := make(chan relayReply, 1)
 			go func() { done <- cl.call(t, env.a, http.MethodPost, relayPath, relayBody(nil), "Prefer", "wait=20") }()
-			id := inboxTask(t, env.store, dev)
-			appAnswers(t, env.b, id, "deny", dev)
+			id := dev.nextTask(t)
+			appAnswers(t, dev, id, "deny")
 			r := <-done
 			requireRelayError(t, r, http.StatusForbidden, "denied", false)
 			require.NotEmpty(t, r.header.Get("Preference-Applied"))
@@ -653,7 +609,7 @@ func TestRelay_Cancel(t *testing.T) {
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
 			env, clock := relayEnv(t, b)
-			relayDevice(t, env.store, "carol", true, reach.KindInteraction)
+			relayDevice(t, env, clock, "carol", true, reach.KindInteraction)
 			cl := signInRelay(t, env.a, clock, "carol", "carol-pw", "")
 			id := taskIDOf(t, env.a, cl.call(t, env.a, http.MethodPost, relayPath, relayBody(nil)))
 			r := cl.call(t, env.b, http.MethodDelete, relayPath+"/"+id, "")
@@ -762,7 +718,7 @@ func TestRelay_UserQuota(t *testing.T) {
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
 			env, clock := relayEnv(t, b)
-			relayDevice(t, env.store, "carol", true, reach.KindInteraction)
+			relayDevice(t, env, clock, "carol", true, reach.KindInteraction)
 			cl := signInRelay(t, env.a, clock, "carol", "carol-pw", "")
 			var first string
 			for i := range 3 {

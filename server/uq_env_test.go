@@ -2,8 +2,6 @@ package server_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -27,7 +25,9 @@ import (
 // a deployment of two instances with reach on, a client-credentials
 // client (uq-backend), a Pushed-To-Client one (uq-push) whose
 // notification endpoint is a test server, carol with an email and a
-// phone number and a device of our app, and alice without one.
+// phone number and our app on her phone (signed in and registered over
+// the app API at instance b, the other one than the questions' waiter),
+// and alice without a device.
 
 const (
 	uqBackendSecret = "uq-backend-secret"
@@ -93,7 +93,8 @@ type uqEnv struct {
 	*reachEnv
 	sink  *uqNotifySink
 	clock *servertest.Clock
-	rs    reach.Device
+	// phone is carol's app, at instance b (a with one).
+	phone *appPhone
 }
 
 type uqEnvOptions struct {
@@ -103,7 +104,7 @@ type uqEnvOptions struct {
 }
 
 // newUQEnv starts the deployment on st and registers carol's device
-// (inbox channel, present).
+// through the app API (inbox channel, present).
 func newUQEnv(tb testing.TB, st storage.Store, o uqEnvOptions) *uqEnv {
 	tb.Helper()
 	sink := newNotifySink(tb)
@@ -130,24 +131,12 @@ func newUQEnv(tb testing.TB, st storage.Store, o uqEnvOptions) *uqEnv {
 	if env.b != nil {
 		server.UQFastRetries(env.b.Server)
 	}
-	e.rs = uqDevice(tb, env.store, "carol")
+	at := env.b
+	if at == nil {
+		at = env.a
+	}
+	e.phone = newAppPhone(tb, at, clock, "carol", true, reach.KindQuestion)
 	return e
-}
-
-// uqDevice registers a device of our app for user straight in the store
-// (the app-side API is another front end's) and marks it present, so the
-// inbox channel delivers.
-func uqDevice(tb testing.TB, st storage.Store, user string) reach.Device {
-	tb.Helper()
-	rs := st.(storage.ReachStore)
-	jkt := make([]byte, 32)
-	_, _ = rand.Read(jkt)
-	d, err := rs.PutDevice(context.Background(), reach.Device{ID: reach.NewID(), User: user, JKT: base64.RawURLEncoding.EncodeToString(jkt),
-		Name: "Phone", Platform: "ios", Capabilities: []reach.Capability{reach.KindQuestion},
-		Channels: []reach.ChannelSpec{{Type: reach.ChannelInbox}}}, time.Hour)
-	require.NoError(tb, err)
-	require.NoError(tb, rs.SetPresence(context.Background(), d.ID, time.Hour))
-	return d
 }
 
 // ccToken gets a client-credentials access token (RFC 6749 §4.4).
@@ -251,19 +240,34 @@ func question(userIDType, userID string) map[string]any {
 	return m
 }
 
-// answerQuestion answers qid as carol's app would, on instance in. The
-// one switch to the app-side HTTP API (POST /reach/tasks/{id}/ack, then
-// /response) once it is merged.
-func answerQuestion(tb testing.TB, in *servertest.Instance, qid, statement string, amr ...string) {
+// answerQuestion answers qid as carol's app does, over the app API at
+// the phone's instance: the question's task arrives in the device's
+// inbox, the app shows it (GET /reach/tasks/{id}: the question and its
+// statements), opens it (ack) and sends the answer — the statement
+// with the amr of the local user verification, or deny when statement
+// is "" — which must be recorded (200 answered or denied). The question
+// id names its task through the UQTaskID seam: the app never sees a
+// question_id, only the task, and the test must know which task it is.
+func answerQuestion(tb testing.TB, p *appPhone, qid, statement string, amr ...string) {
 	tb.Helper()
 	if len(amr) == 0 {
 		amr = []string{"hwk", "face"}
 	}
-	decision := "answer"
-	if statement == "" {
-		decision = "deny"
+	id := server.UQTaskID(p.in.Server, qid)
+	require.True(tb, reach.ValidID(id), "a question id names a task")
+	p.awaitTask(tb, id)
+	v := p.view(tb, id)
+	require.Equal(tb, string(reach.KindQuestion), v["kind"])
+	require.NotEmpty(tb, v["question"])
+	p.ack(tb, id)
+	ans, want := map[string]any{"decision": "deny"}, "denied"
+	if statement != "" {
+		require.Contains(tb, v["statements"], statement, "the app shows the statement it answers")
+		ans, want = map[string]any{"decision": "answer", "statement": statement, "amr": amr}, "answered"
 	}
-	require.NoError(tb, server.AnswerQuestion(in.Server, qid, decision, statement, amr, ""))
+	st, body := p.respond(tb, id, ans)
+	require.Equal(tb, http.StatusOK, st, "%v", body)
+	require.Equal(tb, map[string]any{"status": want}, body)
 }
 
 // pollGen reads the poll generation stored in a question's task (the

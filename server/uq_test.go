@@ -89,7 +89,7 @@ func TestUQ_PullAcrossInstances(t *testing.T) {
 					require.Equal(t, "no-store", h.Get("Cache-Control"))
 
 					before := time.Now().Unix()
-					answerQuestion(t, env.b, qid, "Call me", "hwk", "face")
+					answerQuestion(t, env.phone, qid, "Call me", "hwk", "face")
 					env.clock.Advance(time.Second)
 					st, h, m = poll(t, env.a, tc.token, qid, nil)
 					require.Equal(t, http.StatusOK, st, "%v", m)
@@ -171,7 +171,7 @@ func TestUQ_LongPollReleasedByAnswer(t *testing.T) {
 						done <- res{st, m}
 					}()
 					waitHeld(t, env, qid, 1)
-					answerQuestion(t, env.b, qid, "Yes")
+					answerQuestion(t, env.phone, qid, "Yes")
 					r := <-done
 					require.Equal(t, http.StatusOK, r.st, "%v", r.m)
 					require.NotEmpty(t, r.m["user_statement_token"])
@@ -197,7 +197,7 @@ func TestUQ_Push(t *testing.T) {
 			qid := mustAsk(t, env.a, tok, body)
 
 			env.sink.failNext(500, 500)
-			answerQuestion(t, env.b, qid, "No")
+			answerQuestion(t, env.phone, qid, "No")
 			for i := 0; i < 3; i++ {
 				n := env.sink.next(t)
 				require.Equal(t, "Bearer "+uqNotifyToken, n.auth, "attempt %d", i+1)
@@ -210,12 +210,16 @@ func TestUQ_Push(t *testing.T) {
 			}
 
 			qid2 := mustAsk(t, env.a, tok, body)
-			answerQuestion(t, env.b, qid2, "")
+			answerQuestion(t, env.phone, qid2, "")
 			n := env.sink.next(t)
 			require.Equal(t, map[string]any{"question_id": qid2, "error": "user_refused_to_answer", "error_description": "The user refused to answer."}, n.body)
 
+			// Past the question's lifetime on the deployment's clock, the
+			// expiry timer instance a armed runs (UQExpiryTimersNow: the
+			// timers run on real time, which the test clock does not drive).
 			qid3 := mustAsk(t, env.a, tok, body)
-			server.ExpireQuestion(env.a.Server, qid3)
+			env.clock.Advance(config.DefaultReachQuestionTTL + time.Second)
+			require.Equal(t, 1, server.UQExpiryTimersNow(env.a.Server), "qid3's timer, the only live question")
 			n = env.sink.next(t)
 			require.Equal(t, qid3, n.body["question_id"])
 			require.Equal(t, "timeout", n.body["error"])
@@ -264,6 +268,10 @@ func TestUQ_ErrorCodes(t *testing.T) {
 		c.Reach.QuestionsPerMinute = 20
 		c.Reach.PollsPerMinute = 40
 		c.Reach.MaxLiveTasks, c.Reach.TasksPerUser = 50, 1000
+		// A short lifetime, so that the clock advanced past it (expired
+		// below) stays within what the store accepts for the questions
+		// asked after: the store runs on real time.
+		c.Reach.QuestionTTL = time.Minute
 	}})
 	cc := ccToken(t, env.a, "uq-backend", uqBackendSecret, config.ScopeQuestion)
 	push := ccToken(t, env.a, "uq-push", uqPushSecret, config.ScopeQuestion)
@@ -283,9 +291,12 @@ func TestUQ_ErrorCodes(t *testing.T) {
 		return out
 	}
 	denied := mustAsk(t, env.a, cc, carol)
-	answerQuestion(t, env.b, denied, "")
+	answerQuestion(t, env.phone, denied, "")
+	// expired's lifetime passes on the deployment's clock before the
+	// other questions are asked (they stay live); its poll then records
+	// the expiry.
 	expired := mustAsk(t, env.a, cc, carol)
-	server.ExpireQuestion(env.b.Server, expired)
+	env.clock.Advance(time.Minute + time.Second)
 	pushed := mustAsk(t, env.a, push, with(carol, "client_notification_token", uqNotifyToken))
 	pending := mustAsk(t, env.a, cc, carol)
 	other := mustAsk(t, env.a, user, question("", ""))
@@ -475,7 +486,7 @@ func TestUQ_SDK(t *testing.T) {
 		got <- ust
 	}()
 	waitHeld(t, env, qid, 1)
-	answerQuestion(t, env.b, qid, "Yes", "hwk", "pin")
+	answerQuestion(t, env.phone, qid, "Yes", "hwk", "pin")
 	ust := <-got
 	claims, err := c.VerifyUST(ctx, ust, uq.Expect{ClientID: "uq-backend", QuestionID: qid, Question: q.QuestionToDisplay, Statements: q.StatementsToDisplay,
 		UserID: uqCarolPhone, UserIDType: uq.UserIDMSISDN})
@@ -509,7 +520,7 @@ func TestUQ_PushRefusedAtDelivery(t *testing.T) {
 	body := question(uq.UserIDSub, "carol")
 	body["client_notification_token"] = uqNotifyToken
 	qid := mustAsk(t, env.a, tok, body)
-	answerQuestion(t, env.a, qid, "Yes")
+	answerQuestion(t, env.phone, qid, "Yes")
 	server.UQPushesDone(env.a.Server)
 	require.Equal(t, int32(1), lookups.Load())
 }
