@@ -16,7 +16,10 @@ func UQFastRetries(s *Server) {
 	s.reach.uq.notifier.Sleep = func(context.Context, time.Duration) error { return nil }
 }
 
-// UQTaskID is the reach task id of a question_id.
+// UQTaskID is the reach task id of a question_id: the app API shows the
+// app tasks, never question_ids, so a test that answers a given
+// question through the app (uq_env_test.go answerQuestion) or reads its
+// poll gate needs to know which task it is.
 func UQTaskID(s *Server, qid string) string {
 	id, _ := s.reach.uq.uqTaskID(qid)
 	return id
