@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -131,29 +129,7 @@ func resolve(base, loc string) (string, error) {
 	return b.ResolveReference(l).String(), nil
 }
 
-// getRaw sends a GET with a DPoP proof for URLs of our own AS (as
-// postRaw does).
+// getRaw sends a GET with a DPoP proof for URLs of our own AS (send).
 func (c *Client) getRaw(ctx context.Context, endpoint string) (*http.Response, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
-	if err != nil {
-		return nil, nil, err
-	}
-	if c.DPoP != nil && c.Meta.Issuer != "" && strings.HasPrefix(endpoint, c.Meta.Issuer+"/") {
-		htu, _, _ := strings.Cut(endpoint, "?")
-		proof, err := c.DPoP.Proof(http.MethodGet, htu, "")
-		if err != nil {
-			return nil, nil, err
-		}
-		req.Header.Set("DPoP", proof)
-	}
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if c.OnExchange != nil {
-		c.OnExchange(http.MethodGet, endpoint, nil, resp.StatusCode, body)
-	}
-	return resp, body, err
+	return c.send(ctx, http.MethodGet, endpoint, nil)
 }

@@ -522,13 +522,27 @@ func (c *Client) tokenRequest(ctx context.Context, form url.Values) (Token, erro
 }
 
 func (c *Client) postRaw(ctx context.Context, endpoint string, form url.Values) (*http.Response, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	return c.send(ctx, http.MethodPost, endpoint, form)
+}
+
+// send sends a request (a form body when form is not nil) with a DPoP
+// proof for URLs of our own AS (htu without the query, RFC 9449 §4.2),
+// reading at most 1 MiB of the answer.
+func (c *Client) send(ctx context.Context, method, endpoint string, form url.Values) (*http.Response, []byte, error) {
+	var rd io.Reader
+	if form != nil {
+		rd = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequestWithContext(ctx, method, endpoint, rd)
 	if err != nil {
 		return nil, nil, err
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
 	if c.DPoP != nil && c.Meta.Issuer != "" && strings.HasPrefix(endpoint, c.Meta.Issuer+"/") {
-		proof, err := c.DPoP.Proof(http.MethodPost, endpoint, "")
+		htu, _, _ := strings.Cut(endpoint, "?")
+		proof, err := c.DPoP.Proof(method, htu, "")
 		if err != nil {
 			return nil, nil, err
 		}
@@ -541,7 +555,7 @@ func (c *Client) postRaw(ctx context.Context, endpoint string, form url.Values) 
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if c.OnExchange != nil {
-		c.OnExchange(http.MethodPost, endpoint, form, resp.StatusCode, body)
+		c.OnExchange(method, endpoint, form, resp.StatusCode, body)
 	}
 	return resp, body, err
 }

@@ -255,7 +255,7 @@ func (s *Server) recoverer(next echo.HandlerFunc) echo.HandlerFunc {
 func (s *Server) deadline(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		c.Set(baseContextKey, c.Request().Context())
-		ctx, cancel := context.WithTimeout(c.Request().Context(), requestDeadline)
+		ctx, cancel := context.WithTimeout(c.Request().Context(), s.deadlineD)
 		defer cancel()
 		c.SetRequest(c.Request().WithContext(ctx))
 		return next(c)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -353,9 +352,6 @@ func (s *Server) reachAllow(ctx context.Context, key string, l storage.Limit) (b
 	}
 	return d.Allowed, d.RetryAfter
 }
-
-// scopeOf renders a scope list for logs and errors.
-func scopeOf(a fosite.Arguments) string { return strings.Join(a, " ") }
 
 // reachMetadata publishes the reach front ends' endpoints (RFC 8414 §2
 // extension members; docs/protocol.md "Reach").

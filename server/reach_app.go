@@ -80,11 +80,11 @@ func holdContext(c echo.Context, d time.Duration) (context.Context, context.Canc
 // request's context becomes a holdContext of hold plus one ordinary
 // request deadline (the work after the hold is bounded as any request's
 // is). It returns the cancel to defer; a zero hold changes nothing.
-func holdRequest(c echo.Context, hold time.Duration) context.CancelFunc {
+func (s *Server) holdRequest(c echo.Context, hold time.Duration) context.CancelFunc {
 	if hold <= 0 {
 		return func() {}
 	}
-	ctx, cancel := holdContext(c, hold+requestDeadline)
+	ctx, cancel := holdContext(c, hold+s.deadlineD)
 	c.SetRequest(c.Request().WithContext(ctx))
 	return cancel
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/stretchr/testify/require"
@@ -63,6 +64,8 @@ type reachEnvOptions struct {
 	// clock, when set, is both instances' clock (expiry and polling
 	// tests advance it instead of sleeping).
 	clock *servertest.Clock
+	// deadline, when set, is both instances' request deadline.
+	deadline time.Duration
 }
 
 // newReachEnv starts the two instances on st (a fresh memory store when
@@ -84,7 +87,7 @@ func newReachEnv(tb testing.TB, st storage.Store, o reachEnvOptions) *reachEnv {
 		tb.Cleanup(func() { _ = hub.Close() })
 		o.reach.Hub = hub
 	}
-	opts := servertest.Options{Store: st, HMACSecret: secret, SigningKey: key, Reach: o.reach, Clock: o.clock, Configure: func(c *config.Config) {
+	opts := servertest.Options{Store: st, HMACSecret: secret, SigningKey: key, Reach: o.reach, Clock: o.clock, RequestDeadline: o.deadline, Configure: func(c *config.Config) {
 		reachConfig(c)
 		if o.edit != nil {
 			o.edit(c)

@@ -255,7 +255,7 @@ func (s *Server) preferWait(c echo.Context) time.Duration {
 // The poll repeats the creator's DPoP key and client authentication;
 // polling faster than the interval is 429 slow_down (Q26).
 func (s *Server) nativeReachPoll(c echo.Context) error {
-	defer holdRequest(c, s.preferWait(c))()
+	defer s.holdRequest(c, s.preferWait(c))()
 	ctx := c.Request().Context()
 	id := c.Param("id")
 	unknown := newError(http.StatusNotFound, "invalid_request", "Unknown or expired cross-device sign-in.")

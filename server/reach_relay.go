@@ -55,7 +55,7 @@ func (s *Server) relayMetadata(m map[string]any) {
 
 // relayCreate serves POST /reach/interactions.
 func (s *Server) relayCreate(c echo.Context) error {
-	defer holdRequest(c, s.preferWait(c))()
+	defer s.holdRequest(c, s.preferWait(c))()
 	ctx := c.Request().Context()
 	caller, err := s.reachToken(c, config.ScopeReachInteraction, true)
 	if err != nil {
@@ -112,7 +112,7 @@ func (s *Server) relayCreate(c echo.Context) error {
 // relayPoll serves GET /reach/interactions/{id}: the creator only (same
 // client, same DPoP key), at most one poll per reach.poll_interval (Q26).
 func (s *Server) relayPoll(c echo.Context) error {
-	defer holdRequest(c, s.preferWait(c))()
+	defer s.holdRequest(c, s.preferWait(c))()
 	t, err := s.relayTask(c)
 	if err != nil {
 		return s.writeError(c, err)

@@ -86,6 +86,10 @@ type Options struct {
 	DownstreamRoots *x509.CertPool
 	// Reach holds test seams of the reach core (reach.go).
 	Reach ReachOptions
+	// RequestDeadline bounds each request's work (middleware.go
+	// deadline); zero means 10 s. Tests shorten it to show that long
+	// polls outlive it (holdRequest).
+	RequestDeadline time.Duration
 }
 
 // Server is one fedas authorization server.
@@ -116,6 +120,8 @@ type Server struct {
 	dc *dcState
 	// reach is the reach core (reach.go); nil without reach.enabled.
 	reach *reachState
+	// deadlineD is the request deadline (Options.RequestDeadline).
+	deadlineD time.Duration
 	// Ephemeral reports which keys were generated at start.
 	EphemeralSigningKey, EphemeralHMACSecret bool
 }
@@ -144,7 +150,10 @@ func New(o Options) (*Server, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Server{cfg: cfg, store: o.Store, log: o.Logger, now: o.Now}
+	s := &Server{cfg: cfg, store: o.Store, log: o.Logger, now: o.Now, deadlineD: o.RequestDeadline}
+	if s.deadlineD <= 0 {
+		s.deadlineD = requestDeadline
+	}
 	s.tp = o.TracerProvider
 	if o.HMACSecret == nil {
 		o.HMACSecret = make([]byte, 32)

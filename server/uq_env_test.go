@@ -101,6 +101,8 @@ type uqEnvOptions struct {
 	edit  func(*config.Config)
 	reach server.ReachOptions
 	one   bool
+	// deadline is the instances' request deadline (zero: 10 s).
+	deadline time.Duration
 }
 
 // newUQEnv starts the deployment on st and registers carol's device
@@ -109,7 +111,7 @@ func newUQEnv(tb testing.TB, st storage.Store, o uqEnvOptions) *uqEnv {
 	tb.Helper()
 	sink := newNotifySink(tb)
 	clock := &servertest.Clock{}
-	env := newReachEnv(tb, st, reachEnvOptions{one: o.one, reach: o.reach, clock: clock, edit: func(c *config.Config) {
+	env := newReachEnv(tb, st, reachEnvOptions{one: o.one, reach: o.reach, clock: clock, deadline: o.deadline, edit: func(c *config.Config) {
 		c.Clients = append(c.Clients,
 			config.Client{ID: "uq-backend", Name: "Bank back office", TokenEndpointAuthMethod: "client_secret_basic",
 				SecretSHA256: config.SecretDigest(uqBackendSecret), Scopes: []string{config.ScopeQuestion}, GrantTypes: []string{"client_credentials"}},

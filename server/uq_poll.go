@@ -53,7 +53,7 @@ func (s *Server) uqPoll(c echo.Context) error {
 	if err != nil {
 		return s.uqFail(c, err)
 	}
-	defer holdRequest(c, hold)()
+	defer s.holdRequest(c, hold)()
 	ctx = c.Request().Context()
 	if ok, wait := s.uqBudget(ctx, "p", caller.ClientID, s.reach.cfg.PollsPerMinute); !ok {
 		return s.uqFail(c, uqRateError(uq.ErrHighRateClient, wait, "This client polls too fast."))

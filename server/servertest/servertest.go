@@ -125,6 +125,8 @@ type Options struct {
 	SigningKey *ecdsa.PrivateKey
 	// Reach are the reach core's test seams (server.ReachOptions).
 	Reach server.ReachOptions
+	// RequestDeadline is server.Options.RequestDeadline (zero: 10 s).
+	RequestDeadline time.Duration
 }
 
 // Exchange is one request an instance answered and its answer, as the
@@ -200,7 +202,7 @@ func Start(tb testing.TB, o Options) *Instance {
 		o.Logger = Logger(tb)
 	}
 	srv, err := server.New(server.Options{Config: cfg, Store: o.Store, Logger: o.Logger.Named(cfg.Issuer), HMACSecret: o.HMACSecret, Now: now, TracerProvider: o.TracerProvider, Metrics: o.Metrics, DC: o.DC, DownstreamRoots: o.DownstreamRoots,
-		SigningKey: o.SigningKey, Reach: o.Reach})
+		SigningKey: o.SigningKey, Reach: o.Reach, RequestDeadline: o.RequestDeadline})
 	if err != nil {
 		tb.Fatalf("servertest: %v", err)
 	}
