@@ -23,7 +23,7 @@ func TestReachHolds_OutliveRequestDeadline(t *testing.T) {
 		t.Parallel()
 		clock := &servertest.Clock{}
 		env := newReachEnv(t, nil, reachEnvOptions{clock: clock, edit: nativeReachConfig, deadline: deadline})
-		newReachPhone(t, env.b, "carol", true)
+		newReachPhone(t, env.b, clock, "carol", true)
 		d := newReachDevice(t, env.a, clock, "demo-app")
 		r := d.reach(t, d.start(t, "carol").str("auth_session"))
 		require.Equal(t, http.StatusAccepted, r.status, r.raw)
@@ -35,7 +35,7 @@ func TestReachHolds_OutliveRequestDeadline(t *testing.T) {
 		t.Parallel()
 		clock := &servertest.Clock{}
 		env := newReachEnv(t, nil, reachEnvOptions{clock: clock, edit: relayConfig, deadline: deadline})
-		relayDevice(t, env.store, "carol", true, reach.KindInteraction)
+		relayDevice(t, env, clock, "carol", true, reach.KindInteraction)
 		cl := signInRelay(t, env.a, clock, "carol", "carol-pw", "")
 		r := cl.call(t, env.a, http.MethodPost, relayPath, relayBody(nil))
 		require.Equal(t, http.StatusAccepted, r.status, r.raw)
