@@ -259,6 +259,11 @@ func TestProtocolExamples(t *testing.T) {
 	add(exampleDCCrossDevice(t))
 	add(exampleDCAPI(t))
 	add(exampleUQ(t))
+	add(exampleReachDiscovery(t))
+	add(exampleReachDevices(t))
+	add(exampleReachCrossDevice(t))
+	add(exampleReachQR(t))
+	add(exampleReachRelay(t))
 
 	generated := map[string]string{}
 	for _, x := range examples {
@@ -473,7 +478,7 @@ var (
 // one parameter per line, an HTML page summarised.
 func displayBody(contentType string, body []byte) string {
 	switch {
-	case strings.HasPrefix(contentType, "application/json"):
+	case strings.HasPrefix(contentType, "application/json"), strings.HasPrefix(contentType, "application/problem+json"):
 		var out bytes.Buffer
 		if json.Indent(&out, bytes.TrimSpace(body), "", "  ") == nil {
 			return out.String()
