@@ -483,6 +483,8 @@ func displayBody(contentType string, body []byte) string {
 		if json.Indent(&out, bytes.TrimSpace(body), "", "  ") == nil {
 			return out.String()
 		}
+	case strings.HasPrefix(contentType, "text/event-stream"):
+		return strings.TrimRight(string(body), "\n")
 	case strings.HasPrefix(contentType, "application/x-www-form-urlencoded"):
 		return strings.ReplaceAll(string(body), "&", "\n&")
 	case strings.HasPrefix(contentType, "application/oauth-authz-req+jwt"):

@@ -505,7 +505,7 @@ func exampleReachQR(t *testing.T) *example {
 func exampleReachRelay(t *testing.T) *example {
 	e := newReachExample(t, "reach-relay", relayConfig)
 	x := e.x
-	x.reqHeaders = []string{"Accept", "Prefer"}
+	x.reqHeaders = []string{"Accept", "Last-Event-ID", "Prefer"}
 	x.respHeaders = []string{"Preference-Applied", "Vary"}
 	phone := e.phone(t, "carol", "carol-pw")
 	devID := phone.register(t)
@@ -515,40 +515,14 @@ func exampleReachRelay(t *testing.T) *example {
 	toAlice := e.party(ra.key, ra.token.AccessToken)
 
 	// The phone's event stream: open until the first event has come.
-	sreq := phone.request(t, http.MethodGet, server.PathReachInboxEvents, "", "", "Accept", "text/event-stream")
-	n := x.begin("phone → AS: our app's inbox as an event stream (shown as it stood when the app closed it, after step 2's delivery)", sreq)
-	resp, err := servertest.HTTP().Do(sreq)
-	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	require.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
-	events := bufio.NewReader(resp.Body)
-	line, err := events.ReadString('\n')
-	require.NoError(t, err)
-	require.Equal(t, "retry: 2000\n", line)
-
+	stream := phone.stream(t, "phone → AS: our app's inbox as an event stream (shown as it stood when the app closed it, after step 2's delivery)", "")
 	body := relayBody(nil)
 	r := client.json(t, "client → AS: show carol an interaction on her phone", http.MethodPost, server.PathInteractions, body)
 	require.Equal(t, http.StatusAccepted, r.status, r.raw)
 	require.Equal(t, "pending", r.str("status"))
 	loc := r.header.Get("Location")
 	id := taskOf(t, loc)
-	var event []string
-	for {
-		l, err := events.ReadString('\n')
-		require.NoError(t, err)
-		if l == "\n" && len(event) > 0 {
-			break
-		}
-		if l != "\n" {
-			event = append(event, strings.TrimSuffix(l, "\n"))
-		}
-	}
-	require.NoError(t, resp.Body.Close())
-	x.end(n)
-	require.Len(t, event, 3, "%q", event)
-	entryID := strings.TrimPrefix(event[0], "id: ")
-	require.Equal(t, "event: task", event[1])
-	require.Equal(t, `data: {"id":"`+entryID+`","task":"`+id+`","kind":"interaction"}`, event[2])
+	entryID := stream(id, "interaction")
 
 	view := phone.json(t, "phone → AS: our app reads the task: what to show, never opened by us", http.MethodGet, server.PathReachTasks+id, "")
 	require.Equal(t, http.StatusOK, view.status, view.raw)
@@ -569,6 +543,8 @@ func exampleReachRelay(t *testing.T) *example {
 	require.Equal(t, http.StatusAccepted, r2.status, r2.raw)
 	loc2 := r2.header.Get("Location")
 	id2 := taskOf(t, loc2)
+	resumed := phone.stream(t, "phone → AS: the app reconnects with the last event's id: only what came after it", entryID)
+	entry2 := resumed(id2, "interaction")
 	c := client.json(t, "client → AS: the user finished elsewhere: the client cancels it", http.MethodDelete, loc2, "")
 	require.Equal(t, http.StatusNoContent, c.status, c.raw)
 	e.clock.Advance(3 * time.Second)
@@ -584,7 +560,49 @@ func exampleReachRelay(t *testing.T) *example {
 	x.volatile = map[string]string{devID: "device_id", id: "task_id", id2: "task_id"}
 	// The interaction's code is the client's own constant, not a
 	// volatile authorization code.
-	scrub := reachPost(-1, -1, []string{entryID})
+	scrub := reachPost(-1, -1, []string{entryID, entry2})
 	x.post = func(s string) string { return strings.ReplaceAll(scrub(s), `"<code>"`, `"`+relayCode+`"`) }
 	return x
+}
+
+// stream opens the party's inbox event stream as a step (with
+// Last-Event-ID when after is set) and returns, once the stream has
+// started, the function that reads its next event — which must name
+// task, of kind — closes the stream, waits for the step to be recorded
+// and returns the event's id.
+func (p *party) stream(t *testing.T, caption, after string) func(task, kind string) string {
+	hdr := []string{"Accept", "text/event-stream"}
+	if after != "" {
+		hdr = append(hdr, "Last-Event-ID", after)
+	}
+	req := p.request(t, http.MethodGet, server.PathReachInboxEvents, "", "", hdr...)
+	n := p.e.x.begin(caption, req)
+	resp, err := servertest.HTTP().Do(req)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
+	events := bufio.NewReader(resp.Body)
+	line, err := events.ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "retry: 2000\n", line)
+	return func(task, kind string) string {
+		var event []string
+		for {
+			l, err := events.ReadString('\n')
+			require.NoError(t, err)
+			if l == "\n" && len(event) > 0 {
+				break
+			}
+			if l != "\n" {
+				event = append(event, strings.TrimSuffix(l, "\n"))
+			}
+		}
+		require.NoError(t, resp.Body.Close())
+		p.e.x.end(n)
+		require.Len(t, event, 3, "%q", event)
+		id := strings.TrimPrefix(event[0], "id: ")
+		require.Equal(t, "event: task", event[1])
+		require.Equal(t, `data: {"id":"`+id+`","task":"`+task+`","kind":"`+kind+`"}`, event[2])
+		return id
+	}
 }
