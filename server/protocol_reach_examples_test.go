@@ -453,6 +453,14 @@ func exampleReachCrossDevice(t *testing.T) *example {
 	c := dev.form(t, "device → AS: the rotated auth_session at the native endpoint: the code (redeemed as usual, bound to the device's key)", "/native/authorize", url.Values{"auth_session": {value}})
 	require.Equal(t, http.StatusOK, c.status, c.raw)
 	require.NotEmpty(t, c.str("authorization_code"))
+	// Unrecorded: the code is carol's, and its token bound to the
+	// initiating device's key.
+	tok := do(t, dev.request(t, http.MethodPost, "/oauth2/token", "application/x-www-form-urlencoded", url.Values{"grant_type": {"authorization_code"},
+		"client_id": {"demo-app"}, "code": {c.str("authorization_code")}, "code_verifier": {pk.Verifier}}.Encode()))
+	require.Equal(t, http.StatusOK, tok.status, tok.raw)
+	ir := e.as.introspect(t, tok.str("access_token"))
+	require.Equal(t, "carol", ir.str("sub"))
+	require.Equal(t, map[string]any{"jkt": dev.key.JKT}, ir.body["cnf"])
 	x.volatile = map[string]string{devID: "device_id", id: "task_id"}
 	x.post = reachPost(right, wrong, []string{next})
 	return x
