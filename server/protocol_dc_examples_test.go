@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -32,24 +31,13 @@ func (t *exampleTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	if len(t.captions) > 0 {
 		caption, t.captions = t.captions[0], t.captions[1:]
 	}
-	x := t.x
-	x.captions = append(x.captions, caption)
-	n := strconv.Itoa(len(x.captions))
 	req = req.Clone(req.Context())
-	req.Header.Set(stepHeader, n)
-	x.log.mu.Lock()
-	x.log.on = true
-	x.log.mu.Unlock()
+	n := t.x.begin(caption, req)
 	resp, err := t.base.RoundTrip(req)
 	if err != nil {
 		return nil, err
 	}
-	x.log.mu.Lock()
-	for !x.log.done[n] {
-		x.log.cond.Wait()
-	}
-	x.log.on = false
-	x.log.mu.Unlock()
+	t.x.end(n)
 	return resp, nil
 }
 

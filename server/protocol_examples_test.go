@@ -58,9 +58,11 @@ const (
 // step is in flight: the step's own request and the server-to-server
 // requests it causes.
 type exampleLog struct {
-	mu      sync.Mutex
-	cond    *sync.Cond
-	on      bool
+	mu   sync.Mutex
+	cond *sync.Cond
+	// on counts the steps in flight (a held long poll overlaps the steps
+	// that end it).
+	on      int
 	ex      []servertest.Exchange
 	done    map[string]bool // step numbers recorded
 	origins []origin
@@ -81,7 +83,7 @@ func newExampleLog() *exampleLog {
 func (l *exampleLog) observe(ex servertest.Exchange) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.on {
+	if l.on == 0 {
 		return
 	}
 	l.ex = append(l.ex, ex)
@@ -123,6 +125,17 @@ type example struct {
 	// serverPaths are the server-to-server requests shown (by path);
 	// metadata and JWKS fetches, which depend on caches, are not.
 	serverPaths map[string]bool
+	// reqHeaders and respHeaders are headers shown besides the usual ones
+	// (writeExchange), for examples whose contract lives in headers
+	// (Prefer, Preference-Applied, Last-Event-ID).
+	reqHeaders, respHeaders []string
+	// volatile maps values the example knows to be volatile (ids in
+	// paths, stream cursors) to their placeholder names.
+	volatile map[string]string
+	// display, when set, is how an exchange is shown (a summary of a
+	// long body); post rewrites the rendered section last.
+	display func(servertest.Exchange) servertest.Exchange
+	post    func(string) string
 }
 
 func newExample(name string, log *exampleLog) *example {
@@ -133,20 +146,32 @@ func newExample(name string, log *exampleLog) *example {
 // server-to-server exchanges it caused finished before it).
 func (x *example) send(tb testing.TB, caption string, req *http.Request) reply {
 	tb.Helper()
+	n := x.begin(caption, req)
+	r := do(tb, req)
+	x.end(n)
+	return r
+}
+
+// begin numbers req as the next step and starts recording; end waits
+// until step n is recorded. Steps may overlap (a held poll and the
+// steps that release it): the document orders them by arrival.
+func (x *example) begin(caption string, req *http.Request) string {
 	x.captions = append(x.captions, caption)
 	n := strconv.Itoa(len(x.captions))
 	req.Header.Set(stepHeader, n)
 	x.log.mu.Lock()
-	x.log.on = true
+	x.log.on++
 	x.log.mu.Unlock()
-	r := do(tb, req)
+	return n
+}
+
+func (x *example) end(n string) {
 	x.log.mu.Lock()
 	for !x.log.done[n] {
 		x.log.cond.Wait()
 	}
-	x.log.on = false
+	x.log.on--
 	x.log.mu.Unlock()
-	return r
 }
 
 func (x *example) postForm(tb testing.TB, caption, endpoint string, form url.Values, opts ...func(*http.Request)) reply {
@@ -234,6 +259,11 @@ func TestProtocolExamples(t *testing.T) {
 	add(exampleDCCrossDevice(t))
 	add(exampleDCAPI(t))
 	add(exampleUQ(t))
+	add(exampleReachDiscovery(t))
+	add(exampleReachDevices(t))
+	add(exampleReachCrossDevice(t))
+	add(exampleReachQR(t))
+	add(exampleReachRelay(t))
 
 	generated := map[string]string{}
 	for _, x := range examples {
@@ -364,7 +394,15 @@ func (x *example) steps() []step {
 // volatile values replaced.
 func (x *example) render() string {
 	steps := x.steps()
+	if x.display != nil {
+		for i := range steps {
+			steps[i].main = x.display(steps[i].main)
+		}
+	}
 	sc := newScrubber(x.log.origins)
+	for v, l := range x.volatile {
+		sc.values[v] = l
+	}
 	for _, s := range steps {
 		sc.collect(s.main)
 		for _, n := range s.nested {
@@ -374,7 +412,7 @@ func (x *example) render() string {
 	var b strings.Builder
 	for i, s := range steps {
 		fmt.Fprintf(&b, "\n**%d. %s**\n", i+1, s.caption)
-		writeExchange(&b, sc, s.main)
+		writeExchangeWith(&b, sc, s.main, x.reqHeaders, x.respHeaders)
 		for _, n := range s.nested {
 			to := x.log.nameOf(n.Instance)
 			from := x.log.callers[to]
@@ -383,15 +421,25 @@ func (x *example) render() string {
 		}
 	}
 	b.WriteString("\n")
-	return sc.scrub(b.String())
+	out := sc.scrub(b.String())
+	if x.post != nil {
+		out = x.post(out)
+	}
+	return out
 }
 
 func writeExchange(b *strings.Builder, sc *scrubber, ex servertest.Exchange) {
+	writeExchangeWith(b, sc, ex, nil, nil)
+}
+
+// writeExchangeWith is writeExchange showing the extra request and
+// answer headers too.
+func writeExchangeWith(b *strings.Builder, sc *scrubber, ex servertest.Exchange, reqExtra, respExtra []string) {
 	r := ex.Request
 	b.WriteString("\n```http\n")
 	fmt.Fprintf(b, "%s %s HTTP/1.1\n", r.Method, r.URL.RequestURI())
 	fmt.Fprintf(b, "Host: %s\n", r.Host)
-	for _, h := range []string{"Authorization", "Content-Type", "DPoP"} {
+	for _, h := range append([]string{"Authorization", "Content-Type", "DPoP"}, reqExtra...) {
 		for _, v := range r.Header.Values(h) {
 			fmt.Fprintf(b, "%s: %s\n", h, v)
 		}
@@ -403,7 +451,7 @@ func writeExchange(b *strings.Builder, sc *scrubber, ex servertest.Exchange) {
 	}
 	b.WriteString("```\n\n```http\n")
 	fmt.Fprintf(b, "HTTP/1.1 %d %s\n", ex.Status, http.StatusText(ex.Status))
-	for _, h := range []string{"Content-Type", "Cache-Control", "Location", "WWW-Authenticate", "Retry-After"} {
+	for _, h := range append([]string{"Content-Type", "Cache-Control", "Location", "WWW-Authenticate", "Retry-After"}, respExtra...) {
 		for _, v := range ex.Header.Values(h) {
 			fmt.Fprintf(b, "%s: %s\n", h, v)
 		}
@@ -430,11 +478,13 @@ var (
 // one parameter per line, an HTML page summarised.
 func displayBody(contentType string, body []byte) string {
 	switch {
-	case strings.HasPrefix(contentType, "application/json"):
+	case strings.HasPrefix(contentType, "application/json"), strings.HasPrefix(contentType, "application/problem+json"):
 		var out bytes.Buffer
 		if json.Indent(&out, bytes.TrimSpace(body), "", "  ") == nil {
 			return out.String()
 		}
+	case strings.HasPrefix(contentType, "text/event-stream"):
+		return strings.TrimRight(string(body), "\n")
 	case strings.HasPrefix(contentType, "application/x-www-form-urlencoded"):
 		return strings.ReplaceAll(string(body), "&", "\n&")
 	case strings.HasPrefix(contentType, "application/oauth-authz-req+jwt"):
