@@ -183,6 +183,7 @@ type demoTV struct {
 
 func newDemoTV(ctx context.Context, tr *transcript, issuer string, clock *offsetclock.Clock) (*demoTV, error) {
 	t := tr.tap("TV")
+	t.userAgent = "DemoApp/2.1 (Android TV 14; Living room TV)"
 	hc := sdk.NewHTTPClient()
 	hc.Transport = t
 	meta, err := sdk.Discover(ctx, hc, issuer)
@@ -344,7 +345,7 @@ func sceneCrossDevice(ctx context.Context, tr *transcript, tv *demoTV, phone *de
 			if t.Initiator != nil {
 				loc := t.Initiator.Location
 				if loc == "" {
-					loc = "unknown (no IP geolocation configured)"
+					loc = "unknown (no IP geolocation in this deployment)"
 				}
 				tr.say("                    from %s, %q, location %s\n", t.Initiator.IP, t.Initiator.UserAgent, loc)
 			}
@@ -645,6 +646,9 @@ type tap struct {
 	// onJSON, when set, sees every JSON object answered (before
 	// truncation), on the caller's goroutine.
 	onJSON func(map[string]any)
+	// userAgent, when set, is the party's User-Agent (the phone shows
+	// the initiating device's, RFC 10027 §6.1.1).
+	userAgent string
 
 	mu   sync.Mutex
 	held bool
@@ -668,6 +672,10 @@ func (t *tap) release() {
 }
 
 func (t *tap) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.userAgent != "" {
+		req = req.Clone(req.Context())
+		req.Header.Set("User-Agent", t.userAgent)
+	}
 	var sent []byte
 	if req.Body != nil {
 		b, err := io.ReadAll(req.Body)

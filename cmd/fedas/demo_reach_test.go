@@ -46,7 +46,7 @@ func TestDemoReach(t *testing.T) {
 			regexp.MustCompile(`alice's phone → fedas-2 GET /reach/inbox\?after=&wait=25|alice's phone → fedas-2 GET /reach/inbox\?wait=25`),
 			regexp.MustCompile(`"entries":\[\{"id":"[^"]+","kind":"app_auth"`),
 			regexp.MustCompile(`"binding_choices":\[\d+,\d+,\d+\]`),
-			regexp.MustCompile(`"initiator":\{"ip":"127\.0\.0\.1"`),
+			regexp.MustCompile(`"initiator":\{"ip":"127\.0\.0\.1","user_agent":"DemoApp/2\.1 \(Android TV 14; Living room TV\)"\}`),
 			regexp.MustCompile(`→ 202  Retry-After: 2  \{[^\n]*"status":"interacting"\}`),
 			regexp.MustCompile(`→ 400  \{"attempts_left":2,"error":"binding_mismatch"`),
 			regexp.MustCompile(`→ 200  \{"status":"approved"\}`),
