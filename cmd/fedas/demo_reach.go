@@ -323,7 +323,7 @@ func sceneCrossDevice(ctx context.Context, tr *transcript, tv *demoTV, phone *de
 	var taskID string
 	sleeps := 0
 	var bindingCode string
-	var picked []string
+	answered := false
 	hooks := &sdk.ReachHooks{
 		ShowBindingCode: func(ctx context.Context, code string) error {
 			bindingCode = code
@@ -376,13 +376,12 @@ func sceneCrossDevice(ctx context.Context, tr *transcript, tv *demoTV, phone *de
 				if !errors.As(err, &bm) {
 					return fmt.Errorf("a wrong number was not a binding_mismatch: %v", err)
 				}
-				picked = append(picked, fmt.Sprintf("wrong %d", wrong))
 				tr.say("   the phone: \"That is not the number on the other screen\" (%d attempts left); alice taps %d\n\n", bm.AttemptsLeft, right)
 				st, err := phone.app.Respond(ctx, taskID, sdk.TaskAnswer{Decision: "approve", BindingChoice: &right, AMR: []string{"hwk", "face"}})
 				if err != nil {
 					return err
 				}
-				picked = append(picked, fmt.Sprintf("right %d: %s", right, st))
+				answered = st == "approved"
 			}
 			tr.say("   (the TV waits %s before polling)\n\n", d)
 			clock.Advance(d)
@@ -393,15 +392,22 @@ func sceneCrossDevice(ctx context.Context, tr *transcript, tv *demoTV, phone *de
 	if err != nil {
 		return err
 	}
-	if len(picked) != 2 {
-		return errors.New("the sign-in completed before the phone answered")
+	if !answered {
+		return errors.New("the sign-in completed without the phone's approval")
 	}
 	if len(tv.sessions) < 2 || tv.sessions[0] == tv.sessions[len(tv.sessions)-1] {
 		return errors.New("the completed poll did not rotate the auth_session")
 	}
 	first, rotated := tv.sessions[0], tv.sessions[len(tv.sessions)-1]
 	tr.say("   (the completed poll answered a rotated auth_session, %s ≠ the first %s, which the TV\n"+
-		"   posted to the native endpoint for its code: the first value is spent)\n\n", short(rotated), short(first))
+		"   posted to the native endpoint for its code; the first value is spent:)\n\n", short(rotated), short(first))
+	r, err := tv.client.Post(ctx, tv.client.Meta.NativeEndpoint(), url.Values{"auth_session": {first}})
+	if err != nil {
+		return err
+	}
+	if r.Error != "invalid_session" {
+		return fmt.Errorf("the first auth_session still answers %d %s", r.Status, r.Error)
+	}
 	tr.say("Signed in on the TV across devices: %s, token_type %s, access token %s (%d s)\n\n", idSummaryShort(tok), tok.TokenType, short(tok.AccessToken), tok.ExpiresIn)
 	return nil
 }
