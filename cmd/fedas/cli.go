@@ -30,7 +30,7 @@ type stdio struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the authorization server (the default command)", serveCmd},
-		{"demo", "run two instances on loopback and a federated native sign-in, printed step by step (wallet: sign-ins and a payment with a digital credential)", demoCmd},
+		{"demo", "run two instances on loopback and a federated native sign-in, printed step by step (wallet: sign-ins and a payment with a digital credential; reach: the user's other device)", demoCmd},
 		{"config check", "check a config file: every problem at once, with its place", configCheckCmd},
 		{"admin token create", "create an admin API token; its digest goes to the tokens file", adminCmd},
 		{"keygen", "write a signing key and an HMAC secret for a deployment", keygenCmd},

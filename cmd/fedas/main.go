@@ -2,7 +2,8 @@
 // `fedas help` lists them, `fedas COMMAND --help` explains one.
 //
 //	fedas [serve] [--config FILE | --demo] [--issuer URL] [--listen ADDR] [--redis URL] [--admin-tokens FILE] [--admin-listen ADDR]
-//	fedas demo [app]               (two ASes on loopback, a federated native sign-in; app: via our app)
+//	fedas demo [app|wallet|reach]  (two ASes on loopback, a federated native sign-in; app: via our app;
+//	                               wallet: digital credentials; reach: the user's other device)
 //	fedas config check [FILE]      (every problem at once; the keys and secrets loaded as serve loads them)
 //	fedas admin token create --role read|write --name NAME [--file FILE]
 //	fedas keygen [--dir DIR]       (signing key and HMAC secret for a deployment)

@@ -39,11 +39,14 @@ var (
 )
 
 func demoCmd(args []string, s stdio) error {
-	fs := newFlags("demo", "demo [app|wallet]", "Starts two fedas instances on loopback (AS1 routes @bank.example to AS2) and walks a\n"+
+	fs := newFlags("demo", "demo [app|wallet|reach]", "Starts two fedas instances on loopback (AS1 routes @bank.example to AS2) and walks a\n"+
 		"scripted native client through a federated sign-in, printing every request and answer.\n"+
 		"With app, AS2 sends the user to its bank app instead (redirect_to_app).\n"+
 		"With wallet, one instance with a simulated credential issuer and wallet: a same-device and a\n"+
-		"cross-device sign-in and a payment approval with a digital credential (OpenID4VP).")
+		"cross-device sign-in and a payment approval with a digital credential (OpenID4VP).\n"+
+		"With reach, two instances of one deployment and the bank app on the user's phone: a\n"+
+		"cross-device sign-in with number matching, a User Questioning question answered on the\n"+
+		"phone, and the interaction_unavailable fallback completed by scanning a QR code.")
 	if done, err := parseFlags(fs, args, s); done {
 		return err
 	}
@@ -53,8 +56,11 @@ func demoCmd(args []string, s stdio) error {
 	if fs.NArg() == 1 && fs.Arg(0) == "wallet" {
 		return demoWallet(s.out)
 	}
+	if fs.NArg() == 1 && fs.Arg(0) == "reach" {
+		return demoReach(s.out)
+	}
 	if fs.NArg() == 1 && fs.Arg(0) != "app" {
-		msg := fmt.Sprintf("unknown demo %q (the variants are app and wallet)", fs.Arg(0))
+		msg := fmt.Sprintf("unknown demo %q (the variants are app, wallet and reach)", fs.Arg(0))
 		fmt.Fprintf(s.err, "fedas demo: %s\n", msg)
 		printUsage(s.err, fs)
 		return usageError{msg}
