@@ -82,11 +82,11 @@ func demoReach(out io.Writer) error {
 		"fedas-2  %s   (the bank app on the user's phone talks to this one)\n"+
 		"one deployment: one memory store, one wake hub, one signing key; reach enabled\n\n", a, b)
 
-	tv, err := newDemoTV(ctx, tr, a, clock)
+	tv, err := newDemoTV(ctx, tr, a)
 	if err != nil {
 		return err
 	}
-	alice, err := newDemoPhone(ctx, tr, b, "alice", "wonderland", "")
+	alice, err := newDemoPhone(ctx, tr, b, "alice", "wonderland", "", clock.Now)
 	if err != nil {
 		return err
 	}
@@ -181,7 +181,7 @@ type demoTV struct {
 	sessions []string
 }
 
-func newDemoTV(ctx context.Context, tr *transcript, issuer string, clock *offsetclock.Clock) (*demoTV, error) {
+func newDemoTV(ctx context.Context, tr *transcript, issuer string) (*demoTV, error) {
 	t := tr.tap("TV")
 	t.userAgent = "DemoApp/2.1 (Android TV 14; Living room TV)"
 	hc := sdk.NewHTTPClient()
@@ -225,13 +225,13 @@ func (tv *demoTV) signIn(ctx context.Context, user string, hooks *sdk.ReachHooks
 type demoPhone struct {
 	app    *sdk.ReachApp
 	tap    *tap
-	user   string
 	cursor string
 }
 
 // newDemoPhone signs user in to the bank app (a password, and a TOTP
-// code when totpSecret is set) with a fresh DPoP key.
-func newDemoPhone(ctx context.Context, tr *transcript, issuer, user, password, totpSecret string) (*demoPhone, error) {
+// code when totpSecret is set, at now: the servers' clock) with a fresh
+// DPoP key, and registers the phone as a device.
+func newDemoPhone(ctx context.Context, tr *transcript, issuer, user, password, totpSecret string, now func() time.Time) (*demoPhone, error) {
 	t := tr.tap(user + "'s phone")
 	hc := sdk.NewHTTPClient()
 	hc.Timeout = time.Minute // longer than the longest inbox hold
@@ -252,7 +252,7 @@ func newDemoPhone(ctx context.Context, tr *transcript, issuer, user, password, t
 		case r.Challenge != nil && r.Challenge.Type == "password":
 			return url.Values{"username": {user}, "password": {password}}, nil
 		case r.Challenge != nil && r.Challenge.Type == "otp" && totpSecret != "":
-			code, err := totp.GenerateCode(totpSecret, time.Now())
+			code, err := totp.GenerateCode(totpSecret, now())
 			return url.Values{"otp": {code}}, err
 		}
 		return nil, fmt.Errorf("unexpected %s", r.Error)
@@ -265,7 +265,7 @@ func newDemoPhone(ctx context.Context, tr *transcript, issuer, user, password, t
 	if err != nil {
 		return nil, err
 	}
-	p := &demoPhone{app: &sdk.ReachApp{HTTP: hc, Meta: meta, DPoP: key, AccessToken: tok.AccessToken}, tap: t, user: user}
+	p := &demoPhone{app: &sdk.ReachApp{HTTP: hc, Meta: meta, DPoP: key, AccessToken: tok.AccessToken}, tap: t}
 	d, err := p.app.Register(ctx, sdk.DeviceRegistration{Name: displayName(user) + "'s phone", Platform: "ios",
 		Capabilities: []string{"app_auth", "question"}, Channels: []sdk.ReachChannel{{Type: "inbox"}}})
 	if err != nil {
@@ -492,7 +492,7 @@ func sceneUnavailable(ctx context.Context, tr *transcript, tv *demoTV, issuer st
 		"bob's phone has the bank app and a registered device, but the app is not running (it holds\n" +
 		"no inbox poll), so nothing can reach it. fedas answers 424 interaction_unavailable with a\n" +
 		"deep link; the TV shows it as a QR code and bob scans it with the bank app.\n\n")
-	bob, err := newDemoPhone(ctx, tr, issuer, "bob", "builder", "JBSWY3DPEHPK3PXP")
+	bob, err := newDemoPhone(ctx, tr, issuer, "bob", "builder", "JBSWY3DPEHPK3PXP", clock.Now)
 	if err != nil {
 		return err
 	}
