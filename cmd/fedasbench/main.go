@@ -4,7 +4,7 @@
 // workers, then reports throughput, per-flow latency, failures by error
 // code, connection reuse and process CPU per flow.
 //
-//	fedasbench [-scenario initial|local|federated|par|flood-sessions|flood-passwords] [-c 8] [-n 2000] [-d 10s]
+//	fedasbench [-scenario initial|local|federated|par|reach|flood-sessions|flood-passwords] [-c 8] [-n 2000] [-d 10s]
 //	           [-redis redis://127.0.0.1:6379/0] [-bcrypt-cost 4] [-json] [-cpuprofile FILE]
 //	           [-attack-rate N] [-legit-rate N]
 //
@@ -18,6 +18,10 @@
 //	           posts AS2's code to AS1's response_uri (AS1 redeems it at AS2)
 //	           and redeems AS1's code
 //	par        the PAR endpoint with a client_secret_basic client
+//	reach      two instances A and B on one store (reach.go): a
+//	           cross-device sign-in started on A, the app answering on A,
+//	           the device's waiting poll (GET /native/reach/{id}, Prefer:
+//	           wait) on B; latency is answer sent → poll answered
 //	flood-sessions, flood-passwords
 //	           legitimate traffic under an attack (flood.go): session
 //	           creation at -attack-rate from one address while -legit-rate
@@ -158,7 +162,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Float64Var(&o.attackRate, "attack-rate", 0, "flood-* scenarios: attack requests per second (default 2000 for flood-sessions, 200 for flood-passwords)")
 	fs.Float64Var(&o.legitRate, "legit-rate", 20, "flood-sessions: legitimate sign-ins per second")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: fedasbench [-scenario initial|local|federated|par|flood-sessions|flood-passwords] [-c N] [-n N] [-d DURATION] [-redis URL] [-bcrypt-cost N] [-json] [-cpuprofile FILE] [-attack-rate N] [-legit-rate N]")
+		fmt.Fprintln(stderr, "usage: fedasbench [-scenario initial|local|federated|par|reach|flood-sessions|flood-passwords] [-c N] [-n N] [-d DURATION] [-redis URL] [-bcrypt-cost N] [-json] [-cpuprofile FILE] [-attack-rate N] [-legit-rate N]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -1204,7 +1208,9 @@ func mixText(m map[string]float64) string {
 	for n := range m {
 		names = append(names, n)
 	}
-	sort.Slice(names, func(i, j int) bool { return m[names[i]] > m[names[j]] || m[names[i]] == m[names[j]] && names[i] < names[j] })
+	sort.Slice(names, func(i, j int) bool {
+		return m[names[i]] > m[names[j]] || m[names[i]] == m[names[j]] && names[i] < names[j]
+	})
 	parts := make([]string, 0, len(names))
 	for _, n := range names {
 		parts = append(parts, fmt.Sprintf("%s %.1f", n, m[n]))
