@@ -180,7 +180,9 @@ func TestReachCost_Redis(t *testing.T) {
 	for n := range mix {
 		names = append(names, n)
 	}
-	sort.Slice(names, func(i, j int) bool { return mix[names[i]] > mix[names[j]] || mix[names[i]] == mix[names[j]] && names[i] < names[j] })
+	sort.Slice(names, func(i, j int) bool {
+		return mix[names[i]] > mix[names[j]] || mix[names[i]] == mix[names[j]] && names[i] < names[j]
+	})
 	var mixText []string
 	for _, n := range names {
 		mixText = append(mixText, n+"×"+strconv.Itoa(mix[n]))
