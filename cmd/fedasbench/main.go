@@ -1205,8 +1205,10 @@ func (e *env) redisInfo(ctx context.Context) (redisSnapshot, bool) {
 // mixText renders a command mix, most frequent first.
 func mixText(m map[string]float64) string {
 	names := make([]string, 0, len(m))
-	for n := range m {
-		names = append(names, n)
+	for n, v := range m {
+		if v >= 0.05 { // a connection's HELLO, say: not per flow
+			names = append(names, n)
+		}
 	}
 	sort.Slice(names, func(i, j int) bool {
 		return m[names[i]] > m[names[j]] || m[names[i]] == m[names[j]] && names[i] < names[j]
