@@ -21,7 +21,9 @@
 //	reach      two instances A and B on one store (reach.go): a
 //	           cross-device sign-in started on A, the app answering on A,
 //	           the device's waiting poll (GET /native/reach/{id}, Prefer:
-//	           wait) on B; latency is answer sent → poll answered
+//	           wait) on B; latency is answer sent → poll answered;
+//	           -reach-poll uq: a User Questioning question instead,
+//	           polled on B with Client-Timeout
 //	flood-sessions, flood-passwords
 //	           legitimate traffic under an attack (flood.go): session
 //	           creation at -attack-rate from one address while -legit-rate
@@ -139,6 +141,9 @@ type options struct {
 	cpuProfile  string
 	rateLimits  bool
 
+	// reachPoll is the reach scenario's waiting poll: native or uq.
+	reachPoll string
+
 	// The abuse scenarios (flood.go).
 	attackRate float64
 	legitRate  float64
@@ -159,10 +164,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured window (servers and driver) to this file")
 	fs.BoolVar(&o.rateLimits, "rate-limits", false, "keep the default rate limits and the live-session cap per address (off by default: every flow comes from 127.0.0.1 and would share one address's budget; always on in the flood-* scenarios, whose clients have addresses of their own)")
 
+	fs.StringVar(&o.reachPoll, "reach-poll", "native", "reach scenario: the waiting poll measured, native (GET /native/reach/{id}, Prefer: wait) or uq (GET /uq/questions_polling, Client-Timeout)")
 	fs.Float64Var(&o.attackRate, "attack-rate", 0, "flood-* scenarios: attack requests per second (default 2000 for flood-sessions, 200 for flood-passwords)")
 	fs.Float64Var(&o.legitRate, "legit-rate", 20, "flood-sessions: legitimate sign-ins per second")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: fedasbench [-scenario initial|local|federated|par|reach|flood-sessions|flood-passwords] [-c N] [-n N] [-d DURATION] [-redis URL] [-bcrypt-cost N] [-json] [-cpuprofile FILE] [-attack-rate N] [-legit-rate N]")
+		fmt.Fprintln(stderr, "usage: fedasbench [-scenario initial|local|federated|par|reach|flood-sessions|flood-passwords] [-c N] [-n N] [-d DURATION] [-redis URL] [-bcrypt-cost N] [-json] [-cpuprofile FILE] [-reach-poll native|uq] [-attack-rate N] [-legit-rate N]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -183,6 +189,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-n must be at least 1")
 	case o.scenario == "reach" && o.maxFlows > reachMaxFlows:
 		return o, errReachFlows
+	case o.reachPoll != "native" && o.reachPoll != "uq":
+		return o, errors.New("-reach-poll must be native or uq")
 	case o.duration <= 0 || o.duration > 24*time.Hour:
 		return o, errors.New("-d must be in (0, 24h]")
 	case o.bcryptCost < bcrypt.MinCost || o.bcryptCost > 16:

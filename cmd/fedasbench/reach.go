@@ -36,6 +36,7 @@ package main
 // clients and users to stay under both rather than measure them.
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -74,6 +75,9 @@ const (
 	reachPerClient = 50
 	// reachPerUser flows per user stay under reach.tasks_per_user.
 	reachPerUser = 900
+	// reachPerUQClient questions per UQ client stay under
+	// reach.questions_per_minute (set to its maximum, 10000).
+	reachPerUQClient = 5000
 	// reachMaxFlows bounds -n for this scenario (clients and users are
 	// generated for the worst case).
 	reachMaxFlows = 50_000
@@ -99,6 +103,7 @@ type reachStats struct {
 	FlowMS        latency `json:"flow_ms"`
 	Users         int     `json:"users"`
 	NativeClients int     `json:"native_clients"`
+	UQClients     int     `json:"uq_clients,omitempty"`
 }
 
 // reachCol collects the scenario's extra distributions.
@@ -158,9 +163,18 @@ func (p *parkHub) Wait(ctx context.Context, topic string, check wake.CheckFunc) 
 type reachEnv struct {
 	parked  *parkHub
 	natives []string
-	next    atomic.Int64 // flows started, picks the native client
+	next    atomic.Int64 // flows started, picks the native or UQ client
 	col     reachCol
 	metaB   sdk.Metadata
+	// -reach-poll uq: the back-office clients, their client-credentials
+	// tokens (set up before the workers) and both instances' UQ
+	// endpoints.
+	uqClients    []string
+	uqSecret     string
+	uqTokens     []string
+	uqMetaA      sdk.UQMetadata
+	uqMetaB      sdk.UQMetadata
+	uqStatements []string
 }
 
 // reachUser is one user's app on its device.
@@ -191,16 +205,24 @@ func newDPoPKey() (*dpop.Key, error) {
 // needs at most (every flow on one worker, warm-up included).
 func reachSizes(o options) (usersPerWorker, clients int) {
 	total := o.maxFlows + 1 + o.concurrency
-	return (total + reachPerUser - 1) / reachPerUser, (total + reachPerClient - 1) / reachPerClient
+	per := reachPerClient
+	if o.reachPoll == "uq" {
+		per = reachPerUQClient
+	}
+	return (total + reachPerUser - 1) / reachPerUser, (total + per - 1) / per
 }
 
 // startReach starts A and B on one store with one HMAC secret and one
 // signing key (one deployment), each with its wake hub.
 func (e *env) startReach(ctx context.Context, users []config.User) error {
 	_, nClients := reachSizes(e.o)
-	e.reach = &reachEnv{}
+	e.reach = &reachEnv{uqSecret: randHex(32), uqStatements: []string{"Yes", "No"}}
 	for i := range nClients {
-		e.reach.natives = append(e.reach.natives, fmt.Sprintf("bench-native-%d", i))
+		if e.o.reachPoll == "uq" {
+			e.reach.uqClients = append(e.reach.uqClients, fmt.Sprintf("bench-uq-%d", i))
+		} else {
+			e.reach.natives = append(e.reach.natives, fmt.Sprintf("bench-native-%d", i))
+		}
 	}
 	edit := func(c *config.Config) {
 		c.Users = users
@@ -214,6 +236,14 @@ func (e *env) startReach(ctx context.Context, users []config.User) error {
 				Scopes: []string{"openid"}, GrantTypes: []string{"authorization_code"}, NativeCallbackURIs: []string{nativeCB}})
 		}
 		c.Apps = append(c.Apps, config.App{ID: "bench", ClientID: reachAppClient, DeepLink: reachDeepLink, Clients: e.reach.natives})
+		if len(e.reach.uqClients) > 0 {
+			c.Scopes = append(c.Scopes, config.ScopeQuestion)
+			c.Reach.QuestionsPerMinute, c.Reach.PollsPerMinute = 10000, 100000
+		}
+		for _, id := range e.reach.uqClients {
+			c.Clients = append(c.Clients, config.Client{ID: id, Name: "fedasbench back office", TokenEndpointAuthMethod: "client_secret_basic",
+				SecretSHA256: config.SecretDigest(e.reach.uqSecret), Scopes: []string{config.ScopeQuestion}, GrantTypes: []string{"client_credentials"}})
+		}
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -269,8 +299,42 @@ func (e *env) startReach(ctx context.Context, users []config.User) error {
 		return err
 	}
 	e.as2.shared = true
-	e.reach.metaB, err = sdk.Discover(ctx, e.hc, e.as2.url)
+	if e.reach.metaB, err = sdk.Discover(ctx, e.hc, e.as2.url); err != nil || e.o.reachPoll != "uq" {
+		return err
+	}
+	if e.reach.uqMetaA, err = sdk.DiscoverUQ(ctx, e.hc, e.as1.url); err != nil {
+		return err
+	}
+	e.reach.uqMetaB, err = sdk.DiscoverUQ(ctx, e.hc, e.as2.url)
 	return err
+}
+
+// uqTokens gets each UQ client's client-credentials token on A (RFC
+// 6749 §4.4).
+func (e *env) uqTokens(ctx context.Context) error {
+	for _, id := range e.reach.uqClients {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.meta.TokenEndpoint,
+			strings.NewReader(url.Values{"grant_type": {"client_credentials"}, "scope": {config.ScopeQuestion}}.Encode()))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(e.reach.uqSecret))
+		resp, err := e.hc.Do(req)
+		if err != nil {
+			return err
+		}
+		var tok struct {
+			AccessToken string `json:"access_token"`
+		}
+		err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&tok)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || tok.AccessToken == "" {
+			return fmt.Errorf("client-credentials token of %s: HTTP %d", id, resp.StatusCode)
+		}
+		e.reach.uqTokens = append(e.reach.uqTokens, tok.AccessToken)
+	}
+	return nil
 }
 
 // reachUsers names the generated users: per worker, the users it owns.
@@ -309,7 +373,7 @@ func (w *worker) setUpReach(ctx context.Context, names []string) error {
 		}
 		app := &sdk.ReachApp{HTTP: w.e.hc, Meta: w.e.meta, DPoP: dk, AccessToken: tok.AccessToken}
 		if _, err := app.Register(ctx, sdk.DeviceRegistration{Name: n + "'s phone", Platform: "ios",
-			Capabilities: []string{string(reach.KindAppAuth)}, Channels: []sdk.ReachChannel{{Type: "inbox"}}}); err != nil {
+			Capabilities: []string{string(reach.KindAppAuth), string(reach.KindQuestion)}, Channels: []sdk.ReachChannel{{Type: "inbox"}}}); err != nil {
 			return fmt.Errorf("device of %s: %w", n, err)
 		}
 		u := &reachUser{name: n, app: app}
@@ -368,6 +432,9 @@ type pollResult struct {
 
 // reachFlow is one cross-device sign-in, A → app on A → waiter on B.
 func (w *worker) reachFlow(ctx context.Context) error {
+	if w.e.o.reachPoll == "uq" {
+		return w.uqFlow(ctx)
+	}
 	t0 := time.Now()
 	re := w.e.reach
 	rw := w.reach
@@ -485,8 +552,12 @@ func (e *env) reachReport(res *result, users int) {
 	defer c.mu.Unlock()
 	res.Reach = &reachStats{
 		Poll:           "native cross-device poll: GET /native/reach/{id} with Prefer: wait=" + strconv.Itoa(reachHold) + " on B, answer POST /reach/tasks/{id}/response on A",
+		NativeClients: len(e.reach.natives), UQClients: len(e.reach.uqClients),
 		AnswerToPollMS: percentiles(c.sent), AfterAnswerMS: percentiles(c.done), AnswerMS: percentiles(c.answer), FlowMS: percentiles(c.whole),
-		Users: users, NativeClients: len(e.reach.natives),
+		Users: users,
+	}
+	if e.o.reachPoll == "uq" {
+		res.Reach.Poll = "User Questioning poll: GET /uq/questions_polling with Client-Timeout: " + strconv.Itoa(reachHold) + " on B, answer POST /reach/tasks/{id}/response on A"
 	}
 }
 
@@ -503,8 +574,8 @@ func (s *reachStats) writeText(w io.Writer) {
 	fmt.Fprintf(w, "reach       %s\n", s.Poll)
 	fmt.Fprintf(w, "  answer sent → poll answered (A → B): p50 %s  p90 %s  p99 %s  max %s\n", ms(l.P50), ms(l.P90), ms(l.P99), ms(l.Max))
 	fmt.Fprintf(w, "  answer's response → poll answered:  p50 %s  p90 %s  p99 %s  max %s (negative: B first)\n", sms(d.P50), sms(d.P90), sms(d.P99), sms(d.Max))
-	fmt.Fprintf(w, "  answer request: p50 %s  p99 %s; whole flow (7 requests): p50 %s  p99 %s; %d users, %d native clients\n",
-		ms(a.P50), ms(a.P99), ms(f.P50), ms(f.P99), s.Users, s.NativeClients)
+	fmt.Fprintf(w, "  answer request: p50 %s  p99 %s; whole flow: p50 %s  p99 %s; %d users, %d native and %d UQ clients\n",
+		ms(a.P50), ms(a.P99), ms(f.P50), ms(f.P99), s.Users, s.NativeClients, s.UQClients)
 }
 
 // sms is ms for a value that may be negative.
@@ -518,12 +589,16 @@ func sms(v float64) string {
 var errReachFlows = errors.New("-n must be at most 50000 in the reach scenario (its users and clients are generated for the worst case)")
 
 // setUpReachWorkers gives each worker its users' apps (concurrently:
-// one sign-in and registration per user).
+// one sign-in and registration per user) and the UQ clients their
+// tokens.
 func setUpReachWorkers(ctx context.Context, o options, workers []*worker) error {
 	per, _ := reachSizes(o)
 	names := reachUsers(o)
 	sctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
+	if err := workers[0].e.uqTokens(sctx); err != nil {
+		return fmt.Errorf("reach set-up: %w", err)
+	}
 	errs := make([]error, len(workers))
 	var wg sync.WaitGroup
 	for i, w := range workers {
@@ -538,4 +613,119 @@ func setUpReachWorkers(ctx context.Context, o options, workers []*worker) error 
 		return fmt.Errorf("reach set-up: %w", err)
 	}
 	return nil
+}
+
+// uqFlow is one User Questioning question: a back-office client asks on
+// A (client credentials, user_id_type sub), the app on A reads its inbox
+// and the question and acks it, the client's poll holds on B
+// (Client-Timeout, UQ -10 §4.2) and the app answers on A.
+func (w *worker) uqFlow(ctx context.Context) error {
+	t0 := time.Now()
+	re := w.e.reach
+	rw := w.reach
+	u := rw.users[rw.turn%len(rw.users)]
+	rw.turn++
+	token := re.uqTokens[int(re.next.Add(1)-1)/reachPerUQClient%len(re.uqTokens)]
+	bearer := http.Header{"Authorization": {"Bearer " + token}}
+
+	body, _ := json.Marshal(map[string]any{"user_id": u.name, "user_id_type": "sub", "question_to_display": "Is this your new payee?",
+		"statements_to_display": re.uqStatements, "wished_acr": "app"})
+	resp, b, err := w.plain(ctx, http.MethodPost, re.uqMetaA.RequestEndpoint, body, bearer)
+	if err != nil {
+		return w.fail("a uq/questions", err)
+	}
+	var q struct {
+		QuestionID string `json:"question_id"`
+	}
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &q) != nil || q.QuestionID == "" {
+		return w.fail("a uq/questions", nativeErr(re.uqMetaA.RequestEndpoint, resp.StatusCode, b))
+	}
+
+	es, next, err := u.app.Inbox(ctx, u.cursor, 0)
+	if err != nil {
+		return w.fail("a reach/inbox", err)
+	}
+	u.cursor = next
+	if len(es) == 0 || es[len(es)-1].Kind != string(reach.KindQuestion) {
+		return w.fail("a reach/inbox", fmt.Errorf("inbox holds %d entries, not the question", len(es)))
+	}
+	id := es[len(es)-1].Task
+	if _, err := u.app.Task(ctx, id); err != nil {
+		return w.fail("a reach/tasks", err)
+	}
+	if err := u.app.Ack(ctx, id); err != nil {
+		return w.fail("a reach/tasks/ack", err)
+	}
+
+	parked, forget := re.parked.expect(reach.TaskTopic(id))
+	defer forget()
+	pollURL := re.uqMetaB.PollingEndpoint + "?question_id=" + url.QueryEscape(q.QuestionID)
+	got := make(chan pollResult, 1)
+	go func() {
+		hdr := http.Header{"Authorization": bearer["Authorization"], "Client-Timeout": {strconv.Itoa(reachHold)}}
+		resp, body, err := w.plain(ctx, http.MethodGet, pollURL, nil, hdr)
+		r := pollResult{at: time.Now(), body: body, err: err}
+		if resp != nil {
+			r.status = resp.StatusCode
+		}
+		got <- r
+	}()
+	select {
+	case <-parked:
+	case r := <-got:
+		if r.err != nil {
+			return w.fail("b uq/questions_polling", r.err)
+		}
+		return w.fail("b uq/questions_polling", nativeErr(pollURL, r.status, r.body))
+	case <-ctx.Done():
+		return w.fail("b uq/questions_polling", ctx.Err())
+	}
+	sent := time.Now()
+	status, err := u.app.Respond(ctx, id, sdk.TaskAnswer{Decision: "answer", Statement: re.uqStatements[0], AMR: []string{"hwk", "pin"}})
+	done := time.Now()
+	if err == nil && status != "answered" {
+		err = fmt.Errorf("status %q, want answered", status)
+	}
+	if err != nil {
+		<-got
+		return w.fail("a reach/tasks/response", err)
+	}
+	r := <-got
+	if r.err != nil {
+		return w.fail("b uq/questions_polling", r.err)
+	}
+	var p struct {
+		UST string `json:"user_statement_token"`
+	}
+	if r.status != http.StatusOK || json.Unmarshal(r.body, &p) != nil || p.UST == "" {
+		return w.fail("b uq/questions_polling", nativeErr(pollURL, r.status, r.body))
+	}
+	rw.last = r.at.Sub(sent)
+	re.col.add(rw.last, r.at.Sub(done), done.Sub(sent), time.Since(t0))
+	return nil
+}
+
+// plain sends a request without DPoP (a bearer client of the UQ API).
+func (w *worker) plain(ctx context.Context, method, u string, body []byte, hdr http.Header) (*http.Response, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return nil, nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	resp, err := w.e.hc.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp, b, err
 }
