@@ -551,7 +551,7 @@ func (e *env) reachReport(res *result, users int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	res.Reach = &reachStats{
-		Poll:           "native cross-device poll: GET /native/reach/{id} with Prefer: wait=" + strconv.Itoa(reachHold) + " on B, answer POST /reach/tasks/{id}/response on A",
+		Poll:          "native cross-device poll: GET /native/reach/{id} with Prefer: wait=" + strconv.Itoa(reachHold) + " on B, answer POST /reach/tasks/{id}/response on A",
 		NativeClients: len(e.reach.natives), UQClients: len(e.reach.uqClients),
 		AnswerToPollMS: percentiles(c.sent), AfterAnswerMS: percentiles(c.done), AnswerMS: percentiles(c.answer), FlowMS: percentiles(c.whole),
 		Users: users,
