@@ -30,6 +30,12 @@ package main
 // the poll can be answered before A's response reaches the app) is
 // reported too.
 //
+// -reach-poll uq measures the User Questioning poll instead (UQ -10
+// §4.1–§4.2): a back-office client (client credentials, scope question)
+// asks on A for the user by sub, the app reads, acks and answers the
+// question on A, and the client's GET /uq/questions_polling with
+// Client-Timeout waits on B for the User Statement Token.
+//
 // The per-client budget of task creations (60 a minute, docs/decisions.md
 // Q28) and the per-user task quota (reach.tasks_per_user ≤ 1000) are abuse
 // limits, not costs: the scenario spreads its flows over enough native
