@@ -4,7 +4,7 @@
 // workers, then reports throughput, per-flow latency, failures by error
 // code, connection reuse and process CPU per flow.
 //
-//	fedasbench [-scenario initial|local|federated|par|flood-sessions|flood-passwords] [-c 8] [-n 2000] [-d 10s]
+//	fedasbench [-scenario initial|local|federated|par|reach|flood-sessions|flood-passwords] [-c 8] [-n 2000] [-d 10s]
 //	           [-redis redis://127.0.0.1:6379/0] [-bcrypt-cost 4] [-json] [-cpuprofile FILE]
 //	           [-attack-rate N] [-legit-rate N]
 //
@@ -18,6 +18,12 @@
 //	           posts AS2's code to AS1's response_uri (AS1 redeems it at AS2)
 //	           and redeems AS1's code
 //	par        the PAR endpoint with a client_secret_basic client
+//	reach      two instances A and B on one store (reach.go): a
+//	           cross-device sign-in started on A, the app answering on A,
+//	           the device's waiting poll (GET /native/reach/{id}, Prefer:
+//	           wait) on B; latency is answer sent → poll answered;
+//	           -reach-poll uq: a User Questioning question instead,
+//	           polled on B with Client-Timeout
 //	flood-sessions, flood-passwords
 //	           legitimate traffic under an attack (flood.go): session
 //	           creation at -attack-rate from one address while -legit-rate
@@ -99,7 +105,7 @@ const (
 	parRedirect   = "https://partner.example/cb"
 )
 
-var scenarios = []string{"initial", "local", "federated", "par"}
+var scenarios = []string{"initial", "local", "federated", "par", "reach"}
 
 func main() {
 	// The first interrupt stops new flows (those in flight finish and the
@@ -135,6 +141,9 @@ type options struct {
 	cpuProfile  string
 	rateLimits  bool
 
+	// reachPoll is the reach scenario's waiting poll: native or uq.
+	reachPoll string
+
 	// The abuse scenarios (flood.go).
 	attackRate float64
 	legitRate  float64
@@ -155,10 +164,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured window (servers and driver) to this file")
 	fs.BoolVar(&o.rateLimits, "rate-limits", false, "keep the default rate limits and the live-session cap per address (off by default: every flow comes from 127.0.0.1 and would share one address's budget; always on in the flood-* scenarios, whose clients have addresses of their own)")
 
+	fs.StringVar(&o.reachPoll, "reach-poll", "native", "reach scenario: the waiting poll measured, native (GET /native/reach/{id}, Prefer: wait) or uq (GET /uq/questions_polling, Client-Timeout)")
 	fs.Float64Var(&o.attackRate, "attack-rate", 0, "flood-* scenarios: attack requests per second (default 2000 for flood-sessions, 200 for flood-passwords)")
 	fs.Float64Var(&o.legitRate, "legit-rate", 20, "flood-sessions: legitimate sign-ins per second")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: fedasbench [-scenario initial|local|federated|par|flood-sessions|flood-passwords] [-c N] [-n N] [-d DURATION] [-redis URL] [-bcrypt-cost N] [-json] [-cpuprofile FILE] [-attack-rate N] [-legit-rate N]")
+		fmt.Fprintln(stderr, "usage: fedasbench [-scenario initial|local|federated|par|reach|flood-sessions|flood-passwords] [-c N] [-n N] [-d DURATION] [-redis URL] [-bcrypt-cost N] [-json] [-cpuprofile FILE] [-reach-poll native|uq] [-attack-rate N] [-legit-rate N]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -177,6 +187,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-c must be in [1, 4096]")
 	case o.maxFlows < 1:
 		return o, errors.New("-n must be at least 1")
+	case o.scenario == "reach" && o.maxFlows > reachMaxFlows:
+		return o, errReachFlows
+	case o.reachPoll != "native" && o.reachPoll != "uq":
+		return o, errors.New("-reach-poll must be native or uq")
 	case o.duration <= 0 || o.duration > 24*time.Hour:
 		return o, errors.New("-d must be in (0, 24h]")
 	case o.bcryptCost < bcrypt.MinCost || o.bcryptCost > 16:
@@ -249,6 +263,8 @@ type result struct {
 	Redis *redisStats `json:"redis,omitempty"`
 	// Flood is the abuse scenarios' report (flood.go).
 	Flood *floodStats `json:"flood,omitempty"`
+	// Reach is the reach scenario's report (reach.go).
+	Reach *reachStats `json:"reach,omitempty"`
 }
 
 type redisStats struct {
@@ -258,6 +274,14 @@ type redisStats struct {
 	CPUPerFlowUS      float64 `json:"cpu_per_flow_us"`
 	Commands          int64   `json:"commands"`
 	CommandsPerFlow   float64 `json:"commands_per_flow"`
+	// CommandMix is INFO commandstats' calls per flow by command (the
+	// whole server, our INFO excluded).
+	CommandMix map[string]float64 `json:"commands_per_flow_by_name,omitempty"`
+	// NetIn and NetOut are the redis-server's network bytes read and
+	// written (INFO total_net_input_bytes, total_net_output_bytes; pub/sub
+	// deliveries included) per flow.
+	NetInPerFlow  float64 `json:"net_in_bytes_per_flow"`
+	NetOutPerFlow float64 `json:"net_out_bytes_per_flow"`
 }
 
 type latency struct {
@@ -309,6 +333,10 @@ func (r *result) writeText(w io.Writer) {
 	if rs := r.Redis; rs != nil {
 		fmt.Fprintf(w, "redis       %d round trips (%.1f/flow); redis-server %.2f s CPU → %.0f µs/flow (not in the process CPU above), %d commands incl. those inside scripts (%.1f/flow)\n",
 			rs.RoundTrips, rs.RoundTripsPerFlow, rs.CPUS, rs.CPUPerFlowUS, rs.Commands, rs.CommandsPerFlow)
+		fmt.Fprintf(w, "            network %.0f B in, %.0f B out per flow; per flow by command: %s\n", rs.NetInPerFlow, rs.NetOutPerFlow, mixText(rs.CommandMix))
+	}
+	if r.Reach != nil {
+		r.Reach.writeText(w)
 	}
 	if r.Failures == 0 {
 		fmt.Fprintln(w, "failures    none")
@@ -344,6 +372,8 @@ type instance struct {
 	store storage.Store
 	purge func() // deletes this instance's Redis keys
 	done  chan struct{}
+	// shared: the store is another instance's, which closes it.
+	shared bool
 }
 
 func (in *instance) stop() {
@@ -353,6 +383,9 @@ func (in *instance) stop() {
 	select {
 	case <-in.done:
 	case <-ctx.Done():
+	}
+	if in.shared {
+		return
 	}
 	in.purge()
 	_ = in.store.Close()
@@ -370,6 +403,7 @@ type env struct {
 	down     *downstreamCounter // AS2's listener (federated)
 	rt       rtCounter          // Redis round trips of every store
 	users    []string           // one per worker
+	reach    *reachEnv          // the reach scenario (reach.go)
 	secret   string             // the PAR client's secret
 	cleanups []func()
 }
@@ -415,8 +449,20 @@ func deletePrefix(st *redisstore.Store, prefix string) {
 	}
 }
 
-// start starts one fedas instance on a loopback port.
+// start starts one fedas instance on a loopback port, on a store of its
+// own.
 func (e *env) start(ctx context.Context, name string, edit func(*config.Config), wrap func(net.Listener) net.Listener) (*instance, error) {
+	return e.startWith(ctx, name, edit, wrap, nil, nil, nil)
+}
+
+// startOn starts one fedas instance on st (purge deletes its keys), with
+// more server options (the reach scenario's shared store and hubs).
+func (e *env) startOn(ctx context.Context, name string, edit func(*config.Config), st storage.Store, purge func(), more func(*server.Options)) (*instance, error) {
+	return e.startWith(ctx, name, edit, nil, st, purge, more)
+}
+
+func (e *env) startWith(ctx context.Context, name string, edit func(*config.Config), wrap func(net.Listener) net.Listener,
+	st storage.Store, purge func(), more func(*server.Options)) (*instance, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -438,12 +484,17 @@ func (e *env) start(ctx context.Context, name string, edit func(*config.Config),
 		ln.Close()
 		return nil, fmt.Errorf("%s config: %w", name, err)
 	}
-	st, purge, err := e.openStore(ctx, name)
-	if err != nil {
-		ln.Close()
-		return nil, err
+	if st == nil {
+		if st, purge, err = e.openStore(ctx, name); err != nil {
+			ln.Close()
+			return nil, err
+		}
 	}
-	srv, err := server.New(server.Options{Config: cfg, Store: st, Logger: zap.NewNop()})
+	so := server.Options{Config: cfg, Store: st, Logger: zap.NewNop()}
+	if more != nil {
+		more(&so)
+	}
+	srv, err := server.New(so)
 	if err != nil {
 		ln.Close()
 		_ = st.Close()
@@ -490,14 +541,18 @@ func setup(ctx context.Context, o options) (*env, error) {
 	for i := range e.users {
 		e.users[i] = fmt.Sprintf("bench-%d", i)
 	}
-	needUsers := o.scenario == "local" || o.scenario == "federated" || isFlood(o.scenario)
+	needUsers := o.scenario == "local" || o.scenario == "federated" || o.scenario == "reach" || isFlood(o.scenario)
 	var users []config.User
 	if needUsers {
 		h, err := bcrypt.GenerateFromPassword([]byte(benchPassword), o.bcryptCost)
 		if err != nil {
 			return nil, err
 		}
-		users = usersConfig(e.users, string(h))
+		names := e.users
+		if o.scenario == "reach" {
+			names = reachUsers(o)
+		}
+		users = usersConfig(names, string(h))
 	}
 
 	var err error
@@ -516,6 +571,8 @@ func setup(ctx context.Context, o options) (*env, error) {
 		}, nil)
 	case "federated":
 		err = e.startFederation(ctx, users)
+	case "reach":
+		err = e.startReach(ctx, users)
 	}
 	if err != nil {
 		return nil, err
@@ -681,6 +738,7 @@ type worker struct {
 	e      *env
 	client *sdk.Client
 	user   string
+	reach  *reachWorker // the reach scenario (reach.go)
 }
 
 // flowError is a failed flow, keyed by where and with which error code.
@@ -766,6 +824,8 @@ func (w *worker) flow(ctx context.Context) error {
 		return w.initial(ctx)
 	case "par":
 		return w.par(ctx)
+	case "reach":
+		return w.reachFlow(ctx)
 	}
 	return w.signIn(ctx)
 }
@@ -876,8 +936,16 @@ func bench(ctx context.Context, o options) (*result, error) {
 	for i := range workers {
 		workers[i] = &worker{e: e, user: e.users[i], client: &sdk.Client{HTTP: e.hc, ClientID: "demo-app", Meta: e.meta}}
 	}
+	if o.scenario == "reach" {
+		if err := setUpReachWorkers(ctx, o, workers); err != nil {
+			return nil, err
+		}
+	}
 	if err := warmUp(ctx, workers); err != nil {
 		return nil, err
+	}
+	if e.reach != nil {
+		e.resetReach()
 	}
 	setupDur := time.Since(t0)
 
@@ -924,6 +992,11 @@ func bench(ctx context.Context, o options) (*result, error) {
 				t := time.Now()
 				err := w.flow(fctx)
 				d := time.Since(t)
+				if w.reach != nil {
+					// The reach scenario's latency is the answer's way to
+					// the waiting poll (reach.go), not the whole flow.
+					d = w.reach.last
+				}
 				cancel()
 				col.add(d, err)
 			}
@@ -955,6 +1028,11 @@ func bench(ctx context.Context, o options) (*result, error) {
 		res.Failures += n
 	}
 	switch o.scenario {
+	case "reach":
+		per, _ := reachSizes(o)
+		res.Users = per * o.concurrency
+		res.UsersNote = fmt.Sprintf("%d generated users (%d per worker, each with its app's device on A) with bcrypt cost %d (checked at set-up only)", res.Users, per, o.bcryptCost)
+		e.reachReport(res, res.Users)
 	case "local", "federated":
 		res.Users = len(e.users)
 		res.UsersNote = fmt.Sprintf("%d generated users with bcrypt cost %d", res.Users, o.bcryptCost)
@@ -974,7 +1052,15 @@ func bench(ctx context.Context, o options) (*result, error) {
 		cmds := redis1.commands - redis0.commands - 1 // our own INFO
 		res.Redis = &redisStats{RoundTrips: rt, RoundTripsPerFlow: float64(rt) / float64(total),
 			CPUS: cpu, CPUPerFlowUS: cpu * 1e6 / float64(total),
-			Commands: cmds, CommandsPerFlow: float64(cmds) / float64(total)}
+			Commands: cmds, CommandsPerFlow: float64(cmds) / float64(total),
+			NetInPerFlow:  float64(redis1.netIn-redis0.netIn) / float64(total),
+			NetOutPerFlow: float64(redis1.netOut-redis0.netOut) / float64(total),
+			CommandMix:    map[string]float64{}}
+		for name, n := range redis1.mix {
+			if d := n - redis0.mix[name]; d > 0 && name != "info" {
+				res.Redis.CommandMix[name] = float64(d) / float64(total)
+			}
+		}
 	}
 	res.Device = newReuse(e.trace.reqs.Load()-devReqs0, e.trace.reused.Load()-devReused0, res.Flows+res.Failures)
 	if e.down != nil {
@@ -1059,8 +1145,11 @@ func (c *rtCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 }
 
 type redisSnapshot struct {
-	cpu      float64 // used_cpu_sys + used_cpu_user, seconds
-	commands int64   // total_commands_processed
+	cpu           float64 // used_cpu_sys + used_cpu_user, seconds
+	commands      int64   // total_commands_processed
+	netIn, netOut int64   // total_net_input_bytes, total_net_output_bytes
+	// mix is INFO commandstats: calls by command.
+	mix map[string]int64
 }
 
 // redisInfo reads the redis-server's CPU time and command count (one
@@ -1072,18 +1161,36 @@ func (e *env) redisInfo(ctx context.Context) (redisSnapshot, bool) {
 	}
 	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	info, err := st.Client().Info(ictx, "cpu", "stats").Result()
+	info, err := st.Client().Info(ictx, "cpu", "stats", "commandstats").Result()
 	if err != nil {
 		return redisSnapshot{}, false
 	}
-	var snap redisSnapshot
+	snap := redisSnapshot{mix: map[string]int64{}}
 	found := 0
 	for _, line := range strings.Split(info, "\n") {
 		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
 		if !ok {
 			continue
 		}
+		if name, ok := strings.CutPrefix(k, "cmdstat_"); ok {
+			calls, _, _ := strings.Cut(strings.TrimPrefix(v, "calls="), ",")
+			if n, err := strconv.ParseInt(calls, 10, 64); err == nil {
+				snap.mix[name] = n
+			}
+			continue
+		}
 		switch k {
+		case "total_net_input_bytes", "total_net_output_bytes":
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return redisSnapshot{}, false
+			}
+			if k == "total_net_input_bytes" {
+				snap.netIn = n
+			} else {
+				snap.netOut = n
+			}
+			found++
 		case "used_cpu_sys", "used_cpu_user":
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {
@@ -1100,7 +1207,25 @@ func (e *env) redisInfo(ctx context.Context) (redisSnapshot, bool) {
 			found++
 		}
 	}
-	return snap, found == 3
+	return snap, found == 5
+}
+
+// mixText renders a command mix, most frequent first.
+func mixText(m map[string]float64) string {
+	names := make([]string, 0, len(m))
+	for n, v := range m {
+		if v >= 0.05 { // a connection's HELLO, say: not per flow
+			names = append(names, n)
+		}
+	}
+	sort.Slice(names, func(i, j int) bool {
+		return m[names[i]] > m[names[j]] || m[names[i]] == m[names[j]] && names[i] < names[j]
+	})
+	parts := make([]string, 0, len(names))
+	for _, n := range names {
+		parts = append(parts, fmt.Sprintf("%s %.1f", n, m[n]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func randHex(n int) string {
