@@ -245,7 +245,13 @@ func (s *Server) preferWait(c echo.Context) time.Duration {
 	if n <= 0 {
 		return 0
 	}
-	return min(time.Duration(n)*time.Second, s.reach.cfg.MaxHold)
+	// Compared in seconds before the conversion: n seconds as a
+	// time.Duration overflows past 292 years (wait=9223372036854775807
+	// would become -1 s and no hold at all).
+	if maxSec := int(s.reach.cfg.MaxHold / time.Second); n >= maxSec {
+		return s.reach.cfg.MaxHold
+	}
+	return time.Duration(n) * time.Second
 }
 
 // nativeReachPoll serves GET /native/reach/{id} (docs/reach.md table):
