@@ -44,6 +44,9 @@ type nativeFront struct {
 	Session    string `json:"s"`
 	JKT        string `json:"jkt,omitempty"`
 	ClientAuth bool   `json:"ca,omitempty"`
+	// App is the app (apps[].id) whose devices alone may open and
+	// answer the task (flow.ReachSpec.App).
+	App string `json:"app,omitempty"`
 }
 
 // reachNativeRoutes mounts this front end's endpoints (reach.go reachRoutes).
@@ -101,7 +104,7 @@ func (d crossDevice) Create(ctx context.Context, spec flow.ReachSpec) (reach.Tas
 	}
 	t := reach.Task{ID: reach.NewID(), Kind: reach.KindAppAuth, User: spec.User, ClientID: spec.ClientID, State: reach.StateCreated,
 		Ref: reach.NewID(), Binding: b, ExpiresAt: exp}
-	front, err := json.Marshal(nativeFront{Session: spec.SessionID, JKT: spec.JKT, ClientAuth: spec.ClientAuth})
+	front, err := json.Marshal(nativeFront{Session: spec.SessionID, JKT: spec.JKT, ClientAuth: spec.ClientAuth, App: spec.App})
 	if err != nil {
 		return reach.Task{}, err
 	}
