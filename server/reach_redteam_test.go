@@ -330,3 +330,44 @@ var (
 	_ = config.ScopeReachDevice
 	_ = server.PathReachDevices
 )
+
+// TestRedteam_ScanRace (RR13): 20 concurrent scans of one ref, on both
+// instances, by one device and by another user's: exactly one 200, the
+// others 404 not_found; the task is SEEN once with one device added.
+func TestRedteam_ScanRace(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			env := newAppEnv(t, b.store(t), reachEnvOptions{})
+			carol, carolID := appOn(t, env, "carol", "carol-pw")
+			alice, _ := appOn(t, env, "alice", "wonderland")
+			tk := env.task(t, "carol", reach.KindAppAuth, nil)
+			const n = 20
+			sts := make([]int, n)
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i := range n {
+				a := carol
+				if i%2 == 1 {
+					a = alice
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					sts[i], _, _ = tryApp(a, http.MethodPost, "/reach/scan", `{"ref":"`+tk.Ref+`"}`)
+				}()
+			}
+			close(start)
+			wg.Wait()
+			count := map[int]int{}
+			for _, s := range sts {
+				count[s]++
+			}
+			require.Equal(t, map[int]int{http.StatusOK: 1, http.StatusNotFound: n - 1}, count)
+			got := env.stored(t, tk.ID)
+			require.Equal(t, reach.StateSeen, got.State)
+			require.Len(t, got.Devices, 1)
+			_ = carolID
+		})
+	}
+}
