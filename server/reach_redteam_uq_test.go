@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -79,4 +80,79 @@ func TestRedteam_PatchWebhookSSRF(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, d.Channels, 1)
 	require.Equal(t, "inbox", string(d.Channels[0].Type))
+}
+
+// TestRedteam_UQOtherUsersQuestion (RR14): a question asked with a
+// user's token is that user's: the same client's token for another user
+// (another installation of a public app) polling its question_id gets
+// invalid_question_id exactly as for an unknown one, before and after
+// the answer, and the
+// asker's poll then gets the User Statement Token; a client-credentials
+// question is polled by the client's tokens.
+func TestRedteam_UQOtherUsersQuestion(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			env := newReachEnv(t, b.store(t), reachEnvOptions{edit: redteamConfig})
+			phone := signInApp(t, env.b, "carol", "carol-pw", "")
+			phone.register(t, "", http.StatusCreated)
+			require.Zero(t, phoneEntries(t, phone))
+			carolTok := userQuestionToken(t, env.a, "carol", "carol-pw")
+			aliceTok := userQuestionToken(t, env.a, "alice", "wonderland")
+			cc := ccToken(t, env.a, "rt-cc", rtCCSecret, "question")
+			post := func(tok, body string) reply {
+				req, err := http.NewRequest(http.MethodPost, env.a.URL+server.PathUQQuestions, strings.NewReader(body))
+				require.NoError(t, err)
+				req.Header.Set("Authorization", "Bearer "+tok)
+				req.Header.Set("Content-Type", "application/json")
+				return do(t, req)
+			}
+			pollQ := func(tok, qid string) reply {
+				req, err := http.NewRequest(http.MethodGet, env.b.URL+server.PathUQPolling+"?question_id="+qid, nil)
+				require.NoError(t, err)
+				req.Header.Set("Authorization", "Bearer "+tok)
+				return do(t, req)
+			}
+			a := post(carolTok, `{"question_to_display":"Pay 12 EUR?","statements_to_display":["Yes","No"],"wished_acr":"app"}`)
+			require.Equal(t, http.StatusOK, a.status, a.raw)
+			qid := a.str("question_id")
+			other := "A"
+			if qid[0] == 'A' {
+				other = "B"
+			}
+			unknown := pollQ(carolTok, other+qid[1:])
+			require.Equal(t, http.StatusBadRequest, unknown.status, unknown.raw)
+			require.Equal(t, "invalid_question_id", unknown.str("error"))
+			for name, tok := range map[string]string{"alice": aliceTok} {
+				r := pollQ(tok, qid)
+				require.Equal(t, unknown.status, r.status, "%s: %s", name, r.raw)
+				require.Equal(t, unknown.raw, r.raw, name)
+			}
+			// The app answers; only carol's token gets the UST.
+			st, _, body := phone.do(t, http.MethodGet, "/reach/inbox?wait=0", "")
+			require.Equal(t, http.StatusOK, st, "%s", body)
+			var page struct {
+				Entries []struct {
+					Task string `json:"task"`
+				} `json:"entries"`
+			}
+			require.NoError(t, json.Unmarshal(body, &page))
+			require.Len(t, page.Entries, 1)
+			task := page.Entries[0].Task
+			st, _, body = phone.do(t, http.MethodPost, "/reach/tasks/"+task+"/ack", "")
+			require.Equal(t, http.StatusOK, st, "%s", body)
+			st, _, body = phone.do(t, http.MethodPost, "/reach/tasks/"+task+"/response", `{"decision":"answer","statement":"Yes","amr":["pin"]}`)
+			require.Equal(t, http.StatusOK, st, "%s", body)
+			r := pollQ(aliceTok, qid)
+			require.Equal(t, unknown.raw, r.raw, "alice after the answer")
+			r = pollQ(carolTok, qid)
+			require.Equal(t, http.StatusOK, r.status, r.raw)
+			require.NotEmpty(t, r.str("user_statement_token"))
+
+			// A client-credentials question: the client's own token polls.
+			a = post(cc, `{"question_to_display":"Pay 12 EUR?","statements_to_display":["Yes","No"],"wished_acr":"app","user_id_type":"sub","user_id":"carol"}`)
+			require.Equal(t, http.StatusOK, a.status, a.raw)
+			r = pollQ(cc, a.str("question_id"))
+			require.Equal(t, http.StatusNotModified, r.status, r.raw)
+		})
+	}
 }
