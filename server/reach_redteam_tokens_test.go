@@ -236,3 +236,48 @@ func TestRedteam_TokenKinds(t *testing.T) {
 	_, err = rs.TakeRef(ctx, tk.Ref)
 	require.NoError(t, err, "the ref was not taken")
 }
+
+// TestRedteam_UQDPoP (RR15): a DPoP-bound token on the User Questioning
+// endpoints (Bearer or DPoP are both allowed there) needs a fresh proof
+// for its key, method and URL: a replayed proof (same jti), none, one
+// for another URL, method or key, or one for another token (ath) is
+// -10's 400 unauthorized with no-store, and the refused ask creates no
+// question (the user's app sees one, from the first use only).
+func TestRedteam_UQDPoP(t *testing.T) {
+	clock := &servertest.Clock{}
+	env := newReachEnv(t, nil, reachEnvOptions{one: true, clock: clock, edit: redteamConfig})
+	phone := signInApp(t, env.a, "carol", "carol-pw", "")
+	phone.register(t, "", http.StatusCreated)
+	require.Zero(t, phoneEntries(t, phone))
+	cl := signInRelay(t, env.a, clock, "carol", "carol-pw", "openid "+config.ScopeQuestion)
+	other := signInRelay(t, env.a, clock, "carol", "carol-pw", "openid "+config.ScopeQuestion)
+	ep := rtEndpoint{method: http.MethodPost, path: server.PathUQQuestions,
+		body: `{"question_to_display":"Pay 12 EUR?","statements_to_display":["Yes","No"],"wished_acr":"app"}`, uq: true}
+	u := env.a.URL + ep.path
+	proof, err := cl.key.ProofAt(http.MethodPost, u, cl.token.AccessToken, clock.Now())
+	require.NoError(t, err)
+	fixed := func(name, p string) credential {
+		return credential{name, func(string, string) (string, string) { return "DPoP " + cl.token.AccessToken, p }}
+	}
+	st, _, body := ep.send(t, env.a, fixed("first use", proof))
+	require.Equal(t, http.StatusOK, st, "%s", body)
+	mk := func(key *dpop.Key, method, url, token string) string {
+		p, err := key.ProofAt(method, url, token, clock.Now())
+		require.NoError(t, err)
+		return p
+	}
+	for _, c := range []credential{
+		fixed("replayed proof", proof),
+		fixed("no proof", ""),
+		fixed("proof for another URL", mk(cl.key, http.MethodPost, env.a.URL+server.PathUQPolling, cl.token.AccessToken)),
+		fixed("proof for GET", mk(cl.key, http.MethodGet, u, cl.token.AccessToken)),
+		fixed("proof of another key", mk(other.key, http.MethodPost, u, cl.token.AccessToken)),
+		fixed("proof for another token", mk(cl.key, http.MethodPost, u, other.token.AccessToken)),
+	} {
+		st, h, body := ep.send(t, env.a, c)
+		m := requireErrorShape(t, c.name, st, h, body)
+		require.Equal(t, http.StatusBadRequest, st, "%s: %s", c.name, body)
+		require.Equal(t, "unauthorized", m["error"], c.name)
+	}
+	require.Equal(t, 1, phoneEntries(t, phone), "only the first ask reached the app")
+}
