@@ -56,6 +56,11 @@ type ReachSpec struct {
 	ClientID  string
 	// User is the session's hinted user (docs/decisions.md Q27).
 	User string
+	// App is the app (apps[].id) the session's redirect_to_app named:
+	// only its devices may open and answer the task, as only its token
+	// may complete the same-device deep link (app completion,
+	// "wrong_app").
+	App string
 	// JKT is the DPoP key of the caller, which the task's polls must
 	// prove too; "" without.
 	JKT string
@@ -148,7 +153,7 @@ func (e *Engine) reachStart(ctx context.Context, r Request) (Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	spec := ReachSpec{Policy: r.Policy, SessionID: s.ID, ClientID: s.ClientID, User: s.x.User, JKT: r.DPoPJKT,
+	spec := ReachSpec{Policy: r.Policy, SessionID: s.ID, ClientID: s.ClientID, User: s.x.User, App: s.x.App, JKT: r.DPoPJKT,
 		ClientAuth: s.x.ClientAuth, ExpiresAt: s.ExpiresAt, ClientIP: r.ClientIP, UserAgent: r.UserAgent}
 	t, err := e.o.Reach.Create(ctx, spec)
 	if err != nil {

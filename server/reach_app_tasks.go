@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -94,17 +95,37 @@ func (s *Server) appTask(c echo.Context) (*appCaller, reach.Device, reach.Task, 
 	if err != nil {
 		return nil, dev, reach.Task{}, err
 	}
-	t, err := s.visibleTask(ctx, dev, c.Param("id"))
+	t, err := s.visibleTask(ctx, ac.App, dev, c.Param("id"))
 	return ac, dev, t, err
+}
+
+// forApp reports whether app (apps[].id) may open t: a cross-device
+// sign-in only by the app its redirect_to_app named (nativeFront.App),
+// as the same-device app completion refuses another app; every other
+// task by any of our apps.
+func forApp(t reach.Task, app string) bool {
+	if t.Kind != reach.KindAppAuth {
+		return true
+	}
+	rec, err := recordOf(t)
+	if err != nil {
+		return false
+	}
+	var f nativeFront
+	if len(rec.Front) > 0 && json.Unmarshal(rec.Front, &f) != nil {
+		return false
+	}
+	return f.App == "" || f.App == app
 }
 
 func errNoTask() *protoError {
 	return newError(http.StatusNotFound, "not_found", "No such task for this device.")
 }
 
-// visibleTask reads task id if dev may see it (it is on the task's
-// Devices: delivered to it, or its ref scanned by it).
-func (s *Server) visibleTask(ctx context.Context, dev reach.Device, id string) (reach.Task, error) {
+// visibleTask reads task id if dev, a device of app, may see it (it is
+// on the task's Devices: delivered to it, or its ref scanned by it; and
+// the task is for app: forApp).
+func (s *Server) visibleTask(ctx context.Context, app string, dev reach.Device, id string) (reach.Task, error) {
 	if !reach.ValidID(id) {
 		return reach.Task{}, errNoTask()
 	}
@@ -114,7 +135,7 @@ func (s *Server) visibleTask(ctx context.Context, dev reach.Device, id string) (
 		return t, errNoTask()
 	case err != nil:
 		return t, err
-	case !slices.Contains(t.Devices, dev.ID):
+	case !slices.Contains(t.Devices, dev.ID), !forApp(t, app):
 		return t, errNoTask()
 	}
 	return t, nil
@@ -217,12 +238,20 @@ func (s *Server) reachScan(c echo.Context) error {
 	if err != nil {
 		return s.reachError(c, err)
 	}
+	unknown := newError(http.StatusNotFound, "not_found", "The code is unknown, used or expired.")
 	id, err := s.reach.store.TakeRef(ctx, in.Ref)
 	if errors.Is(err, reach.ErrNotFound) {
-		return s.writeError(c, newError(http.StatusNotFound, "not_found", "The code is unknown, used or expired."))
+		return s.writeError(c, unknown)
 	}
 	if err != nil {
 		return s.reachError(c, err)
+	}
+	// A QR code of a sign-in for another of our apps: that app's link
+	// (its deep_link base) only; scanned here it opens nothing.
+	if t, err := s.reach.store.Task(ctx, id); err != nil && !errors.Is(err, reach.ErrNotFound) {
+		return s.reachError(c, err)
+	} else if err == nil && !forApp(t, ac.App) {
+		return s.writeError(c, unknown)
 	}
 	t, err := s.acked(ctx, dev, id)
 	if err != nil {

@@ -44,6 +44,9 @@ type nativeFront struct {
 	Session    string `json:"s"`
 	JKT        string `json:"jkt,omitempty"`
 	ClientAuth bool   `json:"ca,omitempty"`
+	// App is the app (apps[].id) whose devices alone may open and
+	// answer the task (flow.ReachSpec.App).
+	App string `json:"app,omitempty"`
 }
 
 // reachNativeRoutes mounts this front end's endpoints (reach.go reachRoutes).
@@ -101,7 +104,7 @@ func (d crossDevice) Create(ctx context.Context, spec flow.ReachSpec) (reach.Tas
 	}
 	t := reach.Task{ID: reach.NewID(), Kind: reach.KindAppAuth, User: spec.User, ClientID: spec.ClientID, State: reach.StateCreated,
 		Ref: reach.NewID(), Binding: b, ExpiresAt: exp}
-	front, err := json.Marshal(nativeFront{Session: spec.SessionID, JKT: spec.JKT, ClientAuth: spec.ClientAuth})
+	front, err := json.Marshal(nativeFront{Session: spec.SessionID, JKT: spec.JKT, ClientAuth: spec.ClientAuth, App: spec.App})
 	if err != nil {
 		return reach.Task{}, err
 	}
@@ -245,7 +248,13 @@ func (s *Server) preferWait(c echo.Context) time.Duration {
 	if n <= 0 {
 		return 0
 	}
-	return min(time.Duration(n)*time.Second, s.reach.cfg.MaxHold)
+	// Compared in seconds before the conversion: n seconds as a
+	// time.Duration overflows past 292 years (wait=9223372036854775807
+	// would become -1 s and no hold at all).
+	if maxSec := int(s.reach.cfg.MaxHold / time.Second); n >= maxSec {
+		return s.reach.cfg.MaxHold
+	}
+	return time.Duration(n) * time.Second
 }
 
 // nativeReachPoll serves GET /native/reach/{id} (docs/reach.md table):

@@ -195,6 +195,11 @@ type uqFront struct {
 	// sent (-10 §2).
 	UserID     string `json:"uid,omitempty"`
 	UserIDType string `json:"uidt,omitempty"`
+	// Asker is the user of the access token that asked ("" for a
+	// client-credentials token): a question asked with a user's token is
+	// polled with that user's tokens only, as a relayed interaction is
+	// (another installation of a public client is another user's).
+	Asker string `json:"asker,omitempty"`
 	// TokenSHA256 is the client_notification_token's digest (for logs
 	// and support); TokenSealed the token itself sealed with AES-GCM under
 	// a key derived from the deployment secret, so that whichever

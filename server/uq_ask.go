@@ -89,7 +89,7 @@ func (s *Server) uqAsk(c echo.Context) error {
 	t := reach.Task{ID: reach.NewID(), Kind: reach.KindQuestion, User: user, ClientID: caller.ClientID,
 		State: reach.StateCreated, Ref: reach.NewID(), ExpiresAt: s.now().Add(s.reach.cfg.QuestionTTL)}
 	qid := s.reach.uq.uqQuestionID(t.ID)
-	front := uqFront{Flow: uqFlowPull, QuestionID: qid, Sub: sub, UserID: req.UserID, UserIDType: req.UserIDType}
+	front := uqFront{Flow: uqFlowPull, QuestionID: qid, Sub: sub, UserID: req.UserID, UserIDType: req.UserIDType, Asker: caller.User}
 	if push {
 		front.Flow = uqFlowPush
 		front.TokenSHA256 = digest(req.ClientNotificationToken)

@@ -69,7 +69,7 @@ func (s *Server) uqPoll(c echo.Context) error {
 		return s.uqFail(c, unknown)
 	case err != nil:
 		return s.uqFail(c, err)
-	case t.Kind != reach.KindQuestion || t.ClientID != caller.ClientID:
+	case t.Kind != reach.KindQuestion || t.ClientID != caller.ClientID || !uqAskedBy(t, caller.User):
 		return s.uqFail(c, unknown)
 	}
 	t, gen, err := s.uqAdmit(ctx, t)
@@ -90,6 +90,19 @@ func (s *Server) uqPoll(c echo.Context) error {
 		}
 	}
 	return s.uqAnswer(c, t)
+}
+
+// uqAskedBy reports whether a poll by user (the token's, "" for a
+// client-credentials token) may read question t: one asked with a
+// user's token only by that user's tokens (uqFront.Asker), one asked
+// with the client's own token by any of the client's.
+func uqAskedBy(t reach.Task, user string) bool {
+	rec, err := recordOf(t)
+	if err != nil {
+		return false
+	}
+	f, err := uqFrontOf(rec)
+	return err == nil && (f.Asker == "" || f.Asker == user)
 }
 
 // uqAdmit passes a poll through the gate. A live question's gate state is
