@@ -3,9 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"strconv"
@@ -13,6 +11,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/fedas/fedas/internal/jsonexact"
 )
 
 // Bounds of a relayed interaction (docs/reach.md "Interaction relay").
@@ -151,70 +151,14 @@ func parseRelayRequest(body []byte, def time.Duration, loopbackHTTP bool, origin
 	return out, nil
 }
 
-// noDuplicates refuses a body that is not one JSON value, has data after
-// it, nests deeper than 8 or names a member twice in any object.
+// noDuplicates refuses a body that is not one strict JSON object
+// (jsonexact.StrictObject: valid UTF-8, no member twice, at most 8 deep,
+// nothing after it).
 func noDuplicates(body []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	type frame struct {
-		keys      map[string]bool
-		expectKey bool
+	if msg := jsonexact.StrictObject(body, 8); msg != "" {
+		return badRelay("%s.", strings.ToUpper(msg[:1])+msg[1:])
 	}
-	var stack []*frame
-	started := false
-	for {
-		tok, err := dec.Token()
-		if errors.Is(err, io.EOF) {
-			if !started || len(stack) > 0 {
-				return badRelay("The body is not valid JSON.")
-			}
-			return nil
-		}
-		if err != nil {
-			return badRelay("The body is not valid JSON.")
-		}
-		if started && len(stack) == 0 {
-			return badRelay("Data after the JSON object.")
-		}
-		started = true
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		if d, ok := tok.(json.Delim); ok {
-			switch d {
-			case '{', '[':
-				if top != nil && top.keys != nil {
-					top.expectKey = true
-				}
-				if len(stack) >= 8 {
-					return badRelay("The body is nested too deeply.")
-				}
-				f := &frame{}
-				if d == '{' {
-					f.keys, f.expectKey = map[string]bool{}, true
-				}
-				stack = append(stack, f)
-			default:
-				stack = stack[:len(stack)-1]
-			}
-			continue
-		}
-		if top == nil {
-			return badRelay("The body must be a JSON object.")
-		}
-		if top.keys != nil {
-			if top.expectKey {
-				k, _ := tok.(string)
-				if top.keys[k] {
-					return badRelay("A member name appears twice.")
-				}
-				top.keys[k] = true
-				top.expectKey = false
-			} else {
-				top.expectKey = true
-			}
-		}
-	}
+	return nil
 }
 
 // checkRelayURL admits the interaction url AAuth describes (https, no
