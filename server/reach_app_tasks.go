@@ -22,19 +22,12 @@ import (
 // taskView is what the app is shown of a task (server/reach.go
 // taskDisplay plus the state and the number-matching choices).
 type taskView struct {
-	ID             string           `json:"id"`
-	Kind           reach.Kind       `json:"kind"`
-	Status         string           `json:"status"`
-	ExpiresIn      int64            `json:"expires_in"`
-	ClientID       string           `json:"client_id"`
-	ClientName     string           `json:"client_name"`
-	Initiator      *taskInitiator   `json:"initiator,omitempty"`
-	Question       string           `json:"question,omitempty"`
-	Statements     []string         `json:"statements,omitempty"`
-	WishedACR      string           `json:"wished_acr,omitempty"`
-	WishedAMR      []string         `json:"wished_amr,omitempty"`
-	Interaction    *taskInteraction `json:"interaction,omitempty"`
-	BindingChoices []int            `json:"binding_choices,omitempty"`
+	ID        string     `json:"id"`
+	Kind      reach.Kind `json:"kind"`
+	Status    string     `json:"status"`
+	ExpiresIn int64      `json:"expires_in"`
+	taskDisplay
+	BindingChoices []int `json:"binding_choices,omitempty"`
 }
 
 // taskStatus is a state's name for the app: CREATED and DELIVERED are
@@ -68,9 +61,7 @@ func (s *Server) viewOfTask(t reach.Task) (taskView, error) {
 	}
 	d := rec.Display
 	st := t.Effective(s.now())
-	v := taskView{ID: t.ID, Kind: t.Kind, Status: taskStatus(st), ClientID: d.ClientID, ClientName: d.ClientName,
-		Initiator: d.Initiator, Question: d.Question, Statements: d.Statements, WishedACR: d.WishedACR, WishedAMR: d.WishedAMR,
-		Interaction: d.Interaction}
+	v := taskView{ID: t.ID, Kind: t.Kind, Status: taskStatus(st), taskDisplay: d}
 	if v.ClientID == "" {
 		v.ClientID = t.ClientID
 	}
