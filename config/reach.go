@@ -48,6 +48,11 @@ type Reach struct {
 	// unreachable_user, so that the endpoint reveals no account's
 	// existence (User Questioning -10 §4.1 lets the OP choose).
 	FoldUnknownUser bool `yaml:"fold_unknown_user"`
+	// CreationsPerMinute caps the cross-device sign-ins (POST
+	// /native/reach) and, apart, the relayed interactions (POST
+	// /reach/interactions) one client creates per minute, across
+	// instances (default 60); more is 429 slow_down with Retry-After.
+	CreationsPerMinute int `yaml:"creations_per_minute"`
 	// QuestionsPerMinute caps the User Questioning questions one client
 	// may ask per minute, across instances (default 30); more is
 	// high_rate_client (400, UQ -10 §5, with Retry-After).
@@ -130,6 +135,9 @@ func (r Reach) WithDefaults() Reach {
 	}
 	if r.TasksWindow == 0 {
 		r.TasksWindow = 10 * time.Minute
+	}
+	if r.CreationsPerMinute == 0 {
+		r.CreationsPerMinute = 60
 	}
 	if r.QuestionsPerMinute == 0 {
 		r.QuestionsPerMinute = 30
@@ -221,6 +229,9 @@ func (c *Config) validateReach() []error {
 	}
 	if r.TasksPerUser < 0 || r.TasksPerUser > 1000 {
 		add("reach.tasks_per_user: must be between 1 and 1000")
+	}
+	if r.CreationsPerMinute < 0 || r.CreationsPerMinute > 100000 {
+		add("reach.creations_per_minute: must be between 1 and 100000")
 	}
 	if r.QuestionsPerMinute < 0 || r.QuestionsPerMinute > 10000 {
 		add("reach.questions_per_minute: must be between 1 and 10000")

@@ -32,10 +32,13 @@ import (
 // redirect_to_app); its tasks are polled at PathNativeReach + "/{id}".
 const PathNativeReach = "/native/reach"
 
-// reachCreateBudget is a client's budget of cross-device task creations
-// (429 slow_down beyond it, docs/decisions.md Q28), on top of the
-// per-user quota of the Reacher.
-var reachCreateBudget = storage.Limit{Rate: 60, Period: time.Minute, Burst: 60}
+// createBudget is a client's budget of task creations of one front end
+// (reach.creations_per_minute; 429 slow_down beyond it, docs/decisions.md
+// Q28), on top of the per-user quota of the Reacher.
+func (s *Server) createBudget() storage.Limit {
+	n := s.reach.cfg.CreationsPerMinute
+	return storage.Limit{Rate: n, Period: time.Minute, Burst: n}
+}
 
 // nativeFront is this front end's private part of a task record
 // (taskRecord.Front): the session it completes and the caller's bindings
@@ -86,7 +89,7 @@ func (d crossDevice) URI(c *policy.Client) string {
 func (d crossDevice) Create(ctx context.Context, spec flow.ReachSpec) (reach.Task, error) {
 	s := d.s
 	if !spec.Fallback {
-		if ok, wait := s.reachAllow(ctx, "rn.c."+digestKey(spec.ClientID), reachCreateBudget); !ok {
+		if ok, wait := s.reachAllow(ctx, "rn.c."+digestKey(spec.ClientID), s.createBudget()); !ok {
 			return reach.Task{}, flow.SlowDownError(wait, "Too many cross-device sign-ins for this client; retry later.")
 		}
 	}

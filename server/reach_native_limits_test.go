@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"github.com/fedas/fedas/config"
 	"net/http"
 	"strings"
 	"testing"
@@ -39,18 +40,29 @@ func TestReachNative_ConfidentialClient(t *testing.T) {
 // TestReachNative_CreationBudget (RN22): a client's task creations are
 // budgeted (60 a minute): beyond, 429 slow_down with Retry-After.
 func TestReachNative_CreationBudget(t *testing.T) {
-	clock := &servertest.Clock{}
-	env := newReachEnv(t, nil, reachEnvOptions{clock: clock, edit: nativeReachConfig, one: true})
-	newReachPhone(t, env.a, clock, "carol", true)
-	d := newReachDevice(t, env.a, clock, "demo-app")
-	session := d.start(t, "carol").str("auth_session")
-	for i := 0; i < 60; i++ {
-		r := d.reach(t, session)
-		require.Equal(t, http.StatusAccepted, r.status, "%d: %s", i, r.raw)
+	for _, c := range []struct {
+		name   string
+		budget int // reach.creations_per_minute; 0: the default
+		want   int
+	}{{"default", 0, 60}, {"configured", 5, 5}} {
+		t.Run(c.name, func(t *testing.T) {
+			clock := &servertest.Clock{}
+			env := newReachEnv(t, nil, reachEnvOptions{clock: clock, one: true, edit: func(cfg *config.Config) {
+				nativeReachConfig(cfg)
+				cfg.Reach.CreationsPerMinute = c.budget
+			}})
+			newReachPhone(t, env.a, clock, "carol", true)
+			d := newReachDevice(t, env.a, clock, "demo-app")
+			session := d.start(t, "carol").str("auth_session")
+			for i := 0; i < c.want; i++ {
+				r := d.reach(t, session)
+				require.Equal(t, http.StatusAccepted, r.status, "%d: %s", i, r.raw)
+			}
+			r := d.reach(t, session)
+			requireOAuthError(t, r, http.StatusTooManyRequests, "slow_down")
+			require.NotEmpty(t, r.header.Get("Retry-After"))
+		})
 	}
-	r := d.reach(t, session)
-	requireOAuthError(t, r, http.StatusTooManyRequests, "slow_down")
-	require.NotEmpty(t, r.header.Get("Retry-After"))
 }
 
 // TestReachNative_Outage (RN23): Redis gone: both routes answer 503

@@ -28,9 +28,6 @@ import (
 // PathInteractions is the relay's endpoint (metadata interaction_endpoint).
 const PathInteractions = "/reach/interactions"
 
-// relayCreateLimit is a client's budget of relayed interactions (created
-// tasks), across instances: 60 a minute (docs/reach.md).
-var relayCreateLimit = storage.Limit{Rate: 60, Period: time.Minute, Burst: 60}
 
 // relayFront is the relay's private state of a task (taskRecord.Front).
 type relayFront struct {
@@ -76,7 +73,7 @@ func (s *Server) relayCreate(c echo.Context) error {
 	if err != nil {
 		return s.writeError(c, errInvalidRequest(err.Error()))
 	}
-	if ok, retry := s.reachAllow(ctx, "relay.create."+caller.ClientID, relayCreateLimit); !ok {
+	if ok, retry := s.reachAllow(ctx, "relay.create."+caller.ClientID, s.createBudget()); !ok {
 		return s.writeError(c, errSlowDown(retry, "Too many interactions relayed by this client."))
 	}
 	now := s.now()
