@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -154,6 +155,24 @@ func TestRedteam_UQOtherUsersQuestion(t *testing.T) {
 			require.Equal(t, http.StatusOK, a.status, a.raw)
 			r = pollQ(cc, a.str("question_id"))
 			require.Equal(t, http.StatusNotModified, r.status, r.raw)
+		})
+	}
+}
+
+// TestRedteam_UQStoreRefusesTask (RR16): a question the store cannot
+// keep — here its lifetime, since this instance's clock runs 6 minutes
+// ahead of the store's — is a 400 invalid_request with no-store, never a
+// 500, and nothing is delivered (memory, Redis).
+func TestRedteam_UQStoreRefusesTask(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			env := newUQEnv(t, b.store(t), uqEnvOptions{})
+			tok := ccToken(t, env.a, "uq-backend", uqBackendSecret, "question")
+			env.clock.Advance(6 * time.Minute)
+			st, h, m := ask(t, env.a, tok, question("email", uqCarolEmail))
+			require.Equal(t, http.StatusBadRequest, st, "%v", m)
+			require.Equal(t, "invalid_request", m["error"])
+			require.Equal(t, "no-store", h.Get("Cache-Control"))
 		})
 	}
 }

@@ -86,6 +86,10 @@ func (s *Server) relayCreate(c echo.Context) error {
 		return s.writeError(c, errInvalidRequest("The interaction is too large."))
 	}
 	if err := s.reach.store.CreateTask(ctx, t); err != nil {
+		if errors.Is(err, reach.ErrInvalid) {
+			// A task the store cannot keep (as on the other front ends).
+			return s.writeError(c, errInvalidRequest("This interaction cannot be relayed to this user."))
+		}
 		return s.writeError(c, err)
 	}
 	_, err = s.reach.reacher.Reach(ctx, t.User, &t)

@@ -105,6 +105,12 @@ func (s *Server) uqAsk(c echo.Context) error {
 		return s.uqFail(c, uq.NewError(uq.ErrInvalidRequest, "The question is too large."))
 	}
 	if err := s.reach.store.CreateTask(ctx, t); err != nil {
+		if errors.Is(err, reach.ErrInvalid) {
+			// The store refuses a task it cannot keep (a user id too long
+			// for a task, a lifetime its clock finds outside its bounds):
+			// the request, not the server, is what can change.
+			return s.uqFail(c, uq.NewError(uq.ErrInvalidRequest, "This question cannot be put to this user."))
+		}
 		return s.uqFail(c, err)
 	}
 	if _, err := s.reach.reacher.Reach(ctx, user, &t); err != nil {
