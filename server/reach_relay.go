@@ -28,7 +28,6 @@ import (
 // PathInteractions is the relay's endpoint (metadata interaction_endpoint).
 const PathInteractions = "/reach/interactions"
 
-
 // relayFront is the relay's private state of a task (taskRecord.Front).
 type relayFront struct {
 	Client  string `json:"client"`
