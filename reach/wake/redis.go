@@ -234,7 +234,13 @@ func (h *Redis) subscribe() {
 	if sub == nil {
 		return
 	}
-	defer func() { _ = sub.Close() }()
+	defer func() {
+		// sub is nil when a replacement found the hub closing (newSub):
+		// the old one is closed already.
+		if sub != nil {
+			_ = sub.Close()
+		}
+	}()
 	var (
 		pinged  bool
 		missed  int
