@@ -85,8 +85,12 @@ func newProbe() *probe { return &probe{started: make(chan struct{})} }
 
 func (p *probe) check(context.Context) (bool, error) {
 	p.calls.Add(1)
+	// Read the state before telling park the check ran: a test that sets
+	// the flag once park returns must not race the first check (it
+	// would then return true on its own, not through the wake-up).
+	v := p.flag.Load()
 	p.once.Do(func() { close(p.started) })
-	return p.flag.Load(), p.err
+	return v, p.err
 }
 
 // park starts Wait in a goroutine and returns once the waiter's first
