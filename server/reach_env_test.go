@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -143,25 +142,8 @@ func (a *reachApp) do(tb testing.TB, method, path string, body string) (int, htt
 // doAt is do against another instance of the deployment.
 func (a *reachApp) doAt(tb testing.TB, in *servertest.Instance, method, path string, body string) (int, http.Header, []byte) {
 	tb.Helper()
-	u := in.URL + path
-	htu, _, _ := strings.Cut(u, "?")
+	htu, _, _ := strings.Cut(in.URL+path, "?")
 	proof, err := a.key.Proof(method, htu, a.token.AccessToken)
 	require.NoError(tb, err)
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, u, rd)
-	require.NoError(tb, err)
-	req.Header.Set("Authorization", "DPoP "+a.token.AccessToken)
-	req.Header.Set("DPoP", proof)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := in.HTTPClient().Do(req)
-	require.NoError(tb, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(tb, err)
-	return resp.StatusCode, resp.Header, b
+	return rawAppRequest(tb, in, method, path, body, "DPoP "+a.token.AccessToken, proof)
 }
