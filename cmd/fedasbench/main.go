@@ -5,8 +5,8 @@
 // code, connection reuse and process CPU per flow.
 //
 //	fedasbench [-scenario initial|local|federated|par|reach|flood-sessions|flood-passwords] [-c 8] [-n 2000] [-d 10s]
-//	           [-redis redis://127.0.0.1:6379/0] [-bcrypt-cost 4] [-json] [-cpuprofile FILE]
-//	           [-attack-rate N] [-legit-rate N]
+//	           [-redis redis://127.0.0.1:6379/0|self] [-bcrypt-cost 4] [-json] [-cpuprofile FILE]
+//	           [-rate R] [-quiet] [-no-cpu-split] [-attack-rate N] [-legit-rate N]
 //
 // Scenarios:
 //
@@ -29,6 +29,18 @@
 //	           creation at -attack-rate from one address while -legit-rate
 //	           sign-ins run; refresh throughput with and without a
 //	           wrong-password flood
+//
+// Beyond throughput and per-flow latency the report has (measure.go): the
+// latency of every request step (the device's requests, and AS1's
+// downstream requests timed on AS2's listener), errors by code,
+// allocations per flow, the process CPU split by pprof label into the
+// driver's and the servers' (password hashing apart), RSS over the
+// window (sampled every second; one sample per 10 s in the JSON for soak
+// runs, e.g. -d 10m -n 100000000 -rate R), and, on Redis, the memory a
+// live auth session holds and the round trips of each step. A progress
+// line goes to stderr every second on a terminal, every 5 s otherwise
+// (-quiet: none); stdout carries only the report. -redis self starts a
+// redis-server of its own on a free loopback port for the run.
 //
 // Every loop is bounded in count (-n flows) and time (-d; a flow in flight
 // at the deadline is allowed to finish within a per-flow timeout), and all
@@ -141,6 +153,12 @@ type options struct {
 	cpuProfile  string
 	rateLimits  bool
 
+	// Measurement (measure.go).
+	rate       float64   // flows/s across workers, 0: closed loop
+	quiet      bool      // no progress line
+	noCPUSplit bool      // no in-memory CPU profile
+	progress   io.Writer // where the progress line goes (stderr)
+
 	// reachPoll is the reach scenario's waiting poll: native or uq.
 	reachPoll string
 
@@ -158,17 +176,20 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.concurrency, "c", 8, "concurrent flows (workers)")
 	fs.IntVar(&o.maxFlows, "n", 2000, "maximum number of flows")
 	fs.DurationVar(&o.duration, "d", 10*time.Second, "maximum duration (flows in flight at the deadline finish)")
-	fs.StringVar(&o.redisURL, "redis", "", "URL of an already running Redis (default: the memory backend)")
+	fs.StringVar(&o.redisURL, "redis", "", "URL of an already running Redis, or self to start a redis-server (from PATH) for the run (default: the memory backend)")
 	fs.IntVar(&o.bcryptCost, "bcrypt-cost", bcrypt.MinCost, "bcrypt cost of the generated users' password hashes")
 	fs.BoolVar(&o.json, "json", false, "machine-readable output (one JSON object)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured window (servers and driver) to this file")
 	fs.BoolVar(&o.rateLimits, "rate-limits", false, "keep the default rate limits and the live-session cap per address (off by default: every flow comes from 127.0.0.1 and would share one address's budget; always on in the flood-* scenarios, whose clients have addresses of their own)")
 
+	fs.Float64Var(&o.rate, "rate", 0, "open-loop cap: start at most this many flows per second across all workers (0: closed loop, each worker starts its next flow at once)")
+	fs.BoolVar(&o.quiet, "quiet", false, "no progress line on stderr")
+	fs.BoolVar(&o.noCPUSplit, "no-cpu-split", false, "take no CPU profile of the window, so no driver/server split of the CPU")
 	fs.StringVar(&o.reachPoll, "reach-poll", "native", "reach scenario: the waiting poll measured, native (GET /native/reach/{id}, Prefer: wait) or uq (GET /uq/questions_polling, Client-Timeout)")
 	fs.Float64Var(&o.attackRate, "attack-rate", 0, "flood-* scenarios: attack requests per second (default 2000 for flood-sessions, 200 for flood-passwords)")
 	fs.Float64Var(&o.legitRate, "legit-rate", 20, "flood-sessions: legitimate sign-ins per second")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: fedasbench [-scenario initial|local|federated|par|reach|flood-sessions|flood-passwords] [-c N] [-n N] [-d DURATION] [-redis URL] [-bcrypt-cost N] [-json] [-cpuprofile FILE] [-reach-poll native|uq] [-attack-rate N] [-legit-rate N]")
+		fmt.Fprintln(stderr, "usage: fedasbench [-scenario initial|local|federated|par|reach|flood-sessions|flood-passwords] [-c N] [-n N] [-d DURATION] [-redis URL] [-bcrypt-cost N] [-json] [-cpuprofile FILE] [-rate R] [-quiet] [-no-cpu-split] [-reach-poll native|uq] [-attack-rate N] [-legit-rate N]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -183,6 +204,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("unknown scenario %q (one of %s)", o.scenario, strings.Join(append(slices.Clone(scenarios), floodScenarios...), ", "))
 	case o.attackRate < 0 || o.attackRate > 100_000 || o.legitRate <= 0 || o.legitRate > 10_000:
 		return o, errors.New("-attack-rate must be in [0, 100000] and -legit-rate in (0, 10000]")
+	case o.rate < 0 || o.rate > 1_000_000:
+		return o, errors.New("-rate must be in [0, 1000000]")
 	case o.concurrency < 1 || o.concurrency > 4096:
 		return o, errors.New("-c must be in [1, 4096]")
 	case o.maxFlows < 1:
@@ -205,10 +228,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*result,
 	if err != nil {
 		return nil, err
 	}
+	o.progress = stderr
+	var self *selfRedis
+	if o.redisURL == "self" {
+		if self, err = startSelfRedis(); err != nil {
+			return nil, err
+		}
+		defer self.stop()
+		o.redisURL = self.url()
+	}
 	res, err := bench(ctx, o)
 	if err != nil {
 		return nil, err
 	}
+	res.Tree, res.Machine = tree(), describeMachine()
+	if o.redisURL != "" {
+		res.Machine.RedisVersion = redisVersionAt(ctx, o.redisURL)
+	}
+	if self != nil {
+		res.Store = "redis self (redis-server " + res.Machine.RedisVersion + " started on " + self.addr + ")"
+		res.Machine.RedisPID = self.pid()
+	}
+	res.ErrorsByKind = errorsByKind(res.FailuresByCode)
 	if o.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -243,6 +284,14 @@ type result struct {
 	FlowsPerS      float64        `json:"flows_per_s"`
 	// LatencyMS is over successful flows only.
 	LatencyMS latency `json:"latency_ms"`
+	// Steps is the latency of each request step in ms, in order of first
+	// appearance (measure.go stepSet): side "device" timed by the device
+	// (request sent → response headers), side "server" timed on AS2's
+	// listener (AS1's downstream requests: first byte read → first byte
+	// written).
+	Steps []stepOut `json:"steps"`
+	// ErrorsByKind is FailuresByCode folded by error code alone.
+	ErrorsByKind map[string]int `json:"errors_by_kind"`
 
 	// Device is every request the simulated devices sent (client-side
 	// httptrace); Downstream is what AS1 sent to AS2 (federated only,
@@ -257,6 +306,29 @@ type result struct {
 	CPUCores     float64 `json:"process_cpu_cores_busy"`
 	GCCycles     uint32  `json:"gc_cycles"`
 	HeapInuseMB  float64 `json:"heap_inuse_mb_end"`
+	// AllocsPerFlow and AllocBytesPerFlow are runtime.MemStats Mallocs and
+	// TotalAlloc over the window per flow (failures included): the whole
+	// process, servers and driver alike.
+	AllocsPerFlow     float64 `json:"allocs_per_flow"`
+	AllocBytesPerFlow float64 `json:"alloc_bytes_per_flow"`
+	// The CPU profile's split (measure.go cpuSplit; absent with
+	// -no-cpu-split): servers are the samples without the driver's pprof
+	// label, the password hash is the server samples in bcrypt/argon2.
+	ServerCPUPerFlowUS  *float64  `json:"server_cpu_per_flow_us,omitempty"`
+	DriverCPUPerFlowUS  *float64  `json:"driver_cpu_per_flow_us,omitempty"`
+	HashCPUPerFlowUS    *float64  `json:"password_hash_cpu_per_flow_us,omitempty"`
+	ServerCPUExclHashUS *float64  `json:"server_cpu_per_flow_excl_hash_us,omitempty"`
+	CPUSplit            *cpuSplit `json:"cpu_split,omitempty"`
+	// RSS is VmRSS at the window's start and end, its maximum over
+	// one-second samples, VmHWM (the process's peak, set-up included) and
+	// a sample every 10 s.
+	RSSStartMB float64     `json:"rss_mb_start"`
+	RSSEndMB   float64     `json:"rss_mb_end"`
+	RSSMaxMB   float64     `json:"rss_mb_max"`
+	RSSHWMMB   float64     `json:"rss_mb_hwm"`
+	RSSSamples []rssSample `json:"rss_mb_samples"`
+	// Rate is -rate (0: closed loop).
+	Rate float64 `json:"rate"`
 	// Redis (with -redis) is the stores' round trips over the measured
 	// window, counted by a go-redis hook, and the redis-server's own CPU
 	// and commands from INFO (the whole server: other clients count too).
@@ -265,6 +337,10 @@ type result struct {
 	Flood *floodStats `json:"flood,omitempty"`
 	// Reach is the reach scenario's report (reach.go).
 	Reach *reachStats `json:"reach,omitempty"`
+
+	// Tree is the source the binary was built from; Machine where it ran.
+	Tree    string  `json:"tree"`
+	Machine machine `json:"machine"`
 }
 
 type redisStats struct {
@@ -282,11 +358,26 @@ type redisStats struct {
 	// deliveries included) per flow.
 	NetInPerFlow  float64 `json:"net_in_bytes_per_flow"`
 	NetOutPerFlow float64 `json:"net_out_bytes_per_flow"`
+
+	// After the window (measure.go sessionMemory): the Redis memory a
+	// live auth session holds, from MEMORY USAGE of the keys the
+	// sessions added (the session and any side key) and from used_memory.
+	AuthSessions                  int                `json:"auth_sessions_measured,omitempty"`
+	BytesPerAuthSession           float64            `json:"bytes_per_auth_session"`
+	KeysPerAuthSession            float64            `json:"keys_per_auth_session"`
+	BytesPerAuthSessionByKind     map[string]float64 `json:"bytes_per_auth_session_by_kind,omitempty"`
+	UsedMemoryDeltaPerAuthSession float64            `json:"used_memory_delta_per_auth_session"`
+	SessionMemoryError            string             `json:"session_memory_error,omitempty"`
+	// RoundTripsPerStep is measured over sequential flows after the
+	// window (measure.go tapRoundTrips).
+	RoundTripsPerStep     map[string]float64 `json:"round_trips_per_step,omitempty"`
+	RoundTripsPerStepNote string             `json:"round_trips_per_step_note,omitempty"`
 }
 
 type latency struct {
 	P50  float64 `json:"p50"`
 	P90  float64 `json:"p90"`
+	P95  float64 `json:"p95"`
 	P99  float64 `json:"p99"`
 	Max  float64 `json:"max"`
 	Mean float64 `json:"mean"`
@@ -314,6 +405,7 @@ func (r *result) writeText(w io.Writer) {
 	fmt.Fprintf(w, "fedasbench  scenario=%s store=%s c=%d n=%d d=%s  (%s, %d CPUs, GOMAXPROCS %d; setup %.0f ms incl. %d uncounted warm-up flows)\n",
 		r.Scenario, r.Store, r.Concurrency, r.MaxFlows, r.MaxDuration, r.GoVersion, r.NumCPU, r.GOMAXPROCS, r.SetupMS, r.WarmupFlows)
 	fmt.Fprintf(w, "users       %s\n", r.UsersNote)
+	r.writeMachine(w)
 	if r.Flood != nil {
 		r.Flood.writeText(w)
 		fmt.Fprintf(w, "cpu         %.2f s process CPU over the whole run (servers + driver)\n", r.CPUS)
@@ -321,7 +413,8 @@ func (r *result) writeText(w io.Writer) {
 	}
 	fmt.Fprintf(w, "flows       %d completed, %d failed in %.2f s → %.1f flows/s\n", r.Flows, r.Failures, r.ElapsedS, r.FlowsPerS)
 	l := r.LatencyMS
-	fmt.Fprintf(w, "latency     per flow: p50 %s  p90 %s  p99 %s  max %s  (mean %s)\n", ms(l.P50), ms(l.P90), ms(l.P99), ms(l.Max), ms(l.Mean))
+	fmt.Fprintf(w, "latency     per flow: p50 %s  p90 %s  p95 %s  p99 %s  max %s  (mean %s)\n", ms(l.P50), ms(l.P90), ms(l.P95), ms(l.P99), ms(l.Max), ms(l.Mean))
+	r.writeSteps(w)
 	fmt.Fprintf(w, "device      %d requests (%.1f/flow), %.2f %% on reused connections (%d new)\n",
 		r.Device.Requests, r.Device.PerFlow, r.Device.ReusedPct, r.Device.NewConnections)
 	if d := r.Downstream; d != nil {
@@ -330,10 +423,12 @@ func (r *result) writeText(w io.Writer) {
 	}
 	fmt.Fprintf(w, "cpu         %.2f s process CPU → %.0f µs/flow (servers + driver in one process; %.2f cores busy); %d GC cycles, heap in use %.0f MB at end\n",
 		r.CPUS, r.CPUPerFlowUS, r.CPUCores, r.GCCycles, r.HeapInuseMB)
+	r.writeMeasures(w)
 	if rs := r.Redis; rs != nil {
 		fmt.Fprintf(w, "redis       %d round trips (%.1f/flow); redis-server %.2f s CPU → %.0f µs/flow (not in the process CPU above), %d commands incl. those inside scripts (%.1f/flow)\n",
 			rs.RoundTrips, rs.RoundTripsPerFlow, rs.CPUS, rs.CPUPerFlowUS, rs.Commands, rs.CommandsPerFlow)
 		fmt.Fprintf(w, "            network %.0f B in, %.0f B out per flow; per flow by command: %s\n", rs.NetInPerFlow, rs.NetOutPerFlow, mixText(rs.CommandMix))
+		rs.writeMeasures(w)
 	}
 	if r.Reach != nil {
 		r.Reach.writeText(w)
@@ -405,6 +500,7 @@ type env struct {
 	users    []string           // one per worker
 	reach    *reachEnv          // the reach scenario (reach.go)
 	secret   string             // the PAR client's secret
+	steps    *stepSet           // per-step latency (measure.go)
 	cleanups []func()
 }
 
@@ -645,10 +741,11 @@ func newTransport(concurrency int) *http.Transport {
 }
 
 // tracingRT counts the device's requests and those sent on a reused
-// connection (httptrace GotConn).
+// connection (httptrace GotConn), and times each by step (measure.go).
 type tracingRT struct {
 	base         http.RoundTripper
 	reqs, reused atomic.Int64
+	steps        atomic.Pointer[stepSet]
 }
 
 func (t *tracingRT) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -658,7 +755,20 @@ func (t *tracingRT) RoundTrip(r *http.Request) (*http.Response, error) {
 			t.reused.Add(1)
 		}
 	}}
-	return t.base.RoundTrip(r.WithContext(httptrace.WithClientTrace(r.Context(), tr)))
+	ss := t.steps.Load()
+	if ss == nil || (!ss.on.Load() && !ss.tap.Load()) {
+		return t.base.RoundTrip(r.WithContext(httptrace.WithClientTrace(r.Context(), tr)))
+	}
+	st := ss.device(r)
+	if ss.tap.Load() {
+		defer ss.enter(st, true)()
+	}
+	t0 := time.Now()
+	resp, err := t.base.RoundTrip(r.WithContext(httptrace.WithClientTrace(r.Context(), tr)))
+	if err == nil && ss.on.Load() {
+		st.h.record(time.Since(t0))
+	}
+	return resp, err
 }
 
 // downstreamCounter counts, on AS2's listener, the requests that did not
@@ -668,6 +778,7 @@ func (t *tracingRT) RoundTrip(r *http.Request) (*http.Response, error) {
 // response was written start the next request.
 type downstreamCounter struct {
 	reqs, newConns atomic.Int64
+	steps          atomic.Pointer[stepSet] // per-step latency (measure.go)
 }
 
 func (d *downstreamCounter) wrap(ln net.Listener) net.Listener {
@@ -698,27 +809,54 @@ type countingConn struct {
 	// goroutines at once.
 	first      bool
 	collecting bool
-	head       [16]byte
+	decided    bool // device request or not
+	downstream bool
+	head       [64]byte // the request line, as far as it fits
 	n          int
+	t0         time.Time // the request's first byte
+
+	// A downstream request being timed (measure.go serverStep): set
+	// when its request line is read, ended by the response's first write.
+	mu      sync.Mutex
+	pending *stepStat
+	began   time.Time
+	leave   func()
 }
 
 func (c *countingConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 {
 		if c.written.Swap(false) {
-			c.collecting, c.n = true, 0
+			c.collecting, c.decided, c.n = true, false, 0
 		}
 		if c.collecting {
+			if c.n == 0 {
+				c.t0 = time.Now()
+			}
 			c.n += copy(c.head[c.n:], p[:n])
-			if c.n >= len(deviceRequest) {
-				c.collecting = false
-				if !bytes.HasPrefix(c.head[:c.n], deviceRequest) {
+			if !c.decided && c.n >= len(deviceRequest) {
+				c.decided = true
+				c.downstream = !bytes.HasPrefix(c.head[:c.n], deviceRequest)
+				if c.downstream {
 					c.d.reqs.Add(1)
 					if c.first {
 						c.d.newConns.Add(1)
 					}
 				}
 				c.first = false
+			}
+			if c.decided {
+				line, _, eol := bytes.Cut(c.head[:c.n], []byte("\r\n"))
+				if !c.downstream || eol || c.n == len(c.head) {
+					c.collecting = false
+				}
+				if c.downstream && !c.collecting {
+					if st, leave := c.d.serverStep(line); st != nil || leave != nil {
+						c.mu.Lock()
+						c.pending, c.began, c.leave = st, c.t0, leave
+						c.mu.Unlock()
+					}
+				}
 			}
 		}
 	}
@@ -727,6 +865,16 @@ func (c *countingConn) Read(p []byte) (int, error) {
 
 func (c *countingConn) Write(p []byte) (int, error) {
 	c.written.Store(true)
+	c.mu.Lock()
+	st, began, leave := c.pending, c.began, c.leave
+	c.pending, c.leave = nil, nil
+	c.mu.Unlock()
+	if st != nil {
+		st.h.record(time.Since(began))
+	}
+	if leave != nil {
+		leave()
+	}
 	return c.Conn.Write(p)
 }
 
@@ -896,9 +1044,18 @@ type collector struct {
 	lat      []time.Duration
 	failures map[string]int
 	samples  []string
+	// For the progress line (measure.go monitor).
+	done, failed atomic.Int64
+	hist         hist
 }
 
 func (c *collector) add(d time.Duration, err error) {
+	if err == nil {
+		c.done.Add(1)
+		c.hist.record(d)
+	} else {
+		c.failed.Add(1)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err == nil {
@@ -932,6 +1089,18 @@ func bench(ctx context.Context, o options) (*result, error) {
 		return nil, fmt.Errorf("setup: %w", err)
 	}
 	defer e.close()
+	// From here on this goroutine, and every one it starts (workers, the
+	// device transport's connection goroutines), is the driver in CPU
+	// profiles; the device connections set-up opened, unlabelled, go.
+	pprof.SetGoroutineLabels(pprof.WithLabels(ctx, driverLabels))
+	defer pprof.SetGoroutineLabels(ctx)
+	e.tr.CloseIdleConnections()
+	e.steps = newStepSet(e)
+	e.trace.steps.Store(e.steps)
+	if e.down != nil {
+		e.down.steps.Store(e.steps)
+	}
+	e.rt.tap.Store(e.steps)
 	workers := make([]*worker, o.concurrency)
 	for i := range workers {
 		workers[i] = &worker{e: e, user: e.users[i], client: &sdk.Client{HTTP: e.hc, ClientID: "demo-app", Meta: e.meta}}
@@ -962,30 +1131,33 @@ func bench(ctx context.Context, o options) (*result, error) {
 	if e.down != nil {
 		downReqs0, downNew0 = e.down.reqs.Load(), e.down.newConns.Load()
 	}
-	if o.cpuProfile != "" {
-		f, err := os.Create(o.cpuProfile)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return nil, err
-		}
-		defer pprof.StopCPUProfile()
+	prof, err := startCPUProfile(o)
+	if err != nil {
+		return nil, err
 	}
+	defer prof.stop(o) // a no-op once stopped
 	redis0, redisOK := e.redisInfo(ctx)
 	rt0 := e.rt.n.Load()
 	var ms0 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
+	rss0, _ := procStatus()
 	cpu0 := cpuTime()
 	start := time.Now()
 	deadline := start.Add(o.duration)
+	mon := startMonitor(o, col, start, nil)
+	e.steps.on.Store(true)
 	for _, w := range workers {
 		wg.Add(1)
-		go func() {
+		go pprof.Do(hard, driverLabels, func(context.Context) {
 			defer wg.Done()
+			pacer := time.NewTimer(time.Hour)
+			defer pacer.Stop()
 			for range o.maxFlows { // never more than -n iterations per worker
-				if ctx.Err() != nil || time.Now().After(deadline) || next.Add(1) > int64(o.maxFlows) {
+				if ctx.Err() != nil || time.Now().After(deadline) {
+					return
+				}
+				i := next.Add(1)
+				if i > int64(o.maxFlows) || !paceFlow(ctx, o, i, start, deadline, pacer) {
 					return
 				}
 				fctx, cancel := context.WithTimeout(hard, flowTimeout)
@@ -1000,12 +1172,24 @@ func bench(ctx context.Context, o options) (*result, error) {
 				cancel()
 				col.add(d, err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	e.steps.on.Store(false)
 	cpu := cpuTime() - cpu0
-	pprof.StopCPUProfile() // a no-op without -cpuprofile
+	var split *cpuSplit
+	if prof.running && !o.noCPUSplit {
+		split = &cpuSplit{}
+		countPersistConns(split)
+	}
+	cs, err := prof.stop(o)
+	if err != nil {
+		return nil, err
+	}
+	if cs != nil && split != nil {
+		cs.PersistConnsDriver, cs.PersistConnsServer = split.PersistConnsDriver, split.PersistConnsServer
+	}
 	rt := e.rt.n.Load() - rt0
 	redis1, redis1OK := e.redisInfo(ctx)
 	var ms1 runtime.MemStats
@@ -1068,6 +1252,22 @@ func bench(ctx context.Context, o options) (*result, error) {
 		d := newReuse(reqs, reqs-(e.down.newConns.Load()-downNew0), res.Flows+res.Failures)
 		res.Downstream = &d
 	}
+	mon.stop(res, rss0)
+	res.Rate = o.rate
+	res.Steps = e.steps.report()
+	if total := res.Flows + res.Failures; total > 0 {
+		res.AllocsPerFlow = float64(ms1.Mallocs-ms0.Mallocs) / float64(total)
+		res.AllocBytesPerFlow = float64(ms1.TotalAlloc-ms0.TotalAlloc) / float64(total)
+		cs.finish(res, total)
+	}
+	// After the window, on Redis: round trips per step, then the memory
+	// of live auth sessions (both leave keys that the purge removes).
+	if res.Redis != nil {
+		res.Redis.RoundTripsPerStep, res.Redis.RoundTripsPerStepNote = e.tapRoundTrips(hard, workers[0])
+		if err := e.sessionMemory(hard, workers[0], res.Redis); err != nil {
+			res.Redis.SessionMemoryError = err.Error()
+		}
+	}
 	return res, nil
 }
 
@@ -1111,7 +1311,7 @@ func percentiles(lat []time.Duration) latency {
 	for _, d := range lat {
 		sum += d
 	}
-	return latency{P50: at(0.50), P90: at(0.90), P99: at(0.99), Max: at(1),
+	return latency{P50: at(0.50), P90: at(0.90), P95: at(0.95), P99: at(0.99), Max: at(1),
 		Mean: float64(sum.Nanoseconds()) / float64(len(lat)) / 1e6}
 }
 
@@ -1125,21 +1325,31 @@ func cpuTime() time.Duration {
 }
 
 // rtCounter is a go-redis hook counting round trips: one per command sent
-// on its own, one per pipeline.
-type rtCounter struct{ n atomic.Int64 }
+// on its own, one per pipeline; with a tap, also per step (measure.go).
+type rtCounter struct {
+	n   atomic.Int64
+	tap atomic.Pointer[stepSet]
+}
+
+func (c *rtCounter) count() {
+	c.n.Add(1)
+	if t := c.tap.Load(); t != nil {
+		t.roundTrip()
+	}
+}
 
 func (c *rtCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (c *rtCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		c.n.Add(1)
+		c.count()
 		return next(ctx, cmd)
 	}
 }
 
 func (c *rtCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		c.n.Add(1)
+		c.count()
 		return next(ctx, cmds)
 	}
 }

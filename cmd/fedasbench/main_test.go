@@ -4,8 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"os"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/fedas/fedas/storage/redistest"
 )
@@ -137,7 +143,7 @@ func reachSmoke(t *testing.T, rs *redistest.Server, redisURL, poll string, perFl
 
 func TestFlags(t *testing.T) {
 	for _, args := range [][]string{
-		{"-scenario", "nope"}, {"-scenario", "reach", "-n", "50001"}, {"-reach-poll", "sse"}, {"-c", "0"}, {"-n", "0"}, {"-d", "0s"}, {"-bcrypt-cost", "3"}, {"extra"},
+		{"-scenario", "nope"}, {"-scenario", "reach", "-n", "50001"}, {"-rate", "-1"}, {"-reach-poll", "sse"}, {"-c", "0"}, {"-n", "0"}, {"-d", "0s"}, {"-bcrypt-cost", "3"}, {"extra"},
 	} {
 		if _, err := parseFlags(args, io.Discard); err == nil {
 			t.Errorf("%q: accepted", args)
@@ -180,5 +186,194 @@ func TestFloodSmoke(t *testing.T) {
 			res.writeText(&text)
 			t.Logf("\n%s", text.String())
 		})
+	}
+}
+
+// runJSON runs fedasbench with args and decodes its -json report; the
+// run must not fail.
+func runJSON(t testing.TB, args ...string) result {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	if _, err := run(context.Background(), append(args, "-json", "-quiet"), &out, &errOut); err != nil {
+		t.Fatalf("run %q: %v\n%s", args, err, errOut.String())
+	}
+	if errOut.Len() > 0 {
+		t.Errorf("-quiet run wrote on stderr: %q", errOut.String())
+	}
+	var got result
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("JSON output: %v\n%s", err, out.String())
+	}
+	if got.Failures != 0 {
+		t.Fatalf("%d failures: %v %v", got.Failures, got.FailuresByCode, got.ErrorSamples)
+	}
+	return got
+}
+
+// TestMeasures runs the scenarios for 6 flows and checks the measurements
+// measure.go adds: the steps each scenario's flow takes, in order, with
+// their exact request counts and ordered percentiles; allocations, RSS,
+// the CPU split (present and non-negative: no timing is asserted) and
+// the labels it relies on — every device connection carries the driver
+// label, AS1's downstream connections to AS2 do not; the machine.
+func TestMeasures(t *testing.T) {
+	type step struct {
+		name    string
+		perFlow int64
+	}
+	for _, tc := range []struct {
+		scenario string
+		extra    []string
+		steps    []step
+		// downstream: AS1 has client connections of its own (to AS2).
+		downstream bool
+	}{
+		{"initial", nil, []step{{"as1 native", 1}}, false},
+		{"initial", []string{"-rate", "500"}, []step{{"as1 native", 1}}, false},
+		{"local", nil, []step{{"as1 native", 2}, {"as1 token", 1}}, false},
+		{"federated", nil, []step{{"as1 native", 2}, {"as2 par", 1}, {"as2 native", 2}, {"as1 response_uri", 1}, {"as2 token", 1}, {"as1 token", 1}}, true},
+		{"par", nil, []step{{"as1 par", 1}}, false},
+	} {
+		t.Run(strings.Join(append([]string{tc.scenario}, tc.extra...), " "), func(t *testing.T) {
+			got := runJSON(t, append([]string{"-scenario", tc.scenario, "-c", "2", "-n", "6", "-d", "10s"}, tc.extra...)...)
+			if got.Flows != 6 {
+				t.Fatalf("flows = %d, want 6", got.Flows)
+			}
+			var names []string
+			for _, s := range got.Steps {
+				names = append(names, s.Step)
+			}
+			want := make([]string, len(tc.steps))
+			for i, s := range tc.steps {
+				want[i] = s.name
+			}
+			if !slices.Equal(names, want) {
+				t.Fatalf("steps = %q, want %q", names, want)
+			}
+			for i, s := range got.Steps {
+				if s.Count != 6*tc.steps[i].perFlow || s.P50 <= 0 || s.P95 < s.P50 || s.P99 < s.P95 || s.Max < s.P99 || s.Mean <= 0 {
+					t.Errorf("step %+v: want %d requests and 0 < p50 ≤ p95 ≤ p99 ≤ max", s, 6*tc.steps[i].perFlow)
+				}
+				if wantSide := map[bool]string{true: "server", false: "device"}[s.Step == "as2 par" || s.Step == "as2 token"]; s.Side != wantSide {
+					t.Errorf("step %q timed by %q, want %q", s.Step, s.Side, wantSide)
+				}
+			}
+			if l := got.LatencyMS; l.P95 < l.P90 || l.P99 < l.P95 {
+				t.Errorf("latency %+v: want p90 ≤ p95 ≤ p99", l)
+			}
+			if got.ErrorsByKind == nil || len(got.ErrorsByKind) != 0 {
+				t.Errorf("errors_by_kind = %v, want present and empty", got.ErrorsByKind)
+			}
+			if got.AllocsPerFlow <= 0 || got.AllocBytesPerFlow <= got.AllocsPerFlow {
+				t.Errorf("allocs per flow %v, bytes %v", got.AllocsPerFlow, got.AllocBytesPerFlow)
+			}
+			if got.RSSStartMB <= 0 || got.RSSEndMB <= 0 || got.RSSMaxMB < max(got.RSSStartMB, got.RSSEndMB) ||
+				got.RSSHWMMB < got.RSSMaxMB || len(got.RSSSamples) == 0 {
+				t.Errorf("rss: start %v end %v max %v hwm %v samples %v", got.RSSStartMB, got.RSSEndMB, got.RSSMaxMB, got.RSSHWMMB, got.RSSSamples)
+			}
+			for name, v := range map[string]*float64{"server": got.ServerCPUPerFlowUS, "driver": got.DriverCPUPerFlowUS,
+				"hash": got.HashCPUPerFlowUS, "server excl. hash": got.ServerCPUExclHashUS} {
+				if v == nil || *v < 0 {
+					t.Errorf("%s CPU per flow = %v, want present and ≥ 0", name, v)
+				}
+			}
+			cs := got.CPUSplit
+			if cs == nil || cs.Samples < 0 || cs.RuntimeBackgroundPerFlowUS < 0 {
+				t.Fatalf("cpu_split = %+v", cs)
+			}
+			if cs.PersistConnsDriver < 1 || (cs.PersistConnsServer > 0) != tc.downstream {
+				t.Errorf("client connections by label: %d driver, %d server; want ≥ 1 driver and server ones only when AS1 federates (%v)",
+					cs.PersistConnsDriver, cs.PersistConnsServer, tc.downstream)
+			}
+			if m := got.Machine; m.GoVersion == "" || m.NumCPU < 1 || m.OSArch == "" || m.RedisVersion != "" {
+				t.Errorf("machine = %+v", m)
+			}
+			if tc.extra != nil && got.Rate != 500 {
+				t.Errorf("rate = %v, want 500", got.Rate)
+			}
+		})
+	}
+}
+
+// TestSelfRedis runs -redis self once: the report names the server it
+// started, measures the Redis memory of live auth sessions and the round
+// trips of each step, and the redis-server is gone afterwards.
+func TestSelfRedis(t *testing.T) {
+	got := runJSON(t, "-scenario", "federated", "-c", "2", "-n", "6", "-d", "10s", "-redis", "self")
+	rs := got.Redis
+	if rs == nil {
+		t.Fatal("no redis report")
+	}
+	if rs.SessionMemoryError != "" || rs.AuthSessions != authSessions || rs.BytesPerAuthSession <= 0 ||
+		rs.KeysPerAuthSession < 1 || rs.BytesPerAuthSessionByKind["as"] <= 0 {
+		t.Errorf("auth session memory: %+v", rs)
+	}
+	for _, s := range []string{"as1 native", "as2 par", "as2 native", "as1 response_uri", "as2 token", "as1 token"} {
+		if v, ok := rs.RoundTripsPerStep[s]; !ok || v < 0 {
+			t.Errorf("round trips per step %v (%s): no %q", rs.RoundTripsPerStep, rs.RoundTripsPerStepNote, s)
+		}
+	}
+	if rs.RoundTripsPerStep["as1 token"] < 1 {
+		t.Errorf("round trips per step %v: the token exchange makes none", rs.RoundTripsPerStep)
+	}
+	m := got.Machine
+	if m.RedisVersion == "" || m.RedisPID <= 0 || !strings.HasPrefix(got.Store, "redis self") {
+		t.Fatalf("store %q, machine %+v", got.Store, m)
+	}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", m.RedisPID)); err == nil && strings.Contains(string(b), "redis-server") {
+		t.Errorf("redis-server (pid %d) still running after the run", m.RedisPID)
+	}
+}
+
+// TestProgress drives the progress line with injected ticks: off a
+// terminal, one line every 5 ticks, on the writer given (stderr), never
+// with a carriage return; -quiet writes nothing.
+func TestProgress(t *testing.T) {
+	for _, quiet := range []bool{false, true} {
+		var buf bytes.Buffer
+		col := &collector{failures: map[string]int{}}
+		col.add(3*time.Millisecond, nil)
+		col.add(0, errors.New("x"))
+		ticks := make(chan time.Time)
+		start := time.Now()
+		m := startMonitor(options{progress: &buf, quiet: quiet}, col, start, ticks)
+		for i := 1; i <= 10; i++ {
+			ticks <- start.Add(time.Duration(i) * time.Second)
+		}
+		var res result
+		m.stop(&res, 1)
+		lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+		switch {
+		case quiet && buf.Len() != 0:
+			t.Errorf("-quiet wrote %q", buf.String())
+		case !quiet && (len(lines) != 2 || !strings.Contains(lines[0], "1 flows  1 failed") || strings.Contains(buf.String(), "\r")):
+			t.Errorf("progress = %q, want 2 lines with the counts", buf.String())
+		}
+		if len(res.RSSSamples) != 3 || res.RSSSamples[1].AtS != 10 || res.RSSStartMB != 1 {
+			t.Errorf("rss samples %+v, start %v: want t=0, t=10 s and the end", res.RSSSamples, res.RSSStartMB)
+		}
+	}
+}
+
+// TestHist checks the histogram's quantiles against exact ones within
+// its resolution, and errorsByKind's folding.
+func TestHist(t *testing.T) {
+	var h hist
+	var lat []time.Duration
+	for i := 1; i <= 1000; i++ {
+		d := time.Duration(i*i) * time.Microsecond
+		h.record(d)
+		lat = append(lat, d)
+	}
+	exact := percentiles(lat)
+	q := h.quantiles(0.5, 0.95, 0.99, 1)
+	for i, want := range []float64{exact.P50, exact.P95, exact.P99, exact.Max} {
+		if q[i] < want*0.98 || q[i] > want*1.02 {
+			t.Errorf("quantile %d = %v, want %v ± 2 %%", i, q[i], want)
+		}
+	}
+	got := errorsByKind(map[string]int{"as1 native: invalid_request": 2, "as2 native: invalid_request": 1, "as1 token: timeout": 4, "unexpected": 1})
+	if want := map[string]int{"invalid_request": 3, "timeout": 4, "unexpected": 1}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("errorsByKind = %v, want %v", got, want)
 	}
 }
