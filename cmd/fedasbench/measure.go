@@ -995,10 +995,18 @@ func describeMachine() machine {
 	return m
 }
 
-// tree names the source the binary was built from: the VCS revision the
-// Go toolchain stamped (absent with -buildvcs=false or go run), else `git
-// describe` of the working directory, marked as such.
+// buildTree, when set at link time (-ldflags "-X main.buildTree=$(git
+// describe --always --dirty)"), names the tree the binary was built from.
+var buildTree string
+
+// tree names the source the binary was built from: buildTree, else the
+// VCS revision the Go toolchain stamped (absent with -buildvcs=false and
+// with go run), else `git describe` of the working directory, marked as
+// such.
 func tree() string {
+	if buildTree != "" {
+		return buildTree
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		rev, dirty := "", false
 		for _, s := range bi.Settings {
