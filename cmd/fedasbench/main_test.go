@@ -7,12 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fedas/fedas/server"
 	"github.com/fedas/fedas/storage/redistest"
 )
 
@@ -377,3 +380,53 @@ func TestHist(t *testing.T) {
 		t.Errorf("errorsByKind = %v, want %v", got, want)
 	}
 }
+
+// TestStepTimingAllocs: timing a request by step allocates nothing, on
+// the device side (tracingRT) and on AS2's listener (countingConn), so
+// that allocs_per_flow measures fedas, not the measurement.
+func TestStepTimingAllocs(t *testing.T) {
+	ss := &stepSet{hosts: map[string]string{"as1.test": "as1"}, by: map[stepKey]*stepStat{}}
+	ss.on.Store(true)
+	rt := &tracingRT{base: okRT{}}
+	req, err := http.NewRequest(http.MethodPost, "http://as1.test"+server.PathNative, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := testing.AllocsPerRun(100, func() { _, _ = rt.RoundTrip(req) })
+	rt.steps.Store(ss)
+	on := testing.AllocsPerRun(100, func() { _, _ = rt.RoundTrip(req) })
+	if on > off {
+		t.Errorf("device side: %.0f allocations per request timed, %.0f untimed", on, off)
+	}
+
+	d := &downstreamCounter{}
+	c := &countingConn{Conn: nopConn{}, d: d, first: true, collecting: true}
+	reqLine := []byte("POST /oauth2/par HTTP/1.1\r\nHost: as2\r\n\r\n")
+	serve := func() {
+		_, _ = c.Read(reqLine)
+		_, _ = c.Write(reqLine)
+	}
+	serve()
+	off = testing.AllocsPerRun(100, serve)
+	d.steps.Store(ss)
+	on = testing.AllocsPerRun(100, serve)
+	if on > off {
+		t.Errorf("server side: %.0f allocations per request timed, %.0f untimed", on, off)
+	}
+	if got := ss.report(); len(got) != 2 || got[0].Step != "as1 native" || got[1].Step != "as2 par" || got[1].Side != "server" || got[1].Count != 101 {
+		t.Errorf("steps = %+v", got)
+	}
+}
+
+type okRT struct{}
+
+var okResp = &http.Response{StatusCode: http.StatusOK}
+
+func (okRT) RoundTrip(*http.Request) (*http.Response, error) { return okResp, nil }
+
+// nopConn reads a request's bytes as given (Read copies nothing: the
+// caller's buffer already holds them) and swallows writes.
+type nopConn struct{ net.Conn }
+
+func (nopConn) Read(p []byte) (int, error)  { return len(p), nil }
+func (nopConn) Write(p []byte) (int, error) { return len(p), nil }
