@@ -24,6 +24,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -385,7 +386,7 @@ type cpuSplit struct {
 	PersistConnsServer int    `json:"persist_conns_server"`
 	Note               string `json:"note"`
 
-	server, driver, hash float64 // ns
+	server, driver, hash, bg float64 // ns
 }
 
 // cpuProfile is a CPU profile running into memory over the window.
@@ -447,14 +448,13 @@ func splitCPU(prof *profile.Profile) *cpuSplit {
 		}
 	}
 	cs := &cpuSplit{Note: "servers = samples without the driver's pprof label: net/http server goroutines, what they start (AS1's downstream transport) and fedas's background goroutines, plus the runtime's background goroutines; password hash = server samples with a bcrypt/argon2/scrypt frame"}
-	var bg float64
 	for _, s := range prof.Sample {
 		if vi < 0 || vi >= len(s.Value) {
 			continue
 		}
 		v := float64(s.Value[vi])
 		cs.Samples++
-		if slicesContains(s.Label["side"], "driver") {
+		if slices.Contains(s.Label["side"], "driver") {
 			cs.driver += v
 			continue
 		}
@@ -476,24 +476,14 @@ func splitCPU(prof *profile.Profile) *cpuSplit {
 			cs.hash += v
 		}
 		if rbg {
-			bg += v
+			cs.bg += v
 		}
 	}
 	cs.ProfileS = (cs.server + cs.driver) / 1e9
 	if t := cs.server + cs.driver; t > 0 {
 		cs.DriverPct = 100 * cs.driver / t
 	}
-	cs.RuntimeBackgroundPerFlowUS = bg // per flow in finish
 	return cs
-}
-
-func slicesContains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // finish turns the split's sums into per-flow figures on res.
@@ -506,7 +496,7 @@ func (cs *cpuSplit) finish(res *result, total int) {
 	res.DriverCPUPerFlowUS = per(cs.driver)
 	res.HashCPUPerFlowUS = per(cs.hash)
 	res.ServerCPUExclHashUS = per(cs.server - cs.hash)
-	cs.RuntimeBackgroundPerFlowUS = *per(cs.RuntimeBackgroundPerFlowUS)
+	cs.RuntimeBackgroundPerFlowUS = *per(cs.bg)
 	res.CPUSplit = cs
 }
 
@@ -528,7 +518,7 @@ func countPersistConns(cs *cpuSplit) {
 		if !stackHas(s, "net/http.(*persistConn).readLoop") || len(s.Value) == 0 {
 			continue
 		}
-		if slicesContains(s.Label["side"], "driver") {
+		if slices.Contains(s.Label["side"], "driver") {
 			cs.PersistConnsDriver += int(s.Value[0])
 		} else {
 			cs.PersistConnsServer += int(s.Value[0])
@@ -671,7 +661,10 @@ func (m *monitor) stop(res *result, rssStart float64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	res.RSSStartMB, res.RSSEndMB = rssStart, rss
-	res.RSSMaxMB, res.RSSHWMMB = max(m.rssMax, rss, rssStart), hwm
+	res.RSSMaxMB = max(m.rssMax, rss, rssStart)
+	// The kernel updates VmHWM lazily (per-thread RSS counters are
+	// folded in now and then): a sample may exceed it.
+	res.RSSHWMMB = max(hwm, res.RSSMaxMB)
 	res.RSSSamples = append(m.samples, rssSample{math.Round(time.Since(m.start).Seconds()*10) / 10, rss})
 }
 
