@@ -189,7 +189,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Float64Var(&o.attackRate, "attack-rate", 0, "flood-* scenarios: attack requests per second (default 2000 for flood-sessions, 200 for flood-passwords)")
 	fs.Float64Var(&o.legitRate, "legit-rate", 20, "flood-sessions: legitimate sign-ins per second")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: fedasbench [-scenario initial|local|federated|par|reach|flood-sessions|flood-passwords] [-c N] [-n N] [-d DURATION] [-redis URL] [-bcrypt-cost N] [-json] [-cpuprofile FILE] [-rate R] [-quiet] [-no-cpu-split] [-reach-poll native|uq] [-attack-rate N] [-legit-rate N]")
+		fmt.Fprintln(stderr, "usage: fedasbench [-scenario initial|local|federated|par|reach|flood-sessions|flood-passwords] [-c N] [-n N] [-d DURATION] [-redis URL|self] [-bcrypt-cost N] [-json] [-cpuprofile FILE] [-rate R] [-quiet] [-no-cpu-split] [-reach-poll native|uq] [-attack-rate N] [-legit-rate N]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
