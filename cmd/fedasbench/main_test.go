@@ -238,6 +238,9 @@ func TestMeasures(t *testing.T) {
 		{"par", nil, []step{{"as1 par", 1}}, false},
 	} {
 		t.Run(strings.Join(append([]string{tc.scenario}, tc.extra...), " "), func(t *testing.T) {
+			if !tc.downstream {
+				waitNoServerConns(t)
+			}
 			got := runJSON(t, append([]string{"-scenario", tc.scenario, "-c", "2", "-n", "6", "-d", "10s"}, tc.extra...)...)
 			if got.Flows != 6 {
 				t.Fatalf("flows = %d, want 6", got.Flows)
@@ -295,6 +298,26 @@ func TestMeasures(t *testing.T) {
 				t.Errorf("rate = %v, want 500", got.Rate)
 			}
 		})
+	}
+}
+
+// waitNoServerConns waits until no unlabelled client connection is left
+// from an earlier run in this process (AS1's connections to a stopped AS2
+// end once their read loops see the close), so that a run's count is its
+// own.
+func waitNoServerConns(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var cs cpuSplit
+		countPersistConns(&cs)
+		if cs.PersistConnsServer == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d unlabelled client connections left from earlier runs", cs.PersistConnsServer)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
