@@ -10,10 +10,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/pprof/profile"
 
 	"github.com/fedas/fedas/server"
 	"github.com/fedas/fedas/storage/redistest"
@@ -241,7 +244,23 @@ func TestMeasures(t *testing.T) {
 			if !tc.downstream {
 				waitNoServerConns(t)
 			}
-			got := runJSON(t, append([]string{"-scenario", tc.scenario, "-c", "2", "-n", "6", "-d", "10s"}, tc.extra...)...)
+			extra := tc.extra
+			prof := filepath.Join(t.TempDir(), "cpu.pprof")
+			if extra != nil { // and -cpuprofile: the window's profile goes to the file as well
+				extra = append(slices.Clone(extra), "-cpuprofile", prof)
+			}
+			got := runJSON(t, append([]string{"-scenario", tc.scenario, "-c", "2", "-n", "6", "-d", "10s"}, extra...)...)
+			if extra != nil {
+				f, err := os.Open(prof)
+				if err != nil {
+					t.Fatal(err)
+				}
+				p, err := profile.Parse(f)
+				f.Close()
+				if err != nil || len(p.SampleType) == 0 {
+					t.Errorf("-cpuprofile file: %v, %v", p, err)
+				}
+			}
 			if got.Flows != 6 {
 				t.Fatalf("flows = %d, want 6", got.Flows)
 			}
