@@ -115,6 +115,15 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
+	if len(os.Args) > 1 && os.Args[1] == "suite" {
+		err := runSuite(ctx, os.Args[2:], os.Stdout, os.Stderr)
+		stop()
+		if err != nil && !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "fedasbench suite:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	res, err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if errors.Is(err, flag.ErrHelp) {
