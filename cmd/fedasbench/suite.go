@@ -64,7 +64,7 @@ func suiteEntries(quick bool) []suiteEntry {
 		e("reach (native, Prefer: wait)", true, "-scenario", "reach", "-c", c("16"), "-n", reachN(quick)),
 		e("reach (UQ, Client-Timeout)", true, "-scenario", "reach", "-reach-poll", "uq", "-c", c("16"), "-n", reachN(quick)),
 		e("local-password (bcrypt 10)", false, "-scenario", "local-password", "-bcrypt-cost", "10", "-c", c("4")),
-		e("local-password (bcrypt 12)", false, "-scenario", "local-password", "-bcrypt-cost", "12", "-c", c("4")),
+		e("local-password (bcrypt 9)", false, "-scenario", "local-password", "-bcrypt-cost", "9", "-c", c("4")),
 	}
 }
 
