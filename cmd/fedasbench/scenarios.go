@@ -163,6 +163,10 @@ func (e *env) startScenario(ctx context.Context) error {
 		}
 		hash = string(h)
 	}
+	// Cleanups run last first: the devices' idle connections close before
+	// the instances shut down, which otherwise wait (up to their 2 s) for
+	// a connection the transport dialled but never sent a request on.
+	defer func() { e.cleanups = append(e.cleanups, e.tr.CloseIdleConnections) }()
 	switch e.o.scenario {
 	case "local-password":
 		users := usersConfig(e.users, hash)
@@ -208,7 +212,7 @@ func (e *env) scenarioUsers() (int, string) {
 	}
 	switch e.o.scenario {
 	case "local":
-		return s.users, fmt.Sprintf("%d generated users with a TOTP secret and %s: a code is good once per user and time step (RFC 6238 §5.2), so each flow takes a user whose next code is unused (one user per flow up to %d users, rotated beyond)", s.users, cost, otpMaxUsers)
+		return s.users, fmt.Sprintf("%d generated users with a TOTP secret and %s; a code is good once per user and time step (RFC 6238 §5.2): one user per flow (at most %d users, then reused a time step later)", s.users, cost, otpMaxUsers)
 	case "refresh":
 		return s.users, fmt.Sprintf("%d generated users (one per worker, signed in once at set-up) with %s (checked at set-up only)", s.users, cost)
 	case "three-hop":
@@ -216,7 +220,8 @@ func (e *env) scenarioUsers() (int, string) {
 	case "app2app":
 		return s.users, fmt.Sprintf("%d generated users at AS2 with %s (checked at set-up only, when each worker's bank app signs in)", s.users, cost)
 	case "wallet":
-		return 0, fmt.Sprintf("none: %d simulated wallets (one per worker) each hold a PID from the simulated issuer; no password", s.wallets)
+		return 0, fmt.Sprintf("none: %d simulated wallets (one per worker) each hold a PID from the simulated issuer; no password; the wallet clock ended %.0f s ahead of real time (the poll intervals passed on it)",
+			s.wallets, s.clock.ahead().Seconds())
 	}
 	return s.users, fmt.Sprintf("%d generated users with %s", s.users, cost)
 }
@@ -563,6 +568,13 @@ func (c *walletClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return time.Now().Add(c.offset)
+}
+
+// ahead is how far the clock runs ahead of real time.
+func (c *walletClock) ahead() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.offset
 }
 
 // AdvanceTo moves the clock to at least t.

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/fedas/fedas/sdk"
 	"github.com/fedas/fedas/storage/redistest"
 )
 
@@ -162,5 +164,35 @@ func TestWalletClock(t *testing.T) {
 	c.AdvanceTo(time.Now().Add(time.Minute))
 	if c.Now().Before(target) {
 		t.Fatal("AdvanceTo moved the clock back")
+	}
+}
+
+// TestStepNames: failures are keyed by the step that failed: AS3's
+// endpoints by name, a hook's failure by the hook's step, AS1's and
+// AS2's as main.go names them.
+func TestStepNames(t *testing.T) {
+	e := &env{as1: &instance{url: "http://127.0.0.1:1"}, as2: &instance{url: "http://127.0.0.1:2"}}
+	scenStates.Store(e, &scenState{as3: &instance{url: "http://127.0.0.1:3"}})
+	t.Cleanup(func() { scenStates.Delete(e) })
+	w := &worker{e: e}
+	sdkErr := func(from, code string) error {
+		return &sdk.Err{Response: sdk.Response{From: from, Error: code, Status: 400}}
+	}
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{sdkErr("http://127.0.0.1:3/native/authorize", "access_denied"), "as3 native: access_denied"},
+		{sdkErr("http://127.0.0.1:3/native/response/x", "invalid_request"), "as3 response_uri: invalid_request"},
+		{sdkErr("http://127.0.0.1:2/native/authorize", "invalid_request"), "as2 native: invalid_request"},
+		{sdkErr("http://127.0.0.1:1/native/response/y", "invalid_grant"), "as1 response_uri: invalid_grant"},
+		{&stepError{"wallet post", errors.New("HTTP 400")}, "wallet post: unexpected"},
+		{&stepError{"as2 app complete", sdkErr("", "invalid_token")}, "as2 app complete: invalid_token"},
+		{errors.New("boom"), "authorize: unexpected"},
+	} {
+		var fe *flowError
+		if err := w.sfail("authorize", tc.err); !errors.As(err, &fe) || fe.key != tc.want {
+			t.Errorf("sfail(%v) = %v, want key %q", tc.err, err, tc.want)
+		}
 	}
 }
