@@ -232,7 +232,10 @@ func (e *env) scenarioUsers() (int, string) {
 // otpPool hands out (user, time step) pairs that were never used: fedas
 // accepts a user's code for a time step once (authn/totp, RFC 6238 §5.2),
 // and a code for step t or t+1 is good while the server is at t or t+1
-// (±1 step), so a flow (≤ 10 s) never sees its code go stale.
+// (±1 step), so a flow (≤ 10 s) never sees its code go stale. It runs on
+// real time: server.Options.Now is one clock per server, and moving it
+// 30 s per flow would move it for every flow in flight too, whose codes
+// would then fall out of the ±1 step window mid-flow.
 type otpPool struct {
 	secret string
 	names  []string
