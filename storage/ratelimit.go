@@ -99,6 +99,40 @@ type RateLimiter interface {
 	// allows it. now is the caller's clock (the server's injected one),
 	// so that tests move time instead of sleeping on every backend.
 	Allow(ctx context.Context, key string, l Limit, now time.Time) (Decision, error)
+	// AllowEach is Allow over several budgets of one request, in order:
+	// each allowed check spends its unit, and the first refusal stops
+	// the sequence, so the checks after it spend nothing. It returns the
+	// index of the refusing check (-1 when every check allowed) and that
+	// check's decision (the last check's when all allowed; the zero
+	// Decision for no checks). It MUST decide exactly as the same calls
+	// to Allow one after the other would, and a backend that can makes
+	// the whole sequence one atomic step and one round trip (the Redis
+	// backend does, except on Redis Cluster, whose keys lie in different
+	// slots: there it is key by key).
+	AllowEach(ctx context.Context, checks []RateCheck, now time.Time) (int, Decision, error)
+}
+
+// RateCheck is one budget of a request: a key and its limit.
+type RateCheck struct {
+	Key   string
+	Limit Limit
+}
+
+// AllowInTurn is AllowEach made of one Allow call per check: the
+// reference behaviour, and the way for a backend that cannot do the
+// sequence in one step.
+func AllowInTurn(ctx context.Context, l RateLimiter, checks []RateCheck, now time.Time) (int, Decision, error) {
+	var d Decision
+	for i, c := range checks {
+		var err error
+		if d, err = l.Allow(ctx, c.Key, c.Limit, now); err != nil {
+			return -1, Decision{}, err
+		}
+		if !d.Allowed {
+			return i, d, nil
+		}
+	}
+	return -1, d, nil
 }
 
 // GCRA is one step of the algorithm every backend applies, in integer

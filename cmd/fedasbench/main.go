@@ -4,20 +4,44 @@
 // workers, then reports throughput, per-flow latency, failures by error
 // code, connection reuse and process CPU per flow.
 //
-//	fedasbench [-scenario initial|local|federated|par|reach|flood-sessions|flood-passwords] [-c 8] [-n 2000] [-d 10s]
+//	fedasbench [-scenario initial|local|local-password|federated|three-hop|app2app|par|refresh|wallet|reach|flood-sessions|flood-passwords]
+//	           [-c 8] [-n 2000] [-d 10s]
 //	           [-redis redis://127.0.0.1:6379/0|self] [-bcrypt-cost 4] [-json] [-cpuprofile FILE]
 //	           [-rate R] [-quiet] [-no-cpu-split] [-attack-rate N] [-legit-rate N]
 //
 // Scenarios:
 //
 //	initial    the native initial request only (→ insufficient_authorization)
-//	local      initial → password challenge → code → token exchange (ID token)
+//	local      initial → password challenge → otp challenge (TOTP, RFC 6238;
+//	           fedas asks the code after the password: a user has no
+//	           password-less TOTP sign-in) → code → token exchange
+//	           (scenarios.go; a fresh user or time step per flow, as a
+//	           code is good once)
+//	local-password
+//	           initial → password challenge → code → token exchange (ID token)
 //	federated  AS1 prompts for an email, federates @bank.example to AS2 (a
 //	           downstream PAR with private_key_jwt), AS2 challenges for the
 //	           password (AS1 opted in to credential challenges), the device
 //	           posts AS2's code to AS1's response_uri (AS1 redeems it at AS2)
 //	           and redeems AS1's code
+//	three-hop  AS1 → AS2 → AS3: AS1's email prompt federates to AS2, AS2
+//	           federates its client as1 on to AS3, AS3 challenges for the
+//	           password, the device posts AS3's code to AS2's response_uri
+//	           and AS2's to AS1's, and redeems AS1's code
+//	app2app    AS1 federates to AS2, AS2 answers redirect_to_app (downstream
+//	           role); the bank app (signed in at AS2 at set-up) completes
+//	           the deep link at /native/app/complete, the device posts the
+//	           native_callback_uri's code to AS1's response_uri and redeems
+//	           AS1's code
 //	par        the PAR endpoint with a client_secret_basic client
+//	refresh    one refresh_token grant rotating the worker's refresh token
+//	           (each worker signed in once with offline_access at set-up)
+//	wallet     a cross-device credential presentation (OpenID4VP): the
+//	           DPoP-bound initial request with login_hint=wallet, the
+//	           simulated wallet fetching the request and posting its PID
+//	           presentation, the device's one poll (poll_interval 1 s
+//	           passed on a clock seam, not waited) giving the code, and
+//	           the token exchange
 //	reach      two instances A and B on one store (reach.go): a
 //	           cross-device sign-in started on A, the app answering on A,
 //	           the device's waiting poll (GET /native/reach/{id}, Prefer:
@@ -117,7 +141,7 @@ const (
 	parRedirect   = "https://partner.example/cb"
 )
 
-var scenarios = []string{"initial", "local", "federated", "par", "reach"}
+var scenarios = []string{"initial", "local", "local-password", "federated", "three-hop", "app2app", "par", "refresh", "wallet", "reach"}
 
 func main() {
 	// The first interrupt stops new flows (those in flight finish and the
@@ -127,6 +151,15 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
+	if len(os.Args) > 1 && os.Args[1] == "suite" {
+		err := runSuite(ctx, os.Args[2:], os.Stdout, os.Stderr)
+		stop()
+		if err != nil && !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "fedasbench suite:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	res, err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if errors.Is(err, flag.ErrHelp) {
@@ -189,7 +222,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Float64Var(&o.attackRate, "attack-rate", 0, "flood-* scenarios: attack requests per second (default 2000 for flood-sessions, 200 for flood-passwords)")
 	fs.Float64Var(&o.legitRate, "legit-rate", 20, "flood-sessions: legitimate sign-ins per second")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: fedasbench [-scenario initial|local|federated|par|reach|flood-sessions|flood-passwords] [-c N] [-n N] [-d DURATION] [-redis URL|self] [-bcrypt-cost N] [-json] [-cpuprofile FILE] [-rate R] [-quiet] [-no-cpu-split] [-reach-poll native|uq] [-attack-rate N] [-legit-rate N]")
+		fmt.Fprintln(stderr, "usage: fedasbench [-scenario initial|local|local-password|federated|three-hop|app2app|par|refresh|wallet|reach|flood-sessions|flood-passwords] [-c N] [-n N] [-d DURATION] [-redis URL|self] [-bcrypt-cost N] [-json] [-cpuprofile FILE] [-rate R] [-quiet] [-no-cpu-split] [-reach-poll native|uq] [-attack-rate N] [-legit-rate N]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -653,8 +686,10 @@ func setup(ctx context.Context, o options) (*env, error) {
 
 	var err error
 	switch o.scenario {
-	case "initial", "local":
+	case "initial":
 		e.as1, err = e.start(ctx, "as1", func(c *config.Config) { c.Users = users }, nil)
+	case "local", "local-password", "three-hop", "app2app", "refresh", "wallet":
+		err = e.startScenario(ctx) // scenarios.go
 	case "flood-sessions", "flood-passwords":
 		e.as1, err = e.start(ctx, "as1", func(c *config.Config) { c.Users = users; floodConfig(o)(c) }, nil)
 	case "par":
@@ -974,8 +1009,18 @@ func (w *worker) flow(ctx context.Context) error {
 		return w.par(ctx)
 	case "reach":
 		return w.reachFlow(ctx)
+	case "local":
+		return w.localTOTP(ctx)
+	case "three-hop":
+		return w.threeHop(ctx)
+	case "app2app":
+		return w.app2app(ctx)
+	case "refresh":
+		return w.refreshFlow(ctx)
+	case "wallet":
+		return w.walletFlow(ctx)
 	}
-	return w.signIn(ctx)
+	return w.signIn(ctx) // federated, local-password
 }
 
 func (w *worker) initial(ctx context.Context) error {
@@ -1217,7 +1262,9 @@ func bench(ctx context.Context, o options) (*result, error) {
 		res.Users = per * o.concurrency
 		res.UsersNote = fmt.Sprintf("%d generated users (%d per worker, each with its app's device on A) with bcrypt cost %d (checked at set-up only)", res.Users, per, o.bcryptCost)
 		e.reachReport(res, res.Users)
-	case "local", "federated":
+	case "local", "local-password", "three-hop", "app2app", "refresh", "wallet":
+		res.Users, res.UsersNote = e.scenarioUsers() // scenarios.go
+	case "federated":
 		res.Users = len(e.users)
 		res.UsersNote = fmt.Sprintf("%d generated users with bcrypt cost %d", res.Users, o.bcryptCost)
 		if o.bcryptCost == bcrypt.MinCost {

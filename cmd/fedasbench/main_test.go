@@ -22,7 +22,8 @@ import (
 	"github.com/fedas/fedas/storage/redistest"
 )
 
-// TestSmoke runs every scenario for 20 flows at concurrency 2, on memory
+// TestSmoke runs the scenarios of main.go (initial, federated, par; reach
+// and scenarios.go's have tests of their own) for 20 flows at concurrency 2, on memory
 // and on a real redis-server, through the command's own flag parsing and
 // JSON output: no failures, exactly 20 flows. It is a smoke test, not a
 // measurement.
@@ -30,8 +31,8 @@ func TestSmoke(t *testing.T) {
 	rs := redistest.Start(t)
 	for _, store := range []struct{ name, redis string }{{"memory", ""}, {"redis", rs.URL()}} {
 		for _, sc := range scenarios {
-			if sc == "reach" {
-				continue // TestReachSmoke
+			if sc == "reach" || isScenario(sc) {
+				continue // TestReachSmoke, TestScenarios
 			}
 			t.Run(store.name+"/"+sc, func(t *testing.T) {
 				args := []string{"-scenario", sc, "-n", "20", "-c", "2", "-d", "5s", "-json"}
@@ -236,8 +237,11 @@ func TestMeasures(t *testing.T) {
 	}{
 		{"initial", nil, []step{{"as1 native", 1}}, false},
 		{"initial", []string{"-rate", "500"}, []step{{"as1 native", 1}}, false},
-		{"local", nil, []step{{"as1 native", 2}, {"as1 token", 1}}, false},
+		{"local", nil, []step{{"as1 native", 3}, {"as1 token", 1}}, false}, // password, then TOTP
+		{"local-password", nil, []step{{"as1 native", 2}, {"as1 token", 1}}, false},
 		{"federated", nil, []step{{"as1 native", 2}, {"as2 par", 1}, {"as2 native", 2}, {"as1 response_uri", 1}, {"as2 token", 1}, {"as1 token", 1}}, true},
+		{"three-hop", nil, []step{{"as1 native", 2}, {"as2 par", 1}, {"as2 native", 1}, {"as3 native", 2}, {"as2 response_uri", 1},
+			{"as1 response_uri", 1}, {"as2 token", 1}, {"as1 token", 1}}, true},
 		{"par", nil, []step{{"as1 par", 1}}, false},
 	} {
 		t.Run(strings.Join(append([]string{tc.scenario}, tc.extra...), " "), func(t *testing.T) {

@@ -153,10 +153,14 @@ const maxSteps = 64
 
 func newStepSet(e *env) *stepSet {
 	s := &stepSet{hosts: map[string]string{}, by: map[stepKey]*stepStat{}}
+	var as3 *instance
+	if sc := scenOf(e); sc != nil {
+		as3 = sc.as3 // three-hop
+	}
 	for _, in := range []struct {
 		who string
 		in  *instance
-	}{{"as1", e.as1}, {"as2", e.as2}} {
+	}{{"as1", e.as1}, {"as2", e.as2}, {"as3", as3}} {
 		if in.in == nil {
 			continue
 		}
@@ -193,7 +197,7 @@ func (s *stepSet) device(r *http.Request) *stepStat {
 	if !ok {
 		who = "other"
 	}
-	return s.step(who, endpointName(r.Method, r.URL.Path), "device")
+	return s.step(who, stepEndpoint(r.Method, r.URL.Path), "device")
 }
 
 // enter makes st the current step for tapRoundTrips; the returned
@@ -224,9 +228,9 @@ func (s *stepSet) roundTrip() {
 	}
 }
 
-// endpointName names an endpoint by its route, with the path's
+// stepEndpoint names an endpoint by its route, with the path's
 // identifiers dropped, so that steps stay few.
-func endpointName(method, path string) string {
+func stepEndpoint(method, path string) string {
 	switch path {
 	case server.PathNative:
 		return "native"
@@ -332,7 +336,7 @@ func (d *downstreamCounter) serverStep(line []byte) (*stepStat, func()) {
 	method, rest, _ := bytes.Cut(line, []byte(" "))
 	path, _, _ := bytes.Cut(rest, []byte(" "))
 	path, _, _ = bytes.Cut(path, []byte("?"))
-	st := ss.step("as2", endpointName(string(method), string(path)), "server")
+	st := ss.step("as2", stepEndpoint(string(method), string(path)), "server")
 	var leave func()
 	if ss.tap.Load() {
 		leave = ss.enter(st, false)

@@ -32,6 +32,10 @@ func RunRateLimiter(t *testing.T, newLimiter func(t testing.TB) storage.RateLimi
 		{"ClockBehind", testRateClockBehind},
 		{"Concurrent", testRateConcurrent},
 		{"InvalidArguments", testRateInvalid},
+		{"EachStopsAtFirstRefusal", testRateEachStops},
+		{"EachMatchesInTurn", testRateEachMatchesInTurn},
+		{"EachConcurrent", testRateEachConcurrent},
+		{"EachInvalid", testRateEachInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -199,4 +203,102 @@ func testRateInvalid(t *testing.T, l storage.RateLimiter) {
 	}
 	_, err := l.Allow(t.Context(), "", storage.Limit{Rate: 1, Period: time.Second, Burst: 1}, now)
 	require.Error(t, err)
+}
+
+// testRateEachStops: AllowEach spends the checks before a refusal, not
+// the one refusing nor those after it, and says which refused.
+func testRateEachStops(t *testing.T, l storage.RateLimiter) {
+	a, b, c, now := id("rl-a"), id("rl-b"), id("rl-c"), base()
+	wide := storage.Limit{Rate: 1, Period: time.Minute, Burst: 10}
+	narrow := storage.Limit{Rate: 1, Period: time.Second, Burst: 1}
+	checks := []storage.RateCheck{{Key: a, Limit: wide}, {Key: b, Limit: narrow}, {Key: c, Limit: wide}}
+	i, d, err := l.AllowEach(t.Context(), checks, now)
+	require.NoError(t, err)
+	require.Equal(t, -1, i)
+	requireAllowed(t, d, 9) // the last check's decision
+	for range 3 {
+		i, d, err = l.AllowEach(t.Context(), checks, now)
+		require.NoError(t, err)
+		require.Equal(t, 1, i, "b refuses")
+		requireRefused(t, d, time.Second)
+	}
+	// a spent one unit per sequence (4 of 10), c only the first (1 of 10).
+	requireAllowed(t, allow(t, l, a, wide, now), 5)
+	requireAllowed(t, allow(t, l, c, wide, now), 8)
+	i, d, err = l.AllowEach(t.Context(), nil, now)
+	require.NoError(t, err)
+	require.Equal(t, -1, i)
+	require.Equal(t, storage.Decision{}, d)
+}
+
+// testRateEachMatchesInTurn: a mix of sequences and times decides exactly
+// as storage.AllowInTurn (one Allow per check) on a twin set of keys.
+func testRateEachMatchesInTurn(t *testing.T, l storage.RateLimiter) {
+	now := base()
+	lims := []storage.Limit{
+		{Rate: 3, Period: time.Second, Burst: 2},
+		{Rate: 1, Period: time.Second, Burst: 3},
+		{Rate: 5, Period: time.Second, Burst: 4},
+	}
+	each, turn := make([]storage.RateCheck, 3), make([]storage.RateCheck, 3)
+	for k, lim := range lims {
+		each[k] = storage.RateCheck{Key: id("rl-each"), Limit: lim}
+		turn[k] = storage.RateCheck{Key: id("rl-turn"), Limit: lim}
+	}
+	for step := range 40 {
+		at := now.Add(time.Duration(step*97) * time.Millisecond)
+		n := 1 + step%3
+		i1, d1, err1 := l.AllowEach(t.Context(), each[3-n:], at)
+		i2, d2, err2 := storage.AllowInTurn(t.Context(), l, turn[3-n:], at)
+		require.NoError(t, err1)
+		require.NoError(t, err2)
+		require.Equal(t, i2, i1, "step %d", step)
+		require.Equal(t, d2, d1, "step %d", step)
+	}
+}
+
+// testRateEachConcurrent: concurrent sequences over a shared narrow key
+// checked after a shared wide one: exactly the narrow key's burst win,
+// and every sequence spent one unit of the wide key (checked first, it
+// allowed them all before the narrow one decided).
+func testRateEachConcurrent(t *testing.T, l storage.RateLimiter) {
+	first, second, now := id("rl-1"), id("rl-2"), base()
+	wide := storage.Limit{Rate: 1000, Period: time.Hour, Burst: 1000}
+	narrow := storage.Limit{Rate: 1, Period: time.Hour, Burst: 10}
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for range racers {
+		wg.Go(func() {
+			<-start
+			i, _, err := l.AllowEach(t.Context(), []storage.RateCheck{{Key: first, Limit: wide}, {Key: second, Limit: narrow}}, now)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if i < 0 {
+				allowed.Add(1)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	require.EqualValues(t, narrow.Burst, allowed.Load(), "exactly burst sequences win")
+	requireAllowed(t, allow(t, l, first, wide, now), wide.Burst-racers-1)
+	requireRefused(t, allow(t, l, second, narrow, now), time.Hour)
+}
+
+func testRateEachInvalid(t *testing.T, l storage.RateLimiter) {
+	now := base()
+	ok := storage.Limit{Rate: 1, Period: time.Second, Burst: 1}
+	for _, checks := range [][]storage.RateCheck{
+		{{Key: id("rl"), Limit: ok}, {Key: id("rl"), Limit: storage.Limit{Rate: 0, Period: time.Second, Burst: 1}}},
+		{{Key: id("rl"), Limit: ok}, {Key: "", Limit: ok}},
+	} {
+		_, _, err := l.AllowEach(t.Context(), checks, now)
+		require.Error(t, err)
+		require.NotErrorIs(t, err, storage.ErrUnavailable)
+		// Nothing was spent: the valid first key still has its burst.
+		requireAllowed(t, allow(t, l, checks[0].Key, ok, now), 0)
+	}
 }
