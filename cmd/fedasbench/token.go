@@ -39,8 +39,10 @@ const (
 	// codeLifetime is the token scenario's code lifetime at fedas and at
 	// every peer.
 	codeLifetime = 10 * time.Minute
-	// mintConcurrency bounds the minting goroutines.
-	mintConcurrency = 32
+	// mintConcurrency bounds the minting goroutines: fedas's password
+	// gate runs half the CPUs' worth of bcrypt checks at once and sheds
+	// the rest after a second's wait, so more would only queue.
+	mintConcurrency = 8
 )
 
 var errTokenFlows = fmt.Errorf("-scenario token: -n must be at most %d (every code is minted before the window)", tokenMaxFlows)
@@ -154,7 +156,7 @@ func (e *env) mintNative(ctx context.Context, user, scope string) (mintedCode, e
 	pk := sdk.NewPKCE()
 	form := url.Values{"client_id": {tokenClientID}, "response_type": {"code"}, "scope": {scope},
 		"code_challenge": {pk.Challenge}, "code_challenge_method": {"S256"}}
-	for range 4 {
+	for range 16 {
 		status, body, err := e.creds.postForm(ctx, e.hc, e.meta.NativeEndpoint(), e.meta.Issuer, form)
 		if err != nil {
 			return mintedCode{}, err
@@ -165,6 +167,14 @@ func (e *env) mintNative(ctx context.Context, user, scope string) (mintedCode, e
 		}
 		r.Status = status
 		switch {
+		case r.Error == "temporarily_unavailable":
+			// The password gate was full (503, the session unchanged):
+			// post the same answer again.
+			select {
+			case <-ctx.Done():
+				return mintedCode{}, ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
 		case r.AuthorizationCode != "":
 			return mintedCode{code: r.AuthorizationCode, verifier: pk.Verifier}, nil
 		case r.Error == "insufficient_authorization" && r.Challenge != nil && r.Challenge.Type == "password" && r.AuthSession != "":
@@ -176,7 +186,7 @@ func (e *env) mintNative(ctx context.Context, user, scope string) (mintedCode, e
 			return mintedCode{}, &sdk.Err{Response: r}
 		}
 	}
-	return mintedCode{}, errors.New("native endpoint: no code after 4 steps")
+	return mintedCode{}, errors.New("native endpoint: no code after 16 steps")
 }
 
 // token is one measured flow: one code redeemed at fedas.
