@@ -181,7 +181,7 @@ func startOIDCProviderPeer(ctx context.Context, ps *peerSetup) (*peerServer, err
 		version: "oidc-provider " + oidcProviderVersion + " (node " + strings.TrimSpace(string(nodeVersion)) + ")",
 		pid:     cmd.Process.Pid,
 		stop:    stop,
-		note:    "a node child process: one JavaScript thread, so one core (cluster could run more processes; the comparison is per process); oidc-provider's MemoryAdapter on an unbounded Map (its default LRU of 1000 entries would evict); its CPU is counted with the driver's",
+		note:    note,
 	}
 	if ps.o.scenario == "token" {
 		srv.codes = make(chan mintedCode, ps.codes)
