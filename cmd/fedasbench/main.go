@@ -4,9 +4,10 @@
 // workers, then reports throughput, per-flow latency, failures by error
 // code, connection reuse and process CPU per flow.
 //
-//	fedasbench [-scenario initial|local|federated|par|reach|flood-sessions|flood-passwords] [-c 8] [-n 2000] [-d 10s]
+//	fedasbench [-scenario initial|local|federated|par|token|reach|flood-sessions|flood-passwords] [-c 8] [-n 2000] [-d 10s]
 //	           [-redis redis://127.0.0.1:6379/0] [-bcrypt-cost 4] [-json] [-cpuprofile FILE]
 //	           [-attack-rate N] [-legit-rate N]
+//	           [-auth client_secret_basic|private_key_jwt] [-token-openid=false] [-peer echo,fosite,oidc-provider]
 //
 // Scenarios:
 //
@@ -17,7 +18,9 @@
 //	           password (AS1 opted in to credential challenges), the device
 //	           posts AS2's code to AS1's response_uri (AS1 redeems it at AS2)
 //	           and redeems AS1's code
-//	par        the PAR endpoint with a client_secret_basic client
+//	par        the PAR endpoint with a confidential client (-auth, auth.go)
+//	token      the token endpoint alone (token.go): one authorization_code
+//	           grant per flow, codes minted before the window
 //	reach      two instances A and B on one store (reach.go): a
 //	           cross-device sign-in started on A, the app answering on A,
 //	           the device's waiting poll (GET /native/reach/{id}, Prefer:
@@ -40,6 +43,9 @@
 // Xeon); -bcrypt-cost 10 measures with a real cost (~80 ms per check).
 // Without -redis, state lives in fedas's memory backend; with it, in an
 // already running Redis under a fresh key prefix that is deleted at the end.
+//
+// -peer runs the same par or token load against other servers right
+// after fedas's run and reports fedas/peer ratios (peer.go).
 //
 // The exit status is 1 when any flow failed. fedasbench is never run by
 // `go test` beyond a tiny smoke test.
@@ -175,7 +181,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Float64Var(&o.legitRate, "legit-rate", 20, "flood-sessions: legitimate sign-ins per second")
 	peerFlags(fs, &o)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: fedasbench [-scenario initial|local|federated|par|reach|flood-sessions|flood-passwords] [-c N] [-n N] [-d DURATION] [-redis URL] [-bcrypt-cost N] [-json] [-cpuprofile FILE] [-reach-poll native|uq] [-attack-rate N] [-legit-rate N]")
+		fmt.Fprintln(stderr, "usage: fedasbench [-scenario initial|local|federated|par|token|reach|flood-sessions|flood-passwords] [-c N] [-n N] [-d DURATION] [-redis URL] [-bcrypt-cost N] [-json] [-cpuprofile FILE] [-reach-poll native|uq] [-attack-rate N] [-legit-rate N] [-auth METHOD] [-token-openid=BOOL] [-peer LIST]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
