@@ -91,8 +91,11 @@ type peerResult struct {
 	// CPUPerFlowUS is this process's CPU (driver, and an in-process peer)
 	// plus a child peer's, per flow.
 	CPUPerFlowUS float64 `json:"cpu_per_flow_us"`
-	// Ratio is fedas's flows/s divided by the peer's.
-	Ratio float64 `json:"ratio"`
+	// Ratio is fedas's flows/s divided by the peer's; CPURatio fedas's
+	// CPU per flow divided by the peer's (both with the driver's: on a
+	// machine shared with other work, the steadier of the two).
+	Ratio    float64 `json:"ratio"`
+	CPURatio float64 `json:"cpu_ratio"`
 	Note  string  `json:"note"`
 }
 
@@ -141,6 +144,9 @@ func runPeers(ctx context.Context, e *env, fedas *result) ([]peerResult, error) 
 		}
 		if pr.FlowsPerS > 0 {
 			pr.Ratio = fedas.FlowsPerS / pr.FlowsPerS
+		}
+		if pr.CPUPerFlowUS > 0 {
+			pr.CPURatio = fedas.CPUPerFlowUS / pr.CPUPerFlowUS
 		}
 		out = append(out, *pr)
 	}
@@ -311,7 +317,7 @@ func (r *result) writePeerText(w io.Writer) {
 	}
 	row("fedas", "", r.FlowsPerS, r.LatencyMS, r.CPUPerFlowUS, r.Failures, "")
 	for _, p := range r.Peers {
-		row(p.Name, p.Version, p.FlowsPerS, p.LatencyMS, p.CPUPerFlowUS, p.Failures, fmt.Sprintf("fedas/peer %.2f", p.Ratio))
+		row(p.Name, p.Version, p.FlowsPerS, p.LatencyMS, p.CPUPerFlowUS, p.Failures, fmt.Sprintf("fedas/peer %.2f (cpu/flow %.2f)", p.Ratio, p.CPURatio))
 	}
 	for _, p := range r.Peers {
 		if p.Note != "" {
