@@ -310,7 +310,11 @@ func (r *result) writePeerText(w io.Writer) {
 	if len(r.Peers) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "peers       the same load (c=%d, n=%d, d=%s, %s), one after the other:\n", r.Concurrency, r.MaxFlows, r.MaxDuration, r.Auth)
+	store := ""
+	if r.Store != "memory" {
+		store = "; fedas on " + r.Store + ", every peer in memory"
+	}
+	fmt.Fprintf(w, "peers       the same load (c=%d, n=%d, d=%s, %s%s), one after the other:\n", r.Concurrency, r.MaxFlows, r.MaxDuration, r.Auth, store)
 	row := func(name, version string, fps float64, l latency, cpu float64, fails int, ratio string) {
 		fmt.Fprintf(w, "  %-14s %-36s %9.1f flows/s  p50 %-9s p99 %-9s cpu %6.0f µs/flow  %d failed  %s\n",
 			name, version, fps, ms(l.P50), ms(l.P99), cpu, fails, ratio)
