@@ -96,7 +96,7 @@ type peerResult struct {
 	// machine shared with other work, the steadier of the two).
 	Ratio    float64 `json:"ratio"`
 	CPURatio float64 `json:"cpu_ratio"`
-	Note  string  `json:"note"`
+	Note     string  `json:"note"`
 }
 
 func peerFlags(fs *flag.FlagSet, o *options) {
