@@ -108,8 +108,7 @@ func startOIDCProviderPeer(ctx context.Context, ps *peerSetup) (*peerServer, err
 	cmd := exec.Command("node", script)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "NODE_ENV=production", "FEDASBENCH_PEER_CONFIG="+string(cfg))
-	// Should fedasbench die without stopping it, the kernel ends node too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	dieWithParent(cmd)
 	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	if os.Getenv("FEDASBENCH_PEER_DEBUG") != "" {
