@@ -4,10 +4,11 @@
 // workers, then reports throughput, per-flow latency, failures by error
 // code, connection reuse and process CPU per flow.
 //
-//	fedasbench [-scenario initial|local|local-password|federated|three-hop|app2app|par|refresh|wallet|reach|flood-sessions|flood-passwords]
+//	fedasbench [-scenario initial|local|local-password|federated|three-hop|app2app|par|token|refresh|wallet|reach|flood-sessions|flood-passwords]
 //	           [-c 8] [-n 2000] [-d 10s]
 //	           [-redis redis://127.0.0.1:6379/0|self] [-bcrypt-cost 4] [-json] [-cpuprofile FILE]
 //	           [-rate R] [-quiet] [-no-cpu-split] [-attack-rate N] [-legit-rate N]
+//	           [-auth client_secret_basic|private_key_jwt] [-token-openid=false] [-peer echo,fosite,oidc-provider]
 //
 // Scenarios:
 //
@@ -33,7 +34,9 @@
 //	           the deep link at /native/app/complete, the device posts the
 //	           native_callback_uri's code to AS1's response_uri and redeems
 //	           AS1's code
-//	par        the PAR endpoint with a client_secret_basic client
+//	par        the PAR endpoint with a confidential client (-auth, auth.go)
+//	token      the token endpoint alone (token.go): one authorization_code
+//	           grant per flow, codes minted before the window
 //	refresh    one refresh_token grant rotating the worker's refresh token
 //	           (each worker signed in once with offline_access at set-up)
 //	wallet     a cross-device credential presentation (OpenID4VP): the
@@ -76,6 +79,9 @@
 // Xeon); -bcrypt-cost 10 measures with a real cost (~80 ms per check).
 // Without -redis, state lives in fedas's memory backend; with it, in an
 // already running Redis under a fresh key prefix that is deleted at the end.
+//
+// -peer runs the same par or token load against other servers right
+// after fedas's run and reports fedas/peer ratios (peer.go).
 //
 // The exit status is 1 when any flow failed. fedasbench is never run by
 // `go test` beyond a tiny smoke test.
@@ -141,7 +147,7 @@ const (
 	parRedirect   = "https://partner.example/cb"
 )
 
-var scenarios = []string{"initial", "local", "local-password", "federated", "three-hop", "app2app", "par", "refresh", "wallet", "reach"}
+var scenarios = []string{"initial", "local", "local-password", "federated", "three-hop", "app2app", "par", "token", "refresh", "wallet", "reach"}
 
 func main() {
 	// The first interrupt stops new flows (those in flight finish and the
@@ -199,6 +205,12 @@ type options struct {
 	attackRate float64
 	legitRate  float64
 	bcryptSet  bool
+
+	// The par and token scenarios' client authentication and peers
+	// (auth.go, token.go, peer.go).
+	auth        string
+	tokenOpenID bool
+	peers       []string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -221,8 +233,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.reachPoll, "reach-poll", "native", "reach scenario: the waiting poll measured, native (GET /native/reach/{id}, Prefer: wait) or uq (GET /uq/questions_polling, Client-Timeout)")
 	fs.Float64Var(&o.attackRate, "attack-rate", 0, "flood-* scenarios: attack requests per second (default 2000 for flood-sessions, 200 for flood-passwords)")
 	fs.Float64Var(&o.legitRate, "legit-rate", 20, "flood-sessions: legitimate sign-ins per second")
+	peerFlags(fs, &o)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: fedasbench [-scenario initial|local|local-password|federated|three-hop|app2app|par|refresh|wallet|reach|flood-sessions|flood-passwords] [-c N] [-n N] [-d DURATION] [-redis URL|self] [-bcrypt-cost N] [-json] [-cpuprofile FILE] [-rate R] [-quiet] [-no-cpu-split] [-reach-poll native|uq] [-attack-rate N] [-legit-rate N]")
+		fmt.Fprintln(stderr, "usage: fedasbench [-scenario initial|local|local-password|federated|three-hop|app2app|par|token|refresh|wallet|reach|flood-sessions|flood-passwords] [-c N] [-n N] [-d DURATION] [-redis URL|self] [-bcrypt-cost N] [-json] [-cpuprofile FILE] [-rate R] [-quiet] [-no-cpu-split] [-reach-poll native|uq] [-attack-rate N] [-legit-rate N] [-auth METHOD] [-token-openid=BOOL] [-peer LIST]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -247,6 +260,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errReachFlows
 	case o.reachPoll != "native" && o.reachPoll != "uq":
 		return o, errors.New("-reach-poll must be native or uq")
+	case checkPeerFlags(o) != nil:
+		return o, checkPeerFlags(o)
 	case o.duration <= 0 || o.duration > 24*time.Hour:
 		return o, errors.New("-d must be in (0, 24h]")
 	case o.bcryptCost < bcrypt.MinCost || o.bcryptCost > 16:
@@ -370,6 +385,12 @@ type result struct {
 	Flood *floodStats `json:"flood,omitempty"`
 	// Reach is the reach scenario's report (reach.go).
 	Reach *reachStats `json:"reach,omitempty"`
+	// Auth is the par and token scenarios' client authentication; Token
+	// the token scenario's report (token.go); Peers the same load against
+	// other servers (-peer, peer.go).
+	Auth  string       `json:"client_auth,omitempty"`
+	Token *tokenStats  `json:"token,omitempty"`
+	Peers []peerResult `json:"peers,omitempty"`
 
 	// Tree is the source the binary was built from; Machine where it ran.
 	Tree    string  `json:"tree"`
@@ -466,6 +487,7 @@ func (r *result) writeText(w io.Writer) {
 	if r.Reach != nil {
 		r.Reach.writeText(w)
 	}
+	r.writePeerText(w)
 	if r.Failures == 0 {
 		fmt.Fprintln(w, "failures    none")
 		return
@@ -532,7 +554,8 @@ type env struct {
 	rt       rtCounter          // Redis round trips of every store
 	users    []string           // one per worker
 	reach    *reachEnv          // the reach scenario (reach.go)
-	secret   string             // the PAR client's secret
+	creds    *clientCreds       // the par and token scenarios' client (auth.go)
+	tok      *tokenEnv          // the token scenario (token.go)
 	steps    *stepSet           // per-step latency (measure.go)
 	cleanups []func()
 }
@@ -670,7 +693,7 @@ func setup(ctx context.Context, o options) (*env, error) {
 	for i := range e.users {
 		e.users[i] = fmt.Sprintf("bench-%d", i)
 	}
-	needUsers := o.scenario == "local" || o.scenario == "federated" || o.scenario == "reach" || isFlood(o.scenario)
+	needUsers := o.scenario == "local" || o.scenario == "token" || o.scenario == "federated" || o.scenario == "reach" || isFlood(o.scenario)
 	var users []config.User
 	if needUsers {
 		h, err := bcrypt.GenerateFromPassword([]byte(benchPassword), o.bcryptCost)
@@ -693,13 +716,16 @@ func setup(ctx context.Context, o options) (*env, error) {
 	case "flood-sessions", "flood-passwords":
 		e.as1, err = e.start(ctx, "as1", func(c *config.Config) { c.Users = users; floodConfig(o)(c) }, nil)
 	case "par":
-		e.secret = randHex(32)
+		if e.creds, err = newClientCreds(o.auth, parClientID); err != nil {
+			return nil, err
+		}
 		e.as1, err = e.start(ctx, "as1", func(c *config.Config) {
-			c.Clients = append(c.Clients, config.Client{ID: parClientID, Name: "fedasbench PAR client",
-				TokenEndpointAuthMethod: "client_secret_basic", SecretSHA256: config.SecretDigest(e.secret),
+			c.Clients = append(c.Clients, e.creds.fedasClient(config.Client{Name: "fedasbench PAR client",
 				Scopes: []string{"openid", "profile", "email"}, GrantTypes: []string{"authorization_code"},
-				RedirectURIs: []string{parRedirect}})
+				RedirectURIs: []string{parRedirect}}))
 		}, nil)
+	case "token":
+		err = e.startToken(ctx, users)
 	case "federated":
 		err = e.startFederation(ctx, users)
 	case "reach":
@@ -1019,6 +1045,8 @@ func (w *worker) flow(ctx context.Context) error {
 		return w.refreshFlow(ctx)
 	case "wallet":
 		return w.walletFlow(ctx)
+	case "token":
+		return w.token(ctx)
 	}
 	return w.signIn(ctx) // federated, local-password
 }
@@ -1053,28 +1081,14 @@ func (w *worker) signIn(ctx context.Context) error {
 }
 
 func (w *worker) par(ctx context.Context) error {
-	pk := sdk.NewPKCE()
-	form := url.Values{"response_type": {"code"}, "client_id": {parClientID}, "redirect_uri": {parRedirect},
-		"scope": {benchScope}, "state": {pk.Verifier[:16]}, "code_challenge": {pk.Challenge}, "code_challenge_method": {"S256"}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.e.meta.PAREndpoint, strings.NewReader(form.Encode()))
-	if err != nil {
-		return w.fail("as1 par", err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(url.QueryEscape(parClientID), url.QueryEscape(w.e.secret))
-	resp, err := w.e.hc.Do(req)
-	if err != nil {
-		return w.fail("as1 par", err)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
+	status, body, err := w.e.creds.postForm(ctx, w.e.hc, w.e.meta.PAREndpoint, w.e.meta.Issuer, parForm(parClientID))
 	if err != nil {
 		return w.fail("as1 par", err)
 	}
 	var r sdk.Response
 	_ = json.Unmarshal(body, &r)
-	r.Status, r.From = resp.StatusCode, w.e.meta.PAREndpoint
-	if resp.StatusCode != http.StatusCreated || !strings.HasPrefix(r.RequestURI, "urn:ietf:params:oauth:request_uri:") {
+	r.Status, r.From = status, w.e.meta.PAREndpoint
+	if status != http.StatusCreated || !strings.HasPrefix(r.RequestURI, "urn:ietf:params:oauth:request_uri:") {
 		return w.fail("as1 par", &sdk.Err{Response: r})
 	}
 	return nil
@@ -1152,6 +1166,11 @@ func bench(ctx context.Context, o options) (*result, error) {
 	}
 	if o.scenario == "reach" {
 		if err := setUpReachWorkers(ctx, o, workers); err != nil {
+			return nil, err
+		}
+	}
+	if o.scenario == "token" {
+		if err := e.mintFedasCodes(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -1270,6 +1289,8 @@ func bench(ctx context.Context, o options) (*result, error) {
 		if o.bcryptCost == bcrypt.MinCost {
 			res.UsersNote += " (bcrypt.MinCost, a fast hash so that bcrypt does not dominate; -bcrypt-cost 10 for a real cost)"
 		}
+	case "par", "token":
+		e.authReport(res)
 	default:
 		res.UsersNote = "none: this scenario checks no password"
 	}
@@ -1313,6 +1334,11 @@ func bench(ctx context.Context, o options) (*result, error) {
 		res.Redis.RoundTripsPerStep, res.Redis.RoundTripsPerStepNote = e.tapRoundTrips(hard, workers[0])
 		if err := e.sessionMemory(hard, workers[0], res.Redis); err != nil {
 			res.Redis.SessionMemoryError = err.Error()
+		}
+	}
+	if len(o.peers) > 0 {
+		if res.Peers, err = runPeers(ctx, e, res); err != nil {
+			return nil, err
 		}
 	}
 	return res, nil

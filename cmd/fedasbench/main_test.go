@@ -196,9 +196,9 @@ func TestFloodSmoke(t *testing.T) {
 	}
 }
 
-// runJSON runs fedasbench with args and decodes its -json report; the
+// runQuietJSON runs fedasbench -quiet with args and decodes its -json report; the
 // run must not fail.
-func runJSON(t testing.TB, args ...string) result {
+func runQuietJSON(t testing.TB, args ...string) result {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	if _, err := run(context.Background(), append(args, "-json", "-quiet"), &out, &errOut); err != nil {
@@ -253,7 +253,7 @@ func TestMeasures(t *testing.T) {
 			if extra != nil { // and -cpuprofile: the window's profile goes to the file as well
 				extra = append(slices.Clone(extra), "-cpuprofile", prof)
 			}
-			got := runJSON(t, append([]string{"-scenario", tc.scenario, "-c", "2", "-n", "6", "-d", "10s"}, extra...)...)
+			got := runQuietJSON(t, append([]string{"-scenario", tc.scenario, "-c", "2", "-n", "6", "-d", "10s"}, extra...)...)
 			if extra != nil {
 				f, err := os.Open(prof)
 				if err != nil {
@@ -348,7 +348,7 @@ func waitNoServerConns(t testing.TB) {
 // started, measures the Redis memory of live auth sessions and the round
 // trips of each step, and the redis-server is gone afterwards.
 func TestSelfRedis(t *testing.T) {
-	got := runJSON(t, "-scenario", "federated", "-c", "2", "-n", "6", "-d", "10s", "-redis", "self")
+	got := runQuietJSON(t, "-scenario", "federated", "-c", "2", "-n", "6", "-d", "10s", "-redis", "self")
 	rs := got.Redis
 	if rs == nil {
 		t.Fatal("no redis report")

@@ -1,0 +1,9 @@
+//go:build !linux
+
+package main
+
+import "os/exec"
+
+// dieWithParent is Linux's PR_SET_PDEATHSIG; elsewhere the child is
+// stopped by the peer's stop function only.
+func dieWithParent(*exec.Cmd) {}
