@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 	"time"
 )
@@ -83,7 +84,7 @@ func runSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.SetOutput(stderr)
 	redisURL := fs.String("redis", "self", `Redis for the Redis rows: a URL, "self" (start a redis-server), or "" (memory only)`)
 	quick := fs.Bool("quick", false, "tiny runs (a smoke test of the suite, not a measurement)")
-	only := fs.String("only", "", "run only the entries whose label contains this")
+	only := fs.String("only", "", "run only the entries whose label contains one of these comma-separated texts")
 	jsonFile := fs.String("json", "", "write every run's full result to this file")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: fedasbench suite [-redis URL|self|\"\"] [-quick] [-only TEXT] [-json FILE]")
@@ -97,7 +98,7 @@ func runSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	var out []suiteResult
 	for _, en := range suiteEntries(*quick) {
-		if *only != "" && !strings.Contains(en.Label, *only) {
+		if !selected(en.Label, *only) {
 			continue
 		}
 		stores := []string{""}
@@ -112,7 +113,9 @@ func runSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				name = "redis"
 			}
 			if *quick {
-				a = append(a, "-quiet")
+				// A smoke run installs nothing: the oidc-provider peer
+				// (npm) stays for the real suite.
+				a = append(withoutPeer(a, "oidc-provider"), "-quiet")
 			}
 			fmt.Fprintf(stderr, "suite: %s on %s: fedasbench %s\n", en.Label, name, strings.Join(a, " "))
 			t := time.Now()
@@ -149,23 +152,110 @@ func runSuite(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// writeSuiteMarkdown renders the suite as the tables BENCHMARKS.md quotes.
+// writeSuiteMarkdown renders the suite as the tables BENCHMARKS.md quotes:
+// every run, then the peers, then the Redis specifics.
 func writeSuiteMarkdown(w io.Writer, rs []suiteResult) {
-	fmt.Fprintln(w, "| scenario | store | c | flows/s | p50 | p99 | failures | CPU/flow (process) | Redis RT/flow | Redis cmds/flow |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| scenario | store | c | flows/s | p50 | p99 | failures | CPU/flow, process | servers excl. hash | hash | driver | allocs/flow | RSS start → end |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rs {
 		if r.Result == nil {
-			fmt.Fprintf(w, "| %s | %s | | error: %s | | | | | | |\n", r.Label, r.Store, oneLine(r.Error))
+			fmt.Fprintf(w, "| %s | %s | | error: %s | | | | | | | | | |\n", r.Label, r.Store, oneLine(r.Error))
 			continue
 		}
 		x := r.Result
-		rt, cmds := "", ""
-		if x.Redis != nil {
-			rt, cmds = fmt.Sprintf("%.1f", x.Redis.RoundTripsPerFlow), fmt.Sprintf("%.1f", x.Redis.CommandsPerFlow)
-		}
-		fmt.Fprintf(w, "| %s | %s | %d | %.0f | %s | %s | %d | %.0f µs | %s | %s |\n", r.Label, r.Store, x.Concurrency,
-			x.FlowsPerS, ms(x.LatencyMS.P50), ms(x.LatencyMS.P99), x.Failures, x.CPUPerFlowUS, rt, cmds)
+		fmt.Fprintf(w, "| %s | %s | %d | %.0f | %s | %s | %d | %s | %s | %s | %s | %.0f | %.0f → %.0f MB |\n", r.Label, r.Store, x.Concurrency,
+			x.FlowsPerS, ms(x.LatencyMS.P50), ms(x.LatencyMS.P99), x.Failures, us(&x.CPUPerFlowUS),
+			us(x.ServerCPUExclHashUS), us(x.HashCPUPerFlowUS), us(x.DriverCPUPerFlowUS), x.AllocsPerFlow, x.RSSStartMB, x.RSSEndMB)
 	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| scenario | store | peer | peer flows/s | peer p99 | fedas/peer flows/s | fedas/peer CPU per flow |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
+	for _, r := range rs {
+		if r.Result == nil {
+			continue
+		}
+		for _, p := range r.Result.Peers {
+			fmt.Fprintf(w, "| %s | %s | %s %s | %.0f | %s | %.2f | %.2f |\n", r.Label, r.Store, p.Name, p.Version, p.FlowsPerS, ms(p.LatencyMS.P99), p.Ratio, p.CPURatio)
+		}
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| scenario | Redis round trips/flow | commands/flow | redis-server CPU/flow | bytes in / out per flow | round trips per request, by step |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|")
+	for _, r := range rs {
+		if r.Result == nil || r.Result.Redis == nil {
+			continue
+		}
+		x := r.Result.Redis
+		fmt.Fprintf(w, "| %s | %.1f | %.1f | %s | %.0f / %.0f | %s |\n", r.Label, x.RoundTripsPerFlow, x.CommandsPerFlow, us(&x.CPUPerFlowUS), x.NetInPerFlow, x.NetOutPerFlow, stepsText(x.RoundTripsPerStep))
+	}
+	for _, r := range rs {
+		if r.Result != nil && r.Result.Redis != nil && r.Result.Redis.AuthSessions > 0 {
+			x := r.Result.Redis
+			fmt.Fprintf(w, "\nA live auth_session on Redis (%s run, %d sessions): %.0f B (MEMORY USAGE of its keys), used_memory +%.0f B per session.\n",
+				r.Label, x.AuthSessions, x.BytesPerAuthSession, x.UsedMemoryDeltaPerAuthSession)
+			break
+		}
+	}
+}
+
+func us(v *float64) string {
+	if v == nil {
+		return ""
+	}
+	if *v >= 1000 {
+		return fmt.Sprintf("%.2f ms", *v/1000)
+	}
+	return fmt.Sprintf("%.0f µs", *v)
+}
+
+func stepsText(m map[string]float64) string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	parts := make([]string, 0, len(names))
+	for _, n := range names {
+		parts = append(parts, fmt.Sprintf("%s %.1f", n, m[n]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// selected reports whether label contains one of only's comma-separated
+// texts (every label when only is empty).
+func selected(label, only string) bool {
+	if only == "" {
+		return true
+	}
+	for _, o := range strings.Split(only, ",") {
+		if o != "" && strings.Contains(label, o) {
+			return true
+		}
+	}
+	return false
+}
+
+// withoutPeer drops name from a -peer list in args (and the flag when the
+// list is left empty).
+func withoutPeer(args []string, name string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		if args[i] != "-peer" || i+1 == len(args) {
+			out = append(out, args[i])
+			continue
+		}
+		var keep []string
+		for _, p := range strings.Split(args[i+1], ",") {
+			if p != name {
+				keep = append(keep, p)
+			}
+		}
+		if len(keep) > 0 {
+			out = append(out, "-peer", strings.Join(keep, ","))
+		}
+		i++
+	}
+	return out
 }
 
 func oneLine(s string) string {
