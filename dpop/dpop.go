@@ -19,6 +19,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/fedas/fedas/internal/compactjws"
 	"github.com/fedas/fedas/internal/jsonexact"
 )
 
@@ -174,8 +175,18 @@ func sameURI(a, b string) bool {
 // Key is a client's DPoP key, for the SDK and tests.
 type Key struct {
 	signer jose.Signer
+	fast   *compactjws.Signer // ES256 and EdDSA; signer otherwise
 	alg    jose.SignatureAlgorithm
 	JKT    string
+}
+
+// proofClaims are a proof's claims (RFC 9449 §4.2).
+type proofClaims struct {
+	JTI string `json:"jti"`
+	HTM string `json:"htm"`
+	HTU string `json:"htu"`
+	IAT int64  `json:"iat"`
+	ATH string `json:"ath,omitempty"`
 }
 
 // Alg is the key's proof algorithm.
@@ -185,16 +196,29 @@ func (k *Key) Alg() jose.SignatureAlgorithm { return k.alg }
 func NewKey(private any, alg jose.SignatureAlgorithm) (*Key, error) {
 	jwk := jose.JSONWebKey{Key: private}
 	pub := jwk.Public()
-	opts := (&jose.SignerOptions{EmbedJWK: false}).WithType("dpop+jwt").WithHeader("jwk", pub)
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: private}, opts)
-	if err != nil {
-		return nil, err
+	k := &Key{alg: alg}
+	if compactjws.Supported(private, alg) {
+		// The header (typ, jwk) is the same for every proof: encoded once
+		// (internal/compactjws; issue 13 profile).
+		s, err := compactjws.New(private, alg, map[string]any{"typ": "dpop+jwt", "jwk": pub})
+		if err != nil {
+			return nil, err
+		}
+		k.fast = s
+	} else {
+		opts := (&jose.SignerOptions{EmbedJWK: false}).WithType("dpop+jwt").WithHeader("jwk", pub)
+		s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: private}, opts)
+		if err != nil {
+			return nil, err
+		}
+		k.signer = s
 	}
 	tp, err := pub.Thumbprint(crypto.SHA256)
 	if err != nil {
 		return nil, err
 	}
-	return &Key{signer: s, alg: alg, JKT: base64.RawURLEncoding.EncodeToString(tp)}, nil
+	k.JKT = base64.RawURLEncoding.EncodeToString(tp)
+	return k, nil
 }
 
 // Proof makes a fresh proof for one request (RFC 9449 §4.2).
@@ -205,18 +229,21 @@ func (k *Key) Proof(method, htu, accessToken string) (string, error) {
 // ProofAt is Proof with iat = now (RFC 9449 §4.2): for clients whose
 // clock is not the system's (tests driving a server on a fake clock).
 func (k *Key) ProofAt(method, htu, accessToken string, now time.Time) (string, error) {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
 		return "", err
 	}
-	c := map[string]any{"jti": base64.RawURLEncoding.EncodeToString(b), "htm": method, "htu": htu, "iat": now.Unix()}
+	c := proofClaims{JTI: base64.RawURLEncoding.EncodeToString(b[:]), HTM: method, HTU: htu, IAT: now.Unix()}
 	if accessToken != "" {
 		sum := sha256.Sum256([]byte(accessToken))
-		c["ath"] = base64.RawURLEncoding.EncodeToString(sum[:])
+		c.ATH = base64.RawURLEncoding.EncodeToString(sum[:])
 	}
 	payload, err := json.Marshal(c)
 	if err != nil {
 		return "", err
+	}
+	if k.fast != nil {
+		return k.fast.Sign(payload)
 	}
 	jws, err := k.signer.Sign(payload)
 	if err != nil {

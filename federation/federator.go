@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -138,7 +139,23 @@ type downstream struct {
 	http  *http.Client
 	algs  []jose.SignatureAlgorithm
 	scope map[string]string
+
+	// clients are the PAR/token clients built for this downstream, by
+	// the endpoints of its metadata and the hop's shape (Federator.client).
+	mu      sync.RWMutex
+	clients map[clientKey]*par.Client
 }
+
+// clientKey is what a par.Client is built from besides the downstream's
+// fixed configuration.
+type clientKey struct {
+	parURL, tokenURL, redirectURI string
+	dpop                          bool
+}
+
+// maxClients bounds a downstream's cached clients: metadata whose
+// endpoints keep changing must not grow the cache without end.
+const maxClients = 8
 
 // Federator routes users to downstreams and runs hops: it pushes the
 // request to the downstream's PAR endpoint (RFC 9126) with our client
@@ -503,11 +520,22 @@ func random(n int) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// client builds the PAR/token client of one call. redirectURI is the
+// client returns the PAR/token client of one call. redirectURI is the
 // hop's (empty for native hops): par sends it in the PAR and, identically,
-// at the token endpoint (RFC 6749 §4.1.3).
+// at the token endpoint (RFC 6749 §4.1.3). Clients are kept per
+// downstream, by the metadata endpoints they post to and the hop's shape
+// (par.New validates its URLs and copies the HTTP client: twice a
+// federated flow otherwise; issue 13 profile); a metadata refresh that
+// moves an endpoint gets a new one.
 func (f *Federator) client(ds *downstream, meta Metadata, redirectURI string, key *dpop.Key) *par.Client {
-	return par.New(par.Options{
+	k := clientKey{parURL: meta.PAREndpoint, tokenURL: meta.TokenEndpoint, redirectURI: redirectURI, dpop: key != nil}
+	ds.mu.RLock()
+	c := ds.clients[k]
+	ds.mu.RUnlock()
+	if c != nil {
+		return c
+	}
+	c = par.New(par.Options{
 		Issuer:        ds.cfg.Issuer,
 		PAREndpoint:   meta.PAREndpoint,
 		TokenEndpoint: meta.TokenEndpoint,
@@ -518,6 +546,13 @@ func (f *Federator) client(ds *downstream, meta Metadata, redirectURI string, ke
 		Logger:        f.log.Named("par"),
 		DPoP:          key,
 	})
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	if ds.clients == nil || len(ds.clients) >= maxClients {
+		ds.clients = make(map[clientKey]*par.Client, 2)
+	}
+	ds.clients[k] = c
+	return c
 }
 
 // Begin starts a hop to downstream id: it resolves the downstream's

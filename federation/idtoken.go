@@ -213,18 +213,23 @@ func VerifyIDToken(ctx context.Context, raw string, p IDTokenParams) (IDClaims, 
 	var (
 		std jwt.Claims
 		ext idExtra
-		all map[string]any
 	)
 	// Claim names are case-sensitive (RFC 7519 §4): encoding/json would
-	// read "Iss" as iss (SECURITY-RESULTS.md FZ).
-	if err := jsonexact.Unmarshal(payload, &std); err != nil {
+	// read "Iss" as iss (SECURITY-RESULTS.md FZ). The payload is split into
+	// its members once; the registered claims, the OIDC claims and the rest
+	// are read from that one split.
+	members, err := jsonexact.Members(payload)
+	if err != nil {
+		return IDClaims{}, invalid("malformed", "claims are not a JSON object", err)
+	}
+	if err := jsonexact.Fill(members, &std); err != nil {
 		return IDClaims{}, invalid("malformed", "registered claims", err)
 	}
-	if err := jsonexact.Unmarshal(payload, &ext); err != nil {
+	if err := jsonexact.Fill(members, &ext); err != nil {
 		return IDClaims{}, invalid("malformed", "OIDC claims", err)
 	}
-	if err := json.Unmarshal(payload, &all); err != nil || all == nil {
-		return IDClaims{}, invalid("malformed", "claims are not a JSON object", err)
+	if members == nil {
+		return IDClaims{}, invalid("malformed", "claims are not a JSON object", nil)
 	}
 
 	t := now()
@@ -255,8 +260,16 @@ func VerifyIDToken(ctx context.Context, raw string, p IDTokenParams) (IDClaims, 
 		return IDClaims{}, invalid("nonce", "nonce missing or different", nil)
 	}
 
-	for _, c := range mappedClaims {
-		delete(all, c)
+	all := make(map[string]any, len(members))
+	for name, raw := range members {
+		if slices.Contains(mappedClaims, name) {
+			continue
+		}
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return IDClaims{}, invalid("malformed", "claim value", err)
+		}
+		all[name] = v
 	}
 	var authTime time.Time
 	if ext.AuthTime != nil {

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/fedas/fedas/internal/compactjws"
 )
 
 // ClientAssertionType is the client_assertion_type value for JWT client
@@ -66,7 +68,7 @@ type PrivateKeyJWT struct {
 	// clamped to it.
 	Lifetime time.Duration
 
-	signer jose.Signer
+	signer signFunc
 	now    func() time.Time // tests only
 }
 
@@ -96,7 +98,10 @@ func NewPrivateKeyJWT(clientID string, key jose.JSONWebKey) (*PrivateKeyJWT, err
 	return &PrivateKeyJWT{ClientID: clientID, Key: key, Lifetime: MaxAssertionLifetime, signer: signer}, nil
 }
 
-func newAssertionSigner(key jose.JSONWebKey) (jose.Signer, error) {
+// signFunc returns the compact JWS of a payload.
+type signFunc func(payload []byte) (string, error)
+
+func newAssertionSigner(key jose.JSONWebKey) (signFunc, error) {
 	alg := jose.SignatureAlgorithm(key.Algorithm)
 	if !allowedAlgs[alg] {
 		return nil, fmt.Errorf("par: private_key_jwt: algorithm %q not allowed (want ES256, PS256 or EdDSA)", key.Algorithm)
@@ -131,13 +136,28 @@ func newAssertionSigner(key jose.JSONWebKey) (jose.Signer, error) {
 	default:
 		return nil, fmt.Errorf("par: private_key_jwt: unsupported key type %T", key.Key)
 	}
+	if compactjws.Supported(key.Key, alg) {
+		// ES256 and EdDSA: the header {"alg","kid"} is encoded once, not
+		// on every assertion (internal/compactjws; issue 13 profile).
+		s, err := compactjws.New(key.Key, alg, map[string]any{"kid": key.KeyID})
+		if err != nil {
+			return nil, fmt.Errorf("par: private_key_jwt: %w", err)
+		}
+		return s.Sign, nil
+	}
 	// Passing the JSONWebKey (not the raw key) makes go-jose put its kid in
 	// the protected header.
 	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("par: private_key_jwt: %w", err)
 	}
-	return s, nil
+	return func(payload []byte) (string, error) {
+		jws, err := s.Sign(payload)
+		if err != nil {
+			return "", err
+		}
+		return jws.CompactSerialize()
+	}, nil
 }
 
 func (p *PrivateKeyJWT) clientID() string { return p.ClientID }
@@ -188,7 +208,7 @@ func (p *PrivateKeyJWT) Apply(_ *http.Request, form url.Values, audience string)
 	return nil
 }
 
-func (p *PrivateKeyJWT) sign(signer jose.Signer, audience string) (string, error) {
+func (p *PrivateKeyJWT) sign(signer signFunc, audience string) (string, error) {
 	life := p.Lifetime
 	if life <= 0 || life > MaxAssertionLifetime {
 		life = MaxAssertionLifetime
@@ -215,11 +235,11 @@ func (p *PrivateKeyJWT) sign(signer jose.Signer, audience string) (string, error
 	if err != nil {
 		return "", fmt.Errorf("par: private_key_jwt: %w", err)
 	}
-	jws, err := signer.Sign(payload)
+	tok, err := signer(payload)
 	if err != nil {
 		return "", fmt.Errorf("par: private_key_jwt: sign: %w", err)
 	}
-	return jws.CompactSerialize()
+	return tok, nil
 }
 
 // ClientSecretBasic is the client_secret_basic method (RFC 6749 §2.3.1):

@@ -256,6 +256,14 @@ func New(o Options) *Client {
 	if o.HTTPClient != nil {
 		hc := *o.HTTPClient
 		hc.CheckRedirect = noRedirect
+		if hc.Timeout > 0 {
+			// post bounds each exchange, body read included, by a context
+			// deadline of c.timeout; the Client's own Timeout would arm a
+			// second timer and context per request (net/http
+			// setRequestCancel). The shorter of the two is kept.
+			c.timeout = min(c.timeout, hc.Timeout)
+			hc.Timeout = 0
+		}
 		c.hc = &hc
 	} else {
 		c.hc = &http.Client{Transport: NewTransport(), CheckRedirect: noRedirect}

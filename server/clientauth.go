@@ -13,6 +13,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/ory/fosite"
 
+	"github.com/fedas/fedas/internal/jsonexact"
 	"github.com/fedas/fedas/policy"
 )
 
@@ -81,14 +82,15 @@ func (s *Server) verifyClientAssertion(ctx context.Context, formID, assertion st
 		return bad("The client_assertion is not a compact JWS signed with ES256, PS256 or EdDSA.")
 	}
 	hdr := jws.Signatures[0].Protected
-	var claims map[string]any
-	dec := json.NewDecoder(bytes.NewReader(jws.UnsafePayloadWithoutVerification()))
-	dec.UseNumber()
-	if dec.Decode(&claims) != nil {
+	// Members keeps the claim names exactly as sent (RFC 7519 §4: they are
+	// case-sensitive); each claim is read from its raw value below, not
+	// through a map[string]any of the whole payload.
+	claims, err := jsonexact.Members(jws.UnsafePayloadWithoutVerification())
+	if err != nil {
 		return bad("The client_assertion claims are not a JSON object.")
 	}
-	iss, _ := claims["iss"].(string)
-	sub, _ := claims["sub"].(string)
+	iss := stringClaim(claims, "iss")
+	sub := stringClaim(claims, "sub")
 	id := formID
 	if id == "" {
 		id = sub
@@ -110,7 +112,7 @@ func (s *Server) verifyClientAssertion(ctx context.Context, formID, assertion st
 		return bad("The client_assertion signature does not verify with the client's registered keys.")
 	}
 	// The claims below are read from the payload whose signature verified.
-	if aud, ok := claims["aud"].(string); !ok || aud != s.cfg.Issuer {
+	if aud, ok := claims["aud"]; !ok || !isJSONString(aud) || stringClaim(claims, "aud") != s.cfg.Issuer {
 		return bad("The client_assertion aud must be our issuer identifier, as a single string.")
 	}
 	now := s.now()
@@ -126,7 +128,7 @@ func (s *Server) verifyClientAssertion(ctx context.Context, formID, assertion st
 			return bad("The client_assertion is not valid yet (" + k + ").")
 		}
 	}
-	jti, _ := claims["jti"].(string)
+	jti := stringClaim(claims, "jti")
 	if jti == "" {
 		return bad("The client_assertion needs a jti.")
 	}
@@ -166,19 +168,40 @@ func verifiesWithClientKey(jws *jose.JSONWebSignature, client *policy.Client, hd
 }
 
 // numericDate reads an RFC 7519 §2 NumericDate claim. ok is false for a
-// present claim that is not a number in range, or a required one absent.
-func numericDate(claims map[string]any, k string, required bool) (time.Time, bool) {
+// present claim that is not a number in range (a string, even of digits,
+// is not a number), or a required one absent.
+func numericDate(claims map[string]json.RawMessage, k string, required bool) (time.Time, bool) {
 	v, present := claims[k]
 	if !present {
 		return time.Time{}, !required
 	}
-	n, isNum := v.(json.Number)
-	if !isNum {
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 || (v[0] != '-' && (v[0] < '0' || v[0] > '9')) {
 		return time.Time{}, false
 	}
-	f, err := n.Float64()
+	f, err := json.Number(v).Float64()
 	if err != nil || math.IsNaN(f) || f < 0 || f > 253402300799 { // year 9999
 		return time.Time{}, false
 	}
 	return time.Unix(int64(f), 0), true
+}
+
+// isJSONString reports whether a raw claim value is a JSON string.
+func isJSONString(v json.RawMessage) bool {
+	v = bytes.TrimSpace(v)
+	return len(v) > 0 && v[0] == '"'
+}
+
+// stringClaim is claim k when it is a JSON string, else "" (absent, null,
+// a number, an array: never a usable iss, sub, aud or jti).
+func stringClaim(claims map[string]json.RawMessage, k string) string {
+	v, ok := claims[k]
+	if !ok || !isJSONString(v) {
+		return ""
+	}
+	var out string
+	if json.Unmarshal(v, &out) != nil {
+		return ""
+	}
+	return out
 }

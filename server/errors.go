@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -211,22 +212,66 @@ func (s *Server) writeError(c echo.Context, err error) error {
 	return writeJSON(c, pe.status, body)
 }
 
-func writeJSON(c echo.Context, status int, v any) error {
-	h := c.Response().Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
-	h.Set("Content-Type", "application/json")
-	h.Set("X-Content-Type-Options", "nosniff")
+// Header values every JSON answer carries (RFC 6749 §5.1, §5.2), one
+// slice each shared by all responses: Header.Set would allocate a new
+// one per header per response. Nothing modifies a header value in place;
+// Add on them appends past their capacity, into a new array.
+var (
+	hdrNoStore = []string{"no-store"}
+	hdrNoCache = []string{"no-cache"}
+	hdrJSON    = []string{"application/json"}
+	hdrNosniff = []string{"nosniff"}
+)
+
+// jsonBuf is a pooled response buffer with its encoder.
+type jsonBuf struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+var jsonBufs = sync.Pool{New: func() any {
+	b := new(jsonBuf)
+	b.enc = json.NewEncoder(&b.buf)
 	// No HTML escaping: federation_body is form encoding and must read
 	// as such (& not \u0026); the content type is JSON, never HTML.
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return err
+	b.enc.SetEscapeHTML(false)
+	return b
+}}
+
+// maxPooledJSON bounds the buffers kept for reuse, so that one large
+// answer does not pin its memory in the pool.
+const maxPooledJSON = 16 << 10
+
+func writeJSON(c echo.Context, status int, v any) error {
+	h := c.Response().Header()
+	h["Cache-Control"] = hdrNoStore
+	h["Pragma"] = hdrNoCache
+	h["Content-Type"] = hdrJSON
+	h["X-Content-Type-Options"] = hdrNosniff
+	jb := jsonBufs.Get().(*jsonBuf)
+	defer func() {
+		if jb.buf.Cap() <= maxPooledJSON {
+			jb.buf.Reset()
+			jsonBufs.Put(jb)
+		}
+	}()
+	var out []byte
+	if eb, ok := v.(errorBody); ok {
+		// Its MarshalJSON writes compact JSON already: the encoder would
+		// only copy and re-validate it.
+		b, err := eb.MarshalJSON()
+		if err != nil {
+			return err
+		}
+		out = b
+	} else {
+		if err := jb.enc.Encode(v); err != nil {
+			return err
+		}
+		out = bytes.TrimRight(jb.buf.Bytes(), "\n")
 	}
 	c.Response().WriteHeader(status)
-	_, err := c.Response().Write(bytes.TrimRight(buf.Bytes(), "\n"))
+	_, err := c.Response().Write(out)
 	return err
 }
 

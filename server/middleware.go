@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/fedas/fedas/events"
+	"github.com/fedas/fedas/policy"
 )
 
 // formParser reads a POST body strictly before any handler (or fosite)
@@ -248,15 +249,19 @@ func (s *Server) recoverer(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// deadline bounds each request's work (storage calls carry the context).
-// The request's own context (ended when the client goes away) is kept
-// under baseContextKey for the long polls, whose hold outlives the
-// deadline (holdContext).
+// deadline bounds each request's work (storage calls carry the context)
+// and pins the policy snapshot current when the request starts to its
+// context: the whole request, fosite's callbacks included, reads only it.
+// Both go into one request copy (Request.WithContext copies the request;
+// issue 13 profile). The request's own context (ended when the client
+// goes away, without the snapshot) is kept under baseContextKey for the
+// long polls, whose hold outlives the deadline (holdContext).
 func (s *Server) deadline(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		c.Set(baseContextKey, c.Request().Context())
 		ctx, cancel := context.WithTimeout(c.Request().Context(), s.deadlineD)
 		defer cancel()
+		ctx = policy.WithSnapshot(ctx, s.policy.Current())
 		c.SetRequest(c.Request().WithContext(ctx))
 		return next(c)
 	}

@@ -292,7 +292,7 @@ func (s *Server) routes() {
 	e.HTTPErrorHandler = s.echoError
 	e.IPExtractor = s.clientAddr // c.RealIP() is clientIP's decision too
 	e.Use(tracing.Middleware(s.tp, "public", PathHealth, PathReady))
-	e.Use(s.accessLog, s.recoverer, s.deadline, s.withPolicy)
+	e.Use(s.accessLog, s.recoverer, s.deadline) // deadline also pins the policy snapshot
 	form, limit := s.formParser, s.rateLimit
 	e.GET(PathMetadata, s.metadata)
 	// OIDC Discovery §4: we issue ID tokens, so the same document is
@@ -396,16 +396,6 @@ func snapshotOf(ctx context.Context, src *policy.Source) *policy.Snapshot {
 		return snap
 	}
 	return src.Current()
-}
-
-// withPolicy pins the snapshot current when a request starts to its
-// context: the whole request, fosite's callbacks included, reads only it.
-func (s *Server) withPolicy(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		ctx := policy.WithSnapshot(c.Request().Context(), s.policy.Current())
-		c.SetRequest(c.Request().WithContext(ctx))
-		return next(c)
-	}
 }
 
 // derivedKey derives a 32-byte purpose-bound key from the shared secret,

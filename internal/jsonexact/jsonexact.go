@@ -28,9 +28,29 @@ func Unmarshal(data []byte, v any) error {
 	if rv.Kind() != reflect.Pointer || rv.IsNil() || rv.Elem().Kind() != reflect.Struct {
 		return errors.New("jsonexact: v must be a non-nil pointer to a struct")
 	}
+	members, err := Members(data)
+	if err != nil {
+		return err
+	}
+	return fill(rv.Elem(), members)
+}
+
+// Members splits the JSON object data into its members, of duplicates the
+// last (as Unmarshal); JSON null gives a nil map, any other non-object an
+// error. With Fill, one document is parsed once for several structs.
+func Members(data []byte) (map[string]json.RawMessage, error) {
 	var members map[string]json.RawMessage
 	if err := json.Unmarshal(data, &members); err != nil {
-		return err
+		return nil, err
+	}
+	return members, nil
+}
+
+// Fill is Unmarshal on members already split by Members.
+func Fill(members map[string]json.RawMessage, v any) error {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() || rv.Elem().Kind() != reflect.Struct {
+		return errors.New("jsonexact: v must be a non-nil pointer to a struct")
 	}
 	return fill(rv.Elem(), members)
 }
