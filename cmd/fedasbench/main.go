@@ -190,6 +190,7 @@ type options struct {
 	bcryptCost  int
 	json        bool
 	cpuProfile  string
+	memProfile  string
 	rateLimits  bool
 
 	// Measurement (measure.go).
@@ -225,6 +226,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.bcryptCost, "bcrypt-cost", bcrypt.MinCost, "bcrypt cost of the generated users' password hashes")
 	fs.BoolVar(&o.json, "json", false, "machine-readable output (one JSON object)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured window (servers and driver) to this file")
+	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile at the end of the measured window (after a GC) to this file: what a soak retains")
 	fs.BoolVar(&o.rateLimits, "rate-limits", false, "keep the default rate limits and the live-session cap per address (off by default: every flow comes from 127.0.0.1 and would share one address's budget; always on in the flood-* scenarios, whose clients have addresses of their own)")
 
 	fs.Float64Var(&o.rate, "rate", 0, "open-loop cap: start at most this many flows per second across all workers (0: closed loop, each worker starts its next flow at once)")
@@ -1249,6 +1251,9 @@ func bench(ctx context.Context, o options) (*result, error) {
 	}
 	cs, err := prof.stop(o)
 	if err != nil {
+		return nil, err
+	}
+	if err := writeHeapProfile(o.memProfile); err != nil {
 		return nil, err
 	}
 	if cs != nil && split != nil {

@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"runtime/debug"
 	"runtime/pprof"
 	"slices"
@@ -576,6 +577,20 @@ func procStatus() (rss, hwm float64) {
 type rssSample struct {
 	AtS   float64 `json:"t_s"`
 	RSSMB float64 `json:"rss_mb"`
+	// HeapLiveMB is the heap the last GC found live (runtime/metrics
+	// /gc/heap/live:bytes): what the process retains, which RSS hides
+	// behind the runtime's own slack (freed spans not yet returned).
+	HeapLiveMB float64 `json:"heap_live_mb"`
+}
+
+// heapLiveMB reads /gc/heap/live:bytes (no GC forced).
+func heapLiveMB() float64 {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return float64(s[0].Value.Uint64()) / (1 << 20)
 }
 
 // monitor samples RSS every second over the window and prints the
@@ -607,7 +622,7 @@ func startMonitor(o options, col *collector, start time.Time, ticks <-chan time.
 	}
 	rss, _ := procStatus()
 	m.rssMax = rss
-	m.samples = append(m.samples, rssSample{0, rss})
+	m.samples = append(m.samples, rssSample{0, rss, heapLiveMB()})
 	var t *time.Ticker
 	if ticks == nil {
 		t = time.NewTicker(time.Second)
@@ -636,7 +651,7 @@ func (m *monitor) loop(ticks <-chan time.Time, t *time.Ticker) {
 			m.mu.Lock()
 			m.rssMax = max(m.rssMax, rss)
 			if tick%10 == 0 {
-				m.samples = append(m.samples, rssSample{math.Round(now.Sub(m.start).Seconds()), rss})
+				m.samples = append(m.samples, rssSample{math.Round(now.Sub(m.start).Seconds()), rss, heapLiveMB()})
 			}
 			m.mu.Unlock()
 			done, failed := m.col.done.Load(), m.col.failed.Load()
@@ -669,7 +684,7 @@ func (m *monitor) stop(res *result, rssStart float64) {
 	// The kernel updates VmHWM lazily (per-thread RSS counters are
 	// folded in now and then): a sample may exceed it.
 	res.RSSHWMMB = max(hwm, res.RSSMaxMB)
-	res.RSSSamples = append(m.samples, rssSample{math.Round(time.Since(m.start).Seconds()*10) / 10, rss})
+	res.RSSSamples = append(m.samples, rssSample{math.Round(time.Since(m.start).Seconds()*10) / 10, rss, heapLiveMB()})
 }
 
 // ---------------------------------------------------------------------
@@ -1091,4 +1106,22 @@ func (rs *redisStats) writeMeasures(w io.Writer) {
 	} else if rs.RoundTripsPerStepNote != "" {
 		fmt.Fprintf(w, "            round trips per step %s\n", rs.RoundTripsPerStepNote)
 	}
+}
+
+// writeHeapProfile writes the heap profile (after a GC, so in-use figures
+// are live objects) to file; nothing without one.
+func writeHeapProfile(file string) error {
+	if file == "" {
+		return nil
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
