@@ -207,6 +207,18 @@ type CodeReader interface {
 	ReadCodeConsumePKCE(ctx context.Context, signature string) (rec Record, pkce *Record, err error)
 }
 
+// CodeRedeemer redeems a code in one atomic step (RFC 6749 §4.1.2): it
+// reads the code, marks it redeemed as InvalidateCode does and consumes
+// its PKCE request session (RFC 7636 §4.6), so that the token endpoint's
+// single-use decision costs one round trip and is made before any token
+// exists. Of N concurrent callers exactly one gets the record with a nil
+// error; every other gets the record with ErrInvalidated (the code was
+// already redeemed), as Token does for a redeemed code. pkce is nil when
+// there was none left. ErrNotFound when the code does not exist.
+type CodeRedeemer interface {
+	RedeemCode(ctx context.Context, signature string) (rec Record, pkce *Record, err error)
+}
+
 // PolicyVersion is one committed version of the live policy
 // (docs/admin.md "Versions"): the whole policy document in the config
 // file's YAML format, who committed it, and what changed.

@@ -747,3 +747,38 @@ func (s *Store) ReadCodeConsumePKCE(ctx context.Context, sig string) (storage.Re
 	rec, err := codeResult(vals[:2])
 	return rec, pkce, err
 }
+
+var redeemCode = redis.NewScript(`
+local v = redis.call('HMGET', KEYS[1], 'rec', 'used')
+local p = redis.call('GETDEL', KEYS[2])
+if v[1] and v[2] ~= '1' then redis.call('HSET', KEYS[1], 'used', '1') end
+return {v[1], v[2], p}
+`)
+
+// RedeemCode implements storage.CodeRedeemer: one script on the
+// signature's hash tag reads the code hash, marks it used (keeping its
+// TTL) and consumes the PKCE record; the used flag it read decides.
+func (s *Store) RedeemCode(ctx context.Context, sig string) (storage.Record, *storage.Record, error) {
+	if !validKey(sig) {
+		return storage.Record{}, nil, storage.ErrNotFound
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	vals, err := redeemCode.Run(ctx, s.client, []string{s.tokenKey(storage.KindCode, sig), s.tokenKey(storage.KindPKCE, sig)}).Slice()
+	if err != nil {
+		return storage.Record{}, nil, s.fail("RedeemCode", err)
+	}
+	for len(vals) < 3 {
+		vals = append(vals, nil)
+	}
+	var pkce *storage.Record
+	if p, ok := vals[2].(string); ok {
+		r, err := decodeRecord(p)
+		if err != nil {
+			return storage.Record{}, nil, err
+		}
+		pkce = &r
+	}
+	rec, err := codeResult(vals[:2])
+	return rec, pkce, err
+}

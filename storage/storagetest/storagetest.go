@@ -58,6 +58,7 @@ func Run(t *testing.T, newStore func(t testing.TB) storage.Store) {
 		{"Race", testRace},
 		{"TokenBatcher", testTokenBatcher},
 		{"CodeReader", testCodeReader},
+		{"CodeRedeemer", testCodeRedeemer},
 		{"Ping", func(t *testing.T, s storage.Store) { require.NoError(t, s.Ping(t.Context())) }},
 	}
 	for _, tt := range tests {
@@ -910,5 +911,69 @@ func testCodeReader(t *testing.T, s storage.Store) {
 	_, _, err := cr.ReadCodeConsumePKCE(ctx, sig)
 	require.ErrorIs(t, err, storage.ErrInvalidated)
 	_, _, err = cr.ReadCodeConsumePKCE(ctx, id("missing"))
+	require.ErrorIs(t, err, storage.ErrNotFound)
+}
+
+// testCodeRedeemer covers storage.CodeRedeemer: of concurrent redeemers
+// exactly one gets the code without error and exactly one the PKCE
+// record; every other sees ErrInvalidated with the record, the code then
+// is redeemed for InvalidateCode too, and a missing code is ErrNotFound.
+func testCodeRedeemer(t *testing.T, s storage.Store) {
+	cr, ok := s.(storage.CodeRedeemer)
+	if !ok {
+		t.Fatalf("%T does not implement storage.CodeRedeemer; every fedas backend must", s)
+	}
+	ctx := t.Context()
+	rec := record()
+	sig := id("code")
+	require.NoError(t, s.CreateCode(ctx, sig, rec, time.Minute))
+
+	var wins, pkces, losses atomic.Int32
+	var wg sync.WaitGroup
+	gate := make(chan struct{})
+	for i := 0; i < racers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-gate
+			got, pkce, err := cr.RedeemCode(ctx, sig)
+			switch {
+			case err == nil:
+				wins.Add(1)
+			case errors.Is(err, storage.ErrInvalidated):
+				losses.Add(1)
+			default:
+				t.Errorf("RedeemCode: %v", err)
+				return
+			}
+			assert.Equal(t, rec.RequestID, got.RequestID)
+			if pkce != nil {
+				pkces.Add(1)
+				assert.Equal(t, rec.RequestID, pkce.RequestID)
+			}
+		}()
+	}
+	close(gate)
+	wg.Wait()
+	require.EqualValues(t, 1, wins.Load(), "exactly one redemption wins")
+	require.EqualValues(t, racers-1, losses.Load(), "every other sees the code redeemed")
+	require.EqualValues(t, 1, pkces.Load(), "exactly one redeemer consumes the PKCE record")
+
+	require.ErrorIs(t, s.InvalidateCode(ctx, sig), storage.ErrConflict, "a redeemed code is invalidated")
+	got, err := s.Token(ctx, storage.KindCode, sig)
+	require.ErrorIs(t, err, storage.ErrInvalidated)
+	require.Equal(t, rec.RequestID, got.RequestID)
+	_, pkce, err := cr.RedeemCode(ctx, sig)
+	require.ErrorIs(t, err, storage.ErrInvalidated)
+	require.Nil(t, pkce)
+
+	// An invalidated code is not redeemed again.
+	sig2 := id("code2")
+	require.NoError(t, s.CreateCode(ctx, sig2, rec, time.Minute))
+	require.NoError(t, s.InvalidateCode(ctx, sig2))
+	_, _, err = cr.RedeemCode(ctx, sig2)
+	require.ErrorIs(t, err, storage.ErrInvalidated)
+
+	_, _, err = cr.RedeemCode(ctx, id("missing"))
 	require.ErrorIs(t, err, storage.ErrNotFound)
 }
