@@ -212,11 +212,6 @@ func (s *Server) writeError(c echo.Context, err error) error {
 }
 
 func writeJSON(c echo.Context, status int, v any) error {
-	h := c.Response().Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
-	h.Set("Content-Type", "application/json")
-	h.Set("X-Content-Type-Options", "nosniff")
 	// No HTML escaping: federation_body is form encoding and must read
 	// as such (& not \u0026); the content type is JSON, never HTML.
 	var buf bytes.Buffer
@@ -225,8 +220,18 @@ func writeJSON(c echo.Context, status int, v any) error {
 	if err := enc.Encode(v); err != nil {
 		return err
 	}
+	return writeRawJSON(c, status, bytes.TrimRight(buf.Bytes(), "\n"))
+}
+
+// writeRawJSON writes an encoded JSON body with writeJSON's headers.
+func writeRawJSON(c echo.Context, status int, body []byte) error {
+	h := c.Response().Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
 	c.Response().WriteHeader(status)
-	_, err := c.Response().Write(bytes.TrimRight(buf.Bytes(), "\n"))
+	_, err := c.Response().Write(body)
 	return err
 }
 
