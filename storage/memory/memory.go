@@ -495,3 +495,15 @@ func (s *Store) RedeemCode(_ context.Context, sig string) (storage.Record, *stor
 	e.used = true
 	return cloneRecord(e.rec), pkce, nil
 }
+
+// RotateRefresh implements storage.RefreshRotator: the writes, then the
+// rotation.
+func (s *Store) RotateRefresh(ctx context.Context, writes []storage.TokenWrite, signature, by string) error {
+	if by == "" {
+		return errors.New("memory: RotateRefresh: empty rotation id")
+	}
+	if err := s.CreateTokens(ctx, writes, storage.KindAccess, nil); err != nil {
+		return err
+	}
+	return s.InvalidateRefresh(ctx, signature, by)
+}

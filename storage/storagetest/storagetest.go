@@ -59,6 +59,7 @@ func Run(t *testing.T, newStore func(t testing.TB) storage.Store) {
 		{"TokenBatcher", testTokenBatcher},
 		{"CodeReader", testCodeReader},
 		{"CodeRedeemer", testCodeRedeemer},
+		{"RefreshRotator", testRefreshRotator},
 		{"Ping", func(t *testing.T, s storage.Store) { require.NoError(t, s.Ping(t.Context())) }},
 	}
 	for _, tt := range tests {
@@ -976,4 +977,80 @@ func testCodeRedeemer(t *testing.T, s storage.Store) {
 
 	_, _, err = cr.RedeemCode(ctx, id("missing"))
 	require.ErrorIs(t, err, storage.ErrNotFound)
+}
+
+// testRefreshRotator covers storage.RefreshRotator: of concurrent
+// rotations of one refresh token exactly one wins, every rotation's
+// writes are stored and indexed whatever its outcome, a repeat of the
+// winner's rotation id succeeds again, and a missing token is
+// ErrNotFound with the writes stored.
+func testRefreshRotator(t *testing.T, s storage.Store) {
+	rr, ok := s.(storage.RefreshRotator)
+	if !ok {
+		t.Fatalf("%T does not implement storage.RefreshRotator; every fedas backend must", s)
+	}
+	ctx := t.Context()
+	rec := record()
+	rec.RequestID = id("req")
+	old := id("rt")
+	require.NoError(t, s.CreateToken(ctx, storage.KindRefresh, old, rec, time.Minute))
+	successor := func(i int) (string, string, []storage.TokenWrite) {
+		at, rt := id(fmt.Sprintf("at%d", i)), id(fmt.Sprintf("rt%d", i))
+		return at, rt, []storage.TokenWrite{
+			{Kind: storage.KindAccess, Signature: at, Rec: rec, TTL: time.Minute},
+			{Kind: storage.KindRefresh, Signature: rt, Rec: rec, TTL: time.Minute},
+		}
+	}
+	var wins atomic.Int32
+	var winner atomic.Value
+	var wg sync.WaitGroup
+	gate := make(chan struct{})
+	sigs := make([][2]string, racers)
+	for i := 0; i < racers; i++ {
+		at, rt, writes := successor(i)
+		sigs[i] = [2]string{at, rt}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-gate
+			switch err := rr.RotateRefresh(ctx, writes, old, rt); {
+			case err == nil:
+				wins.Add(1)
+				winner.Store(rt)
+			case errors.Is(err, storage.ErrConflict):
+			default:
+				t.Errorf("RotateRefresh: %v", err)
+			}
+		}()
+	}
+	close(gate)
+	wg.Wait()
+	require.EqualValues(t, 1, wins.Load(), "exactly one rotation wins")
+	for _, sg := range sigs {
+		_, err := s.Token(ctx, storage.KindAccess, sg[0])
+		require.NoError(t, err, "every rotation's access token is stored")
+		_, err = s.Token(ctx, storage.KindRefresh, sg[1])
+		require.NoError(t, err, "every rotation's refresh token is stored")
+	}
+	_, err := s.Token(ctx, storage.KindRefresh, old)
+	require.ErrorIs(t, err, storage.ErrInvalidated)
+	// A retry of the winner's call applies again.
+	at, _, writes := successor(racers)
+	require.NoError(t, rr.RotateRefresh(ctx, writes, old, winner.Load().(string)))
+	_, err = s.Token(ctx, storage.KindAccess, at)
+	require.NoError(t, err)
+	// Every successor is indexed under the grant: revoking it removes all.
+	require.NoError(t, s.RevokeRequest(ctx, storage.KindRefresh, rec.RequestID))
+	require.NoError(t, s.RevokeRequest(ctx, storage.KindAccess, rec.RequestID))
+	for _, sg := range sigs {
+		_, err := s.Token(ctx, storage.KindAccess, sg[0])
+		require.ErrorIs(t, err, storage.ErrNotFound)
+		_, err = s.Token(ctx, storage.KindRefresh, sg[1])
+		require.ErrorIs(t, err, storage.ErrNotFound)
+	}
+	// A token that is gone: not found, the writes stand.
+	at, rt, writes := successor(racers + 1)
+	require.ErrorIs(t, rr.RotateRefresh(ctx, writes, id("missing"), rt), storage.ErrNotFound)
+	_, err = s.Token(ctx, storage.KindAccess, at)
+	require.NoError(t, err)
 }
