@@ -192,10 +192,12 @@ func newBenchServer(b *testing.B, env *benchEnv, users ...config.User) *benchSer
 	// Every benchmark session comes from one address and stays open:
 	// caps high enough never to refuse one, still paid for (CP01).
 	cfg.Limits.MaxLiveSessionsPerIP, cfg.Limits.MaxLiveSessionsPerClient = 1<<30, 1<<30
-	// One address would exhaust its own rate budget within a few hundred
-	// ops; the limiter has benchmarks of its own (as fedasbench: off).
-	off := false
-	cfg.Limits.Rate.Enabled = &off
+	// Likewise every rate limit: kept (each request still pays its GCRA
+	// step) but far above what one address sends here.
+	for _, r := range config.DefaultRateRules() {
+		r.Rate, r.Burst = 1_000_000, 1_000_000
+		cfg.Limits.Rate.Rules = append(cfg.Limits.Rate.Rules, r)
+	}
 	if err := cfg.Validate(); err != nil {
 		b.Fatalf("config: %v", err)
 	}

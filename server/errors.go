@@ -243,11 +243,6 @@ var jsonBufs = sync.Pool{New: func() any {
 const maxPooledJSON = 16 << 10
 
 func writeJSON(c echo.Context, status int, v any) error {
-	h := c.Response().Header()
-	h["Cache-Control"] = hdrNoStore
-	h["Pragma"] = hdrNoCache
-	h["Content-Type"] = hdrJSON
-	h["X-Content-Type-Options"] = hdrNosniff
 	jb := jsonBufs.Get().(*jsonBuf)
 	defer func() {
 		if jb.buf.Cap() <= maxPooledJSON {
@@ -270,8 +265,18 @@ func writeJSON(c echo.Context, status int, v any) error {
 		}
 		out = bytes.TrimRight(jb.buf.Bytes(), "\n")
 	}
+	return writeRawJSON(c, status, out)
+}
+
+// writeRawJSON writes an encoded JSON body with writeJSON's headers.
+func writeRawJSON(c echo.Context, status int, body []byte) error {
+	h := c.Response().Header()
+	h["Cache-Control"] = hdrNoStore
+	h["Pragma"] = hdrNoCache
+	h["Content-Type"] = hdrJSON
+	h["X-Content-Type-Options"] = hdrNosniff
 	c.Response().WriteHeader(status)
-	_, err := c.Response().Write(out)
+	_, err := c.Response().Write(body)
 	return err
 }
 

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -78,9 +79,17 @@ func storageErr(err error) error {
 }
 
 func toRecord(r fosite.Requester) (storage.Record, error) {
-	sess, err := json.Marshal(r.GetSession())
-	if err != nil {
-		return storage.Record{}, fmt.Errorf("encode session: %w", err)
+	return toRecordWith(r, nil)
+}
+
+// toRecordWith is toRecord with the session's JSON already encoded
+// (sess), or encoded here when sess is nil.
+func toRecordWith(r fosite.Requester, sess json.RawMessage) (storage.Record, error) {
+	if sess == nil {
+		var err error
+		if sess, err = json.Marshal(r.GetSession()); err != nil {
+			return storage.Record{}, fmt.Errorf("encode session: %w", err)
+		}
 	}
 	rec := storage.Record{
 		RequestID:         r.GetID(),
@@ -110,16 +119,36 @@ func (s *fositeStore) fromRecord(ctx context.Context, rec storage.Record, sessio
 		// artefacts as gone.
 		return nil, fosite.ErrNotFound
 	}
-	form, err := url.ParseQuery(rec.Form)
-	if err != nil {
-		return nil, fosite.ErrServerError.WithDebug("stored form is corrupt")
-	}
-	if session != nil && len(rec.Session) > 0 {
-		if err := json.Unmarshal(rec.Session, session); err != nil {
-			return nil, fosite.ErrServerError.WithDebug("stored session is corrupt")
+	m := memoOf(ctx)
+	var form url.Values
+	if m != nil && m.dec.form != nil && m.dec.rawForm == rec.Form {
+		form = m.dec.form
+	} else {
+		var err error
+		if form, err = url.ParseQuery(rec.Form); err != nil {
+			return nil, fosite.ErrServerError.WithDebug("stored form is corrupt")
+		}
+		if m != nil {
+			m.dec.rawForm, m.dec.form = rec.Form, form
 		}
 	}
-	ar := fosite.NewAuthorizeRequest()
+	if session != nil && len(rec.Session) > 0 {
+		// fosite reads a code's record up to three times in one request
+		// (its handler's Handle and Populate, the PKCE handler), each time
+		// into the request's own session: decoding the same JSON into the
+		// same session again changes nothing, so it is decoded once.
+		if m == nil || !sameSession(m.dec.session, session) || !bytes.Equal(m.dec.rawSession, rec.Session) {
+			if err := json.Unmarshal(rec.Session, session); err != nil {
+				return nil, fosite.ErrServerError.WithDebug("stored session is corrupt")
+			}
+			if m != nil {
+				m.dec.session, m.dec.rawSession = session, rec.Session
+			}
+		}
+	}
+	// Every field fosite.NewAuthorizeRequest would set is set below, so
+	// its placeholder values (a client, empty lists) are not made.
+	ar := &fosite.AuthorizeRequest{ResponseMode: fosite.ResponseModeDefault}
 	ar.ID = rec.RequestID
 	ar.RequestedAt = rec.RequestedAt
 	ar.Client = client
@@ -138,11 +167,22 @@ func (s *fositeStore) fromRecord(ctx context.Context, rec storage.Record, sessio
 }
 
 func (s *fositeStore) create(ctx context.Context, kind storage.Kind, sig string, r fosite.Requester) error {
-	rec, err := toRecord(r)
+	m := memoOf(ctx)
+	buffered := m != nil && m.tx && (kind == storage.KindAccess || kind == storage.KindRefresh)
+	var sess json.RawMessage
+	if buffered && sameSession(m.txSession, r.GetSession()) {
+		// fosite writes a grant's access and refresh tokens back to back
+		// in one transaction from the one session, unchanged in between
+		// (handler/oauth2 PopulateTokenEndpointResponse): both records
+		// carry the same session JSON, encoded once.
+		sess = m.txSessionJSON
+	}
+	rec, err := toRecordWith(r, sess)
 	if err != nil {
 		return fosite.ErrServerError.WithWrap(err)
 	}
-	if m := memoOf(ctx); m != nil && m.tx && (kind == storage.KindAccess || kind == storage.KindRefresh) {
+	if buffered {
+		m.txSession, m.txSessionJSON = r.GetSession(), rec.Session
 		m.writes = append(m.writes, storage.TokenWrite{Kind: kind, Signature: sig, Rec: rec, TTL: s.lifetimes(kind)})
 		return nil
 	}
@@ -150,23 +190,49 @@ func (s *fositeStore) create(ctx context.Context, kind storage.Kind, sig string,
 }
 
 // codeMemo is per token request. It keeps the code record fosite reads
-// twice (Handle, then Populate before invalidating) and the PKCE record:
-// on a storage.CodeReader backend both come from one atomic step that also
-// consumes the PKCE record, so that a failed code_verifier burns the code
-// (RFC 7636 §4.6; TestPKCE_Verifier). Safe because the single-use decision
-// is the atomic InvalidateCode, never a read. It also buffers the token
-// writes between BeginTX and Commit (fosite storage.Transactional), which
-// go out as one storage.TokenBatcher call.
+// twice (Handle, then Populate before invalidating) and the PKCE record.
+// On a storage.CodeRedeemer backend (every fedas backend) both come from
+// one atomic step that also marks the code redeemed and consumes the PKCE
+// record: that step is the single-use decision (RFC 6749 §4.1.2), made
+// before any token is minted, and fosite's later
+// InvalidateAuthorizeCodeSession for the same code confirms it without
+// another round trip (redeemed). A failed code_verifier, or any other
+// failure after the read, burns the code (RFC 7636 §4.6;
+// TestPKCE_Verifier). On a storage.CodeReader backend the read consumes
+// the PKCE record only and the atomic InvalidateCode decides. The memo
+// also buffers the token writes between BeginTX and Commit (fosite
+// storage.Transactional), which go out as one storage.TokenBatcher call.
 type codeMemo struct {
 	sig      string
 	rec      storage.Record
 	err      error
 	pkceRead bool
 	pkce     *storage.Record
+	// redeemed: this request's RedeemCode of sig won.
+	redeemed bool
 	tx       bool
 	writes   []storage.TokenWrite
+	// txSession and txSessionJSON: the session of the last buffered
+	// write and its JSON.
+	txSession     fosite.Session
+	txSessionJSON json.RawMessage
+	// dec is what fromRecord decoded last.
+	dec struct {
+		rawForm    string
+		form       url.Values
+		session    fosite.Session
+		rawSession json.RawMessage
+	}
 	// refresh is what a refresh request's checks found (refresh.go).
 	refresh *refreshState
+}
+
+// sameSession reports whether a and b are the one *fosite.DefaultSession
+// (fedas's only session type; comparing other dynamic types could panic).
+func sameSession(a, b fosite.Session) bool {
+	x, ok := a.(*fosite.DefaultSession)
+	y, ok2 := b.(*fosite.DefaultSession)
+	return ok && ok2 && x != nil && x == y
 }
 
 type memoKey struct{}
@@ -187,11 +253,20 @@ func (s *fositeStore) token(ctx context.Context, kind storage.Kind, sig string) 
 		return s.st.Token(ctx, kind, sig)
 	}
 	if m.sig != sig {
+		if cr, ok := s.st.(storage.CodeRedeemer); ok {
+			rec, pkce, err := cr.RedeemCode(ctx, sig)
+			if err != nil && !errors.Is(err, storage.ErrInvalidated) && !errors.Is(err, storage.ErrNotFound) {
+				return storage.Record{}, err
+			}
+			m.sig, m.rec, m.err, m.pkceRead, m.pkce = sig, rec, err, true, pkce
+			m.redeemed = err == nil
+			return s.token(ctx, kind, sig)
+		}
 		cr, ok := s.st.(storage.CodeReader)
 		if !ok {
 			rec, err := s.st.Token(ctx, kind, sig)
 			if kind == storage.KindCode && (err == nil || errors.Is(err, storage.ErrInvalidated)) {
-				m.sig, m.rec, m.err, m.pkceRead = sig, rec, err, false
+				m.sig, m.rec, m.err, m.pkceRead, m.redeemed = sig, rec, err, false, false
 			}
 			return rec, err
 		}
@@ -199,7 +274,7 @@ func (s *fositeStore) token(ctx context.Context, kind storage.Kind, sig string) 
 		if err != nil && !errors.Is(err, storage.ErrInvalidated) && !errors.Is(err, storage.ErrNotFound) {
 			return storage.Record{}, err
 		}
-		m.sig, m.rec, m.err, m.pkceRead, m.pkce = sig, rec, err, true, pkce
+		m.sig, m.rec, m.err, m.pkceRead, m.pkce, m.redeemed = sig, rec, err, true, pkce, false
 	}
 	if kind == storage.KindPKCE {
 		if !m.pkceRead {
@@ -221,7 +296,7 @@ func (s *fositeStore) BeginTX(ctx context.Context) (context.Context, error) {
 		ctx = withCodeMemo(ctx)
 		m = memoOf(ctx)
 	}
-	m.tx, m.writes = true, nil
+	m.tx, m.writes, m.txSession, m.txSessionJSON = true, nil, nil, nil
 	return ctx, nil
 }
 
@@ -232,7 +307,7 @@ func (s *fositeStore) Commit(ctx context.Context) error {
 		return nil
 	}
 	writes := m.writes
-	m.tx, m.writes = false, nil
+	m.tx, m.writes, m.txSession, m.txSessionJSON = false, nil, nil, nil
 	return s.writeTokens(ctx, writes)
 }
 
@@ -253,7 +328,7 @@ func (s *fositeStore) writeTokens(ctx context.Context, writes []storage.TokenWri
 // Rollback drops the buffered writes.
 func (s *fositeStore) Rollback(ctx context.Context) error {
 	if m := memoOf(ctx); m != nil {
-		m.tx, m.writes = false, nil
+		m.tx, m.writes, m.txSession, m.txSessionJSON = false, nil, nil, nil
 	}
 	return nil
 }
@@ -295,6 +370,10 @@ func (s *fositeStore) GetAuthorizeCodeSession(ctx context.Context, sig string, s
 // It is the single atomic step that decides which concurrent redemption
 // wins; losers get invalid_grant instead of fosite's default 500.
 func (s *fositeStore) InvalidateAuthorizeCodeSession(ctx context.Context, sig string) error {
+	if m := memoOf(ctx); m != nil && m.redeemed && m.sig == sig {
+		// This request's RedeemCode already invalidated the code, and won.
+		return nil
+	}
 	err := s.st.InvalidateCode(ctx, sig)
 	if errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrNotFound) {
 		return fosite.ErrInvalidGrant.WithHint("The authorization code has already been used.")

@@ -5,12 +5,14 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/ory/fosite"
 	"go.uber.org/zap"
 
@@ -37,7 +39,54 @@ const KeyRetirementWait = IDTokenLifetime + time.Minute
 type keyRing struct {
 	keys    []config.SigningKey
 	jwks    jose.JSONWebKeySet
-	signers map[string]jose.Signer
+	signers map[string]*es256Signer
+}
+
+// es256Signer signs compact JWS (RFC 7515 §7.1) with ES256 (RFC 7518
+// §3.4) by one key. Its protected header never changes, so it is encoded
+// once; signing a payload is then one SHA-256 and one ECDSA signature,
+// without go-jose's reflective header and claims encoding (the ID token
+// is on every openid token exchange: docs/performance.md).
+type es256Signer struct {
+	key *ecdsa.PrivateKey
+	// header is base64url({"alg":"ES256","kid":…,"typ":"JWT"}) + ".".
+	header string
+}
+
+func newES256Signer(key *ecdsa.PrivateKey, kid string) (*es256Signer, error) {
+	if key == nil || key.Curve != elliptic.P256() {
+		return nil, errors.New("server: a signing key must be an EC P-256 key (ES256)")
+	}
+	h, err := json.Marshal(struct {
+		Alg string `json:"alg"`
+		KID string `json:"kid"`
+		Typ string `json:"typ"`
+	}{string(jose.ES256), kid, "JWT"})
+	if err != nil {
+		return nil, err
+	}
+	return &es256Signer{key: key, header: base64.RawURLEncoding.EncodeToString(h) + "."}, nil
+}
+
+// sign returns header.payload.signature for the JSON payload: the
+// signature is R || S, each 32 bytes big-endian (RFC 7518 §3.4).
+func (e *es256Signer) sign(payload []byte) (string, error) {
+	enc := base64.RawURLEncoding
+	n := len(e.header) + enc.EncodedLen(len(payload))
+	buf := make([]byte, n, n+1+enc.EncodedLen(64))
+	copy(buf, e.header)
+	enc.Encode(buf[len(e.header):], payload)
+	digest := sha256.Sum256(buf)
+	r, sig, err := ecdsa.Sign(rand.Reader, e.key, digest[:])
+	if err != nil {
+		return "", err
+	}
+	var rs [64]byte
+	r.FillBytes(rs[:32])
+	sig.FillBytes(rs[32:])
+	buf = append(buf, '.')
+	buf = enc.AppendEncode(buf, rs[:])
+	return string(buf), nil
 }
 
 // newKeyRing builds the ring; keys must be non-empty with distinct kids
@@ -46,15 +95,14 @@ func newKeyRing(keys []config.SigningKey) (*keyRing, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("server: no signing key")
 	}
-	r := &keyRing{keys: keys, signers: map[string]jose.Signer{}}
+	r := &keyRing{keys: keys, signers: map[string]*es256Signer{}}
 	for _, k := range keys {
 		if _, dup := r.signers[k.KID]; dup {
 			return nil, fmt.Errorf("server: two signing keys with kid %q", k.KID)
 		}
 		// docs/performance.md trap 2: ES256. RFC 7515 §4.1.4: the kid
 		// header names the key among those published.
-		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: k.Key, KeyID: k.KID}},
-			(&jose.SignerOptions{}).WithType("JWT"))
+		s, err := newES256Signer(k.Key, k.KID)
 		if err != nil {
 			return nil, err
 		}
@@ -104,21 +152,21 @@ func (r *keyRing) activeKID(snap *policy.Snapshot) string {
 	return r.keys[0].KID
 }
 
-// signJWT signs claims as a JWT (RFC 7519) with the active key of the
+// signJWT signs a JSON claims set (payload) as a JWT (RFC 7519) with the active key of the
 // request's policy snapshot — never of the process's current one, so that
 // a request switching keys midway cannot happen. Everything we sign goes
 // through here. A snapshot naming a key this instance lacks cannot be
 // published (config.Validate checks it against the loaded keys); should
 // one be, nothing is signed rather than signed with a key the policy did
 // not choose.
-func (s *Server) signJWT(ctx context.Context, claims any) (string, error) {
+func (s *Server) signJWT(ctx context.Context, payload []byte) (string, error) {
 	kid := s.keys.activeKID(s.snapshot(ctx))
 	signer := s.keys.signers[kid]
 	if signer == nil {
 		s.log.Error("the policy's active signing key is not one of this instance's keys: nothing signed", zap.String("kid", kid))
 		return "", fosite.ErrServerError.WithDebug("active signing key not loaded")
 	}
-	return jwt.Signed(signer).Claims(claims).Serialize()
+	return signer.sign(payload)
 }
 
 // SigningKeys returns this instance's signing keys, in configuration

@@ -215,14 +215,22 @@ func (g *refreshGrant) PopulateTokenEndpointResponse(ctx context.Context, req fo
 	}
 	rtRec := atRec
 	rtRec.GrantedScopes = st.granted
-	if err := s.fstore.writeTokens(ctx, []storage.TokenWrite{
+	writes := []storage.TokenWrite{
 		{Kind: storage.KindAccess, Signature: accessSig, Rec: atRec, TTL: s.fstore.lifetimes(storage.KindAccess)},
 		{Kind: storage.KindRefresh, Signature: refreshSig, Rec: rtRec, TTL: s.fstore.lifetimes(storage.KindRefresh)},
-	}); err != nil {
-		return err
 	}
 	if rotates(st.rotation, req.GetClient().IsPublic(), st.bound) {
-		switch err := s.store.InvalidateRefresh(ctx, st.sig, refreshSig); {
+		var err error
+		if rr, ok := s.store.(storage.RefreshRotator); ok {
+			// The same two steps, in one round trip where the backend can.
+			err = rr.RotateRefresh(ctx, writes, st.sig, refreshSig)
+		} else {
+			if err := s.fstore.writeTokens(ctx, writes); err != nil {
+				return err
+			}
+			err = s.store.InvalidateRefresh(ctx, st.sig, refreshSig)
+		}
+		switch {
 		case errors.Is(err, storage.ErrConflict):
 			// Another request rotated it first: indistinguishable from
 			// reuse (no grace window).
@@ -236,6 +244,8 @@ func (g *refreshGrant) PopulateTokenEndpointResponse(ctx context.Context, req fo
 		case err != nil:
 			return storageErr(err)
 		}
+	} else if err := s.fstore.writeTokens(ctx, writes); err != nil {
+		return err
 	}
 	now := s.now().UTC()
 	resp.SetAccessToken(access)

@@ -1,9 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 	"github.com/ory/fosite"
@@ -87,7 +90,75 @@ func (s *Server) token(c echo.Context) error {
 		out["id_token"] = idt
 	}
 	s.tokenIssued(ctx, ar)
+	if body, ok := tokenResponseJSON(out); ok {
+		return writeRawJSON(c, http.StatusOK, body)
+	}
 	return writeJSON(c, http.StatusOK, out)
+}
+
+// tokenResponseKeys are the members a token response (RFC 6749 §5.1,
+// OIDC Core §3.1.3.3, RFC 9396 §7) may have, in the order encoding/json
+// sorts a map's keys.
+var tokenResponseKeys = [...]string{"access_token", "authorization_details", "expires_in", "id_token", "refresh_token", "scope", "token_type"}
+
+// tokenResponseJSON encodes a token response without reflection, byte
+// for byte as writeJSON would: the known members in key order. ok is
+// false, and writeJSON must encode out, when out has any other member, a
+// member of another type, or a string encoding/json would escape.
+func tokenResponseJSON(out map[string]any) (body []byte, ok bool) {
+	b := make([]byte, 0, 512)
+	n := 0
+	for _, k := range tokenResponseKeys {
+		v, has := out[k]
+		if !has {
+			continue
+		}
+		n++
+		if len(b) == 0 {
+			b = append(b, '{')
+		} else {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, k...)
+		b = append(b, '"', ':')
+		switch v := v.(type) {
+		case string:
+			if !plainJSONString(v) {
+				return nil, false
+			}
+			b = append(b, '"')
+			b = append(b, v...)
+			b = append(b, '"')
+		case int64:
+			b = strconv.AppendInt(b, v, 10)
+		case json.RawMessage:
+			// Canonical JSON text the flow validated (grantedDetails);
+			// compacted as encoding/json compacts a RawMessage.
+			var cb bytes.Buffer
+			if err := json.Compact(&cb, v); err != nil {
+				return nil, false
+			}
+			b = append(b, cb.Bytes()...)
+		default:
+			return nil, false
+		}
+	}
+	if n != len(out) || n == 0 {
+		return nil, false
+	}
+	return append(b, '}'), true
+}
+
+// plainJSONString: s is printable ASCII without the characters JSON
+// escapes, so its JSON encoding is s in quotes.
+func plainJSONString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // par serves the pushed authorization request endpoint (RFC 9126 §2)

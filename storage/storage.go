@@ -207,6 +207,31 @@ type CodeReader interface {
 	ReadCodeConsumePKCE(ctx context.Context, signature string) (rec Record, pkce *Record, err error)
 }
 
+// RefreshRotator stores a rotation's successor tokens and then marks the
+// used refresh token rotated (InvalidateRefresh, with its results: nil,
+// ErrConflict, ErrNotFound) in one step where the backend can (one round
+// trip on a single Redis node or Sentinel group). The writes always take
+// effect before the rotation is decided, so that the loser of a
+// concurrent rotation finds the winner's tokens in the grant it revokes;
+// when the rotation is refused the writes stand and the caller revokes or
+// deletes them, as after CreateTokens followed by InvalidateRefresh. When
+// the writes fail the token is not rotated.
+type RefreshRotator interface {
+	RotateRefresh(ctx context.Context, writes []TokenWrite, signature, by string) error
+}
+
+// CodeRedeemer redeems a code in one atomic step (RFC 6749 §4.1.2): it
+// reads the code, marks it redeemed as InvalidateCode does and consumes
+// its PKCE request session (RFC 7636 §4.6), so that the token endpoint's
+// single-use decision costs one round trip and is made before any token
+// exists. Of N concurrent callers exactly one gets the record with a nil
+// error; every other gets the record with ErrInvalidated (the code was
+// already redeemed), as Token does for a redeemed code. pkce is nil when
+// there was none left. ErrNotFound when the code does not exist.
+type CodeRedeemer interface {
+	RedeemCode(ctx context.Context, signature string) (rec Record, pkce *Record, err error)
+}
+
 // PolicyVersion is one committed version of the live policy
 // (docs/admin.md "Versions"): the whole policy document in the config
 // file's YAML format, who committed it, and what changed.

@@ -473,3 +473,37 @@ func (s *Store) ReadCodeConsumePKCE(ctx context.Context, sig string) (storage.Re
 	}
 	return cloneRecord(e.rec), pkce, nil
 }
+
+// RedeemCode implements storage.CodeRedeemer under the one mutex.
+func (s *Store) RedeemCode(_ context.Context, sig string) (storage.Record, *storage.Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	var pkce *storage.Record
+	if e, ok := s.live(tokenKey{storage.KindPKCE, sig}, now); ok {
+		// The entry leaves the map: its record needs no copy.
+		pkce = &e.rec
+		delete(s.tokens, tokenKey{storage.KindPKCE, sig})
+	}
+	e, ok := s.live(tokenKey{storage.KindCode, sig}, now)
+	if !ok {
+		return storage.Record{}, pkce, storage.ErrNotFound
+	}
+	if e.used {
+		return cloneRecord(e.rec), pkce, storage.ErrInvalidated
+	}
+	e.used = true
+	return cloneRecord(e.rec), pkce, nil
+}
+
+// RotateRefresh implements storage.RefreshRotator: the writes, then the
+// rotation.
+func (s *Store) RotateRefresh(ctx context.Context, writes []storage.TokenWrite, signature, by string) error {
+	if by == "" {
+		return errors.New("memory: RotateRefresh: empty rotation id")
+	}
+	if err := s.CreateTokens(ctx, writes, storage.KindAccess, nil); err != nil {
+		return err
+	}
+	return s.InvalidateRefresh(ctx, signature, by)
+}

@@ -747,3 +747,110 @@ func (s *Store) ReadCodeConsumePKCE(ctx context.Context, sig string) (storage.Re
 	rec, err := codeResult(vals[:2])
 	return rec, pkce, err
 }
+
+var redeemCode = redis.NewScript(`
+local v = redis.call('HMGET', KEYS[1], 'rec', 'used')
+local p = redis.call('GETDEL', KEYS[2])
+if v[1] and v[2] ~= '1' then redis.call('HSET', KEYS[1], 'used', '1') end
+return {v[1], v[2], p}
+`)
+
+// RedeemCode implements storage.CodeRedeemer: one script on the
+// signature's hash tag reads the code hash, marks it used (keeping its
+// TTL) and consumes the PKCE record; the used flag it read decides.
+func (s *Store) RedeemCode(ctx context.Context, sig string) (storage.Record, *storage.Record, error) {
+	if !validKey(sig) {
+		return storage.Record{}, nil, storage.ErrNotFound
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	vals, err := redeemCode.Run(ctx, s.client, []string{s.tokenKey(storage.KindCode, sig), s.tokenKey(storage.KindPKCE, sig)}).Slice()
+	if err != nil {
+		return storage.Record{}, nil, s.fail("RedeemCode", err)
+	}
+	for len(vals) < 3 {
+		vals = append(vals, nil)
+	}
+	var pkce *storage.Record
+	if p, ok := vals[2].(string); ok {
+		r, err := decodeRecord(p)
+		if err != nil {
+			return storage.Record{}, nil, err
+		}
+		pkce = &r
+	}
+	rec, err := codeResult(vals[:2])
+	return rec, pkce, err
+}
+
+// RotateRefresh implements storage.RefreshRotator. On a single node or a
+// Sentinel group the successor's index additions and SETs and the
+// invalidateRefresh script go out as one MULTI/EXEC: the transaction runs
+// them in order, or none when it cannot be queued. The scripts are sent
+// with EVAL there, never EVALSHA, so a node that lost its script cache
+// cannot run the writes and skip the rotation (or the reverse). On Redis
+// Cluster the keys live in different slots, so it is CreateTokens, then
+// InvalidateRefresh: two round trips, the same order.
+func (s *Store) RotateRefresh(ctx context.Context, writes []storage.TokenWrite, signature, by string) error {
+	if s.cluster != nil {
+		if err := s.CreateTokens(ctx, writes, storage.KindAccess, nil); err != nil {
+			return err
+		}
+		return s.InvalidateRefresh(ctx, signature, by)
+	}
+	if !validKey(signature) {
+		return storage.ErrNotFound
+	}
+	if by == "" {
+		return errors.New("redisstore: RotateRefresh: empty rotation id")
+	}
+	type write struct {
+		key string
+		v   string
+		ms  int64
+		idx []string
+		sig string
+	}
+	ws := make([]write, 0, len(writes))
+	for _, w := range writes {
+		if !validKey(w.Signature) || !validKey(w.Rec.RequestID) {
+			return ErrInvalidKey
+		}
+		if err := checkKind(w.Kind); err != nil {
+			return err
+		}
+		if err := checkTTL(w.TTL); err != nil {
+			return err
+		}
+		v, err := encodeRecord(w.Rec)
+		if err != nil {
+			return err
+		}
+		wr := write{key: s.tokenKey(w.Kind, w.Signature), v: v, ms: millis(w.TTL), sig: w.Signature}
+		if w.Kind == storage.KindAccess || w.Kind == storage.KindRefresh {
+			wr.idx = []string{s.indexKey(w.Kind, w.Rec.RequestID)}
+		}
+		ws = append(ws, wr)
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	var inv *redis.Cmd
+	_, err := s.client.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		for _, w := range ws {
+			if w.idx != nil {
+				indexAdd.Eval(ctx, pipe, w.idx, w.sig, w.ms)
+			}
+			pipe.Set(ctx, w.key, w.v, time.Duration(w.ms)*time.Millisecond)
+		}
+		inv = invalidateRefresh.Eval(ctx, pipe, []string{s.tokenKey(storage.KindRefresh, signature), s.rotatedKey(signature)}, by)
+		return nil
+	})
+	if err != nil {
+		return s.fail("RotateRefresh", err)
+	}
+	n, err := inv.Int()
+	if err != nil {
+		return s.fail("RotateRefresh", err)
+	}
+	return casResult(n)
+}

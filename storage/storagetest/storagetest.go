@@ -58,6 +58,8 @@ func Run(t *testing.T, newStore func(t testing.TB) storage.Store) {
 		{"Race", testRace},
 		{"TokenBatcher", testTokenBatcher},
 		{"CodeReader", testCodeReader},
+		{"CodeRedeemer", testCodeRedeemer},
+		{"RefreshRotator", testRefreshRotator},
 		{"Ping", func(t *testing.T, s storage.Store) { require.NoError(t, s.Ping(t.Context())) }},
 	}
 	for _, tt := range tests {
@@ -911,4 +913,144 @@ func testCodeReader(t *testing.T, s storage.Store) {
 	require.ErrorIs(t, err, storage.ErrInvalidated)
 	_, _, err = cr.ReadCodeConsumePKCE(ctx, id("missing"))
 	require.ErrorIs(t, err, storage.ErrNotFound)
+}
+
+// testCodeRedeemer covers storage.CodeRedeemer: of concurrent redeemers
+// exactly one gets the code without error and exactly one the PKCE
+// record; every other sees ErrInvalidated with the record, the code then
+// is redeemed for InvalidateCode too, and a missing code is ErrNotFound.
+func testCodeRedeemer(t *testing.T, s storage.Store) {
+	cr, ok := s.(storage.CodeRedeemer)
+	if !ok {
+		t.Fatalf("%T does not implement storage.CodeRedeemer; every fedas backend must", s)
+	}
+	ctx := t.Context()
+	rec := record()
+	sig := id("code")
+	require.NoError(t, s.CreateCode(ctx, sig, rec, time.Minute))
+
+	var wins, pkces, losses atomic.Int32
+	var wg sync.WaitGroup
+	gate := make(chan struct{})
+	for i := 0; i < racers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-gate
+			got, pkce, err := cr.RedeemCode(ctx, sig)
+			switch {
+			case err == nil:
+				wins.Add(1)
+			case errors.Is(err, storage.ErrInvalidated):
+				losses.Add(1)
+			default:
+				t.Errorf("RedeemCode: %v", err)
+				return
+			}
+			assert.Equal(t, rec.RequestID, got.RequestID)
+			if pkce != nil {
+				pkces.Add(1)
+				assert.Equal(t, rec.RequestID, pkce.RequestID)
+			}
+		}()
+	}
+	close(gate)
+	wg.Wait()
+	require.EqualValues(t, 1, wins.Load(), "exactly one redemption wins")
+	require.EqualValues(t, racers-1, losses.Load(), "every other sees the code redeemed")
+	require.EqualValues(t, 1, pkces.Load(), "exactly one redeemer consumes the PKCE record")
+
+	require.ErrorIs(t, s.InvalidateCode(ctx, sig), storage.ErrConflict, "a redeemed code is invalidated")
+	got, err := s.Token(ctx, storage.KindCode, sig)
+	require.ErrorIs(t, err, storage.ErrInvalidated)
+	require.Equal(t, rec.RequestID, got.RequestID)
+	_, pkce, err := cr.RedeemCode(ctx, sig)
+	require.ErrorIs(t, err, storage.ErrInvalidated)
+	require.Nil(t, pkce)
+
+	// An invalidated code is not redeemed again.
+	sig2 := id("code2")
+	require.NoError(t, s.CreateCode(ctx, sig2, rec, time.Minute))
+	require.NoError(t, s.InvalidateCode(ctx, sig2))
+	_, _, err = cr.RedeemCode(ctx, sig2)
+	require.ErrorIs(t, err, storage.ErrInvalidated)
+
+	_, _, err = cr.RedeemCode(ctx, id("missing"))
+	require.ErrorIs(t, err, storage.ErrNotFound)
+}
+
+// testRefreshRotator covers storage.RefreshRotator: of concurrent
+// rotations of one refresh token exactly one wins, every rotation's
+// writes are stored and indexed whatever its outcome, a repeat of the
+// winner's rotation id succeeds again, and a missing token is
+// ErrNotFound with the writes stored.
+func testRefreshRotator(t *testing.T, s storage.Store) {
+	rr, ok := s.(storage.RefreshRotator)
+	if !ok {
+		t.Fatalf("%T does not implement storage.RefreshRotator; every fedas backend must", s)
+	}
+	ctx := t.Context()
+	rec := record()
+	rec.RequestID = id("req")
+	old := id("rt")
+	require.NoError(t, s.CreateToken(ctx, storage.KindRefresh, old, rec, time.Minute))
+	successor := func(i int) (string, string, []storage.TokenWrite) {
+		at, rt := id(fmt.Sprintf("at%d", i)), id(fmt.Sprintf("rt%d", i))
+		return at, rt, []storage.TokenWrite{
+			{Kind: storage.KindAccess, Signature: at, Rec: rec, TTL: time.Minute},
+			{Kind: storage.KindRefresh, Signature: rt, Rec: rec, TTL: time.Minute},
+		}
+	}
+	var wins atomic.Int32
+	var winner atomic.Value
+	var wg sync.WaitGroup
+	gate := make(chan struct{})
+	sigs := make([][2]string, racers)
+	for i := 0; i < racers; i++ {
+		at, rt, writes := successor(i)
+		sigs[i] = [2]string{at, rt}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-gate
+			switch err := rr.RotateRefresh(ctx, writes, old, rt); {
+			case err == nil:
+				wins.Add(1)
+				winner.Store(rt)
+			case errors.Is(err, storage.ErrConflict):
+			default:
+				t.Errorf("RotateRefresh: %v", err)
+			}
+		}()
+	}
+	close(gate)
+	wg.Wait()
+	require.EqualValues(t, 1, wins.Load(), "exactly one rotation wins")
+	for _, sg := range sigs {
+		_, err := s.Token(ctx, storage.KindAccess, sg[0])
+		require.NoError(t, err, "every rotation's access token is stored")
+		_, err = s.Token(ctx, storage.KindRefresh, sg[1])
+		require.NoError(t, err, "every rotation's refresh token is stored")
+	}
+	_, err := s.Token(ctx, storage.KindRefresh, old)
+	require.ErrorIs(t, err, storage.ErrInvalidated)
+	// A retry of the winner's call applies again.
+	at, _, writes := successor(racers)
+	require.NoError(t, rr.RotateRefresh(ctx, writes, old, winner.Load().(string)))
+	_, err = s.Token(ctx, storage.KindAccess, at)
+	require.NoError(t, err)
+	// Every successor is indexed under the grant: revoking it removes all.
+	require.NoError(t, s.RevokeRequest(ctx, storage.KindRefresh, rec.RequestID))
+	require.NoError(t, s.RevokeRequest(ctx, storage.KindAccess, rec.RequestID))
+	for _, sg := range sigs {
+		_, err := s.Token(ctx, storage.KindAccess, sg[0])
+		require.ErrorIs(t, err, storage.ErrNotFound)
+		_, err = s.Token(ctx, storage.KindRefresh, sg[1])
+		require.ErrorIs(t, err, storage.ErrNotFound)
+	}
+	// A token that is gone: not found, the writes stand.
+	at, rt, writes := successor(racers + 1)
+	require.ErrorIs(t, rr.RotateRefresh(ctx, writes, id("missing"), rt), storage.ErrNotFound)
+	_, err = s.Token(ctx, storage.KindAccess, at)
+	require.NoError(t, err)
 }
