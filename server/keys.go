@@ -5,9 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -17,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/fedas/fedas/config"
+	"github.com/fedas/fedas/internal/compactjws"
 	"github.com/fedas/fedas/policy"
 )
 
@@ -39,54 +37,19 @@ const KeyRetirementWait = IDTokenLifetime + time.Minute
 type keyRing struct {
 	keys    []config.SigningKey
 	jwks    jose.JSONWebKeySet
-	signers map[string]*es256Signer
+	signers map[string]*compactjws.Signer
 }
 
-// es256Signer signs compact JWS (RFC 7515 §7.1) with ES256 (RFC 7518
-// §3.4) by one key. Its protected header never changes, so it is encoded
-// once; signing a payload is then one SHA-256 and one ECDSA signature,
-// without go-jose's reflective header and claims encoding (the ID token
-// is on every openid token exchange: docs/performance.md).
-type es256Signer struct {
-	key *ecdsa.PrivateKey
-	// header is base64url({"alg":"ES256","kid":…,"typ":"JWT"}) + ".".
-	header string
-}
-
-func newES256Signer(key *ecdsa.PrivateKey, kid string) (*es256Signer, error) {
+// newES256Signer is the ID-token signer of one key: compact JWS (RFC 7515
+// §7.1) with ES256 (RFC 7518 §3.4) under the fixed protected header
+// {"alg":"ES256","kid":…,"typ":"JWT"}, encoded once (internal/compactjws:
+// no reflective header and claims encoding per token, which is on every
+// openid token exchange: docs/performance.md).
+func newES256Signer(key *ecdsa.PrivateKey, kid string) (*compactjws.Signer, error) {
 	if key == nil || key.Curve != elliptic.P256() {
 		return nil, errors.New("server: a signing key must be an EC P-256 key (ES256)")
 	}
-	h, err := json.Marshal(struct {
-		Alg string `json:"alg"`
-		KID string `json:"kid"`
-		Typ string `json:"typ"`
-	}{string(jose.ES256), kid, "JWT"})
-	if err != nil {
-		return nil, err
-	}
-	return &es256Signer{key: key, header: base64.RawURLEncoding.EncodeToString(h) + "."}, nil
-}
-
-// sign returns header.payload.signature for the JSON payload: the
-// signature is R || S, each 32 bytes big-endian (RFC 7518 §3.4).
-func (e *es256Signer) sign(payload []byte) (string, error) {
-	enc := base64.RawURLEncoding
-	n := len(e.header) + enc.EncodedLen(len(payload))
-	buf := make([]byte, n, n+1+enc.EncodedLen(64))
-	copy(buf, e.header)
-	enc.Encode(buf[len(e.header):], payload)
-	digest := sha256.Sum256(buf)
-	r, sig, err := ecdsa.Sign(rand.Reader, e.key, digest[:])
-	if err != nil {
-		return "", err
-	}
-	var rs [64]byte
-	r.FillBytes(rs[:32])
-	sig.FillBytes(rs[32:])
-	buf = append(buf, '.')
-	buf = enc.AppendEncode(buf, rs[:])
-	return string(buf), nil
+	return compactjws.New(key, jose.ES256, map[string]any{"kid": kid, "typ": "JWT"})
 }
 
 // newKeyRing builds the ring; keys must be non-empty with distinct kids
@@ -95,7 +58,7 @@ func newKeyRing(keys []config.SigningKey) (*keyRing, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("server: no signing key")
 	}
-	r := &keyRing{keys: keys, signers: map[string]*es256Signer{}}
+	r := &keyRing{keys: keys, signers: map[string]*compactjws.Signer{}}
 	for _, k := range keys {
 		if _, dup := r.signers[k.KID]; dup {
 			return nil, fmt.Errorf("server: two signing keys with kid %q", k.KID)
@@ -166,7 +129,7 @@ func (s *Server) signJWT(ctx context.Context, payload []byte) (string, error) {
 		s.log.Error("the policy's active signing key is not one of this instance's keys: nothing signed", zap.String("kid", kid))
 		return "", fosite.ErrServerError.WithDebug("active signing key not loaded")
 	}
-	return signer.sign(payload)
+	return signer.Sign(payload)
 }
 
 // SigningKeys returns this instance's signing keys, in configuration
