@@ -77,7 +77,7 @@ func buildClients(cfg []config.Client) (map[string]*Client, error) {
 			c.Reach = &r
 		}
 		if cc.JWKS != "" {
-			set, err := jwksV3(cc.JWKS)
+			set, err := FositeJWKS(cc.JWKS)
 			if err != nil {
 				return nil, fmt.Errorf("client %s: %w", cc.ID, err)
 			}
@@ -88,10 +88,11 @@ func buildClients(cfg []config.Client) (map[string]*Client, error) {
 	return r, nil
 }
 
-// jwksV3 parses a public JWKS with go-jose v4 (our JOSE library) and hands
-// it to fosite, which still uses go-jose v3: this is the one boundary
-// where keys cross between the two.
-func jwksV3(raw string) (*josev3.JSONWebKeySet, error) {
+// FositeJWKS parses a public JWKS with go-jose v4 (our JOSE library) and
+// hands it to fosite, which still uses go-jose v3: this is the one
+// boundary where keys cross between the two (fosite.DefaultOpenIDConnectClient
+// JSONWebKeys, RFC 7517 §5).
+func FositeJWKS(raw string) (*josev3.JSONWebKeySet, error) {
 	var set jose.JSONWebKeySet
 	if err := json.Unmarshal([]byte(raw), &set); err != nil {
 		return nil, fmt.Errorf("jwks: %w", err)

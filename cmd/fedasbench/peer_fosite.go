@@ -21,7 +21,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -30,7 +29,6 @@ import (
 	"strings"
 	"time"
 
-	josev3 "github.com/go-jose/go-jose/v3"
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
@@ -82,13 +80,14 @@ func startFositePeer(ctx context.Context, ps *peerSetup) (*peerServer, error) {
 		GrantTypes: []string{"authorization_code"}, ResponseTypes: []string{"code"}, Scopes: []string{"openid", "profile", "email"}}
 	client := &fosite.DefaultOpenIDConnectClient{DefaultClient: dc, TokenEndpointAuthMethod: ps.creds.method}
 	if ps.creds.method == authJWT {
-		// fosite v0.49 speaks go-jose v3: hand it the same JWK Set as JSON.
-		var set josev3.JSONWebKeySet
-		if err := json.Unmarshal([]byte(ps.creds.pubJWKS), &set); err != nil {
+		// fosite v0.49 speaks go-jose v3: the same JWK Set, through our one
+		// boundary between the two.
+		set, err := policy.FositeJWKS(ps.creds.pubJWKS)
+		if err != nil {
 			ln.Close()
 			return nil, err
 		}
-		client.JSONWebKeys = &set
+		client.JSONWebKeys = set
 		client.TokenEndpointAuthSigningAlgorithm = string(jose.ES256)
 	} else {
 		digest, _ := policy.SecretHasher{}.Hash(ctx, []byte(ps.creds.secret))
