@@ -87,7 +87,7 @@ type fullStore interface {
 	storage.LiveCounter
 	storage.RateLimiter
 	storage.FailureCounter
-	storage.CodeReader
+	storage.CodeRedeemer
 	storage.TokenBatcher
 }
 

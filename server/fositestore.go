@@ -198,8 +198,8 @@ func (s *fositeStore) create(ctx context.Context, kind storage.Kind, sig string,
 // InvalidateAuthorizeCodeSession for the same code confirms it without
 // another round trip (redeemed). A failed code_verifier, or any other
 // failure after the read, burns the code (RFC 7636 §4.6;
-// TestPKCE_Verifier). On a storage.CodeReader backend the read consumes
-// the PKCE record only and the atomic InvalidateCode decides. The memo
+// TestPKCE_Verifier). On a backend without storage.CodeRedeemer (none of
+// ours) the code is read as it is and the atomic InvalidateCode decides. The memo
 // also buffers the token writes between BeginTX and Commit (fosite
 // storage.Transactional), which go out as one storage.TokenBatcher call.
 type codeMemo struct {
@@ -262,19 +262,11 @@ func (s *fositeStore) token(ctx context.Context, kind storage.Kind, sig string) 
 			m.redeemed = err == nil
 			return s.token(ctx, kind, sig)
 		}
-		cr, ok := s.st.(storage.CodeReader)
-		if !ok {
-			rec, err := s.st.Token(ctx, kind, sig)
-			if kind == storage.KindCode && (err == nil || errors.Is(err, storage.ErrInvalidated)) {
-				m.sig, m.rec, m.err, m.pkceRead, m.redeemed = sig, rec, err, false, false
-			}
-			return rec, err
+		rec, err := s.st.Token(ctx, kind, sig)
+		if kind == storage.KindCode && (err == nil || errors.Is(err, storage.ErrInvalidated)) {
+			m.sig, m.rec, m.err, m.pkceRead, m.redeemed = sig, rec, err, false, false
 		}
-		rec, pkce, err := cr.ReadCodeConsumePKCE(ctx, sig)
-		if err != nil && !errors.Is(err, storage.ErrInvalidated) && !errors.Is(err, storage.ErrNotFound) {
-			return storage.Record{}, err
-		}
-		m.sig, m.rec, m.err, m.pkceRead, m.pkce, m.redeemed = sig, rec, err, true, pkce, false
+		return rec, err
 	}
 	if kind == storage.KindPKCE {
 		if !m.pkceRead {

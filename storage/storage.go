@@ -201,12 +201,6 @@ type TokenBatcher interface {
 	CreateTokens(ctx context.Context, writes []TokenWrite, deleteKind Kind, deletes []string) error
 }
 
-// CodeReader reads a code and consumes its PKCE request session (same
-// signature) in one atomic step. pkce is nil when there was none left.
-type CodeReader interface {
-	ReadCodeConsumePKCE(ctx context.Context, signature string) (rec Record, pkce *Record, err error)
-}
-
 // RefreshRotator stores a rotation's successor tokens and then marks the
 // used refresh token rotated (InvalidateRefresh, with its results: nil,
 // ErrConflict, ErrNotFound) in one step where the backend can (one round

@@ -453,27 +453,6 @@ func (s *Store) CreateTokens(ctx context.Context, writes []storage.TokenWrite, k
 	return nil
 }
 
-// ReadCodeConsumePKCE implements storage.CodeReader.
-func (s *Store) ReadCodeConsumePKCE(ctx context.Context, sig string) (storage.Record, *storage.Record, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
-	var pkce *storage.Record
-	if e, ok := s.live(tokenKey{storage.KindPKCE, sig}, now); ok {
-		r := cloneRecord(e.rec)
-		pkce = &r
-		delete(s.tokens, tokenKey{storage.KindPKCE, sig})
-	}
-	e, ok := s.live(tokenKey{storage.KindCode, sig}, now)
-	if !ok {
-		return storage.Record{}, pkce, storage.ErrNotFound
-	}
-	if e.used {
-		return cloneRecord(e.rec), pkce, storage.ErrInvalidated
-	}
-	return cloneRecord(e.rec), pkce, nil
-}
-
 // RedeemCode implements storage.CodeRedeemer under the one mutex.
 func (s *Store) RedeemCode(_ context.Context, sig string) (storage.Record, *storage.Record, error) {
 	s.mu.Lock()

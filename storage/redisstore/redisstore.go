@@ -715,39 +715,6 @@ func (s *Store) CreateTokens(ctx context.Context, writes []storage.TokenWrite, k
 	return nil
 }
 
-var readCodeConsumePKCE = redis.NewScript(`
-local v = redis.call('HMGET', KEYS[1], 'rec', 'used')
-local p = redis.call('GETDEL', KEYS[2])
-return {v[1], v[2], p}
-`)
-
-// ReadCodeConsumePKCE implements storage.CodeReader: one script on the
-// signature's hash tag.
-func (s *Store) ReadCodeConsumePKCE(ctx context.Context, sig string) (storage.Record, *storage.Record, error) {
-	if !validKey(sig) {
-		return storage.Record{}, nil, storage.ErrNotFound
-	}
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
-	vals, err := readCodeConsumePKCE.Run(ctx, s.client, []string{s.tokenKey(storage.KindCode, sig), s.tokenKey(storage.KindPKCE, sig)}).Slice()
-	if err != nil {
-		return storage.Record{}, nil, s.fail("ReadCodeConsumePKCE", err)
-	}
-	for len(vals) < 3 {
-		vals = append(vals, nil)
-	}
-	var pkce *storage.Record
-	if p, ok := vals[2].(string); ok {
-		r, err := decodeRecord(p)
-		if err != nil {
-			return storage.Record{}, nil, err
-		}
-		pkce = &r
-	}
-	rec, err := codeResult(vals[:2])
-	return rec, pkce, err
-}
-
 var redeemCode = redis.NewScript(`
 local v = redis.call('HMGET', KEYS[1], 'rec', 'used')
 local p = redis.call('GETDEL', KEYS[2])

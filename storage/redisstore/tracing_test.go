@@ -67,9 +67,9 @@ func TestTracing_NoArguments(t *testing.T) {
 			require.NoError(t, st.DeleteAuthSession(ctx, sessID, next))
 			rec0 := storage.Record{RequestID: "req-1", ClientID: "demo-app", RequestedAt: time.Now(), Form: form}
 			require.NoError(t, st.CreateCode(ctx, sig, rec0, time.Minute))
-			_, _, err = st.ReadCodeConsumePKCE(ctx, sig)
+			_, _, err = st.RedeemCode(ctx, sig)
 			require.NoError(t, err)
-			require.NoError(t, st.InvalidateCode(ctx, sig))
+			require.ErrorIs(t, st.InvalidateCode(ctx, sig), storage.ErrConflict) // redeemed just above
 			require.NoError(t, st.CreateTokens(ctx, []storage.TokenWrite{{Kind: storage.KindAccess, Signature: tokSig, Rec: rec0, TTL: time.Minute}}, storage.KindCode, []string{sig}))
 			_, err = st.Token(ctx, storage.KindAccess, tokSig)
 			require.NoError(t, err)

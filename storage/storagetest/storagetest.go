@@ -57,7 +57,6 @@ func Run(t *testing.T, newStore func(t testing.TB) storage.Store) {
 		{"Expiry", testExpiry},
 		{"Race", testRace},
 		{"TokenBatcher", testTokenBatcher},
-		{"CodeReader", testCodeReader},
 		{"CodeRedeemer", testCodeRedeemer},
 		{"RefreshRotator", testRefreshRotator},
 		{"Ping", func(t *testing.T, s storage.Store) { require.NoError(t, s.Ping(t.Context())) }},
@@ -869,49 +868,6 @@ func testTokenBatcher(t *testing.T, s storage.Store) {
 	require.ErrorIs(t, err, storage.ErrNotFound)
 	require.NoError(t, s.RevokeRequest(ctx, storage.KindAccess, rec.RequestID))
 	_, err = s.Token(ctx, storage.KindAccess, at)
-	require.ErrorIs(t, err, storage.ErrNotFound)
-}
-
-// testCodeReader covers the optional storage.CodeReader capability: one
-// step reads the code and consumes its PKCE request; of concurrent
-// readers exactly one gets the PKCE record; an invalidated code reads
-// with ErrInvalidated.
-func testCodeReader(t *testing.T, s storage.Store) {
-	cr, ok := s.(storage.CodeReader)
-	if !ok {
-		t.Fatalf("%T does not implement storage.CodeReader; every fedas backend must", s)
-	}
-	ctx := t.Context()
-	rec := record()
-	sig := id("code")
-	require.NoError(t, s.CreateCode(ctx, sig, rec, time.Minute))
-
-	var wins atomic.Int32
-	var wg sync.WaitGroup
-	gate := make(chan struct{})
-	for i := 0; i < racers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-gate
-			got, pkce, err := cr.ReadCodeConsumePKCE(ctx, sig)
-			if !assert.NoError(t, err) {
-				return
-			}
-			assert.Equal(t, rec.RequestID, got.RequestID)
-			if pkce != nil {
-				wins.Add(1)
-			}
-		}()
-	}
-	close(gate)
-	wg.Wait()
-	require.EqualValues(t, 1, wins.Load(), "exactly one reader consumes the PKCE record")
-
-	require.NoError(t, s.InvalidateCode(ctx, sig))
-	_, _, err := cr.ReadCodeConsumePKCE(ctx, sig)
-	require.ErrorIs(t, err, storage.ErrInvalidated)
-	_, _, err = cr.ReadCodeConsumePKCE(ctx, id("missing"))
 	require.ErrorIs(t, err, storage.ErrNotFound)
 }
 
