@@ -7,14 +7,12 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/url"
@@ -29,6 +27,7 @@ import (
 	"github.com/fedas/fedas/config"
 	"github.com/fedas/fedas/dc/dctest"
 	"github.com/fedas/fedas/dpop"
+	"github.com/fedas/fedas/internal/loopbackcert"
 	"github.com/fedas/fedas/internal/offsetclock"
 	"github.com/fedas/fedas/sdk"
 	"github.com/fedas/fedas/server"
@@ -301,26 +300,10 @@ func idSummary(tok sdk.Token) string {
 	return fmt.Sprintf("sub %v, given_name %v, family_name %v, acr %v, amr %v", c["sub"], c["given_name"], c["family_name"], c["acr"], c["amr"])
 }
 
-// demoCert makes a P-256 key and a self-signed certificate for 127.0.0.1.
+// demoCert makes a P-256 key and a self-signed certificate for 127.0.0.1:
+// for signing, or (signing false) for TLS.
 func demoCert(cn string, signing bool) (*ecdsa.PrivateKey, *x509.Certificate, error) {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	now := time.Now()
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"127.0.0.1"},
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true}
-	if !signing {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		return nil, nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
-	return k, cert, err
+	return loopbackcert.New(cn, !signing, 24*time.Hour)
 }
 
 // writeKeyPair writes a key and its certificate as PEM files (what

@@ -14,13 +14,11 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base32"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"net/url"
@@ -38,6 +36,7 @@ import (
 	"github.com/fedas/fedas/config"
 	"github.com/fedas/fedas/dc/dctest"
 	"github.com/fedas/fedas/dpop"
+	"github.com/fedas/fedas/internal/loopbackcert"
 	"github.com/fedas/fedas/sdk"
 	"github.com/fedas/fedas/server"
 	"github.com/fedas/fedas/storage"
@@ -797,27 +796,7 @@ func verifierKeyPair(dir string) (keyFile, chainFile string, cert *x509.Certific
 // selfSigned makes a P-256 key and a self-signed certificate for
 // 127.0.0.1 (for TLS with serverAuth, else for signing).
 func selfSigned(cn string, serverAuth bool) (*ecdsa.PrivateKey, *x509.Certificate, error) {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	now := time.Now()
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	if err != nil {
-		return nil, nil, err
-	}
-	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(7 * 24 * time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true}
-	if serverAuth {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		return nil, nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
-	return k, cert, err
+	return loopbackcert.New(cn, serverAuth, 7*24*time.Hour)
 }
 
 // threeHop is signIn through AS1 → AS2 → AS3, naming AS3's endpoints in
