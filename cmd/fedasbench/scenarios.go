@@ -37,6 +37,7 @@ import (
 	"github.com/fedas/fedas/dc/dctest"
 	"github.com/fedas/fedas/dpop"
 	"github.com/fedas/fedas/internal/loopbackcert"
+	"github.com/fedas/fedas/internal/offsetclock"
 	"github.com/fedas/fedas/sdk"
 	"github.com/fedas/fedas/server"
 	"github.com/fedas/fedas/storage"
@@ -220,7 +221,7 @@ func (e *env) scenarioUsers() (int, string) {
 		return s.users, fmt.Sprintf("%d generated users at AS2 with %s (checked at set-up only, when each worker's bank app signs in)", s.users, cost)
 	case "wallet":
 		return 0, fmt.Sprintf("none: %d simulated wallets (one per worker) each hold a PID from the simulated issuer; no password; the wallet clock ended %.0f s ahead of real time (the poll intervals passed on it)",
-			s.wallets, s.clock.ahead().Seconds())
+			s.wallets, s.clock.Offset().Seconds())
 	}
 	return s.users, fmt.Sprintf("%d generated users with %s", s.users, cost)
 }
@@ -550,8 +551,8 @@ func (w *worker) app2app(ctx context.Context) error {
 // ---------------------------------------------------------------------
 // wallet: a cross-device presentation.
 
-// walletClock is the wallet scenario's clock: real time plus an offset
-// that only grows. The cross-device poll may come no sooner than
+// walletClock is the wallet scenario's clock (offsetclock.Clock, moved
+// with AdvanceTo): real time plus an offset that only grows. The cross-device poll may come no sooner than
 // poll_interval after the challenge (RFC 8628 §3.5 slow_down); instead of
 // waiting it, a device moves the clock to its challenge's time plus the
 // interval. Concurrent devices overlap, so the clock runs ahead of real
@@ -561,32 +562,7 @@ func (w *worker) app2app(ctx context.Context) error {
 // proofs (iat, RFC 9449 §4.2); the clock is never behind real time, so
 // what keeps real time (fosite's expiries, Redis TTLs) only ever sees
 // longer lifetimes.
-type walletClock struct {
-	mu     sync.Mutex
-	offset time.Duration
-}
-
-func (c *walletClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.offset)
-}
-
-// ahead is how far the clock runs ahead of real time.
-func (c *walletClock) ahead() time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.offset
-}
-
-// AdvanceTo moves the clock to at least t.
-func (c *walletClock) AdvanceTo(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if d := time.Until(t); d > c.offset {
-		c.offset = d
-	}
-}
+type walletClock = offsetclock.Clock
 
 // dpopRT signs a DPoP proof (RFC 9449 §4) for every request it sends,
 // at the wallet clock: the device's key, held by its transport rather than

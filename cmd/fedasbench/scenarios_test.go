@@ -153,24 +153,6 @@ func TestOTPPool(t *testing.T) {
 	}
 }
 
-// TestWalletClock: AdvanceTo never moves the clock back, and the clock is
-// never behind real time.
-func TestWalletClock(t *testing.T) {
-	var c walletClock
-	if c.Now().Before(time.Now().Add(-time.Millisecond)) {
-		t.Fatal("the zero clock is behind real time")
-	}
-	target := time.Now().Add(time.Hour)
-	c.AdvanceTo(target)
-	if c.Now().Before(target) {
-		t.Fatalf("Now %v before the target %v", c.Now(), target)
-	}
-	c.AdvanceTo(time.Now().Add(time.Minute))
-	if c.Now().Before(target) {
-		t.Fatal("AdvanceTo moved the clock back")
-	}
-}
-
 // TestStepNames: failures are keyed by the step that failed: AS3's
 // endpoints by name, a hook's failure by the hook's step, AS1's and
 // AS2's as main.go names them.

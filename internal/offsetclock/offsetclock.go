@@ -28,3 +28,21 @@ func (c *Clock) Advance(d time.Duration) {
 	defer c.mu.Unlock()
 	c.offset += d
 }
+
+// AdvanceTo moves the clock forward so that it reads at least t; it never
+// moves back (fedasbench's wallet devices each move it to their own
+// poll time, concurrently).
+func (c *Clock) AdvanceTo(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if d := time.Until(t); d > c.offset {
+		c.offset = d
+	}
+}
+
+// Offset is how far the clock runs ahead of real time.
+func (c *Clock) Offset() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.offset
+}
