@@ -1,0 +1,447 @@
+// Package conformance runs black-box checks against an OAuth 2.0
+// authorization server that claims the first-party native endpoint
+// (draft-ietf-oauth-first-party-apps-04, "FiPA-04"): each check cites the
+// section it tests and ends pass, fail or not applicable, with the HTTP
+// exchanges that decided it (docs/conformance.md).
+package conformance
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Profile groups checks by the role of the server under test.
+type Profile string
+
+// The profiles. Only fipa has checks in this increment.
+const (
+	// ProfileFiPA checks the native endpoint itself (FiPA-04).
+	ProfileFiPA Profile = "fipa"
+	// ProfileFederation checks an AS federating to downstreams.
+	ProfileFederation Profile = "federation"
+	// ProfileDownstream checks an AS in the downstream role (PAR +
+	// request_uri at the native endpoint, docs/decisions.md Q3).
+	ProfileDownstream Profile = "downstream"
+)
+
+// Profiles lists every profile in run order.
+var Profiles = []Profile{ProfileFiPA, ProfileFederation, ProfileDownstream}
+
+// Status is a check's outcome.
+type Status string
+
+// The outcomes. Only fail makes the run fail (Report.ExitCode).
+const (
+	Pass          Status = "pass"
+	Fail          Status = "fail"
+	NotApplicable Status = "not_applicable"
+)
+
+// Check is one black-box test of a server.
+type Check struct {
+	ID      string  `json:"id"`
+	Title   string  `json:"title"`
+	Profile Profile `json:"profile"`
+	// Spec is the section the check tests ("RFC 6749 §5.2").
+	Spec string `json:"spec"`
+	// Needs are what the check needs of the environment; the runner
+	// reports not_applicable, without running it, when one is missing.
+	Needs []Need `json:"-"`
+	Run   func(ctx context.Context, env *Env) Result `json:"-"`
+}
+
+// Need is a precondition of a check: Missing says why it is not met
+// ("" when it is).
+type Need func(env *Env) (missing string)
+
+// Result is what a check found.
+type Result struct {
+	Status Status `json:"status"`
+	Detail string `json:"detail,omitempty"`
+	// Exchanges are the HTTP exchanges that decided the result.
+	Exchanges []Exchange `json:"exchanges,omitempty"`
+}
+
+// Exchange is one HTTP request and its response, secrets redacted.
+type Exchange struct {
+	Method          string            `json:"method"`
+	URL             string            `json:"url"`
+	RequestHeaders  map[string]string `json:"request_headers,omitempty"`
+	RequestBody     string            `json:"request_body,omitempty"`
+	Status          int               `json:"status,omitempty"`
+	ResponseHeaders map[string]string `json:"response_headers,omitempty"`
+	ResponseBody    string            `json:"response_body,omitempty"`
+	// Error is a transport error (no response).
+	Error string `json:"error,omitempty"`
+}
+
+// ClientAuth is how the checks authenticate the client (RFC 6749 §2.3):
+// Method "none" (a public client: client_id in the body) or
+// "client_secret_basic" with Secret.
+type ClientAuth struct {
+	Method string
+	Secret string
+}
+
+// ParseClientAuth parses the --auth flag: "none" or
+// "client_secret_basic:SECRET".
+func ParseClientAuth(s string) (ClientAuth, error) {
+	switch {
+	case s == "" || s == "none":
+		return ClientAuth{Method: "none"}, nil
+	case strings.HasPrefix(s, "client_secret_basic:") && len(s) > len("client_secret_basic:"):
+		return ClientAuth{Method: "client_secret_basic", Secret: strings.TrimPrefix(s, "client_secret_basic:")}, nil
+	}
+	return ClientAuth{}, fmt.Errorf("--auth: want none or client_secret_basic:SECRET, got %q", s)
+}
+
+// Env is what the checks run against.
+type Env struct {
+	// Issuer is the server's issuer identifier (RFC 8414 §2).
+	Issuer string
+	// HTTP is the client every request uses; NewEnv's has a timeout and
+	// follows no redirect.
+	HTTP *http.Client
+	// ClientID is a first-party client registered at the server
+	// (optional: checks that send native requests need it).
+	ClientID string
+	Auth     ClientAuth
+	// Username and Password are a test user's (optional) for the full
+	// sign-in checks.
+	Username, Password string
+	// Metadata is the server's RFC 8414 metadata (nil when Discover found
+	// none); MetadataExchange is how it was fetched.
+	Metadata         map[string]any
+	MetadataExchange *Exchange
+	MetadataError    string
+
+	// code and verifier are the fipa sign-in's result, redeemed by the
+	// token check that follows it.
+	code, verifier string
+}
+
+// NewEnv returns an Env whose client times out after timeout and never
+// follows a redirect (a redirect is an answer to check, not to follow).
+func NewEnv(issuer string, timeout time.Duration) *Env {
+	return &Env{Issuer: strings.TrimSuffix(issuer, "/"), Auth: ClientAuth{Method: "none"}, HTTP: &http.Client{
+		Timeout:       timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+}
+
+// MetadataURL is where RFC 8414 §3.1 puts the metadata of issuer: the
+// well-known segment between the host and the issuer's path.
+func MetadataURL(issuer string) (string, error) {
+	u, err := url.Parse(issuer)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return "", fmt.Errorf("issuer %q is not an absolute URL", issuer)
+	}
+	u.Path = "/.well-known/oauth-authorization-server" + strings.TrimSuffix(u.Path, "/")
+	u.RawQuery, u.Fragment = "", ""
+	return u.String(), nil
+}
+
+// Discover fetches the metadata; a failure leaves Metadata nil and says
+// why in MetadataError.
+func (e *Env) Discover(ctx context.Context) {
+	u, err := MetadataURL(e.Issuer)
+	if err != nil {
+		e.MetadataError = err.Error()
+		return
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	resp, ex := e.Do(req)
+	e.MetadataExchange = &ex
+	switch {
+	case resp == nil:
+		e.MetadataError = ex.Error
+	case resp.Status != http.StatusOK:
+		e.MetadataError = fmt.Sprintf("GET %s: HTTP %d", u, resp.Status)
+	case resp.JSON == nil:
+		e.MetadataError = fmt.Sprintf("GET %s: not a JSON object", u)
+	default:
+		e.Metadata = resp.JSON
+	}
+}
+
+// NativeEndpoint is the native endpoint's URL from the metadata: FiPA-04
+// §4.1's authorization_challenge_endpoint, else the federation draft's
+// native_authorization_endpoint (docs/decisions.md Q1).
+func (e *Env) NativeEndpoint() string {
+	for _, k := range []string{"authorization_challenge_endpoint", "native_authorization_endpoint"} {
+		if s, ok := e.Metadata[k].(string); ok && s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// MetaString is a string member of the metadata ("" when absent).
+func (e *Env) MetaString(name string) string {
+	s, _ := e.Metadata[name].(string)
+	return s
+}
+
+// Response is an HTTP response as the checks read it.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+	// JSON is the body when it is a JSON object.
+	JSON map[string]any
+}
+
+// Str is a string member of the JSON body.
+func (r *Response) Str(name string) string {
+	s, _ := r.JSON[name].(string)
+	return s
+}
+
+// maxBody bounds what is read of a response; maxShown what a report shows.
+const (
+	maxBody  = 1 << 20
+	maxShown = 4 << 10
+)
+
+// Do sends req and records the exchange; resp is nil on a transport error.
+func (e *Env) Do(req *http.Request) (*Response, Exchange) {
+	ex := Exchange{Method: req.Method, URL: req.URL.String(), RequestHeaders: redactHeaders(req.Header)}
+	if req.GetBody != nil {
+		if b, err := req.GetBody(); err == nil {
+			raw, _ := io.ReadAll(b)
+			ex.RequestBody = redactForm(string(raw), req.Header.Get("Content-Type"))
+		}
+	}
+	hr, err := e.HTTP.Do(req)
+	if err != nil {
+		ex.Error = err.Error()
+		return nil, ex
+	}
+	defer hr.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(hr.Body, maxBody))
+	resp := &Response{Status: hr.StatusCode, Header: hr.Header, Body: body}
+	var obj map[string]any
+	if json.Unmarshal(body, &obj) == nil {
+		resp.JSON = obj
+	}
+	ex.Status = hr.StatusCode
+	ex.ResponseHeaders = redactHeaders(hr.Header)
+	ex.ResponseBody = truncate(redactJSON(body, resp.JSON))
+	return resp, ex
+}
+
+// PostForm posts form to u, authenticating the client as Auth says (the
+// client_id in the body for none, HTTP Basic for client_secret_basic:
+// RFC 6749 §2.3.1).
+func (e *Env) PostForm(ctx context.Context, u string, form url.Values) (*Response, Exchange) {
+	form = cloneValues(form)
+	basic := e.Auth.Method == "client_secret_basic"
+	if basic && form.Get("client_id") == e.ClientID {
+		form.Del("client_id")
+	}
+	body := form.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(body))
+	if err != nil {
+		return nil, Exchange{Method: http.MethodPost, URL: u, Error: err.Error()}
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	if basic {
+		req.SetBasicAuth(url.QueryEscape(e.ClientID), url.QueryEscape(e.Auth.Secret))
+	}
+	return e.Do(req)
+}
+
+func cloneValues(v url.Values) url.Values {
+	c := url.Values{}
+	for k, vs := range v {
+		c[k] = append([]string(nil), vs...)
+	}
+	return c
+}
+
+// secretParams are request parameters a report never shows.
+var secretParams = map[string]bool{"password": true, "otp": true, "client_secret": true, "client_assertion": true, "code_verifier": true}
+
+// secretMembers are response members a report never shows.
+var secretMembers = map[string]bool{"access_token": true, "refresh_token": true, "id_token": true}
+
+func redactHeaders(h http.Header) map[string]string {
+	if len(h) == 0 {
+		return nil
+	}
+	m := map[string]string{}
+	for k, vs := range h {
+		v := strings.Join(vs, ", ")
+		switch strings.ToLower(k) {
+		case "authorization", "dpop", "cookie", "set-cookie":
+			if scheme, _, ok := strings.Cut(v, " "); ok && strings.ToLower(k) == "authorization" {
+				v = scheme + " [redacted]"
+			} else {
+				v = "[redacted]"
+			}
+		}
+		m[k] = v
+	}
+	return m
+}
+
+func redactForm(body, contentType string) string {
+	if !strings.HasPrefix(contentType, "application/x-www-form-urlencoded") {
+		return truncate([]byte(body))
+	}
+	v, err := url.ParseQuery(body)
+	if err != nil {
+		return "[unparsable form]"
+	}
+	keys := make([]string, 0, len(v))
+	for k := range v {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		for _, val := range v[k] {
+			if secretParams[k] {
+				val = "[redacted]"
+			}
+			parts = append(parts, url.QueryEscape(k)+"="+url.QueryEscape(val))
+		}
+	}
+	return strings.Join(parts, "&")
+}
+
+func redactJSON(body []byte, obj map[string]any) []byte {
+	if obj == nil {
+		return body
+	}
+	hit := false
+	for k := range obj {
+		if secretMembers[k] {
+			obj = cloneMap(obj)
+			hit = true
+			break
+		}
+	}
+	if !hit {
+		return body
+	}
+	for k := range obj {
+		if secretMembers[k] {
+			obj[k] = "[redacted]"
+		}
+	}
+	b, _ := json.Marshal(obj)
+	return b
+}
+
+func cloneMap(m map[string]any) map[string]any {
+	c := make(map[string]any, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+func truncate(b []byte) string {
+	if len(b) > maxShown {
+		return string(b[:maxShown]) + fmt.Sprintf("… [%d bytes truncated]", len(b)-maxShown)
+	}
+	return string(b)
+}
+
+// newPKCE is a fresh RFC 7636 §4.1 verifier and its S256 challenge.
+func newPKCE() (verifier, challenge string) {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	verifier = base64.RawURLEncoding.EncodeToString(b)
+	sum := sha256.Sum256([]byte(verifier))
+	return verifier, base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// CheckResult is one check's entry in a report.
+type CheckResult struct {
+	ID      string  `json:"id"`
+	Title   string  `json:"title"`
+	Profile Profile `json:"profile"`
+	Spec    string  `json:"spec"`
+	Result
+}
+
+// Report is a run's results, in the checks' order.
+type Report struct {
+	Issuer   string        `json:"issuer"`
+	Profiles []Profile     `json:"profiles"`
+	Results  []CheckResult `json:"results"`
+}
+
+// Failed is the number of applicable checks that failed.
+func (r *Report) Failed() int {
+	n := 0
+	for _, c := range r.Results {
+		if c.Status == Fail {
+			n++
+		}
+	}
+	return n
+}
+
+// ExitCode is 0 exactly when no applicable check failed, else 1.
+func (r *Report) ExitCode() int {
+	if r.Failed() > 0 {
+		return 1
+	}
+	return 0
+}
+
+// Run discovers env's metadata (unless already fetched) and runs every
+// check of profiles, in order: a check whose need is missing is
+// not_applicable, and a check that panics fails with the panic's message
+// (the run goes on).
+func Run(ctx context.Context, env *Env, checks []Check, profiles []Profile) *Report {
+	if env.Metadata == nil && env.MetadataExchange == nil {
+		env.Discover(ctx)
+	}
+	want := map[Profile]bool{}
+	for _, p := range profiles {
+		want[p] = true
+	}
+	rep := &Report{Issuer: env.Issuer, Profiles: profiles, Results: []CheckResult{}}
+	for _, c := range checks {
+		if !want[c.Profile] {
+			continue
+		}
+		rep.Results = append(rep.Results, CheckResult{ID: c.ID, Title: c.Title, Profile: c.Profile, Spec: c.Spec, Result: runOne(ctx, env, c)})
+	}
+	return rep
+}
+
+func runOne(ctx context.Context, env *Env, c Check) (res Result) {
+	defer func() {
+		if p := recover(); p != nil {
+			res = Result{Status: Fail, Detail: fmt.Sprintf("the check panicked: %v\n%s", p, debug.Stack())}
+		}
+	}()
+	for _, need := range c.Needs {
+		if missing := need(env); missing != "" {
+			return Result{Status: NotApplicable, Detail: missing}
+		}
+	}
+	res = c.Run(ctx, env)
+	if res.Status == "" {
+		res.Status = Fail
+		res.Detail = "the check returned no status: " + res.Detail
+	}
+	return res
+}
