@@ -57,7 +57,7 @@ type Check struct {
 	Spec string `json:"spec"`
 	// Needs are what the check needs of the environment; the runner
 	// reports not_applicable, without running it, when one is missing.
-	Needs []Need `json:"-"`
+	Needs []Need                                     `json:"-"`
 	Run   func(ctx context.Context, env *Env) Result `json:"-"`
 }
 

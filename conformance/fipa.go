@@ -280,7 +280,7 @@ func checkErrorBody(ctx context.Context, env *Env) Result {
 	if len(problems) > 0 {
 		return fail(exs, "%s", strings.Join(problems, "; "))
 	}
-	return pass("both error answers are JSON with error and Cache-Control: no-store")
+	return pass("both error answers are JSON with error and Cache-Control: no-store", exs...)
 }
 
 // start sends a valid initial request and wants insufficient_authorization.
@@ -415,7 +415,7 @@ func checkSessionRotation(ctx context.Context, env *Env) Result {
 	case resp3.Str("error") != "invalid_session":
 		return fail(exs, "a replayed auth_session was answered HTTP %d %q, want invalid_session", resp3.Status, resp3.Str("error"))
 	}
-	return pass("a new auth_session after the step; the replayed one is invalid_session")
+	return pass("a new auth_session after the step; the replayed one is invalid_session", exs...)
 }
 
 func checkPasswordSignIn(ctx context.Context, env *Env) Result {
@@ -440,7 +440,7 @@ func checkPasswordSignIn(ctx context.Context, env *Env) Result {
 				return fail(exs, "HTTP 200 without authorization_code")
 			}
 			env.code, env.verifier = code, verifier
-			return pass(fmt.Sprintf("authorization_code after %d follow-ups", step+1))
+			return pass(fmt.Sprintf("authorization_code after %d follow-ups", step+1), exs...)
 		case resp.Str("error") != "insufficient_authorization":
 			return fail(exs, "HTTP %d %q during the sign-in", resp.Status, resp.Str("error"))
 		}
@@ -467,7 +467,7 @@ func checkTokenExchange(ctx context.Context, env *Env) Result {
 	case !hasNoStore(resp.Header):
 		return fail(exs, "the token response lacks Cache-Control: no-store (RFC 6749 §5.1)")
 	}
-	return pass("token_type " + resp.Str("token_type"))
+	return pass("token_type "+resp.Str("token_type"), exs...)
 }
 
 func randomToken(n int) string {
