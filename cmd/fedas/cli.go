@@ -38,6 +38,7 @@ func commands() []command {
 		{"hash-password", "bcrypt a password for users[].password_hash", hashPasswordCmd},
 		{"pkce", "print a PKCE code_verifier and its S256 code_challenge", pkceCmd},
 		{"totp", "print the current TOTP code of a base32 secret", totpCmd},
+		{"conformance", "black-box checks of any AS claiming the native endpoint (FiPA): pass / fail / not applicable per spec section", conformanceCmd},
 		{"healthcheck", "exit 0 when a running instance is ready (GET /readyz): for container health checks", healthcheckCmd},
 		{"version", "print the version and build information", versionCmd},
 		{"help", "list the commands, or print one command's usage", helpCmd},

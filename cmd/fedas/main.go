@@ -10,6 +10,7 @@
 //	fedas hash-password            (no echo on a terminal; else stdin's first line)
 //	fedas pkce                     (prints a verifier and its S256 challenge)
 //	fedas totp SECRET              (prints the current RFC 6238 code)
+//	fedas conformance --issuer URL [--client-id ID] [--auth …] [--username U --password P] [--profile fipa] [--json FILE] [--markdown FILE]
 //	fedas healthcheck [URL]        (exit 0 when the configured address answers /readyz with 200)
 //	fedas version
 package main

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/fedas/fedas/conformance"
+)
+
+// conformanceCmd is `fedas conformance`: the black-box checks of an
+// authorization server claiming the native endpoint (docs/conformance.md).
+// The exit status is 0 exactly when no applicable check failed, 1 when
+// one did, 2 for a usage error.
+func conformanceCmd(args []string, s stdio) error {
+	fs := newFlags("conformance", "conformance --issuer URL [--client-id ID] [--auth none|client_secret_basic:SECRET] [--username U --password P] [--profile fipa,federation,downstream] [--json FILE] [--markdown FILE]",
+		"Runs black-box checks against the authorization server at --issuer (any server, not only fedas):\n"+
+			"each check cites its spec section and ends pass, fail or not_applicable (a server without a\n"+
+			"native endpoint in its metadata: every fipa check is not applicable). Prints a table; --json and\n"+
+			"--markdown also write the results with the HTTP exchanges that decided them (docs/conformance.md).\n"+
+			"Exit status: 0 when no applicable check failed, 1 when one did, 2 for a usage error.")
+	issuer := fs.String("issuer", "", "the issuer identifier of the server under test (required)")
+	clientID := fs.String("client-id", "", "a first-party client registered there (without it the request checks are not applicable)")
+	auth := fs.String("auth", "none", "client authentication: none or client_secret_basic:SECRET")
+	username := fs.String("username", "", "a test user's username, for the full sign-in checks")
+	password := fs.String("password", "", "that user's password")
+	profiles := fs.String("profile", "fipa", "comma-separated profiles to run: fipa, federation, downstream")
+	jsonFile := fs.String("json", "", "also write the report as JSON to this file")
+	mdFile := fs.String("markdown", "", "also write the report as Markdown (with the exchanges of failures) to this file")
+	timeout := fs.Duration("timeout", 10*time.Second, "timeout of each HTTP request")
+	if done, err := parseFlags(fs, args, s); done {
+		return err
+	}
+	if err := wantArgs(fs, 0, 0, s); err != nil {
+		return err
+	}
+	usage := func(msg string) error {
+		fmt.Fprintf(s.err, "fedas conformance: %s\n", msg)
+		printUsage(s.err, fs)
+		return usageError{msg}
+	}
+	if *issuer == "" {
+		return usage("--issuer is required")
+	}
+	if _, err := conformance.MetadataURL(*issuer); err != nil {
+		return usage(err.Error())
+	}
+	ca, err := conformance.ParseClientAuth(*auth)
+	if err != nil {
+		return usage(err.Error())
+	}
+	if ca.Method != "none" && *clientID == "" {
+		return usage("--auth needs --client-id")
+	}
+	if (*username == "") != (*password == "") {
+		return usage("--username and --password go together")
+	}
+	ps, err := conformance.ParseProfiles(*profiles)
+	if err != nil {
+		return usage(err.Error())
+	}
+	env := conformance.NewEnv(*issuer, *timeout)
+	env.ClientID, env.Auth, env.Username, env.Password = *clientID, ca, *username, *password
+	rep := conformance.Run(context.Background(), env, conformance.Checks(), ps)
+	if err := rep.WriteTable(s.out); err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		name  string
+		write func(*conformance.Report, *os.File) error
+	}{
+		{*jsonFile, func(r *conformance.Report, w *os.File) error { return r.WriteJSON(w) }},
+		{*mdFile, func(r *conformance.Report, w *os.File) error { return r.WriteMarkdown(w) }},
+	} {
+		if f.name == "" {
+			continue
+		}
+		if err := writeReport(f.name, rep, f.write); err != nil {
+			return err
+		}
+	}
+	if n := rep.Failed(); n > 0 {
+		return fmt.Errorf("conformance: %d applicable check(s) failed", n)
+	}
+	return nil
+}
+
+func writeReport(name string, rep *conformance.Report, write func(*conformance.Report, *os.File) error) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	if err := write(rep, f); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
