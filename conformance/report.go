@@ -25,6 +25,22 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(w, "\n%s: %s\n", c.ID, firstLine(c.Detail))
 		}
 	}
+	// Why checks did not apply, once per reason: usually one missing
+	// flag or metadata member accounts for many checks.
+	var reasons []string
+	ids := map[string][]string{}
+	for _, c := range r.Results {
+		if c.Status == NotApplicable {
+			reason := firstLine(c.Detail)
+			if ids[reason] == nil {
+				reasons = append(reasons, reason)
+			}
+			ids[reason] = append(ids[reason], c.ID)
+		}
+	}
+	for _, reason := range reasons {
+		fmt.Fprintf(w, "\nnot applicable (%d): %s\n", len(ids[reason]), reason)
+	}
 	p, f, n := r.counts()
 	_, err := fmt.Fprintf(w, "\n%s: %d passed, %d failed, %d not applicable\n", r.Issuer, p, f, n)
 	return err

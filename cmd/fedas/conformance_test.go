@@ -85,6 +85,7 @@ func TestConformanceCmd_ExitStatus(t *testing.T) {
 	}{
 		{"fedas", in.URL, []string{"--username", "alice", "--password", "wonderland"}, 0, "12 passed, 0 failed, 0 not applicable"},
 		{"no native endpoint", plain.URL, nil, 0, "0 passed, 0 failed, 12 not applicable"},
+		{"no native endpoint: the reason", plain.URL, nil, 0, "not applicable (12): the metadata advertises no authorization_challenge_endpoint"},
 		{"errors without no-store", front.URL, nil, 1, "fipa-error-body"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
