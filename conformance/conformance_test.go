@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fedas/fedas/config"
 	"github.com/fedas/fedas/conformance"
 	"github.com/fedas/fedas/server/servertest"
 )
@@ -38,10 +39,20 @@ func statuses(rep *conformance.Report) map[string]conformance.Status {
 }
 
 // TestFedas: every fipa check passes against a real fedas (the demo
-// configuration), with a public client and alice's password; without
-// credentials the sign-in checks are not applicable and nothing fails.
+// configuration), with a public client and alice's password, and with a
+// confidential first-party client (HTTP Basic, for which PKCE is not
+// checked); without credentials the sign-in checks are not applicable
+// and nothing fails.
 func TestFedas(t *testing.T) {
-	in := servertest.Start(t, servertest.Options{})
+	in := servertest.Start(t, servertest.Options{Configure: func(c *config.Config) {
+		// demo-partner, made first-party: a confidential client at the
+		// native endpoint.
+		for i := range c.Clients {
+			if c.Clients[i].ID == "demo-partner" {
+				c.Clients[i].FirstParty = true
+			}
+		}
+	}})
 	for _, tc := range []struct {
 		name      string
 		configure func(*conformance.Env)
@@ -50,6 +61,10 @@ func TestFedas(t *testing.T) {
 		{"public client with test user", func(e *conformance.Env) {
 			e.ClientID, e.Username, e.Password = "demo-app", "alice", "wonderland"
 		}, nil},
+		{"confidential client with test user", func(e *conformance.Env) {
+			e.ClientID, e.Username, e.Password = "demo-partner", "alice", "wonderland"
+			e.Auth = conformance.ClientAuth{Method: "client_secret_basic", Secret: "demo-partner-secret"}
+		}, []string{"fipa-initial-pkce-missing"}},
 		{"public client, no test user", func(e *conformance.Env) { e.ClientID = "demo-app" },
 			[]string{"fipa-password-signin", "fipa-token-exchange"}},
 	} {
