@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeJwt, exportJWK, generateKeyPair } from 'jose';
-import { Client, DPoPKey, discover, type Exchange, type Params } from '../src/index.js';
+import { Client, DPoPKey, FedasError, discover, type Exchange, type Params } from '../src/index.js';
 import { bob, freePort, repoRoot, startFedas, totp, type Server } from '../testsupport/fedas.js';
 
 /** demoConfig is config/demo.yaml moved to port, plus extra YAML appended. */
@@ -113,5 +113,25 @@ routes:
     // The AS2 code went to AS1's response_uri, not to a token endpoint.
     assert.ok(log.some((e) => e.url.startsWith(as1.issuer + '/') && e.form?.has('authorization_code')));
     assert.ok(!log.some((e) => e.url.startsWith(as2.issuer + '/oauth2/token')));
+  });
+
+  test('a downstream failure (AS2 access_denied after wrong passwords) is reported to AS1, whose answer ends the sign-in', async () => {
+    const meta = await discover(as1.issuer);
+    const log: Exchange[] = [];
+    const client = new Client({ clientId: 'demo-app', metadata: meta, dpop: await DPoPKey.generate(), onExchange: (e) => log.push(e) });
+    const err = await client
+      .authorize({ scope: 'openid email', native_callback_uri: 'https://app.example/cb' }, (r): Params =>
+        r.error === 'insufficient_information' ? { email: 'nobody@bank.example' } : { username: 'nobody-' + process.pid, password: 'wrong' },
+      )
+      .then(
+        () => assert.fail('signed in with a wrong password'),
+        (e: unknown) => e,
+      );
+    assert.ok(err instanceof FedasError, String(err));
+    // The last answer is AS1's, at its response_uri, to our report of AS2's error.
+    assert.ok(err.response.from?.startsWith(as1.issuer + '/'), `final answer from ${err.response.from}`);
+    const report = log.find((e) => e.url === err.response.from && e.form?.get('error'));
+    assert.equal(report?.form?.get('error'), 'access_denied');
+    assert.equal(err.error, 'access_denied');
   });
 });
