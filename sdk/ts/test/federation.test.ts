@@ -3,18 +3,10 @@
 // (cmd/fedas/demo.go), with config files written here.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { decodeJwt, exportJWK, generateKeyPair } from 'jose';
 import { Client, DPoPKey, FedasError, discover, type Exchange, type Params } from '../src/index.js';
-import { bob, freePort, repoRoot, startFedas, totp, type Server } from '../testsupport/fedas.js';
+import { bob, demoConfig, freePort, startFedas, totp, type Server } from '../testsupport/fedas.js';
 
-/** demoConfig is config/demo.yaml moved to port, plus extra YAML appended. */
-function demoConfig(port: number, clientsExtra = '', extra = ''): string {
-  let y = readFileSync(join(repoRoot, 'config/demo.yaml'), 'utf8').replaceAll('127.0.0.1:8080', `127.0.0.1:${port}`);
-  y = y.replace('\nusers:\n', `\n${clientsExtra}users:\n`);
-  return y + extra;
-}
 
 describe('federation: AS1 → AS2', () => {
   let as1: Server;

@@ -3,7 +3,7 @@
 // decided by the server's answers).
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -104,3 +104,15 @@ export function totp(base32: string, now = Date.now()): string {
 /** Demo users (config/demo.yaml). */
 export const alice = { username: 'alice', password: 'wonderland' };
 export const bob = { username: 'bob', password: 'builder', totpSecret: 'JBSWY3DPEHPK3PXP' };
+
+/**
+ * demoConfig is config/demo.yaml moved to port, with clientsExtra (YAML
+ * list items) appended to its clients and extra appended at the end: the
+ * federation tests' per-instance configuration, as cmd/fedas/demo.go
+ * builds its two instances.
+ */
+export function demoConfig(port: number, clientsExtra = '', extra = ''): string {
+  let y = readFileSync(join(repoRoot, 'config/demo.yaml'), 'utf8').replaceAll('127.0.0.1:8080', `127.0.0.1:${port}`);
+  y = y.replace('\nusers:\n', `\n${clientsExtra}users:\n`);
+  return y + extra;
+}
