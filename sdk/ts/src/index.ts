@@ -1,0 +1,6 @@
+/** @fedas/sdk: a native client for fedas and other FiPA authorization servers. */
+export { FedasError, type Challenge, type ChallengeInput, type NativeResponse } from './errors.js';
+export { discover, nativeEndpoint, type Metadata } from './discovery.js';
+export { DPoPKey } from './dpop.js';
+export { newPKCE, type PKCE } from './pkce.js';
+export { Client, type ClientOptions, type UI, type Params, type TokenResponse, type AuthorizeResult, type Exchange } from './client.js';
