@@ -198,8 +198,11 @@ func (s *Server) par(c echo.Context) error {
 	if form.Get("redirect_uri") == "" {
 		// RFC 9126 §2.1 leaves redirect_uri to the AS: native federation
 		// needs none (docs/decisions.md Q14), but fosite insists on one for
-		// openid requests, so use the client's only registered one.
-		if cl, ok := s.snapshot(ctx).Client(form.Get("client_id")); ok && cl.Federating && len(cl.GetRedirectURIs()) == 1 {
+		// openid requests, so use the client's only registered one. The
+		// client is the one the request names however it authenticates
+		// (HTTP Basic's user, client_id, or the assertion's sub): fosite
+		// then authenticates that same client.
+		if cl, ok := s.snapshot(ctx).Client(namedClient(c.Request(), form)); ok && cl.Federating && len(cl.GetRedirectURIs()) == 1 {
 			form.Set("redirect_uri", cl.GetRedirectURIs()[0])
 		}
 	}
