@@ -1,0 +1,241 @@
+package conformance_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/fedas/fedas/config"
+	"github.com/fedas/fedas/conformance"
+	"github.com/fedas/fedas/federation/fedtest"
+	"github.com/fedas/fedas/server/servertest"
+)
+
+// The federation setup's test inputs.
+const (
+	fedClient    = "fed-basic" // a federating client with a secret (downstream profile)
+	fedSecret    = "fed-basic-secret"
+	fedCallback  = "https://app.example/cb"
+	carolPW      = "carol-pw"
+	carolAtAS2   = "carol@as2.example"
+	daveAtLegacy = "dave@legacy.example"
+)
+
+// fedSetup is AS1, which federates @as2.example to AS2 and
+// @legacy.example to a downstream without a native endpoint, and AS2,
+// where AS1 is a federating client (private_key_jwt, credential
+// challenges allowed) and an app of AS2 takes over a request that
+// carries a native callback (redirect_to_app). Both register fed-basic,
+// a federating client with a secret, for the downstream profile.
+type fedSetup struct {
+	as1, as2 *servertest.Instance
+}
+
+func startFederation(tb testing.TB) fedSetup {
+	tb.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(tb, err)
+	priv := jose.JSONWebKey{Key: k, KeyID: "as1-at-as2", Algorithm: string(jose.ES256), Use: "sig"}
+	privJSON, err := json.Marshal(priv)
+	require.NoError(tb, err)
+	pubJSON, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{priv.Public()}})
+	require.NoError(tb, err)
+	hash, err := bcrypt.GenerateFromPassword([]byte(carolPW), bcrypt.MinCost)
+	require.NoError(tb, err)
+	basic := config.Client{ID: fedClient, Federating: true, TokenEndpointAuthMethod: "client_secret_basic",
+		SecretSHA256: config.SecretDigest(fedSecret), Scopes: []string{"openid"}, GrantTypes: []string{"authorization_code"},
+		RedirectURIs: []string{"https://fed-basic.example/cb"}}
+
+	as2 := servertest.Start(tb, servertest.Options{Configure: func(c *config.Config) {
+		c.Users = append(c.Users, config.User{Username: "carol", Subject: "carol", PasswordHash: string(hash)})
+		c.Clients = append(c.Clients, basic, config.Client{
+			ID: "as1", Federating: true, AllowCredentialChallenges: true,
+			TokenEndpointAuthMethod: "private_key_jwt", JWKS: string(pubJSON), SigningAlg: "ES256",
+			Scopes: []string{"openid", "profile", "email"}, GrantTypes: []string{"authorization_code"},
+			RedirectURIs: []string{"https://as1.example/web-callback"}, NativeCallbackURIs: []string{fedCallback},
+		})
+		c.Apps = append(c.Apps, config.App{ID: "as2app", ClientID: "demo-app", DeepLink: "https://as2.example/app", DownstreamRole: true})
+	}})
+	legacy := fedtest.Start(tb, fedtest.Options{NoNative: true})
+	as1 := servertest.Start(tb, servertest.Options{Configure: func(c *config.Config) {
+		c.Clients = append(c.Clients, basic)
+		for _, d := range []struct{ id, issuer string }{{"as2", as2.URL}, {"legacy", legacy.URL}} {
+			c.Downstreams = append(c.Downstreams, config.Downstream{
+				ID: d.id, Issuer: d.issuer, Name: d.id, ClientID: "as1",
+				Auth:   config.DownstreamAuth{Method: "private_key_jwt", Key: string(privJSON)},
+				Scopes: map[string]string{"openid": "openid", "profile": "profile", "email": "email"},
+			})
+		}
+		c.Prompt = &config.Prompt{Inputs: []config.PromptInput{{Key: "email", Title: "Email", Hint: "you@example.com"}}}
+		c.Routes = append(c.Routes,
+			config.Route{Downstream: "as2", EmailDomains: []string{"as2.example"}},
+			config.Route{Downstream: "legacy", EmailDomains: []string{"legacy.example"}})
+	}})
+	return fedSetup{as1: as1, as2: as2}
+}
+
+// federationInputs configures env for the federation profile against AS1.
+func federationInputs(e *conformance.Env) {
+	e.ClientID = "demo-app"
+	e.FederationPrompt = url.Values{"email": {carolAtAS2}}
+	e.DownstreamUsername, e.DownstreamPassword = "carol", carolPW
+	e.NativeCallbackURI = fedCallback
+	e.UnsupportedPrompt = url.Values{"email": {daveAtLegacy}}
+}
+
+func runProfile(t *testing.T, issuer string, p conformance.Profile, configure func(*conformance.Env)) *conformance.Report {
+	t.Helper()
+	env := conformance.NewEnv(issuer, 10*time.Second)
+	configure(env)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return conformance.Run(ctx, env, conformance.Checks(), []conformance.Profile{p})
+}
+
+func requireAll(t *testing.T, rep *conformance.Report, n int, want conformance.Status) {
+	t.Helper()
+	require.Len(t, rep.Results, n)
+	for _, r := range rep.Results {
+		assert.Equal(t, want, r.Status, "%s: %s", r.ID, r.Detail)
+		if want != conformance.NotApplicable {
+			assert.NotEmpty(t, r.Exchanges, r.ID)
+		}
+	}
+}
+
+// TestFederationProfile: against a real federating fedas (AS1 → AS2, two
+// instances on loopback) every federation check passes; without the
+// inputs each is not applicable, naming the missing flag; against a
+// fedas that does not federate, the prompt checks fail.
+func TestFederationProfile(t *testing.T) {
+	s := startFederation(t)
+	n := len(conformance.FederationChecks())
+
+	t.Run("all inputs", func(t *testing.T) {
+		rep := runProfile(t, s.as1.URL, conformance.ProfileFederation, federationInputs)
+		requireAll(t, rep, n, conformance.Pass)
+		assert.Equal(t, 0, rep.ExitCode())
+	})
+
+	t.Run("no inputs", func(t *testing.T) {
+		rep := runProfile(t, s.as1.URL, conformance.ProfileFederation, func(e *conformance.Env) { e.ClientID = "demo-app" })
+		requireAll(t, rep, n, conformance.NotApplicable)
+		for _, r := range rep.Results {
+			assert.Regexp(t, `--(federation|unsupported)-prompt`, r.Detail, r.ID)
+		}
+		assert.Equal(t, 0, rep.ExitCode())
+	})
+
+	t.Run("only the prompt", func(t *testing.T) {
+		rep := runProfile(t, s.as1.URL, conformance.ProfileFederation, func(e *conformance.Env) {
+			e.ClientID, e.FederationPrompt = "demo-app", url.Values{"email": {carolAtAS2}}
+		})
+		st := statuses(rep)
+		for _, id := range []string{"federation-insufficient-information", "federation-federate-shape", "federation-body-works"} {
+			assert.Equal(t, conformance.Pass, st[id], id)
+		}
+		for id, missing := range map[string]string{
+			"federation-complete":                  "--downstream-username",
+			"federation-response-uri-session":      "--downstream-username",
+			"federation-native-callback-forwarded": "--native-callback-uri",
+			"federation-federate-unsupported":      "--unsupported-prompt",
+		} {
+			assert.Equal(t, conformance.NotApplicable, st[id], id)
+			assert.Contains(t, detail(rep, id), missing, id)
+		}
+	})
+
+	t.Run("a server that does not federate", func(t *testing.T) {
+		// AS2 has no prompt: it answers insufficient_authorization.
+		rep := runProfile(t, s.as2.URL, conformance.ProfileFederation, federationInputs)
+		st := statuses(rep)
+		assert.Equal(t, conformance.Fail, st["federation-insufficient-information"])
+		assert.Contains(t, detail(rep, "federation-insufficient-information"), "want insufficient_information")
+		assert.Equal(t, 1, rep.ExitCode())
+	})
+}
+
+func detail(rep *conformance.Report, id string) string {
+	for _, r := range rep.Results {
+		if r.ID == id {
+			return r.Detail
+		}
+	}
+	return ""
+}
+
+// rewriting puts in behind a proxy whose edit may change each JSON answer
+// (path, decoded body) before it is passed on; in's URL in bodies becomes
+// the proxy's.
+func rewriting(t *testing.T, in *servertest.Instance, edit func(path string, body map[string]any)) string {
+	var front *httptest.Server
+	front = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, in.URL+r.URL.RequestURI(), r.Body)
+		req.Header = r.Header.Clone()
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		var buf bytes.Buffer
+		_, _ = buf.ReadFrom(resp.Body)
+		body := bytes.ReplaceAll(buf.Bytes(), []byte(in.URL), []byte(front.URL))
+		var obj map[string]any
+		if json.Unmarshal(body, &obj) == nil {
+			edit(r.URL.Path, obj)
+			body, _ = json.Marshal(obj)
+		}
+		for k, v := range resp.Header {
+			if k != "Content-Length" {
+				w.Header()[k] = v
+			}
+		}
+		w.WriteHeader(resp.StatusCode)
+		_, _ = w.Write(body)
+	}))
+	t.Cleanup(front.Close)
+	return front.URL
+}
+
+// TestFederationProfile_Broken: a federating AS whose federation_body
+// lacks request_uri (a proxy drops it) fails the federate shape check,
+// with the exchange that shows it, and the checks that post the body on
+// fail too.
+func TestFederationProfile_Broken(t *testing.T) {
+	s := startFederation(t)
+	front := rewriting(t, s.as1, func(_ string, body map[string]any) {
+		if fb, ok := body["federation_body"].(string); ok {
+			v, _ := url.ParseQuery(fb)
+			v.Del("request_uri")
+			body["federation_body"] = v.Encode()
+		}
+	})
+	rep := runProfile(t, front, conformance.ProfileFederation, federationInputs)
+	st := statuses(rep)
+	assert.Equal(t, conformance.Fail, st["federation-federate-shape"])
+	assert.Contains(t, detail(rep, "federation-federate-shape"), "federation_body has no request_uri")
+	assert.Equal(t, conformance.Fail, st["federation-body-works"])
+	assert.Equal(t, conformance.Pass, st["federation-insufficient-information"])
+	assert.Equal(t, conformance.Pass, st["federation-federate-unsupported"])
+	for _, r := range rep.Results {
+		if r.ID == "federation-federate-shape" {
+			require.NotEmpty(t, r.Exchanges)
+			assert.Contains(t, r.Exchanges[len(r.Exchanges)-1].ResponseBody, `"federate"`)
+		}
+	}
+	assert.Equal(t, 1, rep.ExitCode())
+}
