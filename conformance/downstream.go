@@ -169,11 +169,16 @@ func checkRequestURINative(ctx context.Context, env *Env) Result {
 		return fail(exs, "no answer from the native endpoint: %s", ex2.Error)
 	case !isNativeAnswer(resp):
 		return fail(exs, "the native endpoint answered HTTP %d %q, want one of %s", resp.Status, resp.Str("error"), strings.Join(nativeAnswers, ", "))
-	case resp.Str("error") != "redirect_to_app" && resp.Status != http.StatusOK && resp.Str("auth_session") == "":
-		return fail(exs, "%s without auth_session", resp.Str("error"))
+	case slices.Contains(sessionAnswers, resp.Str("error")) && resp.Str("auth_session") == "":
+		return fail(exs, "%s without auth_session (FiPA-04 §5.2.2)", resp.Str("error"))
 	}
 	return pass(fmt.Sprintf("HTTP %d %s", resp.Status, resp.Str("error")), exs...)
 }
+
+// sessionAnswers are the native answers that continue with an
+// auth_session (redirect_to_web carries a request_uri instead, and
+// redirect_to_app a deep_link).
+var sessionAnswers = []string{"insufficient_authorization", "insufficient_information", "federate"}
 
 // refusedUse: resp refuses a request_uri (a 4xx error that starts nothing).
 func refusedUse(resp *Response) bool {

@@ -28,6 +28,7 @@ import (
 const (
 	fedClient    = "fed-basic" // a federating client with a secret (downstream profile)
 	fedSecret    = "fed-basic-secret"
+	fedRedirect  = "https://fed-basic.example/cb"
 	fedCallback  = "https://app.example/cb"
 	carolPW      = "carol-pw"
 	carolAtAS2   = "carol@as2.example"
@@ -55,9 +56,9 @@ func startFederation(tb testing.TB) fedSetup {
 	require.NoError(tb, err)
 	hash, err := bcrypt.GenerateFromPassword([]byte(carolPW), bcrypt.MinCost)
 	require.NoError(tb, err)
-	basic := config.Client{ID: fedClient, Federating: true, TokenEndpointAuthMethod: "client_secret_basic",
+	basic := config.Client{ID: fedClient, Federating: true, AllowCredentialChallenges: true, TokenEndpointAuthMethod: "client_secret_basic",
 		SecretSHA256: config.SecretDigest(fedSecret), Scopes: []string{"openid"}, GrantTypes: []string{"authorization_code"},
-		RedirectURIs: []string{"https://fed-basic.example/cb"}}
+		RedirectURIs: []string{fedRedirect}}
 
 	as2 := servertest.Start(tb, servertest.Options{Configure: func(c *config.Config) {
 		c.Users = append(c.Users, config.User{Username: "carol", Subject: "carol", PasswordHash: string(hash)})
