@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -29,6 +30,46 @@ func conformanceCmd(args []string, s stdio) error {
 	jsonFile := fs.String("json", "", "also write the report as JSON to this file")
 	mdFile := fs.String("markdown", "", "also write the report as Markdown (with the exchanges of failures) to this file")
 	timeout := fs.Duration("timeout", 10*time.Second, "timeout of each HTTP request")
+	// federation/downstream profile inputs (docs/conformance.md): fedInputs
+	// checks them and puts them in the Env.
+	var fedPrompt, unsupportedPrompt []string
+	fs.Func("federation-prompt", "NAME=VALUE answering the insufficient_information prompt so that the server federates (repeatable; federation profile)", func(v string) error {
+		fedPrompt = append(fedPrompt, v)
+		return nil
+	})
+	fs.Func("unsupported-prompt", "NAME=VALUE routing to a downstream without a native endpoint (repeatable; federation profile)", func(v string) error {
+		unsupportedPrompt = append(unsupportedPrompt, v)
+		return nil
+	})
+	dsUsername := fs.String("downstream-username", "", "a test user at the downstream the federation prompt routes to (password sign-in)")
+	dsPassword := fs.String("downstream-password", "", "that user's password")
+	nativeCallback := fs.String("native-callback-uri", "", "a native_callback_uri registered for --client-id; the downstream must answer redirect_to_app (or redirect_to_web) to a request carrying it")
+	parClientID := fs.String("par-client-id", "", "a client registered there as a federating AS (downstream profile)")
+	parAuth := fs.String("par-auth", "", "its client authentication: client_secret_basic:SECRET")
+	parRedirectURI := fs.String("par-redirect-uri", "", "a redirect_uri registered for --par-client-id, sent in its pushes")
+	fedInputs := func(env *conformance.Env) error {
+		var err error
+		if env.FederationPrompt, err = conformance.ParsePromptAnswers("--federation-prompt", fedPrompt); err != nil {
+			return err
+		}
+		if env.UnsupportedPrompt, err = conformance.ParsePromptAnswers("--unsupported-prompt", unsupportedPrompt); err != nil {
+			return err
+		}
+		if (*dsUsername == "") != (*dsPassword == "") {
+			return errors.New("--downstream-username and --downstream-password go together")
+		}
+		if *parAuth != "" {
+			if *parClientID == "" {
+				return errors.New("--par-auth needs --par-client-id")
+			}
+			if env.PARAuth, err = conformance.ParseClientAuth(*parAuth); err != nil || env.PARAuth.Method != "client_secret_basic" {
+				return fmt.Errorf("--par-auth: want client_secret_basic:SECRET, got %q", *parAuth)
+			}
+		}
+		env.DownstreamUsername, env.DownstreamPassword, env.NativeCallbackURI = *dsUsername, *dsPassword, *nativeCallback
+		env.PARClientID, env.PARRedirectURI = *parClientID, *parRedirectURI
+		return nil
+	}
 	if done, err := parseFlags(fs, args, s); done {
 		return err
 	}
@@ -62,6 +103,9 @@ func conformanceCmd(args []string, s stdio) error {
 	}
 	env := conformance.NewEnv(*issuer, *timeout)
 	env.ClientID, env.Auth, env.Username, env.Password = *clientID, ca, *username, *password
+	if err := fedInputs(env); err != nil {
+		return usage(err.Error())
+	}
 	rep := conformance.Run(context.Background(), env, conformance.Checks(), ps)
 	if err := rep.WriteTable(s.out); err != nil {
 		return err
