@@ -178,14 +178,22 @@ func detail(rep *conformance.Report, id string) string {
 	return ""
 }
 
-// rewriting puts in behind a proxy whose edit may change each JSON answer
-// (path, decoded body) before it is passed on; in's URL in bodies becomes
-// the proxy's.
-func rewriting(t *testing.T, in *servertest.Instance, edit func(path string, body map[string]any)) string {
+// rewriting puts in behind a proxy: editRequest may change each form
+// request (path, parsed body) before it is passed on, editResponse each
+// JSON answer; in's URL in answers becomes the proxy's.
+func rewriting(t *testing.T, in *servertest.Instance, editRequest func(path string, form url.Values), editResponse func(path string, body map[string]any)) string {
 	var front *httptest.Server
 	front = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		req, _ := http.NewRequestWithContext(r.Context(), r.Method, in.URL+r.URL.RequestURI(), r.Body)
+		var reqBody bytes.Buffer
+		_, _ = reqBody.ReadFrom(r.Body)
+		if form, err := url.ParseQuery(reqBody.String()); err == nil && editRequest != nil && r.Method == http.MethodPost {
+			editRequest(r.URL.Path, form)
+			reqBody.Reset()
+			reqBody.WriteString(form.Encode())
+		}
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, in.URL+r.URL.RequestURI(), bytes.NewReader(reqBody.Bytes()))
 		req.Header = r.Header.Clone()
+		req.Header.Del("Content-Length")
 		resp, err := http.DefaultTransport.RoundTrip(req)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
@@ -196,8 +204,8 @@ func rewriting(t *testing.T, in *servertest.Instance, edit func(path string, bod
 		_, _ = buf.ReadFrom(resp.Body)
 		body := bytes.ReplaceAll(buf.Bytes(), []byte(in.URL), []byte(front.URL))
 		var obj map[string]any
-		if json.Unmarshal(body, &obj) == nil {
-			edit(r.URL.Path, obj)
+		if json.Unmarshal(body, &obj) == nil && editResponse != nil {
+			editResponse(r.URL.Path, obj)
 			body, _ = json.Marshal(obj)
 		}
 		for k, v := range resp.Header {
@@ -212,31 +220,50 @@ func rewriting(t *testing.T, in *servertest.Instance, edit func(path string, bod
 	return front.URL
 }
 
-// TestFederationProfile_Broken: a federating AS whose federation_body
-// lacks request_uri (a proxy drops it) fails the federate shape check,
-// with the exchange that shows it, and the checks that post the body on
-// fail too.
+// TestFederationProfile_Broken: a federating AS that breaks one rule (a
+// proxy in front of AS1 breaks it) fails the check of that rule, with
+// the exchange that shows it, and the run exits 1.
 func TestFederationProfile_Broken(t *testing.T) {
 	s := startFederation(t)
-	front := rewriting(t, s.as1, func(_ string, body map[string]any) {
-		if fb, ok := body["federation_body"].(string); ok {
-			v, _ := url.ParseQuery(fb)
-			v.Del("request_uri")
-			body["federation_body"] = v.Encode()
-		}
-	})
-	rep := runProfile(t, front, conformance.ProfileFederation, federationInputs)
-	st := statuses(rep)
-	assert.Equal(t, conformance.Fail, st["federation-federate-shape"])
-	assert.Contains(t, detail(rep, "federation-federate-shape"), "federation_body has no request_uri")
-	assert.Equal(t, conformance.Fail, st["federation-body-works"])
-	assert.Equal(t, conformance.Pass, st["federation-insufficient-information"])
-	assert.Equal(t, conformance.Pass, st["federation-federate-unsupported"])
-	for _, r := range rep.Results {
-		if r.ID == "federation-federate-shape" {
-			require.NotEmpty(t, r.Exchanges)
-			assert.Contains(t, r.Exchanges[len(r.Exchanges)-1].ResponseBody, `"federate"`)
-		}
+	for _, tc := range []struct {
+		name         string
+		editRequest  func(path string, form url.Values)
+		editResponse func(path string, body map[string]any)
+		fails        []string
+		inDetail     string
+		passes       []string
+	}{
+		{"federation_body without request_uri", nil, func(_ string, body map[string]any) {
+			if fb, ok := body["federation_body"].(string); ok {
+				v, _ := url.ParseQuery(fb)
+				v.Del("request_uri")
+				body["federation_body"] = v.Encode()
+			}
+		}, []string{"federation-federate-shape", "federation-body-works"}, "federation_body has no request_uri",
+			[]string{"federation-insufficient-information", "federation-federate-unsupported"}},
+		// AS1 never sees the callback, so it cannot reach AS2: what a
+		// federating AS that does not forward it looks like from outside.
+		{"native_callback_uri not forwarded", func(path string, form url.Values) { form.Del("native_callback_uri") }, nil,
+			[]string{"federation-native-callback-forwarded"}, "the callback did not reach it",
+			[]string{"federation-federate-shape", "federation-body-works", "federation-complete", "federation-response-uri-session"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			front := rewriting(t, s.as1, tc.editRequest, tc.editResponse)
+			rep := runProfile(t, front, conformance.ProfileFederation, federationInputs)
+			st := statuses(rep)
+			for _, id := range tc.fails {
+				assert.Equal(t, conformance.Fail, st[id], "%s: %s", id, detail(rep, id))
+			}
+			for _, id := range tc.passes {
+				assert.Equal(t, conformance.Pass, st[id], "%s: %s", id, detail(rep, id))
+			}
+			assert.Contains(t, detail(rep, tc.fails[0]), tc.inDetail)
+			for _, r := range rep.Results {
+				if r.ID == tc.fails[0] {
+					require.NotEmpty(t, r.Exchanges)
+				}
+			}
+			assert.Equal(t, 1, rep.ExitCode())
+		})
 	}
-	assert.Equal(t, 1, rep.ExitCode())
 }
