@@ -144,10 +144,13 @@ type Env struct {
 	NativeCallbackURI                      string
 	UnsupportedPrompt                      url.Values
 	// PARClientID and PARAuth are a client registered as a federating AS
-	// (downstream profile); PARRedirectURI is the redirect_uri its pushes
-	// name ("" to omit it).
+	// (downstream profile): PARAuth.Method client_secret_basic, or
+	// private_key_jwt signing with PARKey (a private JWK, JSON: RFC 7523
+	// §2.2). PARRedirectURI is the redirect_uri its pushes name ("" to
+	// omit it).
 	PARClientID    string
 	PARAuth        ClientAuth
+	PARKey         string
 	PARRedirectURI string
 }
 

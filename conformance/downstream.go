@@ -2,11 +2,21 @@ package conformance
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // Spec sections the downstream checks cite (besides fed-draft-00 §4.1).
@@ -27,15 +37,113 @@ func needPAREndpoint(env *Env) string {
 	return ""
 }
 
-// needPARClient: a client registered as a federating AS, with a secret.
+// needPARClient: a client registered as a federating AS, with its
+// credentials.
 func needPARClient(env *Env) string {
 	if env.PARClientID == "" {
 		return "no --par-client-id given (a client registered there as a federating AS)"
 	}
-	if env.PARAuth.Method != "client_secret_basic" {
-		return "no --par-auth client_secret_basic:SECRET given"
+	switch {
+	case env.PARAuth.Method == "client_secret_basic":
+	case env.PARAuth.Method == "private_key_jwt" && env.PARKey != "":
+	default:
+		return "no --par-auth client_secret_basic:SECRET (or private_key_jwt with --par-key) given"
 	}
 	return ""
+}
+
+// ParsePARKey parses a private JWK (JSON) for private_key_jwt (RFC 7523
+// §2.2) and names the algorithm it signs with: the JWK's alg, else ES256,
+// EdDSA or PS256 by key type.
+func ParsePARKey(jwkJSON string) (*jose.JSONWebKey, jose.SignatureAlgorithm, error) {
+	var k jose.JSONWebKey
+	if err := json.Unmarshal([]byte(jwkJSON), &k); err != nil {
+		return nil, "", fmt.Errorf("not a JWK: %v", err)
+	}
+	if k.IsPublic() {
+		return nil, "", errors.New("the JWK has no private key")
+	}
+	if k.Algorithm != "" {
+		return &k, jose.SignatureAlgorithm(k.Algorithm), nil
+	}
+	switch key := k.Key.(type) {
+	case *ecdsa.PrivateKey:
+		if key.Curve == elliptic.P256() {
+			return &k, jose.ES256, nil
+		}
+	case ed25519.PrivateKey:
+		return &k, jose.EdDSA, nil
+	case *rsa.PrivateKey:
+		return &k, jose.PS256, nil
+	}
+	return nil, "", errors.New("the JWK names no alg and is not a P-256, Ed25519 or RSA key")
+}
+
+// clientAssertion is a private_key_jwt assertion (RFC 7523 §3) of
+// clientID for aud, signed with key.
+func clientAssertion(key *jose.JSONWebKey, alg jose.SignatureAlgorithm, clientID, aud string) (string, error) {
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, (&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		return "", err
+	}
+	now := time.Now()
+	payload, _ := json.Marshal(map[string]any{"iss": clientID, "sub": clientID, "aud": aud, "jti": randomToken(16),
+		"iat": now.Unix(), "exp": now.Add(time.Minute).Unix()})
+	jws, err := signer.Sign(payload)
+	if err != nil {
+		return "", err
+	}
+	return jws.CompactSerialize()
+}
+
+// otherKey is a fresh key of the same type as key, under key's kid: an
+// assertion it signs names the registered key and does not verify with it.
+func otherKey(key *jose.JSONWebKey) (*jose.JSONWebKey, error) {
+	var k any
+	var err error
+	switch key.Key.(type) {
+	case ed25519.PrivateKey:
+		_, k, err = ed25519.GenerateKey(rand.Reader)
+	case *rsa.PrivateKey:
+		k, err = rsa.GenerateKey(rand.Reader, 2048)
+	default:
+		k, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &jose.JSONWebKey{Key: k, KeyID: key.KeyID, Algorithm: key.Algorithm}, nil
+}
+
+// postPAR pushes form as the federating client: HTTP Basic for
+// client_secret_basic (PostForm), or a client assertion signed with key
+// (the registered one, or another to be refused) for private_key_jwt.
+func postPAR(ctx context.Context, env *Env, form url.Values, key *jose.JSONWebKey) (*Response, Exchange) {
+	u := env.MetaString("pushed_authorization_request_endpoint")
+	pe := parEnv(env)
+	if env.PARAuth.Method != "private_key_jwt" {
+		return pe.PostForm(ctx, u, form)
+	}
+	reg, alg, err := ParsePARKey(env.PARKey)
+	if err == nil && key == nil {
+		key = reg
+	}
+	aud := env.MetaString("issuer")
+	if aud == "" {
+		aud = env.Issuer
+	}
+	var assertion string
+	if err == nil {
+		assertion, err = clientAssertion(key, alg, env.PARClientID, aud)
+	}
+	if err != nil {
+		return nil, Exchange{Method: http.MethodPost, URL: u, Error: "--par-key: " + err.Error()}
+	}
+	form = cloneValues(form)
+	form.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+	form.Set("client_assertion", assertion)
+	pe.Auth = ClientAuth{Method: "none"} // client_id stays in the body
+	return pe.PostForm(ctx, u, form)
 }
 
 // DownstreamChecks are the downstream profile's checks (an AS receiving
@@ -44,7 +152,7 @@ func DownstreamChecks() []Check {
 	par := []Need{needPAREndpoint, needPARClient}
 	use := []Need{needPAREndpoint, needPARClient, needNative}
 	return []Check{
-		{ID: "downstream-par-client-auth", Title: "PAR without client authentication or with a wrong secret is invalid_client", Profile: ProfileDownstream, Spec: specRFC9126Auth, Needs: par, Run: checkPARClientAuth},
+		{ID: "downstream-par-client-auth", Title: "PAR without client authentication or with a wrong credential is invalid_client", Profile: ProfileDownstream, Spec: specRFC9126Auth, Needs: par, Run: checkPARClientAuth},
 		{ID: "downstream-par-created", Title: "an authenticated PAR is 201 with request_uri and expires_in", Profile: ProfileDownstream, Spec: specRFC9126Created, Needs: par, Run: checkPARCreated},
 		{ID: "downstream-request-uri-native", Title: "client_id + request_uri at the native endpoint starts a native flow", Profile: ProfileDownstream, Spec: specFedEndpoint, Needs: use, Run: checkRequestURINative},
 		{ID: "downstream-request-uri-single-use", Title: "a request_uri works once at the native endpoint", Profile: ProfileDownstream, Spec: specRFC9126Use, Needs: use, Run: checkRequestURISingleUse},
@@ -83,7 +191,7 @@ func pushForm(env *Env) url.Values {
 // push pushes a request as the federating client; r is the result to
 // return when the push did not answer a request_uri.
 func push(ctx context.Context, env *Env) (requestURI string, resp *Response, ex Exchange, r *Result) {
-	resp, ex = parEnv(env).PostForm(ctx, env.MetaString("pushed_authorization_request_endpoint"), pushForm(env))
+	resp, ex = postPAR(ctx, env, pushForm(env), nil)
 	switch {
 	case resp == nil:
 		res := fail([]Exchange{ex}, "no answer from the PAR endpoint: %s", ex.Error)
@@ -121,24 +229,40 @@ func checkPARClientAuth(ctx context.Context, env *Env) Result {
 		return fail(exs, "a push without client authentication was answered HTTP %d %q, want 401 invalid_client (RFC 6749 §5.2)", resp.Status, resp.Str("error"))
 	}
 	first := resp.Status
-	// The right client, a wrong secret, in the Authorization header:
-	// RFC 6749 §5.2 wants 401.
-	wrong := parEnv(env)
-	wrong.Auth = ClientAuth{Method: "client_secret_basic", Secret: "conformance-wrong-" + randomToken(8)}
-	resp, ex = wrong.PostForm(ctx, u, pushForm(env))
+	// The right client with a wrong credential. A wrong secret in the
+	// Authorization header must be 401 (RFC 6749 §5.2); an assertion
+	// signed with another key under the registered kid, 400 or 401.
+	what := "a wrong client secret"
+	if env.PARAuth.Method == "private_key_jwt" {
+		what = "a client assertion signed with another key"
+		reg, _, err := ParsePARKey(env.PARKey)
+		var k *jose.JSONWebKey
+		if err == nil {
+			k, err = otherKey(reg)
+		}
+		if err != nil {
+			return fail(exs, "--par-key: %v", err)
+		}
+		resp, ex = postPAR(ctx, env, pushForm(env), k)
+	} else {
+		wrong := *env
+		wrong.PARAuth = ClientAuth{Method: "client_secret_basic", Secret: "conformance-wrong-" + randomToken(8)}
+		resp, ex = postPAR(ctx, &wrong, pushForm(env), nil)
+	}
 	exs = append(exs, ex)
+	want401 := env.PARAuth.Method == "client_secret_basic"
 	switch {
 	case resp == nil:
 		return fail(exs, "no answer: %s", ex.Error)
 	case resp.Status == http.StatusCreated || resp.Str("request_uri") != "":
-		return fail(exs, "a push with a wrong client secret was accepted (HTTP %d)", resp.Status)
-	case resp.Status != http.StatusUnauthorized || resp.Str("error") != "invalid_client":
-		return fail(exs, "a push with a wrong client secret was answered HTTP %d %q, want 401 invalid_client (RFC 6749 §5.2)", resp.Status, resp.Str("error"))
+		return fail(exs, "a push with %s was accepted (HTTP %d)", what, resp.Status)
+	case resp.Str("error") != "invalid_client" || (resp.Status != http.StatusUnauthorized && (want401 || resp.Status != http.StatusBadRequest)):
+		return fail(exs, "a push with %s was answered HTTP %d %q, want 401 invalid_client (RFC 6749 §5.2)", what, resp.Status, resp.Str("error"))
 	}
 	if p := errorBodyProblems(resp); len(p) > 0 {
 		return fail(exs, "%s", strings.Join(p, "; "))
 	}
-	return pass(fmt.Sprintf("no authentication: HTTP %d invalid_client; a wrong secret: HTTP 401 invalid_client", first), exs...)
+	return pass(fmt.Sprintf("no authentication: HTTP %d invalid_client; %s: HTTP %d invalid_client", first, what, resp.Status), exs...)
 }
 
 func checkPARCreated(ctx context.Context, env *Env) Result {

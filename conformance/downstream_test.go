@@ -25,8 +25,9 @@ func downstreamInputs(e *conformance.Env) {
 }
 
 // TestDownstreamProfile: every downstream check passes against a fedas in
-// the downstream role (AS2), and against AS1, which also federates (a
-// pushed request there starts with its prompt); without --par-client-id
+// the downstream role (AS2), with client_secret_basic and with
+// private_key_jwt, and against AS1, which also federates (a pushed
+// request there starts with its prompt); without --par-client-id
 // every check is not applicable, and a server without a PAR endpoint in
 // its metadata makes nothing applicable.
 func TestDownstreamProfile(t *testing.T) {
@@ -42,6 +43,18 @@ func TestDownstreamProfile(t *testing.T) {
 			assert.Equal(t, 0, rep.ExitCode())
 		})
 	}
+	t.Run("private_key_jwt", func(t *testing.T) {
+		// AS1's own registration at AS2.
+		rep := runProfile(t, s.as2.URL, conformance.ProfileDownstream, func(e *conformance.Env) {
+			e.ClientID, e.PARClientID, e.PARRedirectURI = "demo-app", "as1", "https://as1.example/web-callback"
+			e.PARAuth, e.PARKey = conformance.ClientAuth{Method: "private_key_jwt"}, s.as1Key
+		})
+		requireAll(t, rep, n, conformance.Pass)
+		assert.Contains(t, detail(rep, "downstream-par-client-auth"), "a client assertion signed with another key: HTTP 401 invalid_client")
+		var out bytes.Buffer
+		require.NoError(t, rep.WriteJSON(&out))
+		assert.Contains(t, out.String(), "client_assertion=%5Bredacted%5D")
+	})
 	t.Run("no PAR client", func(t *testing.T) {
 		rep := runProfile(t, s.as2.URL, conformance.ProfileDownstream, func(e *conformance.Env) { e.ClientID = "demo-app" })
 		requireAll(t, rep, n, conformance.NotApplicable)

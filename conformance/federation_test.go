@@ -43,6 +43,8 @@ const (
 // a federating client with a secret, for the downstream profile.
 type fedSetup struct {
 	as1, as2 *servertest.Instance
+	// as1Key is AS1's private JWK (JSON) for private_key_jwt at AS2.
+	as1Key string
 }
 
 func startFederation(tb testing.TB) fedSetup {
@@ -85,7 +87,7 @@ func startFederation(tb testing.TB) fedSetup {
 			config.Route{Downstream: "as2", EmailDomains: []string{"as2.example"}},
 			config.Route{Downstream: "legacy", EmailDomains: []string{"legacy.example"}})
 	}})
-	return fedSetup{as1: as1, as2: as2}
+	return fedSetup{as1: as1, as2: as2, as1Key: string(privJSON)}
 }
 
 // federationInputs configures env for the federation profile against AS1.

@@ -45,7 +45,8 @@ func conformanceCmd(args []string, s stdio) error {
 	dsPassword := fs.String("downstream-password", "", "that user's password")
 	nativeCallback := fs.String("native-callback-uri", "", "a native_callback_uri registered for --client-id; the downstream must answer redirect_to_app (or redirect_to_web) to a request carrying it")
 	parClientID := fs.String("par-client-id", "", "a client registered there as a federating AS (downstream profile)")
-	parAuth := fs.String("par-auth", "", "its client authentication: client_secret_basic:SECRET")
+	parAuth := fs.String("par-auth", "", "its client authentication: client_secret_basic:SECRET or private_key_jwt (with --par-key)")
+	parKey := fs.String("par-key", "", "for --par-auth private_key_jwt: a file with the client's private JWK (JSON)")
 	parRedirectURI := fs.String("par-redirect-uri", "", "a redirect_uri registered for --par-client-id, sent in its pushes")
 	fedInputs := func(env *conformance.Env) error {
 		var err error
@@ -58,12 +59,23 @@ func conformanceCmd(args []string, s stdio) error {
 		if (*dsUsername == "") != (*dsPassword == "") {
 			return errors.New("--downstream-username and --downstream-password go together")
 		}
-		if *parAuth != "" {
-			if *parClientID == "" {
-				return errors.New("--par-auth needs --par-client-id")
+		switch {
+		case *parAuth != "" && *parClientID == "":
+			return errors.New("--par-auth needs --par-client-id")
+		case (*parAuth == "private_key_jwt") != (*parKey != ""):
+			return errors.New("--par-auth private_key_jwt and --par-key go together")
+		case *parAuth == "private_key_jwt":
+			b, err := os.ReadFile(*parKey)
+			if err != nil {
+				return fmt.Errorf("--par-key: %v", err)
 			}
+			if _, _, err := conformance.ParsePARKey(string(b)); err != nil {
+				return fmt.Errorf("--par-key %s: %v", *parKey, err)
+			}
+			env.PARAuth, env.PARKey = conformance.ClientAuth{Method: "private_key_jwt"}, string(b)
+		case *parAuth != "":
 			if env.PARAuth, err = conformance.ParseClientAuth(*parAuth); err != nil || env.PARAuth.Method != "client_secret_basic" {
-				return fmt.Errorf("--par-auth: want client_secret_basic:SECRET, got %q", *parAuth)
+				return fmt.Errorf("--par-auth: want client_secret_basic:SECRET or private_key_jwt, got %q", *parAuth)
 			}
 		}
 		env.DownstreamUsername, env.DownstreamPassword, env.NativeCallbackURI = *dsUsername, *dsPassword, *nativeCallback

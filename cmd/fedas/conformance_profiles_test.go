@@ -28,8 +28,9 @@ import (
 // AS2, where AS1 is a federating client and an app of AS2 takes over
 // requests carrying a native callback. AS1 also registers fed-basic, a
 // federating client with a secret, so that one run checks it in both the
-// federation and the downstream profile. It returns AS1's issuer.
-func startConformanceFederation(tb testing.TB) string {
+// federation and the downstream profile. It returns both issuers and
+// AS1's private JWK for private_key_jwt at AS2.
+func startConformanceFederation(tb testing.TB) (as1URL, as2URL, as1Key string) {
 	tb.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(tb, err)
@@ -68,18 +69,21 @@ func startConformanceFederation(tb testing.TB) string {
 			config.Route{Downstream: "as2", EmailDomains: []string{"as2.example"}},
 			config.Route{Downstream: "legacy", EmailDomains: []string{"legacy.example"}})
 	}})
-	return as1.URL
+	return as1.URL, as2.URL, string(privJSON)
 }
 
 // TestConformanceCmd_Profiles runs the real binary with --profile
 // federation,downstream against a federating fedas (AS1 → AS2): with
 // every input each check passes and it exits 0, the JSON report holds
-// all 13 results and neither password; without the inputs every check is
-// not applicable (exit 0).
+// all 13 results and no password, secret or client assertion; without
+// the inputs every check is not applicable (exit 0). The downstream
+// profile against AS2 with AS1's private_key_jwt key passes too.
 func TestConformanceCmd_Profiles(t *testing.T) {
 	bin := buildBinary(t)
-	issuer := startConformanceFederation(t)
-	n := len(conformance.FederationChecks()) + len(conformance.DownstreamChecks())
+	as1, as2, key := startConformanceFederation(t)
+	keyFile := filepath.Join(t.TempDir(), "as1.jwk")
+	require.NoError(t, os.WriteFile(keyFile, []byte(key), 0o600))
+	both := len(conformance.FederationChecks()) + len(conformance.DownstreamChecks())
 	inputs := []string{
 		"--client-id", "demo-app",
 		"--federation-prompt", "email=carol@as2.example",
@@ -90,17 +94,20 @@ func TestConformanceCmd_Profiles(t *testing.T) {
 		"--par-redirect-uri", "https://fed-basic.example/cb",
 	}
 	for _, tc := range []struct {
-		name   string
-		args   []string
-		want   conformance.Status
-		stdout string
+		name, issuer, profiles string
+		args                   []string
+		n                      int
+		want                   conformance.Status
+		stdout                 string
 	}{
-		{"every input", inputs, conformance.Pass, "13 passed, 0 failed, 0 not applicable"},
-		{"no inputs", []string{"--client-id", "demo-app"}, conformance.NotApplicable, "0 passed, 0 failed, 13 not applicable"},
+		{"every input", as1, "federation,downstream", inputs, both, conformance.Pass, "13 passed, 0 failed, 0 not applicable"},
+		{"no inputs", as1, "federation,downstream", []string{"--client-id", "demo-app"}, both, conformance.NotApplicable, "0 passed, 0 failed, 13 not applicable"},
+		{"downstream with private_key_jwt", as2, "downstream", []string{"--par-client-id", "as1", "--par-auth", "private_key_jwt", "--par-key", keyFile,
+			"--par-redirect-uri", "https://as1.example/web-callback"}, len(conformance.DownstreamChecks()), conformance.Pass, "6 passed, 0 failed, 0 not applicable"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			jsonFile := filepath.Join(t.TempDir(), "r.json")
-			args := append([]string{"conformance", "--issuer", issuer, "--profile", "federation,downstream", "--json", jsonFile}, tc.args...)
+			args := append([]string{"conformance", "--issuer", tc.issuer, "--profile", tc.profiles, "--json", jsonFile}, tc.args...)
 			cmd := exec.Command(bin, args...)
 			var out, errOut bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &errOut
@@ -116,12 +123,13 @@ func TestConformanceCmd_Profiles(t *testing.T) {
 			require.NoError(t, err)
 			var rep conformance.Report
 			require.NoError(t, json.Unmarshal(b, &rep))
-			require.Len(t, rep.Results, n)
+			require.Len(t, rep.Results, tc.n)
 			for _, r := range rep.Results {
 				require.Equal(t, tc.want, r.Status, "%s: %s", r.ID, r.Detail)
 			}
 			require.NotContains(t, string(b), "carol-pw")
 			require.NotContains(t, string(b), "fed-basic-secret")
+			require.NotContains(t, string(b), "eyJ") // no client assertion
 		})
 	}
 }
@@ -137,7 +145,10 @@ func TestConformanceCmd_ProfileUsageErrors(t *testing.T) {
 		{[]string{"--unsupported-prompt", "=x"}, "--unsupported-prompt: want NAME=VALUE"},
 		{[]string{"--downstream-username", "carol"}, "--downstream-username and --downstream-password go together"},
 		{[]string{"--par-auth", "client_secret_basic:s"}, "--par-auth needs --par-client-id"},
-		{[]string{"--par-client-id", "x", "--par-auth", "none"}, "--par-auth: want client_secret_basic:SECRET"},
+		{[]string{"--par-client-id", "x", "--par-auth", "none"}, "--par-auth: want client_secret_basic:SECRET or private_key_jwt"},
+		{[]string{"--par-client-id", "x", "--par-auth", "private_key_jwt"}, "--par-auth private_key_jwt and --par-key go together"},
+		{[]string{"--par-client-id", "x", "--par-auth", "private_key_jwt", "--par-key", "/nonexistent/key.json"}, "--par-key: open /nonexistent/key.json"},
+		{[]string{"--par-client-id", "x", "--par-auth", "private_key_jwt", "--par-key", "conformance_profiles_test.go"}, "--par-key conformance_profiles_test.go: not a JWK"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var out, errOut bytes.Buffer
