@@ -371,7 +371,6 @@ func checkFederationBodyWorks(ctx context.Context, env *Env) Result {
 func downstreamSignIn(ctx context.Context, env *Env, fr *fedRun, resp *Response) (string, *Result) {
 	du := *env
 	du.Username, du.Password = env.DownstreamUsername, env.DownstreamPassword
-	du.Auth = ClientAuth{Method: "client_secret_basic"} // no client_id in follow-ups there: the device is not the downstream's client
 	u := fr.answer.Str("federation_uri")
 	for step := 0; step < 5; step++ {
 		switch {
@@ -386,6 +385,9 @@ func downstreamSignIn(ctx context.Context, env *Env, fr *fedRun, resp *Response)
 			res := na(fr.exs, "a downstream challenge asks for more than a username and a password")
 			return "", &res
 		}
+		// The device is not the downstream's client: its follow-ups there
+		// carry auth_session and the answers only.
+		form.Del("client_id")
 		var ex Exchange
 		resp, ex = env.postRaw(ctx, u, form.Encode())
 		fr.exs = append(fr.exs, ex)
@@ -498,6 +500,9 @@ var callbackAnswers = []string{"redirect_to_app", "redirect_to_web"}
 func checkNativeCallbackForwarded(ctx context.Context, env *Env) Result {
 	with, wresp, r := downstreamStart(ctx, env, url.Values{"native_callback_uri": {env.NativeCallbackURI}})
 	if r != nil {
+		if r.Status == Fail {
+			r.Detail += " (is --native-callback-uri registered for --client-id?)"
+		}
 		return *r
 	}
 	without, oresp, r := downstreamStart(ctx, env, nil)
