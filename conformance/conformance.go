@@ -152,6 +152,11 @@ type Env struct {
 	PARAuth        ClientAuth
 	PARKey         string
 	PARRedirectURI string
+	// PARExpiry runs the expired request_uri check, which waits out a
+	// push's expires_in (--par-expiry); Wait is how it waits (nil: real
+	// time; a test advances the server's clock instead).
+	PARExpiry bool
+	Wait      func(ctx context.Context, d time.Duration) error
 }
 
 // NewEnv returns an Env whose client times out after timeout and never

@@ -158,6 +158,33 @@ func DownstreamChecks() []Check {
 		{ID: "downstream-request-uri-single-use", Title: "a request_uri works once at the native endpoint", Profile: ProfileDownstream, Spec: specRFC9126Use, Needs: use, Run: checkRequestURISingleUse},
 		{ID: "downstream-request-uri-client-bound", Title: "a request_uri is refused with another client_id", Profile: ProfileDownstream, Spec: specRFC9126Use, Needs: use, Run: checkRequestURIClientBound},
 		{ID: "downstream-request-uri-unknown", Title: "an unknown request_uri is invalid_request", Profile: ProfileDownstream, Spec: specRFC9126Use, Needs: use, Run: checkRequestURIUnknown},
+		{ID: "downstream-request-uri-expired", Title: "a request_uri used after its expires_in is invalid_request", Profile: ProfileDownstream, Spec: specRFC9126Created, Needs: []Need{needPAREndpoint, needPARClient, needNative, needPARExpiry}, Run: checkRequestURIExpired},
+	}
+}
+
+// needPARExpiry: the run may wait out a push's expires_in (--par-expiry).
+func needPARExpiry(env *Env) string {
+	if !env.PARExpiry {
+		return "no --par-expiry given (the check waits for a push's expires_in to pass)"
+	}
+	return ""
+}
+
+// maxExpiryWait bounds the expiry check's wait.
+const maxExpiryWait = 10 * time.Minute
+
+// wait waits d as env says (real time unless a test injected Wait).
+func (e *Env) wait(ctx context.Context, d time.Duration) error {
+	if e.Wait != nil {
+		return e.Wait(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -374,4 +401,34 @@ func checkRequestURIUnknown(ctx context.Context, env *Env) Result {
 		return fail(exs, "%s", strings.Join(p, "; "))
 	}
 	return pass(statusOf(resp, ex), exs...)
+}
+
+func checkRequestURIExpired(ctx context.Context, env *Env) Result {
+	ru, resp, ex, r := push(ctx, env)
+	if r != nil {
+		return *r
+	}
+	exs := []Exchange{ex}
+	exp, _ := resp.JSON["expires_in"].(float64)
+	d := time.Duration(exp)*time.Second + time.Second
+	switch {
+	case exp <= 0:
+		return fail(exs, "expires_in %v is not a positive number", resp.JSON["expires_in"])
+	case d > maxExpiryWait:
+		return na(exs, "expires_in %v: longer than the %v the check waits", resp.JSON["expires_in"], maxExpiryWait)
+	}
+	if err := env.wait(ctx, d); err != nil {
+		return fail(exs, "waiting %v for the request_uri to expire: %v", d, err)
+	}
+	resp, ex = useRequestURI(ctx, env, env.PARClientID, ru)
+	exs = append(exs, ex)
+	switch {
+	case !refusedUse(resp):
+		return fail(exs, "the request_uri %v after its expires_in was answered %s, want a 4xx error", d, statusOf(resp, ex))
+	case resp.Str("error") != "invalid_request" && resp.Str("error") != "invalid_request_uri":
+		// invalid_request is what makes a federating AS push again
+		// (docs/decisions.md Q9).
+		return fail(exs, "an expired request_uri was answered %s, want invalid_request (or invalid_request_uri)", statusOf(resp, ex))
+	}
+	return pass(fmt.Sprintf("%v after the push: %s", d, statusOf(resp, ex)), exs...)
 }

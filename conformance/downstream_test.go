@@ -2,15 +2,18 @@ package conformance_test
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fedas/fedas/config"
 	"github.com/fedas/fedas/conformance"
 	"github.com/fedas/fedas/server/servertest"
 )
@@ -27,7 +30,9 @@ func downstreamInputs(e *conformance.Env) {
 // TestDownstreamProfile: every downstream check passes against a fedas in
 // the downstream role (AS2), with client_secret_basic and with
 // private_key_jwt, and against AS1, which also federates (a pushed
-// request there starts with its prompt); without --par-client-id
+// request there starts with its prompt); the expiry check, which waits,
+// runs with --par-expiry against a downstream whose clock the wait
+// advances; without --par-client-id
 // every check is not applicable, and a server without a PAR endpoint in
 // its metadata makes nothing applicable.
 func TestDownstreamProfile(t *testing.T) {
@@ -39,7 +44,8 @@ func TestDownstreamProfile(t *testing.T) {
 	}{{"downstream only", s.as2.URL}, {"federating too", s.as1.URL}} {
 		t.Run(tc.name, func(t *testing.T) {
 			rep := runProfile(t, tc.issuer, conformance.ProfileDownstream, downstreamInputs)
-			requireAll(t, rep, n, conformance.Pass)
+			requirePassing(t, rep, n, "downstream-request-uri-expired")
+			assert.Contains(t, detail(rep, "downstream-request-uri-expired"), "--par-expiry")
 			assert.Equal(t, 0, rep.ExitCode())
 		})
 	}
@@ -49,11 +55,32 @@ func TestDownstreamProfile(t *testing.T) {
 			e.ClientID, e.PARClientID, e.PARRedirectURI = "demo-app", "as1", "https://as1.example/web-callback"
 			e.PARAuth, e.PARKey = conformance.ClientAuth{Method: "private_key_jwt"}, s.as1Key
 		})
-		requireAll(t, rep, n, conformance.Pass)
+		requirePassing(t, rep, n, "downstream-request-uri-expired")
 		assert.Contains(t, detail(rep, "downstream-par-client-auth"), "a client assertion signed with another key: HTTP 401 invalid_client")
 		var out bytes.Buffer
 		require.NoError(t, rep.WriteJSON(&out))
 		assert.Contains(t, out.String(), "client_assertion=%5Bredacted%5D")
+	})
+	t.Run("expired request_uri", func(t *testing.T) {
+		// A downstream of its own whose clock the wait advances: the check
+		// waits out expires_in without sleeping.
+		clock := &servertest.Clock{}
+		ds := servertest.Start(t, servertest.Options{Clock: clock, Configure: func(c *config.Config) {
+			c.Clients = append(c.Clients, fedBasic())
+		}})
+		var waited time.Duration
+		rep := runProfile(t, ds.URL, conformance.ProfileDownstream, func(e *conformance.Env) {
+			downstreamInputs(e)
+			e.PARExpiry = true
+			e.Wait = func(_ context.Context, d time.Duration) error {
+				waited += d
+				clock.Advance(d)
+				return nil
+			}
+		})
+		requireAll(t, rep, n, conformance.Pass)
+		assert.Equal(t, 91*time.Second, waited) // lifetimes.pushed_request (90 s) and a second
+		assert.Contains(t, detail(rep, "downstream-request-uri-expired"), `HTTP 400 "invalid_request"`)
 	})
 	t.Run("no PAR client", func(t *testing.T) {
 		rep := runProfile(t, s.as2.URL, conformance.ProfileDownstream, func(e *conformance.Env) { e.ClientID = "demo-app" })
@@ -79,6 +106,25 @@ func TestDownstreamProfile(t *testing.T) {
 		assert.Contains(t, detail(rep, "downstream-par-created"), "check --par-client-id")
 		assert.Equal(t, 1, rep.ExitCode())
 	})
+}
+
+// requirePassing: rep has n results, each a pass with its exchanges but
+// the notApplicable ones.
+func requirePassing(t *testing.T, rep *conformance.Report, n int, notApplicable ...string) {
+	t.Helper()
+	require.Len(t, rep.Results, n)
+	for _, r := range rep.Results {
+		want := conformance.Pass
+		for _, id := range notApplicable {
+			if id == r.ID {
+				want = conformance.NotApplicable
+			}
+		}
+		assert.Equal(t, want, r.Status, "%s: %s", r.ID, r.Detail)
+		if want == conformance.Pass {
+			assert.NotEmpty(t, r.Exchanges, r.ID)
+		}
+	}
 }
 
 // replaying puts in behind a proxy that answers a request_uri's second

@@ -47,6 +47,14 @@ type fedSetup struct {
 	as1Key string
 }
 
+// fedBasic is a federating client with a secret (downstream profile),
+// allowed credential challenges so that its pushes start with one.
+func fedBasic() config.Client {
+	return config.Client{ID: fedClient, Federating: true, AllowCredentialChallenges: true, TokenEndpointAuthMethod: "client_secret_basic",
+		SecretSHA256: config.SecretDigest(fedSecret), Scopes: []string{"openid"}, GrantTypes: []string{"authorization_code"},
+		RedirectURIs: []string{fedRedirect}}
+}
+
 func startFederation(tb testing.TB) fedSetup {
 	tb.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -58,9 +66,7 @@ func startFederation(tb testing.TB) fedSetup {
 	require.NoError(tb, err)
 	hash, err := bcrypt.GenerateFromPassword([]byte(carolPW), bcrypt.MinCost)
 	require.NoError(tb, err)
-	basic := config.Client{ID: fedClient, Federating: true, AllowCredentialChallenges: true, TokenEndpointAuthMethod: "client_secret_basic",
-		SecretSHA256: config.SecretDigest(fedSecret), Scopes: []string{"openid"}, GrantTypes: []string{"authorization_code"},
-		RedirectURIs: []string{fedRedirect}}
+	basic := fedBasic()
 
 	as2 := servertest.Start(tb, servertest.Options{Configure: func(c *config.Config) {
 		c.Users = append(c.Users, config.User{Username: "carol", Subject: "carol", PasswordHash: string(hash)})

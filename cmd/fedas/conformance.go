@@ -48,6 +48,7 @@ func conformanceCmd(args []string, s stdio) error {
 	parAuth := fs.String("par-auth", "", "its client authentication: client_secret_basic:SECRET or private_key_jwt (with --par-key)")
 	parKey := fs.String("par-key", "", "for --par-auth private_key_jwt: a file with the client's private JWK (JSON)")
 	parRedirectURI := fs.String("par-redirect-uri", "", "a redirect_uri registered for --par-client-id, sent in its pushes")
+	parExpiry := fs.Bool("par-expiry", false, "also check an expired request_uri: waits for a push's expires_in (90 s at fedas) to pass")
 	fedInputs := func(env *conformance.Env) error {
 		var err error
 		if env.FederationPrompt, err = conformance.ParsePromptAnswers("--federation-prompt", fedPrompt); err != nil {
@@ -79,7 +80,7 @@ func conformanceCmd(args []string, s stdio) error {
 			}
 		}
 		env.DownstreamUsername, env.DownstreamPassword, env.NativeCallbackURI = *dsUsername, *dsPassword, *nativeCallback
-		env.PARClientID, env.PARRedirectURI = *parClientID, *parRedirectURI
+		env.PARClientID, env.PARRedirectURI, env.PARExpiry = *parClientID, *parRedirectURI, *parExpiry
 		return nil
 	}
 	if done, err := parseFlags(fs, args, s); done {
