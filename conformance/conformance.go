@@ -24,7 +24,7 @@ import (
 // Profile groups checks by the role of the server under test.
 type Profile string
 
-// The profiles. Only fipa has checks in this increment.
+// The profiles.
 const (
 	// ProfileFiPA checks the native endpoint itself (FiPA-04).
 	ProfileFiPA Profile = "fipa"
@@ -129,6 +129,34 @@ type Env struct {
 	// code and verifier are the fipa sign-in's result, redeemed by the
 	// token check that follows it.
 	code, verifier string
+
+	// federation/downstream profile inputs (docs/conformance.md).
+	//
+	// FederationPrompt answers the insufficient_information prompt so that
+	// the server federates (--federation-prompt NAME=VALUE);
+	// DownstreamUsername and DownstreamPassword sign in at the downstream
+	// it federates to. NativeCallbackURI is a native_callback_uri
+	// registered for ClientID whose forwarding the downstream makes
+	// observable (redirect_to_app). UnsupportedPrompt answers the prompt so
+	// that the server routes to a downstream without a native endpoint.
+	FederationPrompt                       url.Values
+	DownstreamUsername, DownstreamPassword string
+	NativeCallbackURI                      string
+	UnsupportedPrompt                      url.Values
+	// PARClientID and PARAuth are a client registered as a federating AS
+	// (downstream profile): PARAuth.Method client_secret_basic, or
+	// private_key_jwt signing with PARKey (a private JWK, JSON: RFC 7523
+	// §2.2). PARRedirectURI is the redirect_uri its pushes name ("" to
+	// omit it).
+	PARClientID    string
+	PARAuth        ClientAuth
+	PARKey         string
+	PARRedirectURI string
+	// PARExpiry runs the expired request_uri check, which waits out a
+	// push's expires_in (--par-expiry); Wait is how it waits (nil: real
+	// time; a test advances the server's clock instead).
+	PARExpiry bool
+	Wait      func(ctx context.Context, d time.Duration) error
 }
 
 // NewEnv returns an Env whose client times out after timeout and never
@@ -403,6 +431,11 @@ func (r *Report) ExitCode() int {
 		return 1
 	}
 	return 0
+}
+
+// Checks are every check of every profile, in run order.
+func Checks() []Check {
+	return append(append(FiPAChecks(), FederationChecks()...), DownstreamChecks()...)
 }
 
 // Run discovers env's metadata (unless already fetched) and runs every

@@ -90,9 +90,6 @@ func FiPAChecks() []Check {
 	}
 }
 
-// Checks are every check of every profile, in run order.
-func Checks() []Check { return FiPAChecks() }
-
 func pass(detail string, ex ...Exchange) Result {
 	return Result{Status: Pass, Detail: detail, Exchanges: ex}
 }

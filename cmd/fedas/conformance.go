@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -29,6 +30,59 @@ func conformanceCmd(args []string, s stdio) error {
 	jsonFile := fs.String("json", "", "also write the report as JSON to this file")
 	mdFile := fs.String("markdown", "", "also write the report as Markdown (with the exchanges of failures) to this file")
 	timeout := fs.Duration("timeout", 10*time.Second, "timeout of each HTTP request")
+	// federation/downstream profile inputs (docs/conformance.md): fedInputs
+	// checks them and puts them in the Env.
+	var fedPrompt, unsupportedPrompt []string
+	fs.Func("federation-prompt", "NAME=VALUE answering the insufficient_information prompt so that the server federates (repeatable; federation profile)", func(v string) error {
+		fedPrompt = append(fedPrompt, v)
+		return nil
+	})
+	fs.Func("unsupported-prompt", "NAME=VALUE routing to a downstream without a native endpoint (repeatable; federation profile)", func(v string) error {
+		unsupportedPrompt = append(unsupportedPrompt, v)
+		return nil
+	})
+	dsUsername := fs.String("downstream-username", "", "a test user at the downstream the federation prompt routes to (password sign-in)")
+	dsPassword := fs.String("downstream-password", "", "that user's password")
+	nativeCallback := fs.String("native-callback-uri", "", "a native_callback_uri registered for --client-id; the downstream must answer redirect_to_app (or redirect_to_web) to a request carrying it")
+	parClientID := fs.String("par-client-id", "", "a client registered there as a federating AS (downstream profile)")
+	parAuth := fs.String("par-auth", "", "its client authentication: client_secret_basic:SECRET or private_key_jwt (with --par-key)")
+	parKey := fs.String("par-key", "", "for --par-auth private_key_jwt: a file with the client's private JWK (JSON)")
+	parRedirectURI := fs.String("par-redirect-uri", "", "a redirect_uri registered for --par-client-id, sent in its pushes")
+	parExpiry := fs.Bool("par-expiry", false, "also check an expired request_uri: waits for a push's expires_in (90 s at fedas) to pass")
+	fedInputs := func(env *conformance.Env) error {
+		var err error
+		if env.FederationPrompt, err = conformance.ParsePromptAnswers("--federation-prompt", fedPrompt); err != nil {
+			return err
+		}
+		if env.UnsupportedPrompt, err = conformance.ParsePromptAnswers("--unsupported-prompt", unsupportedPrompt); err != nil {
+			return err
+		}
+		if (*dsUsername == "") != (*dsPassword == "") {
+			return errors.New("--downstream-username and --downstream-password go together")
+		}
+		switch {
+		case *parAuth != "" && *parClientID == "":
+			return errors.New("--par-auth needs --par-client-id")
+		case (*parAuth == "private_key_jwt") != (*parKey != ""):
+			return errors.New("--par-auth private_key_jwt and --par-key go together")
+		case *parAuth == "private_key_jwt":
+			b, err := os.ReadFile(*parKey)
+			if err != nil {
+				return fmt.Errorf("--par-key: %v", err)
+			}
+			if _, _, err := conformance.ParsePARKey(string(b)); err != nil {
+				return fmt.Errorf("--par-key %s: %v", *parKey, err)
+			}
+			env.PARAuth, env.PARKey = conformance.ClientAuth{Method: "private_key_jwt"}, string(b)
+		case *parAuth != "":
+			if env.PARAuth, err = conformance.ParseClientAuth(*parAuth); err != nil || env.PARAuth.Method != "client_secret_basic" {
+				return fmt.Errorf("--par-auth: want client_secret_basic:SECRET or private_key_jwt, got %q", *parAuth)
+			}
+		}
+		env.DownstreamUsername, env.DownstreamPassword, env.NativeCallbackURI = *dsUsername, *dsPassword, *nativeCallback
+		env.PARClientID, env.PARRedirectURI, env.PARExpiry = *parClientID, *parRedirectURI, *parExpiry
+		return nil
+	}
 	if done, err := parseFlags(fs, args, s); done {
 		return err
 	}
@@ -62,6 +116,9 @@ func conformanceCmd(args []string, s stdio) error {
 	}
 	env := conformance.NewEnv(*issuer, *timeout)
 	env.ClientID, env.Auth, env.Username, env.Password = *clientID, ca, *username, *password
+	if err := fedInputs(env); err != nil {
+		return usage(err.Error())
+	}
 	rep := conformance.Run(context.Background(), env, conformance.Checks(), ps)
 	if err := rep.WriteTable(s.out); err != nil {
 		return err
