@@ -45,6 +45,7 @@ type policyFile struct {
 		Limits    any `yaml:"limits"`
 		Admin     any `yaml:"admin"`
 		DC        any `yaml:"digital_credentials"`
+		Reach     any `yaml:"reach"`
 
 		// RAR types are instance configuration (config/rar.go).
 		AuthorizationDetailsTypes any `yaml:"authorization_details_types"`
