@@ -3,4 +3,14 @@ export { FedasError, type Challenge, type ChallengeInput, type NativeResponse } 
 export { discover, nativeEndpoint, type Metadata } from './discovery.js';
 export { DPoPKey } from './dpop.js';
 export { newPKCE, type PKCE } from './pkce.js';
-export { Client, type ClientOptions, type UI, type Params, type TokenResponse, type AuthorizeResult, type Exchange } from './client.js';
+export {
+  Client,
+  type ClientOptions,
+  type UI,
+  type Params,
+  type TokenResponse,
+  type AuthorizeResult,
+  type Exchange,
+  type AppLinkAdapter,
+  type BrowserAdapter,
+} from './client.js';

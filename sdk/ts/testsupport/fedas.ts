@@ -116,3 +116,81 @@ export function demoConfig(port: number, clientsExtra = '', extra = ''): string 
   y = y.replace('\nusers:\n', `\n${clientsExtra}users:\n`);
   return y + extra;
 }
+
+/** A federation pair: AS1 (the app's AS) routes @bank.example to AS2. */
+export interface Pair {
+  as1: Server;
+  as2: Server;
+  stop(): Promise<void>;
+}
+
+/**
+ * startPair starts AS2 and AS1 as the federation tests and `fedas demo`
+ * (cmd/fedas/demo.go) configure them: AS1 is AS2's federating client
+ * `as1` (private_key_jwt, RFC 7523; native_callback_uri
+ * https://app.example/cb; AS1's /federation/callback as its redirect URI
+ * for AS2's browser fallback), allowed credential challenges when
+ * challenges is set (docs/decisions.md Q10); AS1 prompts for an email and
+ * routes @bank.example to AS2. as2Clients (YAML list items) and as2Extra
+ * (top-level YAML) extend AS2's configuration.
+ */
+export async function startPair(opts: { challenges: boolean; as2Clients?: string; as2Extra?: string }): Promise<Pair> {
+  const { generateKeyPair, exportJWK } = await import('jose');
+  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+  const priv = { ...(await exportJWK(privateKey)), kid: 'as1-at-as2', alg: 'ES256', use: 'sig' };
+  const pub = { ...(await exportJWK(publicKey)), kid: 'as1-at-as2', alg: 'ES256', use: 'sig' };
+  const [p1, p2] = [await freePort(), await freePort()];
+  const as2 = await startFedas({
+    port: p2,
+    config: demoConfig(
+      p2,
+      `  - id: as1
+    name: AS1 (federating)
+    federating: true
+    allow_credential_challenges: ${opts.challenges}
+    token_endpoint_auth_method: private_key_jwt
+    jwks: '${JSON.stringify({ keys: [pub] })}'
+    signing_alg: ES256
+    scopes: [openid, profile, email]
+    grant_types: [authorization_code]
+    redirect_uris: ["http://127.0.0.1:${p1}/federation/callback"]
+    native_callback_uris: ["https://app.example/cb"]
+${opts.as2Clients ?? ''}`,
+      opts.as2Extra ?? '',
+    ),
+  });
+  let as1: Server;
+  try {
+    as1 = await startFedas({
+      port: p1,
+      config: demoConfig(
+        p1,
+        '',
+        `downstreams:
+  - id: bank
+    issuer: http://127.0.0.1:${p2}
+    name: Bank
+    client_id: as1
+    auth: {method: private_key_jwt, key: '${JSON.stringify(priv)}'}
+    scopes: {openid: openid, email: email}
+prompt:
+  inputs: [{key: email, title: Email, hint: you@example.com}]
+routes:
+  - downstream: bank
+    email_domains: [bank.example]
+`,
+      ),
+    });
+  } catch (e) {
+    await as2.stop();
+    throw e;
+  }
+  return {
+    as1,
+    as2,
+    stop: async () => {
+      await as1.stop();
+      await as2.stop();
+    },
+  };
+}
