@@ -2,6 +2,7 @@ import { FedasError, type NativeResponse } from './errors.js';
 import { type Metadata, discover, nativeEndpoint } from './discovery.js';
 import { DPoPKey } from './dpop.js';
 import { newPKCE, type PKCE } from './pkce.js';
+import { canPresent, pathParams, present, presentationOf, type WalletAdapter } from './presentation.js';
 
 /** Form parameters: one value or several per name. */
 export type Params = Record<string, string | string[]>;
@@ -91,6 +92,8 @@ export interface ClientOptions {
   appLinks?: AppLinkAdapter;
   /** Runs `redirect_to_web` legs; without it such an answer ends the sign-in. */
   browser?: BrowserAdapter;
+  /** Completes credential-presentation challenges (OpenID4VP); without the hook a path needs, the UI callback gets them. */
+  wallet?: WalletAdapter;
   metadata: Metadata;
   /** Binds the auth_session, the code and the tokens to this key; sent only to our own AS (docs/decisions.md Q5). */
   dpop?: DPoPKey;
@@ -124,6 +127,7 @@ export class Client {
   private readonly redirectUri?: string;
   private readonly appLinks?: AppLinkAdapter;
   private readonly browser?: BrowserAdapter;
+  private readonly wallet?: WalletAdapter;
 
   constructor(opts: ClientOptions) {
     this.clientId = opts.clientId;
@@ -131,6 +135,7 @@ export class Client {
     this.redirectUri = opts.redirectUri;
     this.appLinks = opts.appLinks;
     this.browser = opts.browser;
+    this.wallet = opts.wallet;
     this.metadata = opts.metadata;
     this.dpop = opts.dpop;
     this.fetchImpl = opts.fetch ?? fetch;
@@ -167,8 +172,13 @@ export class Client {
     // federation_body's): a browser leg names it.
     let clientIdHere = this.clientId;
     const stack: Hop[] = [];
+    const walletReturn = form.get('openid4vp_redirect_uri') ?? undefined;
+    // next is an answer already received (a presentation's last one) that
+    // the loop decides on without posting.
+    let next: NativeResponse | undefined;
     for (let step = 0; step < this.maxSteps; step++) {
-      const r = await this.postNative(endpoint, form);
+      const r = next ?? (await this.postNative(endpoint, form));
+      next = undefined;
       if (r.authorization_code) {
         const top = stack.pop();
         if (!top) return { code: r.authorization_code, pkce };
@@ -187,6 +197,13 @@ export class Client {
         case 'insufficient_authorization':
         case 'insufficient_information': {
           if (!r.auth_session) throw new FedasError(r);
+          const p = kind === 'insufficient_authorization' ? presentationOf(r) : undefined;
+          if (canPresent(this.wallet, p, r)) {
+            // OpenID4VP through the wallet, at the endpoint that asked
+            // (ours or a downstream's: its own auth_session only).
+            next = await present(this.wallet!, p, (e, f) => this.postNative(e, f), walletReturn);
+            continue;
+          }
           const answers = await ui(r);
           form = toForm(answers);
           form.set('auth_session', r.auth_session);
@@ -202,6 +219,13 @@ export class Client {
           const body = new URLSearchParams(r.federation_body);
           stack.push({ responseUri: r.response_uri, authSession: r.auth_session });
           clientIdHere = body.get('client_id') ?? clientIdHere;
+          if (this.wallet) {
+            // A downstream asking for a presentation must know the path too.
+            for (const k of pathParams) {
+              const v = params[k];
+              if (typeof v === 'string' && v && !body.get(k)) body.set(k, v);
+            }
+          }
           if (!body.get('response_type')) body.set('response_type', 'code'); // docs/decisions.md Q4
           endpoint = r.federation_uri;
           form = body;
@@ -416,7 +440,9 @@ export class Client {
     } catch {
       throw new FedasError({ error: 'invalid_response', error_description: `${endpoint} answered HTTP ${resp.status} with non-JSON`, status: resp.status });
     }
-    return { ...body, status: resp.status, from: endpoint } as NativeResponse;
+    // The body's own `status` (pending, slow_down, completed) is kept as pollStatus.
+    const pollStatus = typeof body.status === 'string' ? body.status : undefined;
+    return { ...body, status: resp.status, pollStatus, from: endpoint } as NativeResponse;
   }
 
   /** ours says whether url belongs to our own AS: only there do DPoP proofs go (docs/decisions.md Q5). */
