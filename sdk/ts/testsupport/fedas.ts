@@ -9,12 +9,21 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The repository root: dist/testsupport/ is four levels below it (sdk/ts/dist/testsupport). */
-export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
+/**
+ * The repository root: $FEDAS_REPO_ROOT (the Go wrapper test, which runs
+ * a copy of this package outside the repository), else derived from this
+ * file's place: dist/testsupport/ is four levels below it
+ * (sdk/ts/dist/testsupport).
+ */
+export const repoRoot = process.env.FEDAS_REPO_ROOT || resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
 
-let binary: string | undefined;
+let binary: string | undefined = process.env.FEDAS_BIN || undefined;
 
-/** fedasBinary builds ./cmd/fedas into a temporary directory, once per process. */
+/**
+ * fedasBinary is $FEDAS_BIN (built once by `npm test`'s runner, or by the
+ * Go wrapper test), else ./cmd/fedas built into a temporary directory
+ * once per process.
+ */
 export function fedasBinary(): string {
   if (!binary) {
     const out = join(mkdtempSync(join(tmpdir(), 'fedas-sdk-ts-')), 'fedas');
