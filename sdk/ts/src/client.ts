@@ -3,6 +3,7 @@ import { type Metadata, discover, nativeEndpoint } from './discovery.js';
 import { DPoPKey } from './dpop.js';
 import { newPKCE, type PKCE } from './pkce.js';
 import { canPresent, pathParams, present, presentationOf, type WalletAdapter } from './presentation.js';
+import { reachOther, type ReachAdapter } from './reach.js';
 
 /** Form parameters: one value or several per name. */
 export type Params = Record<string, string | string[]>;
@@ -94,6 +95,12 @@ export interface ClientOptions {
   browser?: BrowserAdapter;
   /** Completes credential-presentation challenges (OpenID4VP); without the hook a path needs, the UI callback gets them. */
   wallet?: WalletAdapter;
+  /**
+   * Completes a redirect_to_app on the user's other device when no app on
+   * this one opens the deep link and the answer carries `reach_uri`
+   * (docs/protocol.md "Cross-device sign-in").
+   */
+  reach?: ReachAdapter;
   metadata: Metadata;
   /** Binds the auth_session, the code and the tokens to this key; sent only to our own AS (docs/decisions.md Q5). */
   dpop?: DPoPKey;
@@ -128,6 +135,7 @@ export class Client {
   private readonly appLinks?: AppLinkAdapter;
   private readonly browser?: BrowserAdapter;
   private readonly wallet?: WalletAdapter;
+  private readonly reach?: ReachAdapter;
 
   constructor(opts: ClientOptions) {
     this.clientId = opts.clientId;
@@ -136,6 +144,7 @@ export class Client {
     this.appLinks = opts.appLinks;
     this.browser = opts.browser;
     this.wallet = opts.wallet;
+    this.reach = opts.reach;
     this.metadata = opts.metadata;
     this.dpop = opts.dpop;
     this.fetchImpl = opts.fetch ?? fetch;
@@ -307,15 +316,25 @@ export class Client {
    * before anything is sent.
    */
   private async openApp(r: NativeResponse, stack: Hop[], callbackUri: string | undefined): Promise<{ endpoint: string; form: URLSearchParams }> {
-    if (!r.deep_link || !this.appLinks) throw new FedasError(r);
-    if (!callbackUri) throw new FedasError({ ...r, error_description: 'redirect_to_app needs a native_callback_uri' });
-    const received = await this.appLinks.open(r.deep_link, callbackUri);
+    if (!r.deep_link) throw new FedasError(r);
+    // Same device first (RFC 10027 §6.1): the other device only when no
+    // app here opens the link.
+    let received: string | null = null;
+    if (this.appLinks) {
+      if (!callbackUri) throw new FedasError({ ...r, error_description: 'redirect_to_app needs a native_callback_uri' });
+      received = await this.appLinks.open(r.deep_link, callbackUri);
+    }
+    if (received === null && this.reach && r.reach_uri && r.auth_session) {
+      const session = await reachOther(this.reach, r, (m, u, f) => this.send(m, u, f));
+      return { endpoint: r.from, form: new URLSearchParams({ auth_session: session }) };
+    }
+    if (!this.appLinks) throw new FedasError(r);
     if (received === null) {
       // No app claims the link: ask that AS for its browser fallback.
       if (!r.auth_session) throw new FedasError({ ...r, error_description: 'no app opens the deep link' });
       return { endpoint: r.from, form: new URLSearchParams({ auth_session: r.auth_session, deep_link_unavailable: 'true' }) };
     }
-    const q = checkCallback(received, callbackUri);
+    const q = checkCallback(received, callbackUri!);
     if (q.has('authorization_code')) {
       // RFC 9207: the app's code must be the answering AS's.
       const m = await this.metadataOf(r.from);
@@ -456,12 +475,13 @@ export class Client {
    * retries once with the server's nonce on `use_dpop_nonce` (RFC 9449
    * §8): the server consumed nothing on that answer.
    */
-  private async send(method: string, url: string, form: URLSearchParams): Promise<{ resp: Response; text: string }> {
+  private async send(method: string, url: string, form?: URLSearchParams): Promise<{ resp: Response; text: string }> {
     for (let attempt = 0; ; attempt++) {
-      const headers: Record<string, string> = { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' };
+      const headers: Record<string, string> = { Accept: 'application/json' };
+      if (form) headers['Content-Type'] = 'application/x-www-form-urlencoded';
       const signed = this.dpop !== undefined && this.ours(url);
       if (signed) headers.DPoP = await this.dpop!.proof(method, url);
-      const resp = await this.fetchImpl(url, { method, headers, body: form.toString(), redirect: 'manual' });
+      const resp = await this.fetchImpl(url, { method, headers, body: form?.toString(), redirect: 'manual' });
       const text = await resp.text();
       this.onExchange?.({ method, url, form, status: resp.status, body: text });
       if (signed && attempt === 0 && resp.status >= 400 && parseJSON(text).error === 'use_dpop_nonce') {

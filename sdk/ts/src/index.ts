@@ -10,6 +10,7 @@ export {
   type PresentationChallenge,
   type NativeResponse,
 } from './errors.js';
+export { type ReachAdapter, type ReachAnswer } from './reach.js';
 export { presentationOf, pathParams, type PresentationRequest, type PresentationFlow, type WalletAdapter } from './presentation.js';
 export { discover, nativeEndpoint, type Metadata } from './discovery.js';
 export { DPoPKey } from './dpop.js';

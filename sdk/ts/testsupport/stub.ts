@@ -12,8 +12,8 @@ export interface StubRequest {
   headers: IncomingMessage['headers'];
 }
 
-/** A scripted answer: HTTP status and JSON body. */
-export type StubAnswer = [number, Record<string, unknown>];
+/** A scripted answer: HTTP status, JSON body and extra headers. */
+export type StubAnswer = [number, Record<string, unknown>, Record<string, string>?];
 
 export interface Stub {
   issuer: string;
@@ -36,14 +36,15 @@ export async function startStub(script: (r: StubRequest) => StubAnswer): Promise
       const path = (req.url ?? '/').split('?')[0];
       let status: number;
       let out: Record<string, unknown>;
+      let extra: Record<string, string> | undefined;
       if (path === '/.well-known/oauth-authorization-server') {
         [status, out] = [200, { issuer, authorization_challenge_endpoint: `${issuer}/native/authorize`, token_endpoint: `${issuer}/oauth2/token` }];
       } else {
         const r = { method: req.method ?? 'GET', path, form: new URLSearchParams(body), headers: req.headers };
         requests.push(r);
-        [status, out] = script(r);
+        [status, out, extra] = script(r);
       }
-      res.writeHead(status, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
+      res.writeHead(status, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', ...extra });
       res.end(JSON.stringify(out));
     });
   });
