@@ -83,7 +83,7 @@ describe('redirect_to_web: AS2 falls back to the browser', () => {
   });
 });
 
-describe("redirect_to_web: our AS's own fallback when no app opens the deep link", () => {
+describe("our AS's app (local role): the app completes the link, or no app and the browser fallback", () => {
   let as: Server;
   before(async () => {
     const port = await freePort();
@@ -128,6 +128,60 @@ describe("redirect_to_web: our AS's own fallback when no app opens the deep link
     assert.ok(trace.visited[0].startsWith(`${as.issuer}/oauth2/authorize?`));
     assert.equal(pkce.redirectUri, 'https://app.example/web-cb');
     const tok = await client.exchange(code, pkce);
+    assert.equal(decodeJwt(tok.id_token!).sub, alice.username);
+  });
+
+  const refusals: { name: string; tamper: (cb: string) => string }[] = [
+    { name: 'a foreign iss', tamper: (cb) => cb.replace(/iss=[^&]*/, 'iss=https%3A%2F%2Fevil.example') },
+    { name: 'another state', tamper: (cb) => cb.replace(/state=[^&]*/, 'state=other') },
+    { name: 'another redirect_uri', tamper: (cb) => cb.replace('https://app.example/web-cb?', 'https://app.example/web-cb2?') },
+  ];
+  for (const c of refusals) {
+    test(`our fallback's callback with ${c.name} is refused`, async () => {
+      const log: Exchange[] = [];
+      const real = testBrowser(alice);
+      const client = new Client({
+        clientId: 'demo-app',
+        metadata: await discover(as.issuer),
+        nativeCallbackUri: callbackUri,
+        redirectUri: 'https://app.example/web-cb',
+        appLinks: { open: async () => null },
+        browser: { open: async (u, cb) => c.tamper(await real.open(u, cb)) },
+        onExchange: (e) => log.push(e),
+      });
+      await assert.rejects(
+        client.authorize({ scope: 'openid', state: 'st-123' }, () => assert.fail('no native challenge expected')),
+        (e: unknown) => e instanceof FedasError && e.error === 'invalid_callback',
+      );
+      // The last exchange is the redirect_to_web answer: nothing was sent after the browser came back.
+      assert.equal(JSON.parse(log.at(-1)!.body).error, 'redirect_to_web');
+    });
+  }
+
+  test('a local app completes the deep link: its one-time value and iss go with our auth_session to our native endpoint', async () => {
+    const bankApp = new Client({ clientId: 'bank-app', metadata: await discover(as.issuer), dpop: await DPoPKey.generate() });
+    const signedIn = await bankApp.authorize({ scope: 'openid' }, () => ({ username: alice.username, password: alice.password }));
+    const bankTokens = await bankApp.exchange(signedIn.code, signedIn.pkce);
+    const log: Exchange[] = [];
+    const client = new Client({
+      clientId: 'demo-app',
+      metadata: await discover(as.issuer),
+      dpop: await DPoPKey.generate(),
+      nativeCallbackUri: callbackUri,
+      appLinks: { open: async (link) => (await bankApp.completeApp(link, bankTokens)).callback },
+      onExchange: (e) => log.push(e),
+    });
+    const { code, pkce } = await client.authorize({ scope: 'openid', login_hint: alice.username }, () => assert.fail('no native challenge expected'));
+    const r2a = JSON.parse(log[0].body) as { error: string; auth_session: string };
+    assert.equal(r2a.error, 'redirect_to_app');
+    const delivered = log[1];
+    assert.equal(delivered.url, `${as.issuer}/native/authorize`);
+    assert.equal(delivered.form?.get('auth_session'), r2a.auth_session);
+    assert.equal(delivered.form?.get('iss'), as.issuer);
+    assert.ok(delivered.form?.get('authorization_code'));
+    assert.notEqual(delivered.form?.get('authorization_code'), code, 'the app delivered a one-time value, not our code');
+    const tok = await client.exchange(code, pkce);
+    assert.equal(tok.token_type, 'DPoP');
     assert.equal(decodeJwt(tok.id_token!).sub, alice.username);
   });
 });
