@@ -30,7 +30,9 @@ export async function federatedSignIn(issuer: string, screens: Screens, browser:
   } catch (e) {
     if (e instanceof FedasError && e.error === 'invalid_callback') {
       // An app or browser came back somewhere else than our
-      // native_callback_uri, or with another AS's iss: nothing was sent.
+      // native_callback_uri, or with another AS's iss: nothing was sent,
+      // and the sign-in starts again from the beginning.
+      console.warn(`refused a callback: ${e.error_description}`);
     }
     throw e;
   }
