@@ -5,7 +5,7 @@
 // dialect of "Dialects").
 import { afterEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Client, FedasError, discover, type PresentationRequest, type WalletAdapter } from '../src/index.js';
+import { Client, DPoPKey, FedasError, discover, type PresentationRequest, type WalletAdapter } from '../src/index.js';
 import { startStub, type Stub, type StubAnswer, type StubRequest } from '../testsupport/stub.js';
 
 const walletURL = (n: number) => `openid4vp://?client_id=x509_hash%3Aabc&request_uri=https%3A%2F%2Fas.example%2Fdc%2Frequest%2Fr${n}&request_uri_method=post`;
@@ -127,6 +127,37 @@ describe('presentations (stub server: shape and dispatch)', () => {
     assert.equal(res.code, 'the-code');
     assert.deepEqual(shown, [walletURL(1), walletURL(3)]);
     assert.deepEqual(sleeps, [5, 10, 7, 7]);
+  });
+
+  test("after federate, the wallet path parameters go to the downstream, which asks for the presentation; no proof of ours goes there", async () => {
+    const down = await startStub((r) => {
+      if (r.form.has('request_uri')) return challenge('same_device');
+      return r.form.get('response_code') === 'rc-d' && r.form.get('auth_session') === 's1' ? [200, { authorization_code: 'down-code' }] : [400, { error: 'invalid_request' }];
+    });
+    try {
+      stub = await startStub((r) => {
+        if (r.form.has('response_type'))
+          return [400, { error: 'federate', auth_session: 'ours-1', federation_uri: `${down.issuer}/native/authorize`, federation_body: 'client_id=as1&request_uri=urn%3Ax', response_uri: `${stub!.issuer}/native/response/h1` }];
+        return r.path === '/native/response/h1' && r.form.get('authorization_code') === 'down-code' && r.form.get('auth_session') === 'ours-1' ? [200, { authorization_code: 'the-code' }] : [400, { error: 'invalid_request' }];
+      });
+      const client = new Client({ clientId: 'demo-app', metadata: await discover(stub.issuer), dpop: await DPoPKey.generate(), wallet: { openWallet: async () => 'https://app.example/dc-return?response_code=rc-d' } });
+      const res = await client.authorize({ scope: 'openid', openid4vp_flow_type: 'same_device', openid4vp_redirect_uri: 'https://app.example/dc-return', dc_api: 'false' }, () => assert.fail('no UI expected'));
+      assert.equal(res.code, 'the-code');
+      const first = down.requests[0].form;
+      assert.equal(first.get('client_id'), 'as1');
+      assert.equal(first.get('request_uri'), 'urn:x');
+      assert.equal(first.get('response_type'), 'code');
+      assert.equal(first.get('openid4vp_flow_type'), 'same_device');
+      assert.equal(first.get('openid4vp_redirect_uri'), 'https://app.example/dc-return');
+      assert.equal(first.get('dc_api'), 'false');
+      for (const r of down.requests) {
+        assert.equal(r.headers.dpop, undefined, 'no DPoP proof to a downstream');
+        assert.ok(!r.form.getAll('auth_session').includes('ours-1'), 'our auth_session stays with us');
+      }
+      for (const r of stub.requests) assert.ok(r.headers.dpop, 'our AS gets proofs');
+    } finally {
+      await down.stop();
+    }
   });
 
   test('without the hook a path needs, the UI callback gets the presentation challenge', async () => {
