@@ -3,7 +3,7 @@
 // decided by the server's answers).
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -60,8 +60,10 @@ export interface Server {
 export async function startFedas(opts: { port?: number; config?: string } = {}): Promise<Server> {
   const port = opts.port ?? (await freePort());
   const args = ['serve', '--listen', `127.0.0.1:${port}`];
+  let cfgDir: string | undefined;
   if (opts.config) {
-    const file = join(mkdtempSync(join(tmpdir(), 'fedas-sdk-ts-cfg-')), 'fedas.yaml');
+    cfgDir = mkdtempSync(join(tmpdir(), 'fedas-sdk-ts-cfg-'));
+    const file = join(cfgDir, 'fedas.yaml');
     writeFileSync(file, opts.config);
     args.push('--config', file);
   } else {
@@ -76,10 +78,14 @@ export async function startFedas(opts: { port?: number; config?: string } = {}):
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     await exited;
+    if (cfgDir) rmSync(cfgDir, { recursive: true, force: true });
   };
   const deadline = Date.now() + 20_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`fedas exited ${child.exitCode}:\n${output}`);
+    if (child.exitCode !== null) {
+      if (cfgDir) rmSync(cfgDir, { recursive: true, force: true });
+      throw new Error(`fedas exited ${child.exitCode}:\n${output}`);
+    }
     try {
       const r = await fetch(`${issuer}/.well-known/oauth-authorization-server`);
       if (r.status === 200) break;
