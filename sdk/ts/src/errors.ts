@@ -6,16 +6,43 @@
  * (docs/decisions.md Q2).
  */
 
+/** The challenge types fedas sends; others may come from other servers. */
+export type ChallengeType = 'password' | 'otp' | 'digital_credentials' | (string & {});
+
 /** A challenge: what a local step asks the user for (docs/protocol.md "Challenges"). */
 export interface Challenge {
-  /** `password`, `otp`, `presentation`, … */
-  type: string;
+  /** `password`, `otp`, `digital_credentials`, … */
+  type: ChallengeType;
   /** A presentation's path: dc_api, same_device, cross_device or interactive. */
   flow?: string;
   /** One field to collect per name; the follow-up sends one parameter per name. */
   inputs: Record<string, ChallengeInput>;
   /** What a method needs beyond text inputs. */
   data?: Record<string, unknown>;
+}
+
+/** The password challenge: `username` (unless login_hint named the user) and `password` inputs. */
+export interface PasswordChallenge extends Challenge {
+  type: 'password';
+}
+
+/** The one-time code challenge: an `otp` input (RFC 6238). */
+export interface OtpChallenge extends Challenge {
+  type: 'otp';
+}
+
+/** A credential presentation (docs/protocol.md "Digital credentials"): the request is in the answer's other members. */
+export interface PresentationChallenge extends Challenge {
+  type: 'digital_credentials';
+  flow: 'dc_api' | 'same_device' | 'cross_device' | 'interactive';
+}
+
+/** isChallenge narrows a challenge to one of the known types (`isChallenge(c, 'otp')`). */
+export function isChallenge<T extends 'password' | 'otp' | 'digital_credentials'>(
+  c: Challenge | undefined,
+  type: T,
+): c is T extends 'password' ? PasswordChallenge : T extends 'otp' ? OtpChallenge : PresentationChallenge {
+  return c?.type === type;
 }
 
 /** One input of a challenge. `hint` is an HTML autocomplete token; `secret` says to mask it. */
@@ -51,6 +78,22 @@ export interface NativeResponse {
   request_uri?: string;
   expires_in?: number;
   interval?: number;
+  /**
+   * The body's `status` member: `pending` or `slow_down` while a step
+   * waits (a cross-device wallet), `completed` for reach (the HTTP status
+   * is `status`).
+   */
+  pollStatus?: string;
+  /** A presentation's dialect marker: `digital_credentials` or `digital_credentials_required`. */
+  type?: string;
+  /** The wallet's request (wallet dialect). */
+  credentials_request?: string;
+  /** The wallet's request (draft00 dialect). */
+  request?: string;
+  /** Cross-device redirect_to_app: where to ask for the user's other device (docs/reach.md). */
+  reach_uri?: string;
+  /** The number the user picks on the other device. */
+  binding_code?: string;
   [member: string]: unknown;
 }
 

@@ -3,18 +3,27 @@
 // decided by the server's answers).
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The repository root: dist/testsupport/ is four levels below it (sdk/ts/dist/testsupport). */
-export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
+/**
+ * The repository root: $FEDAS_REPO_ROOT (the Go wrapper test, which runs
+ * a copy of this package outside the repository), else derived from this
+ * file's place: dist/testsupport/ is four levels below it
+ * (sdk/ts/dist/testsupport).
+ */
+export const repoRoot = process.env.FEDAS_REPO_ROOT || resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
 
-let binary: string | undefined;
+let binary: string | undefined = process.env.FEDAS_BIN || undefined;
 
-/** fedasBinary builds ./cmd/fedas into a temporary directory, once per process. */
+/**
+ * fedasBinary is $FEDAS_BIN (built once by `npm test`'s runner, or by the
+ * Go wrapper test), else ./cmd/fedas built into a temporary directory
+ * once per process.
+ */
 export function fedasBinary(): string {
   if (!binary) {
     const out = join(mkdtempSync(join(tmpdir(), 'fedas-sdk-ts-')), 'fedas');
@@ -51,8 +60,10 @@ export interface Server {
 export async function startFedas(opts: { port?: number; config?: string } = {}): Promise<Server> {
   const port = opts.port ?? (await freePort());
   const args = ['serve', '--listen', `127.0.0.1:${port}`];
+  let cfgDir: string | undefined;
   if (opts.config) {
-    const file = join(mkdtempSync(join(tmpdir(), 'fedas-sdk-ts-cfg-')), 'fedas.yaml');
+    cfgDir = mkdtempSync(join(tmpdir(), 'fedas-sdk-ts-cfg-'));
+    const file = join(cfgDir, 'fedas.yaml');
     writeFileSync(file, opts.config);
     args.push('--config', file);
   } else {
@@ -67,10 +78,14 @@ export async function startFedas(opts: { port?: number; config?: string } = {}):
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     await exited;
+    if (cfgDir) rmSync(cfgDir, { recursive: true, force: true });
   };
   const deadline = Date.now() + 20_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`fedas exited ${child.exitCode}:\n${output}`);
+    if (child.exitCode !== null) {
+      if (cfgDir) rmSync(cfgDir, { recursive: true, force: true });
+      throw new Error(`fedas exited ${child.exitCode}:\n${output}`);
+    }
     try {
       const r = await fetch(`${issuer}/.well-known/oauth-authorization-server`);
       if (r.status === 200) break;
@@ -115,4 +130,82 @@ export function demoConfig(port: number, clientsExtra = '', extra = ''): string 
   let y = readFileSync(join(repoRoot, 'config/demo.yaml'), 'utf8').replaceAll('127.0.0.1:8080', `127.0.0.1:${port}`);
   y = y.replace('\nusers:\n', `\n${clientsExtra}users:\n`);
   return y + extra;
+}
+
+/** A federation pair: AS1 (the app's AS) routes @bank.example to AS2. */
+export interface Pair {
+  as1: Server;
+  as2: Server;
+  stop(): Promise<void>;
+}
+
+/**
+ * startPair starts AS2 and AS1 as the federation tests and `fedas demo`
+ * (cmd/fedas/demo.go) configure them: AS1 is AS2's federating client
+ * `as1` (private_key_jwt, RFC 7523; native_callback_uri
+ * https://app.example/cb; AS1's /federation/callback as its redirect URI
+ * for AS2's browser fallback), allowed credential challenges when
+ * challenges is set (docs/decisions.md Q10); AS1 prompts for an email and
+ * routes @bank.example to AS2. as2Clients (YAML list items) and as2Extra
+ * (top-level YAML) extend AS2's configuration.
+ */
+export async function startPair(opts: { challenges: boolean; as2Clients?: string; as2Extra?: string }): Promise<Pair> {
+  const { generateKeyPair, exportJWK } = await import('jose');
+  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+  const priv = { ...(await exportJWK(privateKey)), kid: 'as1-at-as2', alg: 'ES256', use: 'sig' };
+  const pub = { ...(await exportJWK(publicKey)), kid: 'as1-at-as2', alg: 'ES256', use: 'sig' };
+  const [p1, p2] = [await freePort(), await freePort()];
+  const as2 = await startFedas({
+    port: p2,
+    config: demoConfig(
+      p2,
+      `  - id: as1
+    name: AS1 (federating)
+    federating: true
+    allow_credential_challenges: ${opts.challenges}
+    token_endpoint_auth_method: private_key_jwt
+    jwks: '${JSON.stringify({ keys: [pub] })}'
+    signing_alg: ES256
+    scopes: [openid, profile, email]
+    grant_types: [authorization_code]
+    redirect_uris: ["http://127.0.0.1:${p1}/federation/callback"]
+    native_callback_uris: ["https://app.example/cb"]
+${opts.as2Clients ?? ''}`,
+      opts.as2Extra ?? '',
+    ),
+  });
+  let as1: Server;
+  try {
+    as1 = await startFedas({
+      port: p1,
+      config: demoConfig(
+        p1,
+        '',
+        `downstreams:
+  - id: bank
+    issuer: http://127.0.0.1:${p2}
+    name: Bank
+    client_id: as1
+    auth: {method: private_key_jwt, key: '${JSON.stringify(priv)}'}
+    scopes: {openid: openid, email: email}
+prompt:
+  inputs: [{key: email, title: Email, hint: you@example.com}]
+routes:
+  - downstream: bank
+    email_domains: [bank.example]
+`,
+      ),
+    });
+  } catch (e) {
+    await as2.stop();
+    throw e;
+  }
+  return {
+    as1,
+    as2,
+    stop: async () => {
+      await as1.stop();
+      await as2.stop();
+    },
+  };
 }
