@@ -1,10 +1,3 @@
-// PENDING a fedas fix (not run by `npm test`, compiled by tsc so that it
-// cannot rot): `fedas serve --config` refuses a file with a `reach:`
-// section ("field reach not found in type config.policyFile": the policy
-// reader's list of instance keys, config/policy.go, lacks reach). With
-// that fixed, move this file to test/. Until then test/reach.test.ts
-// covers the same dispatch against a stub.
-//
 // The cross-device redirect_to_app through a ReachAdapter against a real
 // fedas with reach enabled (docs/protocol.md "Cross-device sign-in", "No
 // channel: the QR code"; docs/reach.md): no app on this device opens the
