@@ -15,7 +15,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/fedas/fedas/config"
 	"github.com/fedas/fedas/conformance"
 	"github.com/fedas/fedas/conformance/conformancetest"
 	"github.com/fedas/fedas/server/servertest"
@@ -41,31 +40,6 @@ func statuses(rep *conformance.Report) map[string]conformance.Status {
 	return m
 }
 
-// fedasConfig is the demo configuration plus what the fipa checks need:
-// demo-partner made first-party (a confidential client at the native
-// endpoint), a client that is not first-party, a second first-party
-// client, and our app "bank" for demo-app's and demo-partner's
-// native_callback_uri (whose unclaimed deep link falls back to the
-// browser: redirect_to_web).
-func fedasConfig(c *config.Config) {
-	for i := range c.Clients {
-		switch c.Clients[i].ID {
-		case "demo-partner":
-			c.Clients[i].FirstParty = true
-			c.Clients[i].NativeCallbackURIs = []string{"https://partner.example/app-cb"}
-		case "demo-app":
-			// One browser redirect URI: redirect_to_web can carry a
-			// request_uri (docs/decisions.md Q17).
-			c.Clients[i].RedirectURIs = []string{"https://app.example/web-cb"}
-		}
-	}
-	c.Clients = append(c.Clients,
-		config.Client{ID: "third-party", TokenEndpointAuthMethod: "none", Scopes: []string{"openid"}, GrantTypes: []string{"authorization_code"}},
-		config.Client{ID: "fp-other", FirstParty: true, TokenEndpointAuthMethod: "none", Scopes: []string{"openid"}, GrantTypes: []string{"authorization_code"}},
-		config.Client{ID: "bank-app", FirstParty: true, TokenEndpointAuthMethod: "none", Scopes: []string{"openid"}, GrantTypes: []string{"authorization_code", "refresh_token"}})
-	c.Apps = append(c.Apps, config.App{ID: "bank", ClientID: "bank-app", DeepLink: "https://bank.example/app", Clients: []string{"demo-app", "demo-partner"}})
-}
-
 // onClock runs the kit on the server's clock: its waits advance clock
 // instead of sleeping, and its proofs and one-time codes follow it.
 func onClock(e *conformance.Env, clock *servertest.Clock) {
@@ -76,11 +50,11 @@ func onClock(e *conformance.Env, clock *servertest.Clock) {
 	}
 }
 
-// withFlags sets every fipa input for the configuration of fedasConfig.
+// withFlags sets every fipa input for conformancetest.FedasConfig.
 func withFlags(e *conformance.Env, callback string) {
-	e.ThirdPartyClientID, e.OtherClientID = "third-party", "fp-other"
-	e.WebParams = url.Values{"native_callback_uri": {callback}}
-	e.SessionTTL = 10 * time.Minute
+	e.ThirdPartyClientID, e.OtherClientID = conformancetest.ThirdParty, conformancetest.OtherClient
+	e.WebParams = conformancetest.WebParams(callback)
+	e.SessionTTL = conformancetest.SessionTTL
 }
 
 // TestFedas: every fipa check passes against a real fedas, with a public
@@ -90,7 +64,7 @@ func withFlags(e *conformance.Env, callback string) {
 // applicable and nothing fails.
 func TestFedas(t *testing.T) {
 	clock := &servertest.Clock{}
-	in := servertest.Start(t, servertest.Options{Clock: clock, Configure: fedasConfig})
+	in := servertest.Start(t, servertest.Options{Clock: clock, Configure: conformancetest.FedasConfig})
 	all := []string{"fipa-first-party-only", "fipa-redirect-to-web", "fipa-auth-session-client-binding", "fipa-auth-session-expiry"}
 	for _, tc := range []struct {
 		name      string
@@ -99,16 +73,16 @@ func TestFedas(t *testing.T) {
 	}{
 		{"public client, alice", func(e *conformance.Env) {
 			e.ClientID, e.Username, e.Password = "demo-app", "alice", "wonderland"
-			withFlags(e, "https://app.example/cb")
+			withFlags(e, conformancetest.AppCallback)
 		}, nil},
 		{"public client, bob with TOTP", func(e *conformance.Env) {
 			e.ClientID, e.Username, e.Password, e.TOTPSecret = "demo-app", "bob", "builder", "JBSWY3DPEHPK3PXP"
-			withFlags(e, "https://app.example/cb")
+			withFlags(e, conformancetest.AppCallback)
 		}, nil},
 		{"confidential client, alice", func(e *conformance.Env) {
 			e.ClientID, e.Username, e.Password = "demo-partner", "alice", "wonderland"
 			e.Auth = conformance.ClientAuth{Method: "client_secret_basic", Secret: "demo-partner-secret"}
-			withFlags(e, "https://partner.example/app-cb")
+			withFlags(e, conformancetest.PartnerCallback)
 		}, []string{"fipa-initial-pkce-missing"}},
 		{"public client, no test user, no flags", func(e *conformance.Env) { e.ClientID = "demo-app" },
 			append([]string{"fipa-password-signin", "fipa-token-exchange", "fipa-code-single-use", "fipa-auth-session-dead-after-code"}, all...)},
@@ -207,7 +181,7 @@ func signInNeeded(ids []string) bool {
 // 1.
 func TestBrokenServer(t *testing.T) {
 	clock := &servertest.Clock{}
-	in := servertest.Start(t, servertest.Options{Clock: clock, Configure: fedasConfig})
+	in := servertest.Start(t, servertest.Options{Clock: clock, Configure: conformancetest.FedasConfig})
 	meta := func(edit func(map[string]any)) conformancetest.Options {
 		return conformancetest.Options{Response: onPath("/.well-known/", func(a *conformancetest.Answer) { conformancetest.EditJSON(a, edit) })}
 	}
@@ -266,7 +240,7 @@ func TestBrokenServer(t *testing.T) {
 			env := conformance.NewEnv(front.URL, 10*time.Second)
 			onClock(env, clock)
 			env.ClientID, env.Username, env.Password = "demo-app", "alice", "wonderland"
-			withFlags(env, "https://app.example/cb")
+			withFlags(env, conformancetest.AppCallback)
 			// Only the checks of the rule and those they build on, which
 			// must not fail (under -race a whole run per case is slow).
 			var checks []conformance.Check
