@@ -69,6 +69,7 @@ func Install(ctx context.Context) (string, error) {
 	cmd := exec.CommandContext(ictx, "npm", "install", "--no-audit", "--no-fund", "--silent", "oidc-provider@"+Version)
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
+		_ = os.RemoveAll(dir)
 		return "", fmt.Errorf("npm install oidc-provider@%s: %w\n%s", Version, err, out)
 	}
 	if err := os.MkdirAll(cache, 0o755); err != nil {
