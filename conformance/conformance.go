@@ -136,7 +136,7 @@ type Env struct {
 	//
 	// TOTPSecret is the test user's base32 RFC 6238 secret, for a sign-in
 	// with a one-time code. ThirdPartyClientID is a registered client that
-	// is not first-party; OtherClientID a second first-party public
+	// is not first-party (public); OtherClientID a second first-party public
 	// client. WebParams, added to a valid initial request, make the server
 	// answer redirect_to_web. SessionTTL is the server's auth_session
 	// lifetime. Now and Sleep (nil: time.Now, a sleep that ctx ends) are

@@ -33,7 +33,7 @@ func conformanceCmd(args []string, s stdio) error {
 	timeout := fs.Duration("timeout", 10*time.Second, "timeout of each HTTP request")
 	// fipa inputs: each enables the checks that need it (docs/conformance.md).
 	totpSecret := fs.String("totp-secret", "", "the test user's base32 TOTP secret (RFC 6238), for a sign-in with a one-time code")
-	thirdParty := fs.String("third-party-client-id", "", "a registered client that is not first-party (the native endpoint must refuse it)")
+	thirdParty := fs.String("third-party-client-id", "", "a registered public client that is not first-party (the native endpoint must refuse it: unauthorized_client)")
 	otherClient := fs.String("other-client-id", "", "a second first-party public client (another client's follow-up must be refused)")
 	webParams := url.Values{}
 	fs.Func("web-param", "NAME=VALUE added to an initial request to make the server answer redirect_to_web (repeatable)", func(s string) error {
