@@ -4,17 +4,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fedas/fedas/config"
 	"github.com/fedas/fedas/conformance"
 	"github.com/fedas/fedas/conformance/conformancetest"
 	"github.com/fedas/fedas/server/servertest"
@@ -302,4 +305,50 @@ func TestRedaction(t *testing.T) {
 	assert.Contains(t, out.String(), `\"access_token\":\"[redacted]\"`)
 	assert.NotContains(t, out.String(), "wonderland")
 	assert.Contains(t, out.String(), `code_verifier=%5Bredacted%5D`)
+}
+
+// TestDPoPRefusalsMayEndTheSession: a server that ends a session when it
+// refuses a proof for another key (fedas keeps it) still passes the DPoP
+// check, whose key's follow-up then goes on a fresh session.
+func TestDPoPRefusalsMayEndTheSession(t *testing.T) {
+	// fedas's issuer is the proxy's URL, which the proofs' htu names.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var mu sync.Mutex
+	ended := map[string]bool{}
+	var sent string
+	front := conformancetest.NewProxy(t, "http://"+ln.Addr().String(), conformancetest.Options{
+		Request: func(r *http.Request) {
+			conformancetest.EditForm(r, func(f url.Values) {
+				mu.Lock()
+				defer mu.Unlock()
+				sent = f.Get("auth_session")
+				if ended[sent] {
+					f.Set("auth_session", "conformance-ended-session") // invalid_session
+				}
+			})
+		},
+		Response: onError("invalid_dpop_proof", func(*conformancetest.Answer, map[string]any) {
+			mu.Lock()
+			defer mu.Unlock()
+			ended[sent] = true
+		}),
+	})
+	servertest.Start(t, servertest.Options{Listener: ln, Configure: func(c *config.Config) { c.Issuer = front.URL }})
+	env := conformance.NewEnv(front.URL, 10*time.Second)
+	env.ClientID = "demo-app"
+	var checks []conformance.Check
+	for _, c := range conformance.FiPAChecks() {
+		if c.ID == "fipa-auth-session-dpop-binding" {
+			checks = append(checks, c)
+		}
+	}
+	rep := conformance.Run(context.Background(), env, checks, []conformance.Profile{conformance.ProfileFiPA})
+	require.Len(t, rep.Results, 1)
+	r := rep.Results[0]
+	assert.Equal(t, conformance.Pass, r.Status, r.Detail)
+	assert.Contains(t, r.Detail, "the refusals ended the first session")
+	// Initial, key B, no proof, key A (invalid_session), a fresh initial,
+	// key A.
+	assert.Len(t, r.Exchanges, 6)
 }
