@@ -153,10 +153,28 @@ type Env struct {
 	PARKey         string
 	PARRedirectURI string
 	// PARExpiry runs the expired request_uri check, which waits out a
-	// push's expires_in (--par-expiry); Wait is how it waits (nil: real
-	// time; a test advances the server's clock instead).
+	// push's expires_in (--par-expiry) through Sleep.
 	PARExpiry bool
-	Wait      func(ctx context.Context, d time.Duration) error
+
+	// fipa inputs (docs/conformance.md "Running it"): what the later fipa
+	// checks need beyond a client and a user; each is optional and its
+	// checks are not applicable without it.
+	//
+	// TOTPSecret is the test user's base32 RFC 6238 secret, for a sign-in
+	// with a one-time code. ThirdPartyClientID is a registered client that
+	// is not first-party (public); OtherClientID a second first-party public
+	// client. WebParams, added to a valid initial request, make the server
+	// answer redirect_to_web. SessionTTL is the server's auth_session
+	// lifetime. Now and Sleep (nil: time.Now, a sleep that ctx ends) are
+	// the kit's clock, which a test replaces with the server's.
+	TOTPSecret         string
+	ThirdPartyClientID string
+	OtherClientID      string
+	WebParams          url.Values
+	SessionTTL         time.Duration
+	Now                func() time.Time
+	Sleep              func(ctx context.Context, d time.Duration) error
+	fipa               fipaState
 }
 
 // NewEnv returns an Env whose client times out after timeout and never
@@ -273,8 +291,14 @@ func (e *Env) Do(req *http.Request) (*Response, Exchange) {
 // client_id in the body for none, HTTP Basic for client_secret_basic:
 // RFC 6749 §2.3.1).
 func (e *Env) PostForm(ctx context.Context, u string, form url.Values) (*Response, Exchange) {
+	return e.post(ctx, u, form, nil, true)
+}
+
+// post is PostForm with extra headers (a DPoP proof), and without client
+// authentication when authenticate is false (another client's request).
+func (e *Env) post(ctx context.Context, u string, form url.Values, hdr http.Header, authenticate bool) (*Response, Exchange) {
 	form = cloneValues(form)
-	basic := e.Auth.Method == "client_secret_basic"
+	basic := authenticate && e.Auth.Method == "client_secret_basic"
 	if basic && form.Get("client_id") == e.ClientID {
 		form.Del("client_id")
 	}
@@ -285,6 +309,9 @@ func (e *Env) PostForm(ctx context.Context, u string, form url.Values) (*Respons
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
+	for k, vs := range hdr {
+		req.Header[k] = vs
+	}
 	if basic {
 		req.SetBasicAuth(url.QueryEscape(e.ClientID), url.QueryEscape(e.Auth.Secret))
 	}

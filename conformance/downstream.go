@@ -173,21 +173,6 @@ func needPARExpiry(env *Env) string {
 // maxExpiryWait bounds the expiry check's wait.
 const maxExpiryWait = 10 * time.Minute
 
-// wait waits d as env says (real time unless a test injected Wait).
-func (e *Env) wait(ctx context.Context, d time.Duration) error {
-	if e.Wait != nil {
-		return e.Wait(ctx, d)
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // parEnv is env acting as the federating client (--par-client-id).
 func parEnv(env *Env) *Env {
 	pe := *env
@@ -417,7 +402,7 @@ func checkRequestURIExpired(ctx context.Context, env *Env) Result {
 	case d > maxExpiryWait:
 		return na(exs, "expires_in %v: longer than the %v the check waits", resp.JSON["expires_in"], maxExpiryWait)
 	}
-	if err := env.wait(ctx, d); err != nil {
+	if err := env.sleep(ctx, d); err != nil {
 		return fail(exs, "waiting %v for the request_uri to expire: %v", d, err)
 	}
 	resp, ex = useRequestURI(ctx, env, env.PARClientID, ru)

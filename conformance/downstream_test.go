@@ -72,7 +72,7 @@ func TestDownstreamProfile(t *testing.T) {
 		rep := runProfile(t, ds.URL, conformance.ProfileDownstream, func(e *conformance.Env) {
 			downstreamInputs(e)
 			e.PARExpiry = true
-			e.Wait = func(_ context.Context, d time.Duration) error {
+			e.Sleep = func(_ context.Context, d time.Duration) error {
 				waited += d
 				clock.Advance(d)
 				return nil
@@ -198,4 +198,13 @@ func TestDownstreamProfile_Broken(t *testing.T) {
 		assert.Equal(t, conformance.Pass, st[id], id)
 	}
 	assert.Equal(t, 1, rep.ExitCode())
+}
+
+// statuses maps each check's ID to its status.
+func statuses(rep *conformance.Report) map[string]conformance.Status {
+	m := map[string]conformance.Status{}
+	for _, r := range rep.Results {
+		m[r.ID] = r.Status
+	}
+	return m
 }

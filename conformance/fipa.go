@@ -78,15 +78,26 @@ func FiPAChecks() []Check {
 		{ID: "fipa-metadata-native-endpoint", Title: "metadata advertises the native endpoint (both names agree)", Profile: ProfileFiPA, Spec: specFiPAMetadata, Needs: native, Run: checkNativeEndpoint},
 		{ID: "fipa-metadata-s256", Title: "code_challenge_methods_supported contains S256", Profile: ProfileFiPA, Spec: specRFC8414, Needs: native, Run: checkS256},
 		{ID: "fipa-metadata-par", Title: "pushed_authorization_request_endpoint is advertised", Profile: ProfileFiPA, Spec: specRFC9126, Needs: native, Run: checkPAR},
+		{ID: "fipa-metadata-auth-method", Title: "token_endpoint_auth_methods_supported lists the client's method (--auth)", Profile: ProfileFiPA, Spec: specRFC8414, Needs: native, Run: checkAuthMethod},
 		{ID: "fipa-initial-no-response-type", Title: "initial request without response_type is an error", Profile: ProfileFiPA, Spec: specFiPAInitial, Needs: withClient, Run: checkNoResponseType},
 		{ID: "fipa-initial-pkce-plain", Title: "initial request with code_challenge_method=plain is an error", Profile: ProfileFiPA, Spec: specRFC7636, Needs: withClient, Run: checkPKCEPlain},
 		{ID: "fipa-initial-pkce-missing", Title: "initial request of a public client without code_challenge is an error", Profile: ProfileFiPA, Spec: specFiPAInitial, Needs: []Need{needNative, needClient, needPublic}, Run: checkPKCEMissing},
+		{ID: "fipa-first-party-only", Title: "a client that is not first-party is refused (unauthorized_client)", Profile: ProfileFiPA, Spec: specFiPAFirstParty, Needs: []Need{needNative, needThirdParty}, Run: checkFirstParty},
 		{ID: "fipa-error-body", Title: "error answers are RFC 6749 §5.2 JSON with Cache-Control: no-store", Profile: ProfileFiPA, Spec: specRFC6749Error, Needs: withClient, Run: checkErrorBody},
+		{ID: "fipa-invalid-client-basic", Title: "an unknown client's HTTP Basic credentials: 401 invalid_client with WWW-Authenticate (native and token endpoints)", Profile: ProfileFiPA, Spec: specRFC6749Error, Needs: native, Run: checkInvalidClientBasic},
 		{ID: "fipa-insufficient-authorization", Title: "insufficient_authorization carries auth_session, HTTP 400 or 403", Profile: ProfileFiPA, Spec: specFiPAError, Needs: withClient, Run: checkInsufficientAuthorization},
 		{ID: "fipa-auth-session-entropy", Title: "auth_session has at least 128 bits (base64url length)", Profile: ProfileFiPA, Spec: specFiPASession, Needs: withClient, Run: checkSessionEntropy},
 		{ID: "fipa-auth-session-rotation", Title: "auth_session rotates on each step and is single use (replay: invalid_session)", Profile: ProfileFiPA, Spec: specFiPASession, Needs: withClient, Run: checkSessionRotation},
+		{ID: "fipa-redirect-to-web", Title: "redirect_to_web is HTTP 403; its request_uri opens at authorization_endpoint", Profile: ProfileFiPA, Spec: specFiPARedirectWeb, Needs: []Need{needNative, needClient, needWebParams}, Run: checkRedirectToWeb},
+		{ID: "fipa-auth-session-client-binding", Title: "a follow-up of another client is refused", Profile: ProfileFiPA, Spec: specFiPAClientID, Needs: []Need{needNative, needClient, needOtherClient}, Run: checkSessionClientBinding},
+		{ID: "fipa-auth-session-unknown-client", Title: "a follow-up naming an unknown client_id is invalid_client", Profile: ProfileFiPA, Spec: specFiPAClientID, Needs: withClient, Run: checkSessionUnknownClient},
+		{ID: "fipa-auth-session-dpop-binding", Title: "a DPoP-bound auth_session refuses another key and no proof, and goes on with its key", Profile: ProfileFiPA, Spec: specFiPADPoP, Needs: []Need{needNative, needClient, needDPoP}, Run: checkDPoPBinding},
 		{ID: "fipa-password-signin", Title: "a password sign-in ends with authorization_code", Profile: ProfileFiPA, Spec: specFiPAError, Needs: []Need{needNative, needClient, needUser}, Run: checkPasswordSignIn},
 		{ID: "fipa-token-exchange", Title: "the code redeems at the token endpoint without redirect_uri", Profile: ProfileFiPA, Spec: specFiPAToken, Needs: []Need{needNative, needClient, needUser, needCode}, Run: checkTokenExchange},
+		{ID: "fipa-code-single-use", Title: "a second redemption of the code is invalid_grant", Profile: ProfileFiPA, Spec: specRFC6749Code, Needs: []Need{needNative, needClient, needUser, needRedeemed}, Run: checkCodeSingleUse},
+		{ID: "fipa-auth-session-dead-after-code", Title: "the auth_session that got the code is invalid_session when sent again", Profile: ProfileFiPA, Spec: specFiPASessionError, Needs: []Need{needNative, needClient, needUser, needFinalSession}, Run: checkSessionDeadAfterCode},
+		// Last: its wait moves a test's server clock.
+		{ID: "fipa-auth-session-expiry", Title: "a follow-up after --session-ttl is invalid_session", Profile: ProfileFiPA, Spec: specFiPASessionError, Needs: []Need{needNative, needClient, needSessionTTL}, Run: checkSessionExpiry},
 	}
 }
 
@@ -366,8 +377,10 @@ func answerChallenge(env *Env, resp *Response, right bool) (url.Values, bool) {
 			val = env.Username
 		case right && (name == "password" || hint == "current-password"):
 			val = env.Password
+		case right && (name == "otp" || hint == "one-time-code") && env.TOTPSecret != "":
+			val = env.otp()
 		case right:
-			return nil, false // an input we have no value for (an OTP)
+			return nil, false // an input we have no value for
 		case name == "otp" || hint == "one-time-code":
 			val = "000000"
 		}
@@ -424,7 +437,7 @@ func checkPasswordSignIn(ctx context.Context, env *Env) Result {
 	for step := 0; step < 5; step++ {
 		form, ok := answerChallenge(env, resp, true)
 		if !ok {
-			return na(exs, "a challenge asks for more than a username and a password")
+			return na(exs, "a challenge asks for more than a username, a password and (with --totp-secret) a one-time code")
 		}
 		resp, ex = env.PostForm(ctx, env.NativeEndpoint(), form)
 		exs = append(exs, ex)
@@ -437,6 +450,7 @@ func checkPasswordSignIn(ctx context.Context, env *Env) Result {
 				return fail(exs, "HTTP 200 without authorization_code")
 			}
 			env.code, env.verifier = code, verifier
+			env.fipa.finalSession = form.Get("auth_session")
 			return pass(fmt.Sprintf("authorization_code after %d follow-ups", step+1), exs...)
 		case resp.Str("error") != "insufficient_authorization":
 			return fail(exs, "HTTP %d %q during the sign-in", resp.Status, resp.Str("error"))
@@ -464,6 +478,7 @@ func checkTokenExchange(ctx context.Context, env *Env) Result {
 	case !hasNoStore(resp.Header):
 		return fail(exs, "the token response lacks Cache-Control: no-store (RFC 6749 §5.1)")
 	}
+	env.fipa.redeemed, env.fipa.redeemedVerifier = code, env.verifier
 	return pass("token_type "+resp.Str("token_type"), exs...)
 }
 

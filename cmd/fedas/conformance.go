@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/fedas/fedas/conformance"
@@ -15,7 +17,7 @@ import (
 // The exit status is 0 exactly when no applicable check failed, 1 when
 // one did, 2 for a usage error.
 func conformanceCmd(args []string, s stdio) error {
-	fs := newFlags("conformance", "conformance --issuer URL [--client-id ID] [--auth none|client_secret_basic:SECRET] [--username U --password P] [--profile fipa,federation,downstream] [--json FILE] [--markdown FILE]",
+	fs := newFlags("conformance", "conformance --issuer URL [--client-id ID] [--auth none|client_secret_basic:SECRET] [--username U --password P] [fipa inputs: --totp-secret B32 --third-party-client-id ID --other-client-id ID --web-param NAME=VALUE --session-ttl D] [--profile fipa,federation,downstream] [--json FILE] [--markdown FILE]",
 		"Runs black-box checks against the authorization server at --issuer (any server, not only fedas):\n"+
 			"each check cites its spec section and ends pass, fail or not_applicable (a server without a\n"+
 			"native endpoint in its metadata: every fipa check is not applicable). Prints a table; --json and\n"+
@@ -83,6 +85,20 @@ func conformanceCmd(args []string, s stdio) error {
 		env.PARClientID, env.PARRedirectURI, env.PARExpiry = *parClientID, *parRedirectURI, *parExpiry
 		return nil
 	}
+	// fipa inputs: each enables the checks that need it (docs/conformance.md).
+	totpSecret := fs.String("totp-secret", "", "the test user's base32 TOTP secret (RFC 6238), for a sign-in with a one-time code")
+	thirdParty := fs.String("third-party-client-id", "", "a registered public client that is not first-party (the native endpoint must refuse it: unauthorized_client)")
+	otherClient := fs.String("other-client-id", "", "a second first-party public client (another client's follow-up must be refused)")
+	webParams := url.Values{}
+	fs.Func("web-param", "NAME=VALUE added to an initial request to make the server answer redirect_to_web (repeatable)", func(s string) error {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("want NAME=VALUE, got %q", s)
+		}
+		webParams.Add(k, v)
+		return nil
+	})
+	sessionTTL := fs.Duration("session-ttl", 0, "the server's auth_session lifetime: the expiry check waits this long plus 5 s")
 	if done, err := parseFlags(fs, args, s); done {
 		return err
 	}
@@ -110,6 +126,12 @@ func conformanceCmd(args []string, s stdio) error {
 	if (*username == "") != (*password == "") {
 		return usage("--username and --password go together")
 	}
+	if *totpSecret != "" && *username == "" {
+		return usage("--totp-secret needs --username and --password")
+	}
+	if *sessionTTL < 0 {
+		return usage("--session-ttl must not be negative")
+	}
 	ps, err := conformance.ParseProfiles(*profiles)
 	if err != nil {
 		return usage(err.Error())
@@ -119,6 +141,7 @@ func conformanceCmd(args []string, s stdio) error {
 	if err := fedInputs(env); err != nil {
 		return usage(err.Error())
 	}
+	env.TOTPSecret, env.ThirdPartyClientID, env.OtherClientID, env.WebParams, env.SessionTTL = *totpSecret, *thirdParty, *otherClient, webParams, *sessionTTL
 	rep := conformance.Run(context.Background(), env, conformance.Checks(), ps)
 	if err := rep.WriteTable(s.out); err != nil {
 		return err

@@ -14,7 +14,7 @@ package main
 //	               its MemoryStore: the library fedas builds on, without
 //	               fedas's policy, storage, events and hardening
 //	oidc-provider  panva's node oidc-provider in a node child process
-//	               (peer_oidc.go, peer/oidc-provider.mjs), installed with
+//	               (peer_oidc.go, internal/oidcprovider), installed with
 //	               npm into a cached folder
 //
 // Each peer gets 1 + c uncounted warm-up flows like fedas. Its CPU per

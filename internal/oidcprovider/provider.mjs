@@ -1,18 +1,21 @@
-// fedasbench's oidc-provider peer (cmd/fedasbench/peer_oidc.go writes this
-// file next to its npm-installed node_modules and runs it with node).
+// A real oidc-provider (panva/node-oidc-provider) for fedas's tools and
+// tests: internal/oidcprovider writes this file next to its npm-installed
+// node_modules and runs it with node. fedasbench's oidc-provider peer and
+// the conformance kit's test use it.
 //
-// One oidc-provider (panva/node-oidc-provider) on a free loopback port
-// with fedas's client (the same client_id, redirect_uri, scopes and
-// client authentication), PAR enabled, PKCE required, ES256 ID tokens,
+// One oidc-provider on a free loopback port with the clients of
+// OIDC_PROVIDER_CONFIG ({"clients": [...], "code_ttl": seconds,
+// "mint_token": optional}), PAR enabled, PKCE required, ES256 ID tokens,
 // oidc-provider's own MemoryAdapter over an unbounded Map with expiry (its
 // default store is an LRU of 1000 entries, which would evict the grants
 // of codes minted ahead, and entries that a real store keeps). It prints
 // one JSON line {"issuer": ...} once listening.
 //
-// POST /__bench/mint (Authorization: Bearer <mint_token>) mints
+// With a mint_token, POST /__bench/mint (Authorization: Bearer <mint_token>) mints
 // authorization codes for the token scenario in bulk — a Grant and an
 // AuthorizationCode per code, as the authorization endpoint would after
-// an interaction — before fedasbench's measured window.
+// an interaction — before fedasbench's measured window — for the first
+// client.
 import crypto from 'node:crypto';
 import http from 'node:http';
 
@@ -54,7 +57,7 @@ class MapStore {
 const store = new MapStore();
 setInterval(() => store.sweep(), 10_000).unref();
 
-const cfg = JSON.parse(process.env.FEDASBENCH_PEER_CONFIG);
+const cfg = JSON.parse(process.env.OIDC_PROVIDER_CONFIG);
 
 const server = http.createServer();
 await new Promise((resolve) => { server.listen(0, '127.0.0.1', resolve); });
@@ -65,7 +68,7 @@ const idKey = { ...privateKey.export({ format: 'jwk' }), kid: 'oidc-provider-ben
 
 const provider = new Provider(issuer, {
   adapter: (model) => new MemoryAdapter(model, store),
-  clients: [cfg.client],
+  clients: cfg.clients,
   jwks: { keys: [idKey] },
   findAccount: async (ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
   scopes: ['openid', 'profile', 'email'],
@@ -76,7 +79,7 @@ const provider = new Provider(issuer, {
   pkce: { required: () => true },
   ttl: {
     AccessToken: 3600,
-    AuthorizationCode: cfg.code_ttl,
+    AuthorizationCode: cfg.code_ttl || 60,
     Grant: 3600,
     IdToken: 3600,
     PushedAuthorizationRequest: 90,
@@ -89,7 +92,7 @@ const provider = new Provider(issuer, {
 });
 // Errors are answered to the client; the bench reads them there.
 provider.on('server_error', (ctx, err) => { console.error('server_error', err); });
-if (process.env.FEDASBENCH_PEER_DEBUG) {
+if (process.env.OIDC_PROVIDER_DEBUG) {
   provider.on('grant.error', (ctx, err) => { console.error('grant.error', err.error_detail || err.message); });
   provider.on('pushed_authorization_request.error', (ctx, err) => { console.error('par.error', err.error_detail || err.message); });
 }
@@ -111,7 +114,7 @@ async function mint(req, res) {
     return;
   }
   const body = JSON.parse(await readBody(req));
-  const client = await provider.Client.find(cfg.client.client_id);
+  const client = await provider.Client.find(cfg.clients[0].client_id);
   const codes = [];
   const authTime = Math.floor(Date.now() / 1000);
   for (const [i, challenge] of body.challenges.entries()) {
@@ -124,7 +127,7 @@ async function mint(req, res) {
       grantId,
       client,
       scope: body.scope,
-      redirectUri: cfg.client.redirect_uris[0],
+      redirectUri: cfg.clients[0].redirect_uris[0],
       codeChallenge: challenge,
       codeChallengeMethod: 'S256',
       authTime,
@@ -136,7 +139,7 @@ async function mint(req, res) {
 
 const callback = provider.callback();
 server.on('request', (req, res) => {
-  if (req.method === 'POST' && req.url === '/__bench/mint') {
+  if (cfg.mint_token && req.method === 'POST' && req.url === '/__bench/mint') {
     mint(req, res).catch((err) => {
       console.error('mint', err);
       res.writeHead(500).end();

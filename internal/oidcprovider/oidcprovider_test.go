@@ -1,0 +1,46 @@
+package oidcprovider
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestStart_NoNode: without node and npm on PATH, Start fails, saying
+// what is missing, whether or not an install is cached (the tests that
+// need a real oidc-provider fail loudly rather than skip).
+func TestStart_NoNode(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	for _, tc := range []struct {
+		name  string
+		cache string
+	}{
+		{"the user's cache", ""},
+		{"an empty cache", t.TempDir()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.cache != "" {
+				t.Setenv("XDG_CACHE_HOME", tc.cache)
+				t.Setenv("HOME", tc.cache)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			p, err := Start(ctx, Config{Clients: []map[string]any{{"client_id": "c", "redirect_uris": []string{"https://c.example/cb"}}}}, false)
+			if err == nil {
+				p.Stop()
+				t.Fatal("Start succeeded without node on PATH")
+			}
+			if !strings.Contains(err.Error(), "node") {
+				t.Errorf("Start: %v, want it to name node", err)
+			}
+			if tc.cache != "" {
+				if _, err := os.Stat(filepath.Join(tc.cache, "fedasbench")); err == nil {
+					t.Error("a failed install left a cache entry")
+				}
+			}
+		})
+	}
+}
