@@ -2,16 +2,20 @@
 // (a pinned npm version) in a node child process on a free loopback port:
 // the RFC 8414 / OpenID Connect server without a native endpoint that
 // fedasbench compares fedas with and the conformance kit is run against
-// (docs/conformance.md). npm installs it into a temporary folder once;
-// the folder's path is kept under os.UserCacheDir()/fedasbench so that
-// later runs, and later calls in one process, reuse it.
+// (docs/conformance.md). `npm ci` installs it, from the committed lockfile
+// npm/package-lock.json (the whole dependency tree pinned, integrity
+// checked), into a temporary folder once; the folder's path is kept under
+// os.UserCacheDir()/fedasbench so that later runs, and later calls in one
+// process, reuse it.
 package oidcprovider
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	_ "embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +35,15 @@ const Version = "9.13.3"
 //go:embed provider.mjs
 var script []byte
 
+// The npm project installed: oidc-provider at Version and its lockfile
+// (regenerate with `npm install --package-lock-only` in npm/).
+var (
+	//go:embed npm/package.json
+	packageJSON []byte
+	//go:embed npm/package-lock.json
+	packageLock []byte
+)
+
 // installMu serialises installs within a process: one npm install per
 // process at most, whatever the number of callers.
 var installMu sync.Mutex
@@ -45,7 +58,8 @@ func Install(ctx context.Context) (string, error) {
 		return "", err
 	}
 	cache = filepath.Join(cache, "fedasbench")
-	pathFile := filepath.Join(cache, "oidc-provider-"+Version+".path")
+	sum := sha256.Sum256(packageLock)
+	pathFile := filepath.Join(cache, "oidc-provider-"+Version+"-"+hex.EncodeToString(sum[:6])+".path")
 	if b, err := os.ReadFile(pathFile); err == nil {
 		dir := strings.TrimSpace(string(b))
 		var pkg struct{ Version string }
@@ -61,16 +75,19 @@ func Install(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "package.json"), []byte(`{"private": true, "type": "module"}`+"\n"), 0o644); err != nil {
-		return "", err
+	for name, b := range map[string][]byte{"package.json": packageJSON, "package-lock.json": packageLock} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			_ = os.RemoveAll(dir)
+			return "", err
+		}
 	}
 	ictx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ictx, "npm", "install", "--no-audit", "--no-fund", "--silent", "oidc-provider@"+Version)
+	cmd := exec.CommandContext(ictx, "npm", "ci", "--no-audit", "--no-fund", "--silent")
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		_ = os.RemoveAll(dir)
-		return "", fmt.Errorf("npm install oidc-provider@%s: %w\n%s", Version, err, out)
+		return "", fmt.Errorf("npm ci (oidc-provider@%s): %w\n%s", Version, err, out)
 	}
 	if err := os.MkdirAll(cache, 0o755); err != nil {
 		return "", err

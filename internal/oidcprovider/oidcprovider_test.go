@@ -2,11 +2,14 @@ package oidcprovider
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // TestStart_NoNode: without node and npm on PATH, Start fails, saying
@@ -42,5 +45,30 @@ func TestStart_NoNode(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLockfilePinsVersion: the committed npm project installs exactly
+// Version, and its lockfile agrees (npm ci refuses a lockfile out of step
+// with package.json, so this is checked here rather than at install time
+// on a CI machine).
+func TestLockfilePinsVersion(t *testing.T) {
+	var pkg struct {
+		Dependencies map[string]string `json:"dependencies"`
+	}
+	require.NoError(t, json.Unmarshal(packageJSON, &pkg))
+	require.Equal(t, map[string]string{"oidc-provider": Version}, pkg.Dependencies)
+	var lock struct {
+		Packages map[string]struct {
+			Version   string `json:"version"`
+			Integrity string `json:"integrity"`
+		} `json:"packages"`
+	}
+	require.NoError(t, json.Unmarshal(packageLock, &lock))
+	require.Equal(t, Version, lock.Packages["node_modules/oidc-provider"].Version)
+	for name, p := range lock.Packages {
+		if name != "" {
+			require.NotEmpty(t, p.Integrity, "%s has no integrity in the lockfile", name)
+		}
 	}
 }
