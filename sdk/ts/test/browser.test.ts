@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';
 import { Client, DPoPKey, FedasError, discover, type BrowserAdapter, type Exchange, type NativeResponse, type Params } from '../src/index.js';
-import { alice, demoConfig, freePort, startFedas, startPair, type Pair, type Server } from '../testsupport/fedas.js';
+import { alice, freePort, ourBankApp, startFedas, startPair, type Pair, type Server } from '../testsupport/fedas.js';
 import { testBrowser, type BrowserTrace } from '../testsupport/browser.js';
 
 const callbackUri = 'https://app.example/cb';
@@ -87,22 +87,7 @@ describe("our AS's app (local role): the app completes the link, or no app and t
   let as: Server;
   before(async () => {
     const port = await freePort();
-    let cfg = demoConfig(
-      port,
-      `  - id: bank-app
-    name: Bank app
-    first_party: true
-    token_endpoint_auth_method: none
-    scopes: [openid]
-    grant_types: [authorization_code, refresh_token]
-`,
-      `apps:
-  - id: bank
-    client_id: bank-app
-    deep_link: https://bank.example/app
-    clients: [demo-app]
-`,
-    );
+    let cfg = ourBankApp(port, ['openid']);
     cfg = cfg.replace('native_callback_uris: ["https://app.example/cb", "com.example.demo:/cb"]\n', '$&    redirect_uris: ["https://app.example/web-cb"]\n');
     assert.match(cfg, /redirect_uris: \["https:\/\/app.example\/web-cb"\]/);
     as = await startFedas({ port, config: cfg });

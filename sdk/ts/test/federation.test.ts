@@ -3,62 +3,21 @@
 // (cmd/fedas/demo.go), with config files written here.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeJwt, exportJWK, generateKeyPair } from 'jose';
+import { decodeJwt } from 'jose';
 import { Client, DPoPKey, FedasError, discover, type Exchange, type Params } from '../src/index.js';
-import { bob, demoConfig, freePort, startFedas, totp, type Server } from '../testsupport/fedas.js';
+import { bob, startPair, totp, type Pair, type Server } from '../testsupport/fedas.js';
 
 
 describe('federation: AS1 → AS2', () => {
   let as1: Server;
   let as2: Server;
+  let pair: Pair;
   before(async () => {
-    // AS1's private_key_jwt key at AS2 (RFC 7523).
-    const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
-    const priv = { ...(await exportJWK(privateKey)), kid: 'as1-at-as2', alg: 'ES256', use: 'sig' };
-    const pub = { ...(await exportJWK(publicKey)), kid: 'as1-at-as2', alg: 'ES256', use: 'sig' };
-    const [p1, p2] = [await freePort(), await freePort()];
-    as2 = await startFedas({
-      port: p2,
-      config: demoConfig(
-        p2,
-        `  - id: as1
-    name: AS1 (federating)
-    federating: true
-    allow_credential_challenges: true
-    token_endpoint_auth_method: private_key_jwt
-    jwks: '${JSON.stringify({ keys: [pub] })}'
-    signing_alg: ES256
-    scopes: [openid, profile, email]
-    grant_types: [authorization_code]
-    redirect_uris: ["https://as1.example/web-callback"]
-    native_callback_uris: ["https://app.example/cb"]
-`,
-      ),
-    });
-    as1 = await startFedas({
-      port: p1,
-      config: demoConfig(
-        p1,
-        '',
-        `downstreams:
-  - id: bank
-    issuer: http://127.0.0.1:${p2}
-    name: Bank
-    client_id: as1
-    auth: {method: private_key_jwt, key: '${JSON.stringify(priv)}'}
-    scopes: {openid: openid, email: email}
-prompt:
-  inputs: [{key: email, title: Email, hint: you@example.com}]
-routes:
-  - downstream: bank
-    email_domains: [bank.example]
-`,
-      ),
-    });
+    pair = await startPair({ challenges: true });
+    ({ as1, as2 } = pair);
   });
   after(async () => {
-    await as1?.stop();
-    await as2?.stop();
+    await pair?.stop();
   });
 
   test('prompt → federate → AS2 password + OTP → AS2 code to AS1 response_uri → AS1 code → DPoP tokens', async () => {

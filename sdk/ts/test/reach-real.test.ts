@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeJwt } from 'jose';
 import { Client, DPoPKey, FedasError, discover, type Exchange, type NativeResponse, type Params, type TokenResponse } from '../src/index.js';
-import { alice, bob, demoConfig, freePort, startFedas, totp, type Server } from '../testsupport/fedas.js';
+import { alice, bob, freePort, ourBankApp, startFedas, totp, type Server } from '../testsupport/fedas.js';
 
 const callbackUri = 'https://app.example/cb';
 
@@ -70,25 +70,10 @@ describe('reach: redirect_to_app completed on the user’s other device', () => 
   let bobPhone: Phone;
   before(async () => {
     const port = await freePort();
-    let cfg = demoConfig(
-      port,
-      `  - id: bank-app
-    name: Bank app
-    first_party: true
-    token_endpoint_auth_method: none
-    scopes: [openid, "reach:device"]
-    grant_types: [authorization_code, refresh_token]
-`,
-      `apps:
-  - id: bank
-    client_id: bank-app
-    deep_link: https://bank.example/app
-    clients: [demo-app]
-reach:
+    let cfg = ourBankApp(port, ['openid', 'reach:device'], `reach:
   enabled: true
   poll_interval: 1s
-`,
-    );
+`);
     cfg = cfg.replace('\nscopes: [openid, profile, email, offline_access]\n', '\nscopes: [openid, profile, email, offline_access, "reach:device"]\n');
     assert.match(cfg, /reach:device"\]\n/);
     as = await startFedas({ port, config: cfg });

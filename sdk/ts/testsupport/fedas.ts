@@ -132,6 +132,31 @@ export function demoConfig(port: number, clientsExtra = '', extra = ''): string 
   return y + extra;
 }
 
+/**
+ * ourBankApp is the demo configuration with our own bank app: the
+ * first-party public client bank-app (with scopes) and the app "bank"
+ * (deep link https://bank.example/app) completing demo-app's links
+ * (docs/protocol.md "Our own app"); extra is appended at the end.
+ */
+export function ourBankApp(port: number, scopes: string[], extra = ''): string {
+  return demoConfig(
+    port,
+    `  - id: bank-app
+    name: Bank app
+    first_party: true
+    token_endpoint_auth_method: none
+    scopes: ${JSON.stringify(scopes)}
+    grant_types: [authorization_code, refresh_token]
+`,
+    `apps:
+  - id: bank
+    client_id: bank-app
+    deep_link: https://bank.example/app
+    clients: [demo-app]
+${extra}`,
+  );
+}
+
 /** A federation pair: AS1 (the app's AS) routes @bank.example to AS2. */
 export interface Pair {
   as1: Server;
