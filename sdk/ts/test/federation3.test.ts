@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeJwt, exportJWK, generateKeyPair } from 'jose';
 import { Client, DPoPKey, discover, type Exchange, type Params } from '../src/index.js';
-import { bob, demoConfig, freePort, startFedas, totp, type Server } from '../testsupport/fedas.js';
+import { bob, demoConfig, freePort, routeTo, startFedas, totp, type Server } from '../testsupport/fedas.js';
 
 
 /** A federating client registration (id) at a downstream, and the downstream entry pointing there. */
@@ -25,19 +25,7 @@ async function link(id: string, downstreamPort: number) {
     redirect_uris: ["https://${id}.example/web-callback"]
     native_callback_uris: ["https://app.example/cb"]
 `;
-  const downstream = `downstreams:
-  - id: next
-    issuer: http://127.0.0.1:${downstreamPort}
-    name: Next
-    client_id: ${id}
-    auth: {method: private_key_jwt, key: '${JSON.stringify(priv)}'}
-    scopes: {openid: openid, email: email}
-prompt:
-  inputs: [{key: email, title: Email, hint: you@example.com}]
-routes:
-  - downstream: next
-    email_domains: [bank.example]
-`;
+  const downstream = routeTo('next', 'Next', downstreamPort, id, priv);
   return { client, downstream };
 }
 

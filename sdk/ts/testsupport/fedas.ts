@@ -157,6 +157,28 @@ ${extra}`,
   );
 }
 
+/**
+ * routeTo is the top-level YAML that makes an instance federate to the
+ * fedas on port: the downstream id (client clientId there, private_key_jwt
+ * with the private JWK priv), the email prompt, and @bank.example routed to
+ * it.
+ */
+export function routeTo(id: string, name: string, port: number, clientId: string, priv: object): string {
+  return `downstreams:
+  - id: ${id}
+    issuer: http://127.0.0.1:${port}
+    name: ${name}
+    client_id: ${clientId}
+    auth: {method: private_key_jwt, key: '${JSON.stringify(priv)}'}
+    scopes: {openid: openid, email: email}
+prompt:
+  inputs: [{key: email, title: Email, hint: you@example.com}]
+routes:
+  - downstream: ${id}
+    email_domains: [bank.example]
+`;
+}
+
 /** A federation pair: AS1 (the app's AS) routes @bank.example to AS2. */
 export interface Pair {
   as1: Server;
@@ -206,19 +228,7 @@ ${opts.as2Clients ?? ''}`,
       config: demoConfig(
         p1,
         '',
-        `downstreams:
-  - id: bank
-    issuer: http://127.0.0.1:${p2}
-    name: Bank
-    client_id: as1
-    auth: {method: private_key_jwt, key: '${JSON.stringify(priv)}'}
-    scopes: {openid: openid, email: email}
-prompt:
-  inputs: [{key: email, title: Email, hint: you@example.com}]
-routes:
-  - downstream: bank
-    email_domains: [bank.example]
-`,
+        routeTo('bank', 'Bank', p2, 'as1', priv),
       ),
     });
   } catch (e) {
