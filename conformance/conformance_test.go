@@ -213,6 +213,8 @@ func TestBrokenServer(t *testing.T) {
 		}}, []string{"fipa-first-party-only"}, "the sign-in went on"},
 		{"invalid_client without WWW-Authenticate", conformancetest.Options{Response: func(_ *http.Request, a *conformancetest.Answer) { a.Header.Del("WWW-Authenticate") }},
 			[]string{"fipa-invalid-client-basic"}, "without a Basic WWW-Authenticate"},
+		{"insufficient_authorization as 400", conformancetest.Options{Response: onError("insufficient_authorization", func(a *conformancetest.Answer, _ map[string]any) { a.Status = http.StatusBadRequest })},
+			[]string{"fipa-insufficient-authorization"}, "want 403"},
 		{"redirect_to_web as 400", conformancetest.Options{Response: onError("redirect_to_web", func(a *conformancetest.Answer, _ map[string]any) { a.Status = http.StatusBadRequest })},
 			[]string{"fipa-redirect-to-web"}, "want 403"},
 		{"another client's follow-up let in", dropParam("client_id", "fp-other"),

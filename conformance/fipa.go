@@ -15,15 +15,16 @@ import (
 // Spec sections the fipa checks cite. FiPA-04 is
 // draft-ietf-oauth-first-party-apps-04.
 const (
-	specFiPAMetadata = "draft-ietf-oauth-first-party-apps-04 §4.1"
-	specFiPAInitial  = "draft-ietf-oauth-first-party-apps-04 §5.1"
-	specFiPAError    = "draft-ietf-oauth-first-party-apps-04 §5.2.2"
-	specFiPASession  = "draft-ietf-oauth-first-party-apps-04 §5.3"
-	specFiPAToken    = "draft-ietf-oauth-first-party-apps-04 §6"
-	specRFC8414      = "RFC 8414 §2"
-	specRFC7636      = "RFC 7636 §4.4.1"
-	specRFC6749Error = "RFC 6749 §5.2"
-	specRFC9126      = "RFC 9126 §5"
+	specFiPAMetadata     = "draft-ietf-oauth-first-party-apps-04 §4.1"
+	specFiPAInitial      = "draft-ietf-oauth-first-party-apps-04 §5.1"
+	specFiPAError        = "draft-ietf-oauth-first-party-apps-04 §5.2.2"
+	specFiPAErrorMembers = "draft-ietf-oauth-first-party-apps-04 §5.2.2.1"
+	specFiPASession      = "draft-ietf-oauth-first-party-apps-04 §5.3"
+	specFiPAToken        = "draft-ietf-oauth-first-party-apps-04 §6"
+	specRFC8414          = "RFC 8414 §2"
+	specRFC7636          = "RFC 7636 §4.4.1"
+	specRFC6749Error     = "RFC 6749 §5.2"
+	specRFC9126          = "RFC 9126 §5"
 )
 
 // needNative: the metadata advertises the native endpoint. A server
@@ -85,7 +86,7 @@ func FiPAChecks() []Check {
 		{ID: "fipa-first-party-only", Title: "a client that is not first-party is refused (unauthorized_client)", Profile: ProfileFiPA, Spec: specFiPAFirstParty, Needs: []Need{needNative, needThirdParty}, Run: checkFirstParty},
 		{ID: "fipa-error-body", Title: "error answers are RFC 6749 §5.2 JSON with Cache-Control: no-store", Profile: ProfileFiPA, Spec: specRFC6749Error, Needs: withClient, Run: checkErrorBody},
 		{ID: "fipa-invalid-client-basic", Title: "an unknown client's HTTP Basic credentials: 401 invalid_client with WWW-Authenticate (native and token endpoints)", Profile: ProfileFiPA, Spec: specRFC6749Error, Needs: native, Run: checkInvalidClientBasic},
-		{ID: "fipa-insufficient-authorization", Title: "insufficient_authorization carries auth_session, HTTP 400 or 403", Profile: ProfileFiPA, Spec: specFiPAError, Needs: withClient, Run: checkInsufficientAuthorization},
+		{ID: "fipa-insufficient-authorization", Title: "insufficient_authorization is HTTP 403 and carries auth_session", Profile: ProfileFiPA, Spec: specFiPAErrorMembers, Needs: withClient, Run: checkInsufficientAuthorization},
 		{ID: "fipa-auth-session-entropy", Title: "auth_session has at least 128 bits (base64url length)", Profile: ProfileFiPA, Spec: specFiPASession, Needs: withClient, Run: checkSessionEntropy},
 		{ID: "fipa-auth-session-rotation", Title: "auth_session rotates on each step and is single use (replay: invalid_session)", Profile: ProfileFiPA, Spec: specFiPASession, Needs: withClient, Run: checkSessionRotation},
 		{ID: "fipa-redirect-to-web", Title: "redirect_to_web is HTTP 403; its request_uri opens at authorization_endpoint", Profile: ProfileFiPA, Spec: specFiPARedirectWeb, Needs: []Need{needNative, needClient, needWebParams}, Run: checkRedirectToWeb},
@@ -312,8 +313,10 @@ func checkInsufficientAuthorization(ctx context.Context, env *Env) Result {
 		return *r
 	}
 	exs := []Exchange{ex}
-	if resp.Status != http.StatusBadRequest && resp.Status != http.StatusForbidden {
-		return fail(exs, "insufficient_authorization with HTTP %d, want 400 or 403", resp.Status)
+	if resp.Status != http.StatusForbidden {
+		// FiPA-04 §5.2.2.1: MUST be 403 (draft -03 and the federation
+		// draft's examples used 400).
+		return fail(exs, "insufficient_authorization with HTTP %d, want 403 (FiPA-04 §5.2.2.1)", resp.Status)
 	}
 	if resp.Str("auth_session") == "" {
 		return fail(exs, "insufficient_authorization without auth_session")
