@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/fedas/fedas/reach"
+	"github.com/fedas/fedas/storage"
 )
 
 // The app's side of a task (docs/reach.md "App API"): the app reads the
@@ -109,13 +110,30 @@ func forApp(t reach.Task, app string) bool {
 	return f.App == "" || f.App == app
 }
 
+// inboxHolds reports whether the device's inbox has an entry for task id
+// (the inbox keeps at most storage.InboxMaxLen entries, read at once).
+func (s *Server) inboxHolds(ctx context.Context, deviceID, id string) (bool, error) {
+	entries, err := s.reach.store.ReadInbox(ctx, deviceID, "", storage.MaxInboxRead)
+	if err != nil {
+		return false, err
+	}
+	for _, e := range entries {
+		var ref reach.TaskRef
+		if json.Unmarshal(e.Data, &ref) == nil && ref.ID == id {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 func errNoTask() *protoError {
 	return newError(http.StatusNotFound, "not_found", "No such task for this device.")
 }
 
 // visibleTask reads task id if dev, a device of app, may see it (it is
-// on the task's Devices: delivered to it, or its ref scanned by it; and
-// the task is for app: forApp).
+// on the task's Devices: delivered to it, or its ref scanned by it — or,
+// while the delivery is still being recorded, in its inbox; and the task
+// is for app: forApp).
 func (s *Server) visibleTask(ctx context.Context, app string, dev reach.Device, id string) (reach.Task, error) {
 	if !reach.ValidID(id) {
 		return reach.Task{}, errNoTask()
@@ -126,10 +144,24 @@ func (s *Server) visibleTask(ctx context.Context, app string, dev reach.Device, 
 		return t, errNoTask()
 	case err != nil:
 		return t, err
-	case !slices.Contains(t.Devices, dev.ID), !forApp(t, app):
+	case !forApp(t, app):
 		return t, errNoTask()
+	case slices.Contains(t.Devices, dev.ID):
+		return t, nil
+	case t.State == reach.StateCreated:
+		// Still being delivered: the inbox's long poll may hand the
+		// device the task before Reach records the device on it. The
+		// device must find what it was just told about, and only that:
+		// its inbox holds the task.
+		held, err := s.inboxHolds(ctx, dev.ID, t.ID)
+		if err != nil {
+			return t, err
+		}
+		if held {
+			return t, nil
+		}
 	}
-	return t, nil
+	return t, errNoTask()
 }
 
 // errTaskState is a transition the task's state refuses: ended, or not

@@ -354,3 +354,47 @@ func TestReachApp_EndedAndOversized(t *testing.T) {
 		require.Equal(t, http.StatusNotFound, st, p)
 	}
 }
+
+// TestReachApp_TaskInDeliveryVisibleToItsInbox (SECURITY-RESULTS.md RA11b):
+// the inbox channel stores the entry, and the long poll may hand it to
+// the app, before Reach records the device on the task (still CREATED).
+// The device whose inbox holds the task reads and acks it (its ack
+// records it); another device of the same user whose inbox does not, and
+// another user's device, still get 404 for every task endpoint.
+func TestReachApp_TaskInDeliveryVisibleToItsInbox(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			env := newAppEnv(t, b.store(t), reachEnvOptions{})
+			phone, phoneID := appOn(t, env, "carol", "carol-pw")
+			other, _ := appOn(t, env, "carol", "carol-pw")
+			stranger, _ := appOn(t, env, "alice", "wonderland")
+			tk := env.task(t, "carol", reach.KindAppAuth, nil)
+			ref, err := json.Marshal(tk.TaskRef())
+			require.NoError(t, err)
+			_, err = env.rs.AppendInbox(context.Background(), phoneID, ref)
+			require.NoError(t, err)
+			require.Equal(t, reach.StateCreated, env.stored(t, tk.ID).State)
+
+			for _, a := range []*reachApp{other, stranger} {
+				for _, c := range []struct{ method, path, body string }{
+					{http.MethodGet, "/reach/tasks/" + tk.ID, ""},
+					{http.MethodPost, "/reach/tasks/" + tk.ID + "/ack", ""},
+					{http.MethodPost, "/reach/tasks/" + tk.ID + "/response", `{"decision":"deny"}`},
+				} {
+					st, _, body := a.do(t, c.method, c.path, c.body)
+					require.Equal(t, http.StatusNotFound, st, "%s %s: %s", c.method, c.path, body)
+				}
+			}
+			require.Equal(t, reach.StateCreated, env.stored(t, tk.ID).State, "refused requests change nothing")
+
+			st, _, body := phone.do(t, http.MethodGet, "/reach/tasks/"+tk.ID, "")
+			require.Equal(t, http.StatusOK, st, "%s", body)
+			require.Equal(t, "pending", jsonOf(t, body)["status"])
+			st, _, body = phone.do(t, http.MethodPost, "/reach/tasks/"+tk.ID+"/ack", "")
+			require.Equal(t, http.StatusOK, st, "%s", body)
+			got := env.stored(t, tk.ID)
+			require.Equal(t, reach.StateSeen, got.State)
+			require.Equal(t, []string{phoneID}, got.Devices)
+		})
+	}
+}

@@ -478,8 +478,10 @@ func (f channelFunc) Deliver(ctx context.Context, d reach.Device, t reach.TaskRe
 }
 
 // TestReachRaces: what happens to the task while or because a channel
-// delivers — opened through the QR deep link meanwhile (SEEN: Reach
-// succeeds, the task stays SEEN), superseded meanwhile (ErrState, the
+// delivers — opened through the QR deep link, or by the device the
+// delivery just woke, meanwhile (SEEN: Reach succeeds, the task stays
+// SEEN, and the devices reached are recorded on it all the same, so that
+// each still finds it), superseded meanwhile (ErrState, the
 // live slot freed), a storage outage on every channel (storage
 // ErrUnavailable, a 503: the task stays CREATED, not UNAVAILABLE, and the
 // slot is freed).
@@ -505,7 +507,7 @@ func TestReachRaces(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			forEachBackend(t, func(t *testing.T, be backend) {
 				ctx := t.Context()
-				putDevice(t, be.a.store, "phone", allCaps, reach.ChannelSpec{Type: reach.ChannelInbox})
+				phone := putDevice(t, be.a.store, "phone", allCaps, reach.ChannelSpec{Type: reach.ChannelInbox})
 				r := reacher(be.a, nil, be.now, deliver.Quota{MaxLive: 1})
 				tk := newTask(t, be.a.store, be.now)
 				r.Channels[string(reach.ChannelInbox)] = channelFunc(func(_ context.Context, _ reach.Device, ref reach.TaskRef) error {
@@ -527,6 +529,9 @@ func TestReachRaces(t *testing.T) {
 				st, err := be.a.store.Task(ctx, tk.ID)
 				require.NoError(t, err)
 				require.Equal(t, tt.wantState, st.State)
+				if tt.wantState.Live() && tt.wantErr == nil {
+					require.Equal(t, []string{phone.ID}, st.Devices, "the device reached is recorded")
+				}
 				// MaxLive 1: the next task fits iff the slot was freed.
 				r.Channels[string(reach.ChannelInbox)] = channelFunc(func(context.Context, reach.Device, reach.TaskRef) error { return nil })
 				_, err = r.Reach(ctx, user, newTask(t, be.a.store, be.now))

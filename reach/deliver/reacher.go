@@ -132,7 +132,7 @@ func (r *Reacher) Reach(ctx context.Context, user string, t *reach.Task) ([]stri
 	}
 	var eligible []reach.Device
 	for _, d := range devs {
-		if d.Can(t.Kind) && slices.ContainsFunc(d.Channels, func(c reach.ChannelSpec) bool { return r.Channels[string(c.Type)] != nil }) {
+		if r.Eligible(d, t.Kind) {
 			eligible = append(eligible, d)
 		}
 	}
@@ -164,21 +164,26 @@ func (r *Reacher) Reach(ctx context.Context, user string, t *reach.Task) ([]stri
 		}
 		return nil, r.unavailable(ctx, t, reach.ErrNoChannel)
 	}
-	got, err := r.Store.TransitionTask(ctx, t.ID, []reach.State{reach.StateCreated, reach.StateDelivered}, reach.StateDelivered,
-		func(n *reach.Task) error {
-			for _, id := range delivered {
-				if !slices.Contains(n.Devices, id) && len(n.Devices) < reach.MaxTaskDevices {
-					n.Devices = append(n.Devices, id)
-				}
+	addDevices := func(n *reach.Task) error {
+		for _, id := range delivered {
+			if !slices.Contains(n.Devices, id) && len(n.Devices) < reach.MaxTaskDevices {
+				n.Devices = append(n.Devices, id)
 			}
-			return nil
-		})
+		}
+		return nil
+	}
+	got, err := r.Store.TransitionTask(ctx, t.ID, []reach.State{reach.StateCreated, reach.StateDelivered}, reach.StateDelivered, addDevices)
 	if errors.Is(err, reach.ErrState) {
 		// The task moved on while we delivered: opened through the QR
-		// deep link (SEEN, still live: the deliveries stand) or ended
+		// deep link or by a device the delivery already woke (SEEN,
+		// still live: the deliveries stand, and are recorded so that
+		// every device reached still finds the task), or ended
 		// (superseded, expired: its slot is freed).
 		cur, rerr := r.Store.Task(ctx, t.ID)
 		if rerr == nil && cur.Effective(r.now()).Live() {
+			if seen, serr := r.Store.TransitionTask(ctx, t.ID, []reach.State{reach.StateSeen}, reach.StateSeen, addDevices); serr == nil {
+				cur = seen
+			}
 			*t = cur
 			return delivered, nil
 		}
@@ -189,6 +194,12 @@ func (r *Reacher) Reach(ctx context.Context, user string, t *reach.Task) ([]stri
 	}
 	*t = got
 	return delivered, nil
+}
+
+// Eligible reports whether Reach delivers a task of kind k to d: d
+// registered the capability and one of its channels is available here.
+func (r *Reacher) Eligible(d reach.Device, k reach.Kind) bool {
+	return d.Can(k) && slices.ContainsFunc(d.Channels, func(c reach.ChannelSpec) bool { return r.Channels[string(c.Type)] != nil })
 }
 
 // deliver tries d's channels in its registered order (each kind once)
