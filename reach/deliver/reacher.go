@@ -132,7 +132,7 @@ func (r *Reacher) Reach(ctx context.Context, user string, t *reach.Task) ([]stri
 	}
 	var eligible []reach.Device
 	for _, d := range devs {
-		if r.Eligible(d, t.Kind) {
+		if r.eligible(d, t.Kind) {
 			eligible = append(eligible, d)
 		}
 	}
@@ -196,9 +196,9 @@ func (r *Reacher) Reach(ctx context.Context, user string, t *reach.Task) ([]stri
 	return delivered, nil
 }
 
-// Eligible reports whether Reach delivers a task of kind k to d: d
+// eligible reports whether Reach delivers a task of kind k to d: d
 // registered the capability and one of its channels is available here.
-func (r *Reacher) Eligible(d reach.Device, k reach.Kind) bool {
+func (r *Reacher) eligible(d reach.Device, k reach.Kind) bool {
 	return d.Can(k) && slices.ContainsFunc(d.Channels, func(c reach.ChannelSpec) bool { return r.Channels[string(c.Type)] != nil })
 }
 
