@@ -53,7 +53,22 @@ describe('presentations: a real fedas verifier, a wallet holding a PID', () => {
     cfg = cfg.replace(plain, `issuer: ${proxy.url}\n`);
     const demoApp = '    native_callback_uris: ["https://app.example/cb", "com.example.demo:/cb"]\n';
     assert.ok(cfg.includes(demoApp));
-    cfg = cfg.replace(demoApp, `${demoApp}    digital_credentials: {dc_api_origins: ["${dcOrigin}"], openid4vp_redirect_uris: ["${dcReturn}"]}\n`);
+    const dcClient = `digital_credentials: {dc_api_origins: ["${dcOrigin}"], openid4vp_redirect_uris: ["${dcReturn}"]`;
+    cfg = cfg.replace(demoApp, `${demoApp}    ${dcClient}}\n`);
+    // A client speaking the federation draft's dialect (docs/protocol.md "Dialects").
+    cfg = cfg.replace(
+      '\nusers:\n',
+      `
+  - id: dc-draft00
+    name: draft00 dialect app
+    first_party: true
+    token_endpoint_auth_method: none
+    scopes: [openid, profile]
+    grant_types: [authorization_code]
+    ${dcClient}, dialect: draft00}
+users:
+`,
+    );
     cfg += `digital_credentials:
   enabled: true
   signing_key_file: ${join(dir, 'verifier.key')}
@@ -88,10 +103,10 @@ describe('presentations: a real fedas verifier, a wallet holding a PID', () => {
     new Client({ clientId: 'demo-app', metadata, fetch: fetchTLS, dpop: await DPoPKey.generate(), wallet: w, onExchange: (e) => log.push(e) });
 
   /** idClaims verifies the ID token with fedas's published keys (issuer, audience) and returns its claims. */
-  const idClaims = async (tok: TokenResponse): Promise<JWTPayload> => {
+  const idClaims = async (tok: TokenResponse, audience = 'demo-app'): Promise<JWTPayload> => {
     assert.equal(tok.token_type, 'DPoP');
     const jwks = (await (await fetchTLS(String(metadata.jwks_uri))).json()) as JSONWebKeySet;
-    const { payload } = await jwtVerify(tok.id_token!, createLocalJWKSet(jwks), { issuer: proxy.url, audience: 'demo-app' });
+    const { payload } = await jwtVerify(tok.id_token!, createLocalJWKSet(jwks), { issuer: proxy.url, audience });
     return payload;
   };
 
@@ -187,6 +202,36 @@ describe('presentations: a real fedas verifier, a wallet holding a PID', () => {
     );
     const { code, pkce } = await c.authorize({ scope: 'openid profile', login_hint: 'wallet', dc_api: 'true' }, noUI);
     assertErika(await idClaims(await c.exchange(code, pkce)));
+  });
+
+  test('same device, draft00 dialect: the request member, the wallet returns a presentation_id, which signs Erika in', async () => {
+    const seen: PresentationRequest[] = [];
+    const log: Exchange[] = [];
+    const c = new Client({
+      clientId: 'dc-draft00',
+      metadata,
+      fetch: fetchTLS,
+      dpop: await DPoPKey.generate(),
+      onExchange: (e) => log.push(e),
+      wallet: {
+        async openWallet(p) {
+          seen.push(p);
+          const ans = await wallet.present(p.request);
+          assert.equal(ans.status, 200, JSON.stringify(ans.body));
+          return ans.redirectUri!;
+        },
+      },
+    });
+    const { code, pkce } = await c.authorize({ scope: 'openid profile', login_hint: 'wallet', openid4vp_flow_type: 'same_device', openid4vp_redirect_uri: dcReturn }, noUI);
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0].dialect, 'draft00');
+    assert.equal(seen[0].codeMember, 'presentation_id');
+    assert.equal(seen[0].response.type, 'digital_credentials_required');
+    const follow = log.filter((e) => e.url === `${proxy.url}/native/authorize`)[1];
+    assert.deepEqual([...follow.form!.keys()].sort(), ['auth_session', 'presentation_id']);
+    const claims = await idClaims(await c.exchange(code, pkce), 'dc-draft00');
+    assertErika(claims);
+    if (subject) assert.equal(claims.sub, subject);
   });
 
   test('same device: the user declines in the wallet; error=access_denied ends the sign-in', async () => {

@@ -61,7 +61,7 @@ const ecdsaWithSHA256 = seq(oid('1.2.840.10045.4.3.2'));
 export function selfSignedCert(cn: string, serverAuth: boolean, now = new Date()): TestCert {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const serial = randomBytes(16);
-  serial[0] &= 0x7f;
+  serial[0] = (serial[0] & 0x3f) | 0x40; // positive, and minimal in DER (no leading zero octet)
   const extensions = [
     ext('2.5.29.19', true, seq(bool(true))), // basicConstraints: CA
     ext('2.5.29.15', true, bits(Buffer.from([0x84]), 2)), // keyUsage: digitalSignature, keyCertSign
