@@ -158,7 +158,8 @@ users:
     subject = String(claims.sub);
   });
 
-  test('cross device: the QR code is scanned by the wallet on another device; the next poll gets the code for the same subject', async () => {
+  // A wallet that never answers would leave the SDK polling until fedas ends the transaction: bounded here.
+  test('cross device: the QR code is scanned by the wallet on another device; the next poll gets the code for the same subject', { timeout: 20_000 }, async () => {
     const shown: string[] = [];
     const sleeps: number[] = [];
     const log: Exchange[] = [];
@@ -191,16 +192,23 @@ users:
   });
 
   test('Digital Credentials API: dcApi returns the encrypted response for the registered origin; fedas accepts it', async () => {
+    const log: Exchange[] = [];
     const c = await client(
       {
         async dcApi(p) {
           assert.equal(p.flow, 'dc_api');
+          const { requests } = JSON.parse(p.request) as { requests: { protocol: string }[] };
+          assert.deepEqual(requests.map((r) => r.protocol), ['openid4vp-v1-signed']);
           return wallet.dcApi(p.request, dcOrigin);
         },
       },
-      [],
+      log,
     );
     const { code, pkce } = await c.authorize({ scope: 'openid profile', login_hint: 'wallet', dc_api: 'true' }, noUI);
+    // The platform's answer goes back as the encrypted response member, with the auth_session.
+    const follow = log.filter((e) => e.url === `${proxy.url}/native/authorize`)[1];
+    assert.deepEqual([...follow.form!.keys()].sort(), ['auth_session', 'response']);
+    assert.equal(follow.form!.get('response')!.split('.').length, 5, 'a compact JWE');
     assertErika(await idClaims(await c.exchange(code, pkce)));
   });
 
