@@ -1,8 +1,9 @@
 // Presentation challenges through the WalletAdapter: shape and dispatch
-// only, against a scripted node:http server (testsupport/stub.ts says
-// why not a real fedas), with the answers of docs/protocol.md "Digital
-// credentials" (dc-same-device, dc-cross-device, dc-api; the draft00
-// dialect of "Dialects").
+// only, against a scripted node:http server (testsupport/stub.ts), with
+// the answers of docs/protocol.md "Digital credentials" (dc-same-device,
+// dc-cross-device, dc-api; the draft00 dialect of "Dialects"): the edge
+// cases a real fedas does not produce on demand. The same paths against
+// fedas's own verifier are test/presentation-real.test.ts.
 import { afterEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client, DPoPKey, FedasError, discover, type PresentationRequest, type WalletAdapter } from '../src/index.js';

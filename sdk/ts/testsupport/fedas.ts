@@ -55,9 +55,12 @@ export interface Server {
 
 /**
  * startFedas runs `fedas serve` with the embedded demo config (no config)
- * or the given YAML, on port, and waits for its metadata.
+ * or the given YAML, on port, and waits for its metadata. issuer is the
+ * issuer the YAML names when TLS is terminated in front of fedas
+ * (testsupport/tls.ts); the metadata is then awaited on the plain
+ * listener all the same.
  */
-export async function startFedas(opts: { port?: number; config?: string } = {}): Promise<Server> {
+export async function startFedas(opts: { port?: number; config?: string; issuer?: string } = {}): Promise<Server> {
   const port = opts.port ?? (await freePort());
   const args = ['serve', '--listen', `127.0.0.1:${port}`];
   let cfgDir: string | undefined;
@@ -69,7 +72,8 @@ export async function startFedas(opts: { port?: number; config?: string } = {}):
   } else {
     args.push('--demo');
   }
-  const issuer = `http://127.0.0.1:${port}`;
+  const listener = `http://127.0.0.1:${port}`;
+  const issuer = opts.issuer ?? listener;
   const child: ChildProcess = spawn(fedasBinary(), args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout?.on('data', (b: Buffer) => (output += b.toString()));
@@ -87,7 +91,7 @@ export async function startFedas(opts: { port?: number; config?: string } = {}):
       throw new Error(`fedas exited ${child.exitCode}:\n${output}`);
     }
     try {
-      const r = await fetch(`${issuer}/.well-known/oauth-authorization-server`);
+      const r = await fetch(`${listener}/.well-known/oauth-authorization-server`);
       if (r.status === 200) break;
     } catch {
       // not listening yet

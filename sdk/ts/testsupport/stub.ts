@@ -1,8 +1,9 @@
 // A scripted authorization server on node:http, for the SDK's shape and
-// dispatch only (which hook gets what, which members go back): answers
-// that a real fedas cannot give in these tests (its OpenID4VP verifier
-// needs an https issuer, which `fedas serve` does not terminate). Every
-// behaviour that matters is tested against real fedas servers elsewhere.
+// dispatch only (which hook gets what, which members go back): answers a
+// real fedas does not give in these tests (a renewed cross-device request,
+// slow_down at will, DPoP nonces, a presentation asked after federate).
+// Every behaviour that matters is tested against real fedas servers
+// elsewhere (presentations: test/presentation-real.test.ts).
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 
 export interface StubRequest {
