@@ -41,6 +41,11 @@ describe('one fedas (demo config)', () => {
     const key = await DPoPKey.generate();
     assert.equal(key.jwk.kty, 'EC');
     assert.equal((key.jwk as Record<string, unknown>).d, undefined);
+    // The private CryptoKey itself refuses export (WebCrypto extractable: false).
+    const priv = (key as unknown as { privateKey: CryptoKey }).privateKey;
+    assert.equal(priv.extractable, false);
+    await assert.rejects(crypto.subtle.exportKey('jwk', priv));
+    await assert.rejects(crypto.subtle.exportKey('pkcs8', priv));
     assert.match(key.thumbprint, /^[A-Za-z0-9_-]{43}$/);
     const proof = await key.proof('post', `${as.issuer}/oauth2/token?x=1#f`, 'tok');
     const h = decodeProtectedHeader(proof);
