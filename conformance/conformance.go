@@ -9,10 +9,13 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"runtime/debug"
@@ -125,6 +128,9 @@ type Env struct {
 	Metadata         map[string]any
 	MetadataExchange *Exchange
 	MetadataError    string
+	// MetadataBroken: the metadata could not be used for another reason
+	// than its absence (Discover).
+	MetadataBroken bool
 
 	// code and verifier are the fipa sign-in's result, redeemed by the
 	// token check that follows it.
@@ -186,6 +192,23 @@ func NewEnv(issuer string, timeout time.Duration) *Env {
 	}}
 }
 
+// TrustCAs makes the client also trust the PEM certificates in pemCerts
+// for https (--ca-file: a server whose certificate a private CA issued).
+// There is no way to turn verification off.
+func (e *Env) TrustCAs(pemCerts []byte) error {
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pemCerts) {
+		return fmt.Errorf("no PEM certificate in it")
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	e.HTTP.Transport = t
+	return nil
+}
+
 // MetadataURL is where RFC 8414 §3.1 puts the metadata of issuer: the
 // well-known segment between the host and the issuer's path.
 func MetadataURL(issuer string) (string, error) {
@@ -199,7 +222,12 @@ func MetadataURL(issuer string) (string, error) {
 }
 
 // Discover fetches the metadata; a failure leaves Metadata nil and says
-// why in MetadataError.
+// why in MetadataError. A 4xx means the server has no metadata (its
+// checks are not applicable); anything else that isn't RFC 8414 §3.2's
+// 200 application/json object with the §2 member types and §3.3's issuer
+// (a transport error, a timeout, a redirect, a 5xx, a body that isn't
+// JSON) sets MetadataBroken: Run then fails the first check that needs
+// the metadata.
 func (e *Env) Discover(ctx context.Context) {
 	u, err := MetadataURL(e.Issuer)
 	if err != nil {
@@ -207,19 +235,117 @@ func (e *Env) Discover(ctx context.Context) {
 		return
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	req.Header.Set("Accept", "application/json")
 	resp, ex := e.Do(req)
 	e.MetadataExchange = &ex
+	broken := func(format string, a ...any) {
+		e.MetadataError, e.MetadataBroken = fmt.Sprintf("GET %s: ", u)+fmt.Sprintf(format, a...), true
+	}
 	switch {
 	case resp == nil:
-		e.MetadataError = ex.Error
-	case resp.Status != http.StatusOK:
+		hint := ""
+		if strings.Contains(ex.Error, "x509:") || strings.Contains(ex.Error, "tls:") {
+			hint = " (--ca-file trusts a private CA)"
+		}
+		broken("no answer: %s%s", ex.Error, hint)
+	case resp.Status >= 300 && resp.Status < 400:
+		broken("HTTP %d to %q; want 200 (RFC 8414 §3.2), and the kit follows no redirect", resp.Status, resp.Header.Get("Location"))
+	case resp.Status >= 400 && resp.Status < 500:
 		e.MetadataError = fmt.Sprintf("GET %s: HTTP %d", u, resp.Status)
+	case resp.Status != http.StatusOK:
+		broken("HTTP %d; want 200 with the metadata (RFC 8414 §3.2) or a 4xx when there is none", resp.Status)
 	case resp.JSON == nil:
-		e.MetadataError = fmt.Sprintf("GET %s: not a JSON object", u)
+		broken("HTTP 200 with %s, not a JSON object (RFC 8414 §3.2)", describeBody(resp))
 	default:
+		if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+			broken("Content-Type %q; want application/json (RFC 8414 §3.2)", resp.Header.Get("Content-Type"))
+			return
+		}
+		if msg := metadataTypeError(resp.JSON); msg != "" {
+			broken("%s (RFC 8414 §2)", msg)
+			return
+		}
+		if iss, _ := resp.JSON["issuer"].(string); iss != e.Issuer && iss != e.Issuer+"/" {
+			broken("issuer %q; want %q, the issuer the metadata was fetched for (RFC 8414 §3.3)", iss, e.Issuer)
+			return
+		}
 		e.Metadata = resp.JSON
 	}
 }
+
+// describeBody says what a body that should have been JSON is: its
+// Content-Type, its size and how it starts.
+func describeBody(resp *Response) string {
+	ct := resp.Header.Get("Content-Type")
+	if ct == "" {
+		ct = "no Content-Type"
+	}
+	start := string(resp.Body)
+	if len(start) > 60 {
+		start = start[:60] + "…"
+	}
+	cut := ""
+	if len(resp.Body) >= maxBody {
+		cut = fmt.Sprintf(", cut at %d bytes", maxBody)
+	}
+	return fmt.Sprintf("%s, %d bytes%s, starting %q", ct, len(resp.Body), cut, strings.ToValidUTF8(start, "?"))
+}
+
+// The metadata members whose RFC 8414 §2 (and FiPA-04 §4.1, RFC 9126 §5,
+// RFC 9449 §5.1) type the checks rely on.
+var (
+	metaStrings = []string{"issuer", "authorization_endpoint", "token_endpoint", "jwks_uri", "pushed_authorization_request_endpoint",
+		"authorization_challenge_endpoint", "native_authorization_endpoint"}
+	metaStringArrays = []string{"scopes_supported", "response_types_supported", "grant_types_supported", "code_challenge_methods_supported",
+		"token_endpoint_auth_methods_supported", "dpop_signing_alg_values_supported"}
+)
+
+func metadataTypeError(m map[string]any) string {
+	for _, k := range metaStrings {
+		if v, ok := m[k]; ok {
+			if _, isStr := v.(string); !isStr {
+				return fmt.Sprintf("member %s is %s, want a string", k, jsonType(v))
+			}
+		}
+	}
+	for _, k := range metaStringArrays {
+		v, ok := m[k]
+		if !ok {
+			continue
+		}
+		arr, isArr := v.([]any)
+		if !isArr {
+			return fmt.Sprintf("member %s is %s, want an array of strings", k, jsonType(v))
+		}
+		for _, x := range arr {
+			if _, isStr := x.(string); !isStr {
+				return fmt.Sprintf("member %s holds %s, want only strings", k, jsonType(x))
+			}
+		}
+	}
+	return ""
+}
+
+func jsonType(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return fmt.Sprintf("a boolean (%v)", v)
+	case float64:
+		return fmt.Sprintf("a number (%v)", v)
+	case string:
+		return "a string"
+	case []any:
+		return "an array"
+	default:
+		return "an object"
+	}
+}
+
+// noMetadata is how a need says the metadata is missing; Run turns the
+// first such not_applicable into a fail when the metadata is broken.
+const noMetadata = "no authorization server metadata: "
 
 // NativeEndpoint is the native endpoint's URL from the metadata: FiPA-04
 // §4.1's authorization_challenge_endpoint, else the federation draft's
@@ -478,11 +604,25 @@ func Run(ctx context.Context, env *Env, checks []Check, profiles []Profile) *Rep
 		want[p] = true
 	}
 	rep := &Report{Issuer: env.Issuer, Profiles: profiles, Results: []CheckResult{}}
+	brokenID := ""
 	for _, c := range checks {
 		if !want[c.Profile] {
 			continue
 		}
-		rep.Results = append(rep.Results, CheckResult{ID: c.ID, Title: c.Title, Profile: c.Profile, Spec: c.Spec, Result: runOne(ctx, env, c)})
+		res := runOne(ctx, env, c)
+		if env.MetadataBroken && res.Status == NotApplicable && (brokenID == "" || strings.HasPrefix(res.Detail, noMetadata)) {
+			// A server that answers its metadata URL with an error, a
+			// redirect or garbage fails once, in the run's first check
+			// that didn't run; the other checks that need the metadata
+			// say which check that was.
+			if brokenID == "" {
+				brokenID = c.ID
+				res = fail(metaExchanges(env), "the metadata is unusable: %s", env.MetadataError)
+			} else {
+				res.Detail = noMetadata + "unusable (see " + brokenID + ")"
+			}
+		}
+		rep.Results = append(rep.Results, CheckResult{ID: c.ID, Title: c.Title, Profile: c.Profile, Spec: c.Spec, Result: res})
 	}
 	return rep
 }

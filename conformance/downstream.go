@@ -29,7 +29,7 @@ const (
 // needPAREndpoint: the metadata advertises a PAR endpoint.
 func needPAREndpoint(env *Env) string {
 	if env.Metadata == nil {
-		return "no authorization server metadata: " + env.MetadataError
+		return noMetadata + env.MetadataError
 	}
 	if env.MetaString("pushed_authorization_request_endpoint") == "" {
 		return "the metadata advertises no pushed_authorization_request_endpoint"

@@ -30,7 +30,7 @@ const (
 // without one is not a FiPA server, so nothing of the profile applies.
 func needNative(env *Env) string {
 	if env.Metadata == nil {
-		return "no authorization server metadata: " + env.MetadataError
+		return noMetadata + env.MetadataError
 	}
 	if env.NativeEndpoint() == "" {
 		return "the metadata advertises no authorization_challenge_endpoint or native_authorization_endpoint"

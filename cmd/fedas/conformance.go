@@ -17,7 +17,7 @@ import (
 // The exit status is 0 exactly when no applicable check failed, 1 when
 // one did, 2 for a usage error.
 func conformanceCmd(args []string, s stdio) error {
-	fs := newFlags("conformance", "conformance --issuer URL [--client-id ID] [--auth none|client_secret_basic:SECRET] [--username U --password P] [fipa inputs: --totp-secret B32 --third-party-client-id ID --other-client-id ID --web-param NAME=VALUE --session-ttl D] [--profile fipa,federation,downstream] [--json FILE] [--markdown FILE]",
+	fs := newFlags("conformance", "conformance --issuer URL [--client-id ID] [--auth none|client_secret_basic:SECRET] [--username U --password P] [fipa inputs: --totp-secret B32 --third-party-client-id ID --other-client-id ID --web-param NAME=VALUE --session-ttl D] [--profile fipa,federation,downstream] [--json FILE] [--markdown FILE] [--timeout D] [--ca-file PEM]",
 		"Runs black-box checks against the authorization server at --issuer (any server, not only fedas):\n"+
 			"each check cites its spec section and ends pass, fail or not_applicable (a server without a\n"+
 			"native endpoint in its metadata: every fipa check is not applicable). Prints a table; --json and\n"+
@@ -32,6 +32,7 @@ func conformanceCmd(args []string, s stdio) error {
 	jsonFile := fs.String("json", "", "also write the report as JSON to this file")
 	mdFile := fs.String("markdown", "", "also write the report as Markdown (with the exchanges of failures) to this file")
 	timeout := fs.Duration("timeout", 10*time.Second, "timeout of each HTTP request")
+	caFile := fs.String("ca-file", "", "PEM file of CA certificates to trust too, for a server whose certificate a private CA issued")
 	// federation/downstream profile inputs (docs/conformance.md): fedInputs
 	// checks them and puts them in the Env.
 	var fedPrompt, unsupportedPrompt []string
@@ -136,7 +137,19 @@ func conformanceCmd(args []string, s stdio) error {
 	if err != nil {
 		return usage(err.Error())
 	}
+	if *timeout <= 0 {
+		return usage("--timeout must be positive")
+	}
 	env := conformance.NewEnv(*issuer, *timeout)
+	if *caFile != "" {
+		b, err := os.ReadFile(*caFile)
+		if err != nil {
+			return usage("--ca-file: " + err.Error())
+		}
+		if err := env.TrustCAs(b); err != nil {
+			return usage("--ca-file " + *caFile + ": " + err.Error())
+		}
+	}
 	env.ClientID, env.Auth, env.Username, env.Password = *clientID, ca, *username, *password
 	if err := fedInputs(env); err != nil {
 		return usage(err.Error())
