@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Profile groups checks by the role of the server under test.
@@ -388,7 +389,7 @@ const (
 
 // Do sends req and records the exchange; resp is nil on a transport error.
 func (e *Env) Do(req *http.Request) (*Response, Exchange) {
-	ex := Exchange{Method: req.Method, URL: req.URL.String(), RequestHeaders: redactHeaders(req.Header)}
+	ex := Exchange{Method: req.Method, URL: redactURL(req.URL.String()), RequestHeaders: redactHeaders(req.Header)}
 	if req.GetBody != nil {
 		if b, err := req.GetBody(); err == nil {
 			raw, _ := io.ReadAll(b)
@@ -452,11 +453,37 @@ func cloneValues(v url.Values) url.Values {
 	return c
 }
 
-// secretParams are request parameters a report never shows.
-var secretParams = map[string]bool{"password": true, "otp": true, "client_secret": true, "client_assertion": true, "code_verifier": true}
+// What a report never shows. Secrets (a password, a one-time code, a
+// client secret, a PKCE verifier) become [redacted]. Live credentials
+// (auth_session, codes, request_uri, tokens, assertions: random values an
+// attacker could still use) become a fingerprint, [redacted N chars
+// sha256:PREFIX], so a reader can still follow one value from the answer
+// that issued it to the request that sent it back, and see its length
+// (fipa-auth-session-entropy).
+var (
+	secretParams = map[string]bool{"password": true, "otp": true, "client_secret": true, "code_verifier": true}
+	liveParams   = map[string]bool{"auth_session": true, "code": true, "request_uri": true, "refresh_token": true, "token": true,
+		"assertion": true, "client_assertion": true, "device_secret": true}
+	liveMembers = map[string]bool{"auth_session": true, "authorization_code": true, "code": true, "request_uri": true,
+		"access_token": true, "refresh_token": true, "id_token": true, "device_secret": true}
+)
 
-// secretMembers are response members a report never shows.
-var secretMembers = map[string]bool{"access_token": true, "refresh_token": true, "id_token": true}
+// fingerprint stands for a live value in a report.
+func fingerprint(v string) string {
+	sum := sha256.Sum256([]byte(v))
+	return fmt.Sprintf("[redacted %d chars sha256:%x]", len(v), sum[:4])
+}
+
+// redactParam is what a report shows of parameter k's value v.
+func redactParam(k, v string) (shown string, redacted bool) {
+	switch {
+	case secretParams[k]:
+		return "[redacted]", true
+	case liveParams[k] && v != "":
+		return fingerprint(v), true
+	}
+	return v, false
+}
 
 func redactHeaders(h http.Header) map[string]string {
 	if len(h) == 0 {
@@ -472,10 +499,61 @@ func redactHeaders(h http.Header) map[string]string {
 			} else {
 				v = "[redacted]"
 			}
+		case "location":
+			v = redactURL(v)
 		}
 		m[k] = v
 	}
 	return m
+}
+
+// redactURL redacts the secret and live parameters of a URL's query (a
+// request_uri at the authorization endpoint, a code in a redirect).
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.RawQuery == "" {
+		return raw
+	}
+	u.RawQuery = redactQuery(u.RawQuery)
+	return u.String()
+}
+
+// redactQuery redacts a form-encoded string; it is returned as it is
+// when nothing in it is redacted.
+func redactQuery(raw string) string {
+	v, err := url.ParseQuery(raw)
+	if err != nil {
+		return "[unparsable form]"
+	}
+	for k, vals := range v {
+		for _, val := range vals {
+			if _, r := redactParam(k, val); r {
+				return redactedForm(v)
+			}
+		}
+	}
+	return raw
+}
+
+// redactedForm encodes v, sorted, with its secret and live values
+// redacted (the markers are not escaped, to stay readable).
+func redactedForm(v url.Values) string {
+	keys := make([]string, 0, len(v))
+	for k := range v {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		for _, val := range v[k] {
+			shown, r := redactParam(k, val)
+			if !r {
+				shown = url.QueryEscape(shown)
+			}
+			parts = append(parts, url.QueryEscape(k)+"="+shown)
+		}
+	}
+	return strings.Join(parts, "&")
 }
 
 func redactForm(body, contentType string) string {
@@ -486,44 +564,33 @@ func redactForm(body, contentType string) string {
 	if err != nil {
 		return "[unparsable form]"
 	}
-	keys := make([]string, 0, len(v))
-	for k := range v {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var parts []string
-	for _, k := range keys {
-		for _, val := range v[k] {
-			if secretParams[k] {
-				val = "[redacted]"
-			}
-			parts = append(parts, url.QueryEscape(k)+"="+url.QueryEscape(val))
-		}
-	}
-	return strings.Join(parts, "&")
+	return truncate([]byte(redactedForm(v)))
 }
 
+// redactJSON redacts the live members of a JSON object answer, and the
+// live parameters inside a federate answer's federation_body (the
+// downstream's request_uri: fed-draft-00 §4.3.1).
 func redactJSON(body []byte, obj map[string]any) []byte {
 	if obj == nil {
 		return body
 	}
 	hit := false
-	for k := range obj {
-		if secretMembers[k] {
-			obj = cloneMap(obj)
-			hit = true
-			break
+	out := cloneMap(obj)
+	for k, v := range obj {
+		str, isStr := v.(string)
+		switch {
+		case liveMembers[k] && isStr && str != "":
+			out[k], hit = fingerprint(str), true
+		case k == "federation_body" && isStr:
+			if r := redactQuery(str); r != str {
+				out[k], hit = r, true
+			}
 		}
 	}
 	if !hit {
 		return body
 	}
-	for k := range obj {
-		if secretMembers[k] {
-			obj[k] = "[redacted]"
-		}
-	}
-	b, _ := json.Marshal(obj)
+	b, _ := json.Marshal(out)
 	return b
 }
 
@@ -535,11 +602,17 @@ func cloneMap(m map[string]any) map[string]any {
 	return c
 }
 
+// truncate cuts what a report shows of a body at maxShown bytes, on a
+// UTF-8 boundary, and keeps the report valid UTF-8.
 func truncate(b []byte) string {
 	if len(b) > maxShown {
-		return string(b[:maxShown]) + fmt.Sprintf("… [%d bytes truncated]", len(b)-maxShown)
+		n := maxShown
+		for n > maxShown-utf8.UTFMax && !utf8.RuneStart(b[n]) {
+			n--
+		}
+		return strings.ToValidUTF8(string(b[:n]), "\uFFFD") + fmt.Sprintf("… [%d bytes truncated]", len(b)-n)
 	}
-	return string(b)
+	return strings.ToValidUTF8(string(b), "\uFFFD")
 }
 
 // newPKCE is a fresh RFC 7636 §4.1 verifier and its S256 challenge.

@@ -339,7 +339,7 @@ func checkSessionEntropy(ctx context.Context, env *Env) Result {
 		exs = append(exs, ex)
 		s := resp.Str("auth_session")
 		if len(s) < minSessionLen {
-			return fail(exs, "auth_session %q has %d characters, want at least %d (128 bits in base64url)", s, len(s), minSessionLen)
+			return fail(exs, "auth_session %s has %d characters, want at least %d (128 bits in base64url)", fingerprint(s), len(s), minSessionLen)
 		}
 		if seen[s] {
 			return fail(exs, "two initial requests got the same auth_session")
