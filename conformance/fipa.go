@@ -17,6 +17,7 @@ import (
 const (
 	specFiPAMetadata = "draft-ietf-oauth-first-party-apps-04 §4.1"
 	specFiPAInitial  = "draft-ietf-oauth-first-party-apps-04 §5.1"
+	specFiPACode     = "draft-ietf-oauth-first-party-apps-04 §5.2.1"
 	specFiPAError    = "draft-ietf-oauth-first-party-apps-04 §5.2.2"
 	specFiPASession  = "draft-ietf-oauth-first-party-apps-04 §5.3"
 	specFiPAToken    = "draft-ietf-oauth-first-party-apps-04 §6"
@@ -92,7 +93,7 @@ func FiPAChecks() []Check {
 		{ID: "fipa-auth-session-client-binding", Title: "a follow-up of another client is refused", Profile: ProfileFiPA, Spec: specFiPAClientID, Needs: []Need{needNative, needClient, needOtherClient}, Run: checkSessionClientBinding},
 		{ID: "fipa-auth-session-unknown-client", Title: "a follow-up naming an unknown client_id is invalid_client", Profile: ProfileFiPA, Spec: specFiPAClientID, Needs: withClient, Run: checkSessionUnknownClient},
 		{ID: "fipa-auth-session-dpop-binding", Title: "a DPoP-bound auth_session refuses another key and no proof, and goes on with its key", Profile: ProfileFiPA, Spec: specFiPADPoP, Needs: []Need{needNative, needClient, needDPoP}, Run: checkDPoPBinding},
-		{ID: "fipa-password-signin", Title: "a password sign-in ends with authorization_code", Profile: ProfileFiPA, Spec: specFiPAError, Needs: []Need{needNative, needClient, needUser}, Run: checkPasswordSignIn},
+		{ID: "fipa-password-signin", Title: "a password sign-in ends with authorization_code", Profile: ProfileFiPA, Spec: specFiPACode, Needs: []Need{needNative, needClient, needUser}, Run: checkPasswordSignIn},
 		{ID: "fipa-token-exchange", Title: "the code redeems at the token endpoint without redirect_uri", Profile: ProfileFiPA, Spec: specFiPAToken, Needs: []Need{needNative, needClient, needUser, needCode}, Run: checkTokenExchange},
 		{ID: "fipa-code-single-use", Title: "a second redemption of the code is invalid_grant", Profile: ProfileFiPA, Spec: specRFC6749Code, Needs: []Need{needNative, needClient, needUser, needRedeemed}, Run: checkCodeSingleUse},
 		{ID: "fipa-auth-session-dead-after-code", Title: "the auth_session that got the code is invalid_session when sent again", Profile: ProfileFiPA, Spec: specFiPASessionError, Needs: []Need{needNative, needClient, needUser, needFinalSession}, Run: checkSessionDeadAfterCode},

@@ -59,7 +59,7 @@ func needDPoP(env *Env) string {
 
 // checkDPoPBinding starts a session with a proof for key A; a follow-up
 // with a proof for key B, and one without a proof, must be refused, and
-// one with A's proof must go on (FiPA-04 §9.5.1; docs/protocol.md
+// one with A's proof must go on (FiPA-04 §9.6.1; docs/protocol.md
 // "DPoP").
 func checkDPoPBinding(ctx context.Context, env *Env) Result {
 	a, err := newDPoPKey()

@@ -18,7 +18,7 @@ const (
 	specFiPARedirectWeb  = "draft-ietf-oauth-first-party-apps-04 §5.2.2.1.1"
 	specFiPASessionError = "draft-ietf-oauth-first-party-apps-04 §5.2.2.1"
 	specFiPAClientID     = "draft-ietf-oauth-first-party-apps-04 §5.1"
-	specFiPADPoP         = "draft-ietf-oauth-first-party-apps-04 §9.5.1"
+	specFiPADPoP         = "draft-ietf-oauth-first-party-apps-04 §9.6.1"
 	specRFC6749Code      = "RFC 6749 §4.1.2, §10.5"
 )
 
