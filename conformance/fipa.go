@@ -301,7 +301,7 @@ func start(ctx context.Context, env *Env) (resp *Response, ex Exchange, verifier
 		res := fail([]Exchange{ex}, "no answer: %s", ex.Error)
 		return nil, ex, "", &res
 	case resp.Str("error") != "insufficient_authorization":
-		res := na([]Exchange{ex}, "the initial request was answered HTTP %d %q, not insufficient_authorization (the server may need other parameters for this client)", resp.Status, resp.Str("error"))
+		res := na([]Exchange{ex}, "the initial request was answered %s, not insufficient_authorization (the server may need other parameters for this client)", answerOf(resp))
 		return resp, ex, "", &res
 	}
 	return resp, ex, verifier, nil
@@ -424,7 +424,7 @@ func checkSessionRotation(ctx context.Context, env *Env) Result {
 	case resp3 == nil:
 		return fail(exs, "no answer to the replay: %s", ex3.Error)
 	case resp3.Str("error") != "invalid_session":
-		return fail(exs, "a replayed auth_session was answered HTTP %d %q, want invalid_session", resp3.Status, resp3.Str("error"))
+		return fail(exs, "a replayed auth_session was answered %s, want invalid_session", answerOf(resp3))
 	}
 	return pass("a new auth_session after the step; the replayed one is invalid_session", exs...)
 }
@@ -454,7 +454,7 @@ func checkPasswordSignIn(ctx context.Context, env *Env) Result {
 			env.fipa.finalSession = form.Get("auth_session")
 			return pass(fmt.Sprintf("authorization_code after %d follow-ups", step+1), exs...)
 		case resp.Str("error") != "insufficient_authorization":
-			return fail(exs, "HTTP %d %q during the sign-in", resp.Status, resp.Str("error"))
+			return fail(exs, "%s during the sign-in", answerOf(resp))
 		}
 	}
 	return fail(exs, "no authorization_code after 5 answered challenges")
@@ -473,7 +473,7 @@ func checkTokenExchange(ctx context.Context, env *Env) Result {
 	case resp == nil:
 		return fail(exs, "no answer: %s", ex.Error)
 	case resp.Status != http.StatusOK:
-		return fail(exs, "HTTP %d %q, want 200 with tokens", resp.Status, resp.Str("error"))
+		return fail(exs, "%s, want 200 with tokens", answerOf(resp))
 	case resp.Str("access_token") == "" || resp.Str("token_type") == "":
 		return fail(exs, "the token response lacks access_token or token_type (RFC 6749 §5.1)")
 	case !hasNoStore(resp.Header):

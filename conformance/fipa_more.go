@@ -190,7 +190,7 @@ func checkRedirectToWeb(ctx context.Context, env *Env) Result {
 	}
 	switch {
 	case resp.Str("error") != "redirect_to_web":
-		return fail(exs, "HTTP %d %q, want redirect_to_web (check --web-param)", resp.Status, resp.Str("error"))
+		return fail(exs, "%s, want redirect_to_web (check --web-param)", answerOf(resp))
 	case resp.Status != http.StatusForbidden:
 		return fail(exs, "redirect_to_web with HTTP %d, want 403", resp.Status)
 	}
