@@ -389,3 +389,31 @@ func TestDPoPRefusalsMayEndTheSession(t *testing.T) {
 	// key A.
 	assert.Len(t, r.Exchanges, 6)
 }
+
+// TestWrongClientCredentials: a wrong --auth secret (or a --client-id the
+// server doesn't know) isn't "another kind of sign-in": the session checks
+// fail and say which flags to check, and the run exits 1 instead of
+// passing with everything not applicable.
+func TestWrongClientCredentials(t *testing.T) {
+	in := servertest.Start(t, servertest.Options{Configure: conformancetest.FedasConfig})
+	for _, tc := range []struct {
+		name     string
+		clientID string
+		auth     conformance.ClientAuth
+	}{
+		{"wrong secret", "demo-partner", conformance.ClientAuth{Method: "client_secret_basic", Secret: "wrong"}},
+		{"unknown public client", "no-such-client", conformance.ClientAuth{Method: "none"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := run(t, in.URL, func(e *conformance.Env) { e.ClientID, e.Auth = tc.clientID, tc.auth })
+			assert.Equal(t, 1, rep.ExitCode())
+			for _, r := range rep.Results {
+				if r.ID == "fipa-insufficient-authorization" {
+					assert.Equal(t, conformance.Fail, r.Status)
+					assert.Contains(t, r.Detail, `"invalid_client", want insufficient_authorization`)
+					assert.Contains(t, r.Detail, "check --client-id and --auth")
+				}
+			}
+		})
+	}
+}

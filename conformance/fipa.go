@@ -300,6 +300,11 @@ func start(ctx context.Context, env *Env) (resp *Response, ex Exchange, verifier
 	case resp == nil:
 		res := fail([]Exchange{ex}, "no answer: %s", ex.Error)
 		return nil, ex, "", &res
+	case resp.Status >= 500 || resp.Status == http.StatusUnauthorized || resp.Str("error") == "invalid_client" || resp.Str("error") == "unauthorized_client":
+		// Not another kind of sign-in: the server refuses the client the
+		// kit was given (a wrong --client-id or --auth), or fails.
+		res := fail([]Exchange{ex}, "a valid initial request of --client-id %s was answered %s, want insufficient_authorization (FiPA-04 §5.2.2): check --client-id and --auth", env.ClientID, answerOf(resp))
+		return nil, ex, "", &res
 	case resp.Str("error") != "insufficient_authorization":
 		res := na([]Exchange{ex}, "the initial request was answered %s, not insufficient_authorization (the server may need other parameters for this client)", answerOf(resp))
 		return resp, ex, "", &res
