@@ -6,6 +6,7 @@
 package conformance
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -462,7 +463,7 @@ func cloneValues(v url.Values) url.Values {
 // (fipa-auth-session-entropy).
 var (
 	secretParams = map[string]bool{"password": true, "otp": true, "client_secret": true, "code_verifier": true}
-	liveParams   = map[string]bool{"auth_session": true, "code": true, "request_uri": true, "refresh_token": true, "token": true,
+	liveParams   = map[string]bool{"auth_session": true, "code": true, "authorization_code": true, "request_uri": true, "refresh_token": true, "token": true,
 		"assertion": true, "client_assertion": true, "device_secret": true}
 	liveMembers = map[string]bool{"auth_session": true, "authorization_code": true, "code": true, "request_uri": true,
 		"access_token": true, "refresh_token": true, "id_token": true, "device_secret": true}
@@ -567,39 +568,59 @@ func redactForm(body, contentType string) string {
 	return truncate([]byte(redactedForm(v)))
 }
 
-// redactJSON redacts the live members of a JSON object answer, and the
-// live parameters inside a federate answer's federation_body (the
-// downstream's request_uri: fed-draft-00 §4.3.1).
+// redactJSON redacts a JSON object answer: its live members at any
+// depth, the live parameters of any URL in it (a deep_link or a
+// request_uri-carrying link), and those inside a federate answer's
+// federation_body (the downstream's request_uri: fed-draft-00 §4.3.1).
+// The body is returned as it is when nothing in it is redacted.
 func redactJSON(body []byte, obj map[string]any) []byte {
 	if obj == nil {
 		return body
 	}
-	hit := false
-	out := cloneMap(obj)
-	for k, v := range obj {
-		str, isStr := v.(string)
-		switch {
-		case liveMembers[k] && isStr && str != "":
-			out[k], hit = fingerprint(str), true
-		case k == "federation_body" && isStr:
-			if r := redactQuery(str); r != str {
-				out[k], hit = r, true
-			}
-		}
-	}
+	out, hit := redactValue("", obj)
 	if !hit {
 		return body
 	}
-	b, _ := json.Marshal(out)
-	return b
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(out)
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }
 
-func cloneMap(m map[string]any) map[string]any {
-	c := make(map[string]any, len(m))
-	for k, v := range m {
-		c[k] = v
+// redactValue is redactJSON on one value, named key in its object.
+func redactValue(key string, v any) (any, bool) {
+	switch v := v.(type) {
+	case string:
+		switch {
+		case v == "":
+			return v, false
+		case liveMembers[key]:
+			return fingerprint(v), true
+		case key == "federation_body":
+			r := redactQuery(v)
+			return r, r != v
+		case strings.Contains(v, "?") && strings.Contains(v, "://"):
+			r := redactURL(v)
+			return r, r != v
+		}
+		return v, false
+	case map[string]any:
+		out, hit := make(map[string]any, len(v)), false
+		for k, x := range v {
+			r, h := redactValue(k, x)
+			out[k], hit = r, hit || h
+		}
+		return out, hit
+	case []any:
+		out, hit := make([]any, len(v)), false
+		for i, x := range v {
+			r, h := redactValue(key, x)
+			out[i], hit = r, hit || h
+		}
+		return out, hit
 	}
-	return c
+	return v, false
 }
 
 // truncate cuts what a report shows of a body at maxShown bytes, on a

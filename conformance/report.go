@@ -102,6 +102,7 @@ func firstLine(s string) string {
 func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // URLs and form bodies stay readable
 	return enc.Encode(r)
 }
 
