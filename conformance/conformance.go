@@ -14,9 +14,11 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"runtime/debug"
@@ -183,6 +185,9 @@ type Env struct {
 	Now                func() time.Time
 	Sleep              func(ctx context.Context, d time.Duration) error
 	fipa               fipaState
+	// timedOut are the endpoints (host and path) that let a request time
+	// out, with that request's error: Do sends them nothing more.
+	timedOut map[string]string
 }
 
 // NewEnv returns an Env whose client times out after timeout and never
@@ -397,9 +402,24 @@ func (e *Env) Do(req *http.Request) (*Response, Exchange) {
 			ex.RequestBody = redactForm(string(raw), req.Header.Get("Content-Type"))
 		}
 	}
+	endpoint := req.URL.Host + req.URL.Path
+	if first, ok := e.timedOut[endpoint]; ok {
+		// A server that lets requests time out would make a run take
+		// --timeout times every request: one timeout per endpoint is
+		// enough evidence.
+		ex.Error = "not sent: an earlier request to this endpoint got no answer within --timeout (" + first + ")"
+		return nil, ex
+	}
 	hr, err := e.HTTP.Do(req)
 	if err != nil {
 		ex.Error = err.Error()
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			if e.timedOut == nil {
+				e.timedOut = map[string]string{}
+			}
+			e.timedOut[endpoint] = err.Error()
+		}
 		return nil, ex
 	}
 	defer hr.Body.Close()
