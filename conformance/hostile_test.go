@@ -68,7 +68,8 @@ func hostileInputs(e *conformance.Env) {
 // at every endpoint. The run never panics or hangs; a broken metadata
 // URL fails the first check with what was expected and what came, and
 // every other check that needs the metadata names it; a server without
-// metadata (404) is not applicable throughout (exit 0); --ca-file's
+// metadata (404) is not applicable throughout (exit 0); an endpoint that
+// let a request time out gets no more requests; --ca-file's
 // trust lets the kit read metadata behind a private CA.
 func TestHostileServers(t *testing.T) {
 	const short = 300 * time.Millisecond
@@ -86,6 +87,8 @@ func TestHostileServers(t *testing.T) {
 		want []string
 		// firstPass: the first check passes (the metadata was read).
 		firstPass bool
+		// someExchange: in some exchange's error.
+		someExchange string
 	}{
 		{name: "metadata is HTML", meta: static(200, "text/html; charset=utf-8", "<!doctype html><html><body>Welcome</body></html>"),
 			wantExit: 1, want: []string{"text/html", "not a JSON object", "<!doctype html>", "RFC 8414 §3.2"}},
@@ -150,7 +153,8 @@ func TestHostileServers(t *testing.T) {
 				http.Redirect(w, r, r.URL.Path, http.StatusTemporaryRedirect)
 			}
 		}, wantExit: 1, firstPass: true, want: []string{"307"}},
-		{name: "endpoints never answer", timeout: short, other: func(_ string, release <-chan struct{}) http.HandlerFunc { return hanging(release) }, wantExit: 1, firstPass: true},
+		{name: "endpoints never answer", timeout: short, other: func(_ string, release <-chan struct{}) http.HandlerFunc { return hanging(release) }, wantExit: 1, firstPass: true,
+			want: []string{"no answer"}, someExchange: "not sent: an earlier request to this endpoint got no answer within --timeout"},
 		{name: "endpoints answer 200 with wrong types", other: func(string, <-chan struct{}) http.HandlerFunc {
 			return func(w http.ResponseWriter, _ *http.Request) {
 				writeJSON(w, 200, map[string]any{"authorization_code": 5, "error": []int{1}, "auth_session": true, "request_uri": 7,
@@ -210,6 +214,15 @@ func TestHostileServers(t *testing.T) {
 				for _, r := range rep.Results {
 					t.Logf("%s %s: %s", r.ID, r.Status, firstLineOf(r.Detail))
 				}
+			}
+			if tc.someExchange != "" {
+				found := false
+				for _, r := range rep.Results {
+					for _, ex := range r.Exchanges {
+						found = found || strings.Contains(ex.Error, tc.someExchange)
+					}
+				}
+				assert.True(t, found, "an exchange says %q", tc.someExchange)
 			}
 			first := rep.Results[0]
 			switch {
