@@ -155,21 +155,39 @@ func conformanceCmd(args []string, s stdio) error {
 		return usage(err.Error())
 	}
 	env.TOTPSecret, env.ThirdPartyClientID, env.OtherClientID, env.WebParams, env.SessionTTL = *totpSecret, *thirdParty, *otherClient, webParams, *sessionTTL
+	// The report files are created before the run, so that a path that
+	// can't be written is a usage error, not the end of a long run.
+	reports := []struct {
+		name  string
+		write func(*conformance.Report, *os.File) error
+		f     *os.File
+	}{
+		{name: *jsonFile, write: func(r *conformance.Report, w *os.File) error { return r.WriteJSON(w) }},
+		{name: *mdFile, write: func(r *conformance.Report, w *os.File) error { return r.WriteMarkdown(w) }},
+	}
+	for i := range reports {
+		if reports[i].name == "" {
+			continue
+		}
+		f, err := os.Create(reports[i].name)
+		if err != nil {
+			return usage(err.Error())
+		}
+		defer f.Close()
+		reports[i].f = f
+	}
 	rep := conformance.Run(context.Background(), env, conformance.Checks(), ps)
 	if err := rep.WriteTable(s.out); err != nil {
 		return err
 	}
-	for _, f := range []struct {
-		name  string
-		write func(*conformance.Report, *os.File) error
-	}{
-		{*jsonFile, func(r *conformance.Report, w *os.File) error { return r.WriteJSON(w) }},
-		{*mdFile, func(r *conformance.Report, w *os.File) error { return r.WriteMarkdown(w) }},
-	} {
-		if f.name == "" {
+	for _, r := range reports {
+		if r.f == nil {
 			continue
 		}
-		if err := writeReport(f.name, rep, f.write); err != nil {
+		if err := r.write(rep, r.f); err != nil {
+			return err
+		}
+		if err := r.f.Close(); err != nil {
 			return err
 		}
 	}
@@ -177,16 +195,4 @@ func conformanceCmd(args []string, s stdio) error {
 		return fmt.Errorf("conformance: %d applicable check(s) failed", n)
 	}
 	return nil
-}
-
-func writeReport(name string, rep *conformance.Report, write func(*conformance.Report, *os.File) error) error {
-	f, err := os.Create(name)
-	if err != nil {
-		return err
-	}
-	if err := write(rep, f); err != nil {
-		_ = f.Close()
-		return err
-	}
-	return f.Close()
 }

@@ -38,6 +38,8 @@ func TestConformanceCmd_UsageErrors(t *testing.T) {
 		{"conformance", "--issuer", "http://127.0.0.1:1", "--totp-secret", "JBSWY3DPEHPK3PXP"},
 		{"conformance", "--issuer", "http://127.0.0.1:1", "--session-ttl", "-1s"},
 		{"conformance", "--issuer", "http://127.0.0.1:1", "--timeout", "0s"},
+		{"conformance", "--issuer", "http://127.0.0.1:1", "--json", "/nonexistent/dir/r.json"}, // before the run, not after
+		{"conformance", "--issuer", "http://127.0.0.1:1", "--markdown", "/nonexistent/dir/r.md"},
 		{"conformance", "--issuer", "http://127.0.0.1:1", "--ca-file", "/nonexistent/ca.pem"},
 		{"conformance", "--issuer", "http://127.0.0.1:1", "--ca-file", "conformance_test.go"}, // no PEM certificate
 	} {
