@@ -229,8 +229,8 @@ func MetadataURL(issuer string) (string, error) {
 }
 
 // Discover fetches the metadata; a failure leaves Metadata nil and says
-// why in MetadataError. A 4xx means the server has no metadata (its
-// checks are not applicable); anything else that isn't RFC 8414 §3.2's
+// why in MetadataError. A 404 or 410 means the server has no metadata
+// (its checks are not applicable); anything else that isn't RFC 8414 §3.2's
 // 200 application/json object with the §2 member types and §3.3's issuer
 // (a transport error, a timeout, a redirect, a 5xx, a body that isn't
 // JSON) sets MetadataBroken: Run then fails the first check that needs
@@ -257,10 +257,10 @@ func (e *Env) Discover(ctx context.Context) {
 		broken("no answer: %s%s", ex.Error, hint)
 	case resp.Status >= 300 && resp.Status < 400:
 		broken("HTTP %d to %q; want 200 (RFC 8414 §3.2), and the kit follows no redirect", resp.Status, resp.Header.Get("Location"))
-	case resp.Status >= 400 && resp.Status < 500:
+	case resp.Status == http.StatusNotFound || resp.Status == http.StatusGone:
 		e.MetadataError = fmt.Sprintf("GET %s: HTTP %d", u, resp.Status)
 	case resp.Status != http.StatusOK:
-		broken("HTTP %d; want 200 with the metadata (RFC 8414 §3.2) or a 4xx when there is none", resp.Status)
+		broken("HTTP %d; want 200 with the metadata (RFC 8414 §3.2), or 404 when there is none", resp.Status)
 	case resp.JSON == nil:
 		broken("HTTP 200 with %s, not a JSON object (RFC 8414 §3.2)", describeBody(resp))
 	default:

@@ -63,7 +63,7 @@ func hostileInputs(e *conformance.Env) {
 // TestHostileServers points the kit, with every input of every profile,
 // at servers that answer badly: at the metadata URL (HTML, a 5xx, a body
 // past the 1 MiB read limit, invalid JSON, a redirect loop, no answer
-// within --timeout, a member of the wrong type, a non-JSON content type,
+// within --timeout, a member of the wrong type, a non-JSON content type, a 403,
 // another issuer, a certificate nobody trusts) and, behind good metadata,
 // at every endpoint. The run never panics or hangs; a broken metadata
 // URL fails the first check with what was expected and what came, and
@@ -137,6 +137,7 @@ func TestHostileServers(t *testing.T) {
 		}, wantExit: 1, want: []string{`issuer "https://evil.example"`, "RFC 8414 §3.3"}},
 		{name: "TLS certificate nobody trusts", tls: true, wantExit: 1, want: []string{"x509", "--ca-file"}},
 		{name: "TLS with --ca-file", tls: true, trustCA: true, wantExit: 1, firstPass: true},
+		{name: "metadata is forbidden (403)", meta: static(403, "text/html", "<h1>WAF says no</h1>"), wantExit: 1, want: []string{"HTTP 403", "or 404 when there is none"}},
 		{name: "no metadata (404)", meta: static(404, "text/html", "<h1>not found</h1>"), wantExit: 0},
 		// Good metadata, hostile endpoints: each check fails on what it got.
 		{name: "endpoints answer 500 HTML", other: static(500, "text/html", "<h1>oops</h1>"), wantExit: 1, firstPass: true, want: []string{"500"}},
