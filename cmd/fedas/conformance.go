@@ -17,11 +17,13 @@ import (
 // The exit status is 0 exactly when no applicable check failed, 1 when
 // one did, 2 for a usage error.
 func conformanceCmd(args []string, s stdio) error {
-	fs := newFlags("conformance", "conformance --issuer URL [--client-id ID] [--auth none|client_secret_basic:SECRET] [--username U --password P] [fipa inputs: --totp-secret B32 --third-party-client-id ID --other-client-id ID --web-param NAME=VALUE --session-ttl D] [--profile fipa,federation,downstream] [--json FILE] [--markdown FILE] [--timeout D] [--ca-file PEM]",
+	fs := newFlags("conformance", "conformance --issuer URL [--client-id ID] [--auth none|client_secret_basic:SECRET] [--username U --password P] [fipa inputs: --totp-secret B32 --third-party-client-id ID --other-client-id ID --web-param NAME=VALUE --session-ttl D] [--profile fipa,federation,downstream] [federation and downstream inputs: the --federation-* and --par-* flags below] [--json FILE] [--markdown FILE] [--timeout D] [--ca-file PEM]",
 		"Runs black-box checks against the authorization server at --issuer (any server, not only fedas):\n"+
 			"each check cites its spec section and ends pass, fail or not_applicable (a server without a\n"+
-			"native endpoint in its metadata: every fipa check is not applicable). Prints a table; --json and\n"+
-			"--markdown also write the results with the HTTP exchanges that decided them (docs/conformance.md).\n"+
+			"native endpoint in its metadata: every fipa check is not applicable; one whose metadata URL\n"+
+			"errs, redirects, times out or serves something else than RFC 8414 metadata fails). Prints a\n"+
+			"table; --json and --markdown also write the results with the HTTP exchanges that decided them\n"+
+			"(docs/conformance.md).\n"+
 			"Exit status: 0 when no applicable check failed, 1 when one did, 2 for a usage error.")
 	issuer := fs.String("issuer", "", "the issuer identifier of the server under test (required)")
 	clientID := fs.String("client-id", "", "a first-party client registered there (without it the request checks are not applicable)")
