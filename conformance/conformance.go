@@ -6,19 +6,26 @@
 package conformance
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Profile groups checks by the role of the server under test.
@@ -125,6 +132,9 @@ type Env struct {
 	Metadata         map[string]any
 	MetadataExchange *Exchange
 	MetadataError    string
+	// MetadataBroken: the metadata could not be used for another reason
+	// than its absence (Discover).
+	MetadataBroken bool
 
 	// code and verifier are the fipa sign-in's result, redeemed by the
 	// token check that follows it.
@@ -175,6 +185,9 @@ type Env struct {
 	Now                func() time.Time
 	Sleep              func(ctx context.Context, d time.Duration) error
 	fipa               fipaState
+	// timedOut are the endpoints (host and path) that let a request time
+	// out, with that request's error: Do sends them nothing more.
+	timedOut map[string]string
 }
 
 // NewEnv returns an Env whose client times out after timeout and never
@@ -184,6 +197,23 @@ func NewEnv(issuer string, timeout time.Duration) *Env {
 		Timeout:       timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
+}
+
+// TrustCAs makes the client also trust the PEM certificates in pemCerts
+// for https (--ca-file: a server whose certificate a private CA issued).
+// There is no way to turn verification off.
+func (e *Env) TrustCAs(pemCerts []byte) error {
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pemCerts) {
+		return fmt.Errorf("no PEM certificate in it")
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	e.HTTP.Transport = t
+	return nil
 }
 
 // MetadataURL is where RFC 8414 §3.1 puts the metadata of issuer: the
@@ -199,7 +229,12 @@ func MetadataURL(issuer string) (string, error) {
 }
 
 // Discover fetches the metadata; a failure leaves Metadata nil and says
-// why in MetadataError.
+// why in MetadataError. A 404 or 410 means the server has no metadata
+// (its checks are not applicable); anything else that isn't RFC 8414 §3.2's
+// 200 application/json object with the §2 member types and §3.3's issuer
+// (a transport error, a timeout, a redirect, a 5xx, a body that isn't
+// JSON) sets MetadataBroken: Run then fails the first check that needs
+// the metadata.
 func (e *Env) Discover(ctx context.Context) {
 	u, err := MetadataURL(e.Issuer)
 	if err != nil {
@@ -207,19 +242,117 @@ func (e *Env) Discover(ctx context.Context) {
 		return
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	req.Header.Set("Accept", "application/json")
 	resp, ex := e.Do(req)
 	e.MetadataExchange = &ex
+	broken := func(format string, a ...any) {
+		e.MetadataError, e.MetadataBroken = fmt.Sprintf("GET %s: ", u)+fmt.Sprintf(format, a...), true
+	}
 	switch {
 	case resp == nil:
-		e.MetadataError = ex.Error
-	case resp.Status != http.StatusOK:
+		hint := ""
+		if strings.Contains(ex.Error, "x509:") || strings.Contains(ex.Error, "tls:") {
+			hint = " (--ca-file trusts a private CA)"
+		}
+		broken("no answer: %s%s", ex.Error, hint)
+	case resp.Status >= 300 && resp.Status < 400:
+		broken("HTTP %d to %q; want 200 (RFC 8414 §3.2), and the kit follows no redirect", resp.Status, resp.Header.Get("Location"))
+	case resp.Status == http.StatusNotFound || resp.Status == http.StatusGone:
 		e.MetadataError = fmt.Sprintf("GET %s: HTTP %d", u, resp.Status)
+	case resp.Status != http.StatusOK:
+		broken("HTTP %d; want 200 with the metadata (RFC 8414 §3.2), or 404 when there is none", resp.Status)
 	case resp.JSON == nil:
-		e.MetadataError = fmt.Sprintf("GET %s: not a JSON object", u)
+		broken("HTTP 200 with %s, not a JSON object (RFC 8414 §3.2)", describeBody(resp))
 	default:
+		if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+			broken("Content-Type %q; want application/json (RFC 8414 §3.2)", resp.Header.Get("Content-Type"))
+			return
+		}
+		if msg := metadataTypeError(resp.JSON); msg != "" {
+			broken("%s (RFC 8414 §2)", msg)
+			return
+		}
+		if iss, _ := resp.JSON["issuer"].(string); iss != e.Issuer && iss != e.Issuer+"/" {
+			broken("issuer %q; want %q, the issuer the metadata was fetched for (RFC 8414 §3.3)", iss, e.Issuer)
+			return
+		}
 		e.Metadata = resp.JSON
 	}
 }
+
+// describeBody says what a body that should have been JSON is: its
+// Content-Type, its size and how it starts.
+func describeBody(resp *Response) string {
+	ct := resp.Header.Get("Content-Type")
+	if ct == "" {
+		ct = "no Content-Type"
+	}
+	start := string(resp.Body)
+	if len(start) > 60 {
+		start = start[:60] + "…"
+	}
+	cut := ""
+	if len(resp.Body) >= maxBody {
+		cut = fmt.Sprintf(", cut at %d bytes", maxBody)
+	}
+	return fmt.Sprintf("%s, %d bytes%s, starting %q", ct, len(resp.Body), cut, strings.ToValidUTF8(start, "?"))
+}
+
+// The metadata members whose RFC 8414 §2 (and FiPA-04 §4.1, RFC 9126 §5,
+// RFC 9449 §5.1) type the checks rely on.
+var (
+	metaStrings = []string{"issuer", "authorization_endpoint", "token_endpoint", "jwks_uri", "pushed_authorization_request_endpoint",
+		"authorization_challenge_endpoint", "native_authorization_endpoint"}
+	metaStringArrays = []string{"scopes_supported", "response_types_supported", "grant_types_supported", "code_challenge_methods_supported",
+		"token_endpoint_auth_methods_supported", "dpop_signing_alg_values_supported"}
+)
+
+func metadataTypeError(m map[string]any) string {
+	for _, k := range metaStrings {
+		if v, ok := m[k]; ok {
+			if _, isStr := v.(string); !isStr {
+				return fmt.Sprintf("member %s is %s, want a string", k, jsonType(v))
+			}
+		}
+	}
+	for _, k := range metaStringArrays {
+		v, ok := m[k]
+		if !ok {
+			continue
+		}
+		arr, isArr := v.([]any)
+		if !isArr {
+			return fmt.Sprintf("member %s is %s, want an array of strings", k, jsonType(v))
+		}
+		for _, x := range arr {
+			if _, isStr := x.(string); !isStr {
+				return fmt.Sprintf("member %s holds %s, want only strings", k, jsonType(x))
+			}
+		}
+	}
+	return ""
+}
+
+func jsonType(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return fmt.Sprintf("a boolean (%v)", v)
+	case float64:
+		return fmt.Sprintf("a number (%v)", v)
+	case string:
+		return "a string"
+	case []any:
+		return "an array"
+	default:
+		return "an object"
+	}
+}
+
+// noMetadata is how a need says the metadata is missing; Run turns the
+// first such not_applicable into a fail when the metadata is broken.
+const noMetadata = "no authorization server metadata: "
 
 // NativeEndpoint is the native endpoint's URL from the metadata: FiPA-04
 // §4.1's authorization_challenge_endpoint, else the federation draft's
@@ -262,16 +395,31 @@ const (
 
 // Do sends req and records the exchange; resp is nil on a transport error.
 func (e *Env) Do(req *http.Request) (*Response, Exchange) {
-	ex := Exchange{Method: req.Method, URL: req.URL.String(), RequestHeaders: redactHeaders(req.Header)}
+	ex := Exchange{Method: req.Method, URL: redactURL(req.URL.String()), RequestHeaders: redactHeaders(req.Header)}
 	if req.GetBody != nil {
 		if b, err := req.GetBody(); err == nil {
 			raw, _ := io.ReadAll(b)
 			ex.RequestBody = redactForm(string(raw), req.Header.Get("Content-Type"))
 		}
 	}
+	endpoint := req.URL.Host + req.URL.Path
+	if first, ok := e.timedOut[endpoint]; ok {
+		// A server that lets requests time out would make a run take
+		// --timeout times every request: one timeout per endpoint is
+		// enough evidence.
+		ex.Error = "not sent: an earlier request to this endpoint got no answer within --timeout (" + first + ")"
+		return nil, ex
+	}
 	hr, err := e.HTTP.Do(req)
 	if err != nil {
 		ex.Error = err.Error()
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			if e.timedOut == nil {
+				e.timedOut = map[string]string{}
+			}
+			e.timedOut[endpoint] = err.Error()
+		}
 		return nil, ex
 	}
 	defer hr.Body.Close()
@@ -326,11 +474,37 @@ func cloneValues(v url.Values) url.Values {
 	return c
 }
 
-// secretParams are request parameters a report never shows.
-var secretParams = map[string]bool{"password": true, "otp": true, "client_secret": true, "client_assertion": true, "code_verifier": true}
+// What a report never shows. Secrets (a password, a one-time code, a
+// client secret, a PKCE verifier) become [redacted]. Live credentials
+// (auth_session, codes, request_uri, tokens, assertions: random values an
+// attacker could still use) become a fingerprint, [redacted N chars
+// sha256:PREFIX], so a reader can still follow one value from the answer
+// that issued it to the request that sent it back, and see its length
+// (fipa-auth-session-entropy).
+var (
+	secretParams = map[string]bool{"password": true, "otp": true, "client_secret": true, "code_verifier": true}
+	liveParams   = map[string]bool{"auth_session": true, "code": true, "authorization_code": true, "request_uri": true, "refresh_token": true, "token": true,
+		"assertion": true, "client_assertion": true, "device_secret": true}
+	liveMembers = map[string]bool{"auth_session": true, "authorization_code": true, "code": true, "request_uri": true,
+		"access_token": true, "refresh_token": true, "id_token": true, "device_secret": true}
+)
 
-// secretMembers are response members a report never shows.
-var secretMembers = map[string]bool{"access_token": true, "refresh_token": true, "id_token": true}
+// fingerprint stands for a live value in a report.
+func fingerprint(v string) string {
+	sum := sha256.Sum256([]byte(v))
+	return fmt.Sprintf("[redacted %d chars sha256:%x]", len(v), sum[:4])
+}
+
+// redactParam is what a report shows of parameter k's value v.
+func redactParam(k, v string) (shown string, redacted bool) {
+	switch {
+	case secretParams[k]:
+		return "[redacted]", true
+	case liveParams[k] && v != "":
+		return fingerprint(v), true
+	}
+	return v, false
+}
 
 func redactHeaders(h http.Header) map[string]string {
 	if len(h) == 0 {
@@ -346,10 +520,61 @@ func redactHeaders(h http.Header) map[string]string {
 			} else {
 				v = "[redacted]"
 			}
+		case "location":
+			v = redactURL(v)
 		}
 		m[k] = v
 	}
 	return m
+}
+
+// redactURL redacts the secret and live parameters of a URL's query (a
+// request_uri at the authorization endpoint, a code in a redirect).
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.RawQuery == "" {
+		return raw
+	}
+	u.RawQuery = redactQuery(u.RawQuery)
+	return u.String()
+}
+
+// redactQuery redacts a form-encoded string; it is returned as it is
+// when nothing in it is redacted.
+func redactQuery(raw string) string {
+	v, err := url.ParseQuery(raw)
+	if err != nil {
+		return "[unparsable form]"
+	}
+	for k, vals := range v {
+		for _, val := range vals {
+			if _, r := redactParam(k, val); r {
+				return redactedForm(v)
+			}
+		}
+	}
+	return raw
+}
+
+// redactedForm encodes v, sorted, with its secret and live values
+// redacted (the markers are not escaped, to stay readable).
+func redactedForm(v url.Values) string {
+	keys := make([]string, 0, len(v))
+	for k := range v {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		for _, val := range v[k] {
+			shown, r := redactParam(k, val)
+			if !r {
+				shown = url.QueryEscape(shown)
+			}
+			parts = append(parts, url.QueryEscape(k)+"="+shown)
+		}
+	}
+	return strings.Join(parts, "&")
 }
 
 func redactForm(body, contentType string) string {
@@ -360,60 +585,75 @@ func redactForm(body, contentType string) string {
 	if err != nil {
 		return "[unparsable form]"
 	}
-	keys := make([]string, 0, len(v))
-	for k := range v {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var parts []string
-	for _, k := range keys {
-		for _, val := range v[k] {
-			if secretParams[k] {
-				val = "[redacted]"
-			}
-			parts = append(parts, url.QueryEscape(k)+"="+url.QueryEscape(val))
-		}
-	}
-	return strings.Join(parts, "&")
+	return truncate([]byte(redactedForm(v)))
 }
 
+// redactJSON redacts a JSON object answer: its live members at any
+// depth, the live parameters of any URL in it (a deep_link or a
+// request_uri-carrying link), and those inside a federate answer's
+// federation_body (the downstream's request_uri: fed-draft-00 §4.3.1).
+// The body is returned as it is when nothing in it is redacted.
 func redactJSON(body []byte, obj map[string]any) []byte {
 	if obj == nil {
 		return body
 	}
-	hit := false
-	for k := range obj {
-		if secretMembers[k] {
-			obj = cloneMap(obj)
-			hit = true
-			break
-		}
-	}
+	out, hit := redactValue("", obj)
 	if !hit {
 		return body
 	}
-	for k := range obj {
-		if secretMembers[k] {
-			obj[k] = "[redacted]"
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(out)
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}
+
+// redactValue is redactJSON on one value, named key in its object.
+func redactValue(key string, v any) (any, bool) {
+	switch v := v.(type) {
+	case string:
+		switch {
+		case v == "":
+			return v, false
+		case liveMembers[key]:
+			return fingerprint(v), true
+		case key == "federation_body":
+			r := redactQuery(v)
+			return r, r != v
+		case strings.Contains(v, "?") && strings.Contains(v, "://"):
+			r := redactURL(v)
+			return r, r != v
 		}
+		return v, false
+	case map[string]any:
+		out, hit := make(map[string]any, len(v)), false
+		for k, x := range v {
+			r, h := redactValue(k, x)
+			out[k], hit = r, hit || h
+		}
+		return out, hit
+	case []any:
+		out, hit := make([]any, len(v)), false
+		for i, x := range v {
+			r, h := redactValue(key, x)
+			out[i], hit = r, hit || h
+		}
+		return out, hit
 	}
-	b, _ := json.Marshal(obj)
-	return b
+	return v, false
 }
 
-func cloneMap(m map[string]any) map[string]any {
-	c := make(map[string]any, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
-}
-
+// truncate cuts what a report shows of a body at maxShown bytes, on a
+// UTF-8 boundary, and keeps the report valid UTF-8.
 func truncate(b []byte) string {
 	if len(b) > maxShown {
-		return string(b[:maxShown]) + fmt.Sprintf("… [%d bytes truncated]", len(b)-maxShown)
+		n := maxShown
+		for n > maxShown-utf8.UTFMax && !utf8.RuneStart(b[n]) {
+			n--
+		}
+		return strings.ToValidUTF8(string(b[:n]), "\uFFFD") + fmt.Sprintf("… [%d bytes truncated]", len(b)-n)
 	}
-	return string(b)
+	return strings.ToValidUTF8(string(b), "\uFFFD")
 }
 
 // newPKCE is a fresh RFC 7636 §4.1 verifier and its S256 challenge.
@@ -478,11 +718,25 @@ func Run(ctx context.Context, env *Env, checks []Check, profiles []Profile) *Rep
 		want[p] = true
 	}
 	rep := &Report{Issuer: env.Issuer, Profiles: profiles, Results: []CheckResult{}}
+	brokenID := ""
 	for _, c := range checks {
 		if !want[c.Profile] {
 			continue
 		}
-		rep.Results = append(rep.Results, CheckResult{ID: c.ID, Title: c.Title, Profile: c.Profile, Spec: c.Spec, Result: runOne(ctx, env, c)})
+		res := runOne(ctx, env, c)
+		if env.MetadataBroken && res.Status == NotApplicable && (brokenID == "" || strings.HasPrefix(res.Detail, noMetadata)) {
+			// A server that answers its metadata URL with an error, a
+			// redirect or garbage fails once, in the run's first check
+			// that didn't run; the other checks that need the metadata
+			// say which check that was.
+			if brokenID == "" {
+				brokenID = c.ID
+				res = fail(metaExchanges(env), "the metadata is unusable: %s", env.MetadataError)
+			} else {
+				res.Detail = noMetadata + "unusable (see " + brokenID + ")"
+			}
+		}
+		rep.Results = append(rep.Results, CheckResult{ID: c.ID, Title: c.Title, Profile: c.Profile, Spec: c.Spec, Result: res})
 	}
 	return rep
 }

@@ -293,20 +293,57 @@ func TestPanicIsFailure(t *testing.T) {
 	assert.Equal(t, 1, rep.ExitCode())
 }
 
-// TestRedaction: the password, the PKCE verifier and the tokens never
-// reach a report.
+// TestRedaction: the password, the TOTP code, the PKCE verifier, the
+// tokens, and every auth_session and authorization code the server issued
+// (live credentials: an unused session or code may still work) never
+// reach a report, in JSON or Markdown; a fingerprint stands for each
+// live value, the same one wherever the value went.
 func TestRedaction(t *testing.T) {
-	in := servertest.Start(t, servertest.Options{})
-	rep := run(t, in.URL, func(e *conformance.Env) { e.ClientID, e.Username, e.Password = "demo-app", "alice", "wonderland" })
+	var mu sync.Mutex
+	var live []string
+	in := servertest.Start(t, servertest.Options{Configure: conformancetest.FedasConfig, Observe: func(ex servertest.Exchange) {
+		var body map[string]any
+		if json.Unmarshal(ex.Body, &body) != nil {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, k := range []string{"auth_session", "authorization_code", "access_token", "id_token", "refresh_token", "request_uri"} {
+			if v, _ := body[k].(string); v != "" {
+				live = append(live, v)
+			}
+		}
+	}})
+	rep := run(t, in.URL, func(e *conformance.Env) {
+		e.ClientID, e.Username, e.Password, e.TOTPSecret = "demo-app", "bob", "builder", "JBSWY3DPEHPK3PXP"
+		e.WebParams = conformancetest.WebParams(conformancetest.AppCallback)
+	})
 	var out bytes.Buffer
 	require.NoError(t, rep.WriteJSON(&out))
 	require.Equal(t, 0, rep.ExitCode(), out.String())
-	// The sign-in's exchanges are in the report, its password and the
-	// tokens are not.
-	assert.Contains(t, out.String(), `password=%5Bredacted%5D`)
-	assert.Contains(t, out.String(), `\"access_token\":\"[redacted]\"`)
-	assert.NotContains(t, out.String(), "wonderland")
-	assert.Contains(t, out.String(), `code_verifier=%5Bredacted%5D`)
+	// Markdown shows the exchanges of failures only: fail one check on
+	// purpose, with exchanges that carry sessions and the code.
+	for i := range rep.Results {
+		rep.Results[i].Status = conformance.Fail
+	}
+	require.NoError(t, rep.WriteMarkdown(&out))
+	report := out.String()
+	// The sign-in's exchanges are in the report, its secrets are not.
+	assert.Contains(t, report, `password=[redacted]`)
+	assert.Contains(t, report, `otp=[redacted]`)
+	assert.Contains(t, report, `code_verifier=[redacted]`)
+	assert.NotContains(t, report, "builder")
+	mu.Lock()
+	defer mu.Unlock()
+	require.NotEmpty(t, live)
+	for _, v := range live {
+		assert.NotContains(t, report, v)
+	}
+	// The code's fingerprint links the answer that issued it to its
+	// redemption.
+	assert.Regexp(t, `\\"authorization_code\\":\\"\[redacted \d+ chars sha256:[0-9a-f]{8}\]`, report)
+	assert.Regexp(t, `code=\[redacted \d+ chars sha256:[0-9a-f]{8}\]`, report)
+	assert.Regexp(t, `request_uri=\[redacted \d+ chars sha256:[0-9a-f]{8}\]`, report, "redirect_to_web's request_uri at the authorization endpoint")
 }
 
 // TestDPoPRefusalsMayEndTheSession: a server that ends a session when it
@@ -353,4 +390,32 @@ func TestDPoPRefusalsMayEndTheSession(t *testing.T) {
 	// Initial, key B, no proof, key A (invalid_session), a fresh initial,
 	// key A.
 	assert.Len(t, r.Exchanges, 6)
+}
+
+// TestWrongClientCredentials: a wrong --auth secret (or a --client-id the
+// server doesn't know) isn't "another kind of sign-in": the session checks
+// fail and say which flags to check, and the run exits 1 instead of
+// passing with everything not applicable.
+func TestWrongClientCredentials(t *testing.T) {
+	in := servertest.Start(t, servertest.Options{Configure: conformancetest.FedasConfig})
+	for _, tc := range []struct {
+		name     string
+		clientID string
+		auth     conformance.ClientAuth
+	}{
+		{"wrong secret", "demo-partner", conformance.ClientAuth{Method: "client_secret_basic", Secret: "wrong"}},
+		{"unknown public client", "no-such-client", conformance.ClientAuth{Method: "none"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := run(t, in.URL, func(e *conformance.Env) { e.ClientID, e.Auth = tc.clientID, tc.auth })
+			assert.Equal(t, 1, rep.ExitCode())
+			for _, r := range rep.Results {
+				if r.ID == "fipa-insufficient-authorization" {
+					assert.Equal(t, conformance.Fail, r.Status)
+					assert.Contains(t, r.Detail, `"invalid_client", want insufficient_authorization`)
+					assert.Contains(t, r.Detail, "check --client-id and --auth")
+				}
+			}
+		})
+	}
 }

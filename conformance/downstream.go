@@ -29,7 +29,7 @@ const (
 // needPAREndpoint: the metadata advertises a PAR endpoint.
 func needPAREndpoint(env *Env) string {
 	if env.Metadata == nil {
-		return "no authorization server metadata: " + env.MetadataError
+		return noMetadata + env.MetadataError
 	}
 	if env.MetaString("pushed_authorization_request_endpoint") == "" {
 		return "the metadata advertises no pushed_authorization_request_endpoint"
@@ -209,7 +209,7 @@ func push(ctx context.Context, env *Env) (requestURI string, resp *Response, ex 
 		res := fail([]Exchange{ex}, "no answer from the PAR endpoint: %s", ex.Error)
 		return "", nil, ex, &res
 	case resp.Status != http.StatusCreated || resp.Str("request_uri") == "":
-		res := fail([]Exchange{ex}, "the authenticated push was answered HTTP %d %q, want 201 with request_uri (check --par-client-id, --par-auth and --par-redirect-uri)", resp.Status, resp.Str("error"))
+		res := fail([]Exchange{ex}, "the authenticated push was answered %s, want 201 with request_uri (check --par-client-id, --par-auth and --par-redirect-uri)", answerOf(resp))
 		return "", resp, ex, &res
 	}
 	return resp.Str("request_uri"), resp, ex, nil
@@ -238,7 +238,7 @@ func checkPARClientAuth(ctx context.Context, env *Env) Result {
 	case resp.Status == http.StatusCreated || resp.Str("request_uri") != "":
 		return fail(exs, "a push without client authentication was accepted (HTTP %d)", resp.Status)
 	case resp.Str("error") != "invalid_client" || (resp.Status != http.StatusUnauthorized && resp.Status != http.StatusBadRequest):
-		return fail(exs, "a push without client authentication was answered HTTP %d %q, want 401 invalid_client (RFC 6749 §5.2)", resp.Status, resp.Str("error"))
+		return fail(exs, "a push without client authentication was answered %s, want 401 invalid_client (RFC 6749 §5.2)", answerOf(resp))
 	}
 	first := resp.Status
 	// The right client with a wrong credential. A wrong secret in the
@@ -304,7 +304,7 @@ func checkRequestURINative(ctx context.Context, env *Env) Result {
 	case resp == nil:
 		return fail(exs, "no answer from the native endpoint: %s", ex2.Error)
 	case !isNativeAnswer(resp):
-		return fail(exs, "the native endpoint answered HTTP %d %q, want one of %s", resp.Status, resp.Str("error"), strings.Join(nativeAnswers, ", "))
+		return fail(exs, "the native endpoint answered %s, want one of %s", answerOf(resp), strings.Join(nativeAnswers, ", "))
 	case slices.Contains(sessionAnswers, resp.Str("error")) && resp.Str("auth_session") == "":
 		return fail(exs, "%s without auth_session (FiPA-04 §5.2.2)", resp.Str("error"))
 	}

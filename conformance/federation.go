@@ -121,7 +121,7 @@ func prompted(ctx context.Context, env *Env, extra url.Values) (fr *fedRun, r *R
 		res := fail(fr.exs, "no answer: %s", ex.Error)
 		return nil, &res
 	case resp.Str("error") != "insufficient_information":
-		res := fail(fr.exs, "the initial request was answered HTTP %d %q, want insufficient_information (the prompt the --federation-prompt/--unsupported-prompt answers)", resp.Status, resp.Str("error"))
+		res := fail(fr.exs, "the initial request was answered %s, want insufficient_information (the prompt the --federation-prompt/--unsupported-prompt answers)", answerOf(resp))
 		return nil, &res
 	case resp.Str("auth_session") == "":
 		res := fail(fr.exs, "insufficient_information without auth_session")
@@ -357,7 +357,7 @@ func checkFederationBodyWorks(ctx context.Context, env *Env) Result {
 		return *r
 	}
 	if !isNativeAnswer(resp) {
-		return fail(fr.exs, "federation_uri answered HTTP %d %q: the downstream did not accept federation_body (want authorization_code or one of %s)", resp.Status, resp.Str("error"), strings.Join(nativeAnswers, ", "))
+		return fail(fr.exs, "federation_uri answered %s: the downstream did not accept federation_body (want authorization_code or one of %s)", answerOf(resp), strings.Join(nativeAnswers, ", "))
 	}
 	what := resp.Str("error")
 	if what == "" {
@@ -377,7 +377,7 @@ func downstreamSignIn(ctx context.Context, env *Env, fr *fedRun, resp *Response)
 		case resp.Status == http.StatusOK && resp.Str("authorization_code") != "":
 			return resp.Str("authorization_code"), nil
 		case resp.Str("error") != "insufficient_authorization":
-			res := na(fr.exs, "the downstream answered HTTP %d %q: only password challenges are answered", resp.Status, resp.Str("error"))
+			res := na(fr.exs, "the downstream answered %s: only password challenges are answered", answerOf(resp))
 			return "", &res
 		}
 		form, ok := answerChallenge(&du, resp, true)
@@ -430,7 +430,7 @@ func checkFederationComplete(ctx context.Context, env *Env) Result {
 	case resp == nil:
 		return fail(fr.exs, "no answer from response_uri: %s", ex.Error)
 	case resp.Status != http.StatusOK || resp.Str("authorization_code") == "":
-		return fail(fr.exs, "response_uri answered HTTP %d %q, want 200 with the AS's own authorization_code", resp.Status, resp.Str("error"))
+		return fail(fr.exs, "response_uri answered %s, want 200 with the AS's own authorization_code", answerOf(resp))
 	case resp.Str("authorization_code") == code:
 		return fail(fr.exs, "response_uri answered the downstream's own code: the AS must issue its own")
 	}
@@ -444,7 +444,7 @@ func checkFederationComplete(ctx context.Context, env *Env) Result {
 	case tr == nil:
 		return fail(fr.exs, "no answer from the token endpoint: %s", tex.Error)
 	case tr.Status != http.StatusOK || tr.Str("access_token") == "":
-		return fail(fr.exs, "the token endpoint answered HTTP %d %q for the federated code, want 200 with access_token", tr.Status, tr.Str("error"))
+		return fail(fr.exs, "the token endpoint answered %s for the federated code, want 200 with access_token", answerOf(tr))
 	}
 	return pass("the downstream's code got the AS's own code, redeemed for token_type "+tr.Str("token_type"), fr.exs...)
 }
@@ -485,7 +485,23 @@ func statusOf(resp *Response, ex Exchange) string {
 	if resp == nil {
 		return "no answer: " + ex.Error
 	}
-	return fmt.Sprintf("HTTP %d %q", resp.Status, resp.Str("error"))
+	return answerOf(resp)
+}
+
+// answerOf says what an answer was in a detail: its status and error
+// code, or what it was instead of a JSON error.
+func answerOf(resp *Response) string {
+	switch {
+	case resp.Str("error") != "":
+		return fmt.Sprintf("HTTP %d %q", resp.Status, resp.Str("error"))
+	case resp.JSON != nil:
+		return fmt.Sprintf("HTTP %d without an error member", resp.Status)
+	}
+	ct := resp.Header.Get("Content-Type")
+	if ct == "" {
+		ct = "no Content-Type"
+	}
+	return fmt.Sprintf("HTTP %d, not JSON (%s, %d bytes)", resp.Status, ct, len(resp.Body))
 }
 
 // callbackAnswers are the downstream's answers that return through the

@@ -137,6 +137,14 @@ func TestFederationProfile(t *testing.T) {
 		rep := runProfile(t, s.as1.URL, conformance.ProfileFederation, federationInputs)
 		requireAll(t, rep, n, conformance.Pass)
 		assert.Equal(t, 0, rep.ExitCode())
+		// No live value reaches the report: not the codes of either AS, not
+		// the downstream's request_uri (in federation_body, in a deep_link).
+		var out bytes.Buffer
+		require.NoError(t, rep.WriteJSON(&out))
+		for _, live := range []string{"ory_ac_", "urn:ietf:params:oauth:request_uri:", carolPW} {
+			assert.NotContains(t, out.String(), live)
+		}
+		assert.Regexp(t, `"federation_body\\":\\"client_id=as1&request_uri=\[redacted \d+ chars sha256:[0-9a-f]{8}\]`, out.String())
 	})
 
 	t.Run("no inputs", func(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 const (
 	specFiPAMetadata     = "draft-ietf-oauth-first-party-apps-04 §4.1"
 	specFiPAInitial      = "draft-ietf-oauth-first-party-apps-04 §5.1"
+	specFiPACode         = "draft-ietf-oauth-first-party-apps-04 §5.2.1"
 	specFiPAError        = "draft-ietf-oauth-first-party-apps-04 §5.2.2"
 	specFiPAErrorMembers = "draft-ietf-oauth-first-party-apps-04 §5.2.2.1"
 	specFiPASession      = "draft-ietf-oauth-first-party-apps-04 §5.3"
@@ -31,7 +32,7 @@ const (
 // without one is not a FiPA server, so nothing of the profile applies.
 func needNative(env *Env) string {
 	if env.Metadata == nil {
-		return "no authorization server metadata: " + env.MetadataError
+		return noMetadata + env.MetadataError
 	}
 	if env.NativeEndpoint() == "" {
 		return "the metadata advertises no authorization_challenge_endpoint or native_authorization_endpoint"
@@ -93,7 +94,7 @@ func FiPAChecks() []Check {
 		{ID: "fipa-auth-session-client-binding", Title: "a follow-up of another client is refused", Profile: ProfileFiPA, Spec: specFiPAClientID, Needs: []Need{needNative, needClient, needOtherClient}, Run: checkSessionClientBinding},
 		{ID: "fipa-auth-session-unknown-client", Title: "a follow-up naming an unknown client_id is invalid_client", Profile: ProfileFiPA, Spec: specFiPAClientID, Needs: withClient, Run: checkSessionUnknownClient},
 		{ID: "fipa-auth-session-dpop-binding", Title: "a DPoP-bound auth_session refuses another key and no proof, and goes on with its key", Profile: ProfileFiPA, Spec: specFiPADPoP, Needs: []Need{needNative, needClient, needDPoP}, Run: checkDPoPBinding},
-		{ID: "fipa-password-signin", Title: "a password sign-in ends with authorization_code", Profile: ProfileFiPA, Spec: specFiPAError, Needs: []Need{needNative, needClient, needUser}, Run: checkPasswordSignIn},
+		{ID: "fipa-password-signin", Title: "a password sign-in ends with authorization_code", Profile: ProfileFiPA, Spec: specFiPACode, Needs: []Need{needNative, needClient, needUser}, Run: checkPasswordSignIn},
 		{ID: "fipa-token-exchange", Title: "the code redeems at the token endpoint without redirect_uri", Profile: ProfileFiPA, Spec: specFiPAToken, Needs: []Need{needNative, needClient, needUser, needCode}, Run: checkTokenExchange},
 		{ID: "fipa-code-single-use", Title: "a second redemption of the code is invalid_grant", Profile: ProfileFiPA, Spec: specRFC6749Code, Needs: []Need{needNative, needClient, needUser, needRedeemed}, Run: checkCodeSingleUse},
 		{ID: "fipa-auth-session-dead-after-code", Title: "the auth_session that got the code is invalid_session when sent again", Profile: ProfileFiPA, Spec: specFiPASessionError, Needs: []Need{needNative, needClient, needUser, needFinalSession}, Run: checkSessionDeadAfterCode},
@@ -300,8 +301,13 @@ func start(ctx context.Context, env *Env) (resp *Response, ex Exchange, verifier
 	case resp == nil:
 		res := fail([]Exchange{ex}, "no answer: %s", ex.Error)
 		return nil, ex, "", &res
+	case resp.Status >= 500 || resp.Status == http.StatusUnauthorized || resp.Str("error") == "invalid_client" || resp.Str("error") == "unauthorized_client":
+		// Not another kind of sign-in: the server refuses the client the
+		// kit was given (a wrong --client-id or --auth), or fails.
+		res := fail([]Exchange{ex}, "a valid initial request of --client-id %s was answered %s, want insufficient_authorization (FiPA-04 §5.2.2): check --client-id and --auth", env.ClientID, answerOf(resp))
+		return nil, ex, "", &res
 	case resp.Str("error") != "insufficient_authorization":
-		res := na([]Exchange{ex}, "the initial request was answered HTTP %d %q, not insufficient_authorization (the server may need other parameters for this client)", resp.Status, resp.Str("error"))
+		res := na([]Exchange{ex}, "the initial request was answered %s, not insufficient_authorization (the server may need other parameters for this client)", answerOf(resp))
 		return resp, ex, "", &res
 	}
 	return resp, ex, verifier, nil
@@ -342,7 +348,7 @@ func checkSessionEntropy(ctx context.Context, env *Env) Result {
 		exs = append(exs, ex)
 		s := resp.Str("auth_session")
 		if len(s) < minSessionLen {
-			return fail(exs, "auth_session %q has %d characters, want at least %d (128 bits in base64url)", s, len(s), minSessionLen)
+			return fail(exs, "auth_session %s has %d characters, want at least %d (128 bits in base64url)", fingerprint(s), len(s), minSessionLen)
 		}
 		if seen[s] {
 			return fail(exs, "two initial requests got the same auth_session")
@@ -426,7 +432,7 @@ func checkSessionRotation(ctx context.Context, env *Env) Result {
 	case resp3 == nil:
 		return fail(exs, "no answer to the replay: %s", ex3.Error)
 	case resp3.Str("error") != "invalid_session":
-		return fail(exs, "a replayed auth_session was answered HTTP %d %q, want invalid_session", resp3.Status, resp3.Str("error"))
+		return fail(exs, "a replayed auth_session was answered %s, want invalid_session", answerOf(resp3))
 	}
 	return pass("a new auth_session after the step; the replayed one is invalid_session", exs...)
 }
@@ -456,7 +462,7 @@ func checkPasswordSignIn(ctx context.Context, env *Env) Result {
 			env.fipa.finalSession = form.Get("auth_session")
 			return pass(fmt.Sprintf("authorization_code after %d follow-ups", step+1), exs...)
 		case resp.Str("error") != "insufficient_authorization":
-			return fail(exs, "HTTP %d %q during the sign-in", resp.Status, resp.Str("error"))
+			return fail(exs, "%s during the sign-in", answerOf(resp))
 		}
 	}
 	return fail(exs, "no authorization_code after 5 answered challenges")
@@ -475,7 +481,7 @@ func checkTokenExchange(ctx context.Context, env *Env) Result {
 	case resp == nil:
 		return fail(exs, "no answer: %s", ex.Error)
 	case resp.Status != http.StatusOK:
-		return fail(exs, "HTTP %d %q, want 200 with tokens", resp.Status, resp.Str("error"))
+		return fail(exs, "%s, want 200 with tokens", answerOf(resp))
 	case resp.Str("access_token") == "" || resp.Str("token_type") == "":
 		return fail(exs, "the token response lacks access_token or token_type (RFC 6749 §5.1)")
 	case !hasNoStore(resp.Header):

@@ -59,7 +59,7 @@ func needDPoP(env *Env) string {
 
 // checkDPoPBinding starts a session with a proof for key A; a follow-up
 // with a proof for key B, and one without a proof, must be refused, and
-// one with A's proof must go on (FiPA-04 §9.5.1; docs/protocol.md
+// one with A's proof must go on (FiPA-04 §9.6.1; docs/protocol.md
 // "DPoP").
 func checkDPoPBinding(ctx context.Context, env *Env) Result {
 	a, err := newDPoPKey()
@@ -84,7 +84,7 @@ func checkDPoPBinding(ctx context.Context, env *Env) Result {
 			r := fail(exs, "no answer: %s", ex.Error)
 			return nil, exs, &r
 		case resp.Str("error") != "insufficient_authorization":
-			r := na(exs, "the initial request with a DPoP proof was answered HTTP %d %q, not insufficient_authorization", resp.Status, resp.Str("error"))
+			r := na(exs, "the initial request with a DPoP proof was answered %s, not insufficient_authorization", answerOf(resp))
 			return nil, exs, &r
 		}
 		f, ok := followUp(env, resp)
@@ -130,7 +130,7 @@ func checkDPoPBinding(ctx context.Context, env *Env) Result {
 	case resp == nil:
 		return fail(exs, "no answer to the follow-up with the session's key: %s", ex.Error)
 	case resp.Str("error") != "insufficient_authorization" || resp.Str("auth_session") == "":
-		return fail(exs, "the follow-up with the session's key was answered HTTP %d %q, want the challenge again (insufficient_authorization with a new auth_session)", resp.Status, resp.Str("error"))
+		return fail(exs, "the follow-up with the session's key was answered %s, want the challenge again (insufficient_authorization with a new auth_session)", answerOf(resp))
 	}
 	return pass(fmt.Sprintf("another key and no proof are refused; the session's key goes on%s", note), exs...)
 }

@@ -18,7 +18,7 @@ const (
 	specFiPARedirectWeb  = "draft-ietf-oauth-first-party-apps-04 §5.2.2.1.1"
 	specFiPASessionError = "draft-ietf-oauth-first-party-apps-04 §5.2.2.1"
 	specFiPAClientID     = "draft-ietf-oauth-first-party-apps-04 §5.1"
-	specFiPADPoP         = "draft-ietf-oauth-first-party-apps-04 §9.5.1"
+	specFiPADPoP         = "draft-ietf-oauth-first-party-apps-04 §9.6.1"
 	specRFC6749Code      = "RFC 6749 §4.1.2, §10.5"
 )
 
@@ -190,7 +190,7 @@ func checkRedirectToWeb(ctx context.Context, env *Env) Result {
 	}
 	switch {
 	case resp.Str("error") != "redirect_to_web":
-		return fail(exs, "HTTP %d %q, want redirect_to_web (check --web-param)", resp.Status, resp.Str("error"))
+		return fail(exs, "%s, want redirect_to_web (check --web-param)", answerOf(resp))
 	case resp.Status != http.StatusForbidden:
 		return fail(exs, "redirect_to_web with HTTP %d, want 403", resp.Status)
 	}

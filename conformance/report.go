@@ -10,19 +10,34 @@ import (
 )
 
 // WriteTable writes the terminal table: one line per check (ID, status,
-// title, spec), then the totals.
+// spec, title: the title last, so that a narrow terminal wraps only it),
+// then the failures' first lines, why checks did not apply, the totals
+// and the spec abbreviations used.
 func (r *Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATUS\tTITLE\tSPEC")
+	fmt.Fprintln(tw, "ID\tSTATUS\tSPEC\tTITLE")
+	abbreviated := map[string]bool{}
 	for _, c := range r.Results {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.ID, c.Status, c.Title, c.Spec)
+		spec := c.Spec
+		for _, a := range specAbbreviations {
+			if strings.Contains(spec, a.long) {
+				spec, abbreviated[a.short] = strings.ReplaceAll(spec, a.long, a.short), true
+			}
+		}
+		if strings.Contains(spec, "fed-draft-00") {
+			abbreviated["fed-draft-00"] = true
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.ID, c.Status, spec, c.Title)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	for _, c := range r.Results {
-		if c.Status == Fail {
-			fmt.Fprintf(w, "\n%s: %s\n", c.ID, firstLine(c.Detail))
+	if _, f, _ := r.counts(); f > 0 {
+		fmt.Fprintf(w, "\nfailed (%d):\n", f)
+		for _, c := range r.Results {
+			if c.Status == Fail {
+				fmt.Fprintf(w, "  %s: %s\n", c.ID, firstLine(c.Detail))
+			}
 		}
 	}
 	// Why checks did not apply, once per reason: usually one missing
@@ -38,12 +53,30 @@ func (r *Report) WriteTable(w io.Writer) error {
 			ids[reason] = append(ids[reason], c.ID)
 		}
 	}
+	if len(reasons) > 0 {
+		fmt.Fprintln(w)
+	}
 	for _, reason := range reasons {
-		fmt.Fprintf(w, "\nnot applicable (%d): %s\n", len(ids[reason]), reason)
+		fmt.Fprintf(w, "not applicable (%d): %s\n", len(ids[reason]), reason)
 	}
 	p, f, n := r.counts()
-	_, err := fmt.Fprintf(w, "\n%s: %d passed, %d failed, %d not applicable\n", r.Issuer, p, f, n)
-	return err
+	fmt.Fprintf(w, "\n%s: %d passed, %d failed, %d not applicable\n", r.Issuer, p, f, n)
+	var legend []string
+	for _, a := range specAbbreviations {
+		if abbreviated[a.short] {
+			legend = append(legend, a.short+" is "+a.long)
+		}
+	}
+	if len(legend) > 0 {
+		fmt.Fprintf(w, "(%s; --json and --markdown have the details and exchanges)\n", strings.Join(legend, ", "))
+	}
+	return nil
+}
+
+// specAbbreviations shorten the table's spec column.
+var specAbbreviations = []struct{ short, long string }{
+	{"FiPA-04", "draft-ietf-oauth-first-party-apps-04"},
+	{"fed-draft-00", "draft-zehavi-oauth-native-clients-direct-interation-with-federation-00"},
 }
 
 func (r *Report) counts() (pass, fail, na int) {
@@ -69,6 +102,7 @@ func firstLine(s string) string {
 func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // URLs and form bodies stay readable
 	return enc.Encode(r)
 }
 

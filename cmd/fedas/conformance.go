@@ -17,11 +17,13 @@ import (
 // The exit status is 0 exactly when no applicable check failed, 1 when
 // one did, 2 for a usage error.
 func conformanceCmd(args []string, s stdio) error {
-	fs := newFlags("conformance", "conformance --issuer URL [--client-id ID] [--auth none|client_secret_basic:SECRET] [--username U --password P] [fipa inputs: --totp-secret B32 --third-party-client-id ID --other-client-id ID --web-param NAME=VALUE --session-ttl D] [--profile fipa,federation,downstream] [--json FILE] [--markdown FILE]",
+	fs := newFlags("conformance", "conformance --issuer URL [--client-id ID] [--auth none|client_secret_basic:SECRET] [--username U --password P] [fipa inputs: --totp-secret B32 --third-party-client-id ID --other-client-id ID --web-param NAME=VALUE --session-ttl D] [--profile fipa,federation,downstream] [federation and downstream inputs: the --federation-* and --par-* flags below] [--json FILE] [--markdown FILE] [--timeout D] [--ca-file PEM]",
 		"Runs black-box checks against the authorization server at --issuer (any server, not only fedas):\n"+
 			"each check cites its spec section and ends pass, fail or not_applicable (a server without a\n"+
-			"native endpoint in its metadata: every fipa check is not applicable). Prints a table; --json and\n"+
-			"--markdown also write the results with the HTTP exchanges that decided them (docs/conformance.md).\n"+
+			"native endpoint in its metadata: every fipa check is not applicable; one whose metadata URL\n"+
+			"errs, redirects, times out or serves something else than RFC 8414 metadata fails). Prints a\n"+
+			"table; --json and --markdown also write the results with the HTTP exchanges that decided them\n"+
+			"(docs/conformance.md).\n"+
 			"Exit status: 0 when no applicable check failed, 1 when one did, 2 for a usage error.")
 	issuer := fs.String("issuer", "", "the issuer identifier of the server under test (required)")
 	clientID := fs.String("client-id", "", "a first-party client registered there (without it the request checks are not applicable)")
@@ -32,6 +34,7 @@ func conformanceCmd(args []string, s stdio) error {
 	jsonFile := fs.String("json", "", "also write the report as JSON to this file")
 	mdFile := fs.String("markdown", "", "also write the report as Markdown (with the exchanges of failures) to this file")
 	timeout := fs.Duration("timeout", 10*time.Second, "timeout of each HTTP request")
+	caFile := fs.String("ca-file", "", "PEM file of CA certificates to trust too, for a server whose certificate a private CA issued")
 	// federation/downstream profile inputs (docs/conformance.md): fedInputs
 	// checks them and puts them in the Env.
 	var fedPrompt, unsupportedPrompt []string
@@ -136,27 +139,57 @@ func conformanceCmd(args []string, s stdio) error {
 	if err != nil {
 		return usage(err.Error())
 	}
+	if *timeout <= 0 {
+		return usage("--timeout must be positive")
+	}
 	env := conformance.NewEnv(*issuer, *timeout)
+	if *caFile != "" {
+		b, err := os.ReadFile(*caFile)
+		if err != nil {
+			return usage("--ca-file: " + err.Error())
+		}
+		if err := env.TrustCAs(b); err != nil {
+			return usage("--ca-file " + *caFile + ": " + err.Error())
+		}
+	}
 	env.ClientID, env.Auth, env.Username, env.Password = *clientID, ca, *username, *password
 	if err := fedInputs(env); err != nil {
 		return usage(err.Error())
 	}
 	env.TOTPSecret, env.ThirdPartyClientID, env.OtherClientID, env.WebParams, env.SessionTTL = *totpSecret, *thirdParty, *otherClient, webParams, *sessionTTL
+	// The report files are created before the run, so that a path that
+	// can't be written is a usage error, not the end of a long run.
+	reports := []struct {
+		name  string
+		write func(*conformance.Report, *os.File) error
+		f     *os.File
+	}{
+		{name: *jsonFile, write: func(r *conformance.Report, w *os.File) error { return r.WriteJSON(w) }},
+		{name: *mdFile, write: func(r *conformance.Report, w *os.File) error { return r.WriteMarkdown(w) }},
+	}
+	for i := range reports {
+		if reports[i].name == "" {
+			continue
+		}
+		f, err := os.Create(reports[i].name)
+		if err != nil {
+			return usage(err.Error())
+		}
+		defer f.Close()
+		reports[i].f = f
+	}
 	rep := conformance.Run(context.Background(), env, conformance.Checks(), ps)
 	if err := rep.WriteTable(s.out); err != nil {
 		return err
 	}
-	for _, f := range []struct {
-		name  string
-		write func(*conformance.Report, *os.File) error
-	}{
-		{*jsonFile, func(r *conformance.Report, w *os.File) error { return r.WriteJSON(w) }},
-		{*mdFile, func(r *conformance.Report, w *os.File) error { return r.WriteMarkdown(w) }},
-	} {
-		if f.name == "" {
+	for _, r := range reports {
+		if r.f == nil {
 			continue
 		}
-		if err := writeReport(f.name, rep, f.write); err != nil {
+		if err := r.write(rep, r.f); err != nil {
+			return err
+		}
+		if err := r.f.Close(); err != nil {
 			return err
 		}
 	}
@@ -164,16 +197,4 @@ func conformanceCmd(args []string, s stdio) error {
 		return fmt.Errorf("conformance: %d applicable check(s) failed", n)
 	}
 	return nil
-}
-
-func writeReport(name string, rep *conformance.Report, write func(*conformance.Report, *os.File) error) error {
-	f, err := os.Create(name)
-	if err != nil {
-		return err
-	}
-	if err := write(rep, f); err != nil {
-		_ = f.Close()
-		return err
-	}
-	return f.Close()
 }

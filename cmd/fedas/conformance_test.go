@@ -37,6 +37,11 @@ func TestConformanceCmd_UsageErrors(t *testing.T) {
 		{"conformance", "--issuer", "http://127.0.0.1:1", "--web-param", "no-equals-sign"},
 		{"conformance", "--issuer", "http://127.0.0.1:1", "--totp-secret", "JBSWY3DPEHPK3PXP"},
 		{"conformance", "--issuer", "http://127.0.0.1:1", "--session-ttl", "-1s"},
+		{"conformance", "--issuer", "http://127.0.0.1:1", "--timeout", "0s"},
+		{"conformance", "--issuer", "http://127.0.0.1:1", "--json", "/nonexistent/dir/r.json"}, // before the run, not after
+		{"conformance", "--issuer", "http://127.0.0.1:1", "--markdown", "/nonexistent/dir/r.md"},
+		{"conformance", "--issuer", "http://127.0.0.1:1", "--ca-file", "/nonexistent/ca.pem"},
+		{"conformance", "--issuer", "http://127.0.0.1:1", "--ca-file", "conformance_test.go"}, // no PEM certificate
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			var out, errOut bytes.Buffer
@@ -54,13 +59,15 @@ func TestConformanceCmd_UsageErrors(t *testing.T) {
 // sleep: the conformance package's tests run the expiry check on the
 // server's clock): every applicable check passes, 0, and the JSON and
 // Markdown reports are written; a server without a native endpoint
-// (nothing applies: 0); a fedas whose errors lack no-store (1).
+// (nothing applies: 0); a fedas whose errors lack no-store (1); an
+// issuer where nothing listens (1: the metadata check fails).
 func TestConformanceCmd_ExitStatus(t *testing.T) {
 	bin := buildBinary(t)
 	in := servertest.Start(t, servertest.Options{Configure: conformancetest.FedasConfig})
 	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"issuer":"x","token_endpoint":"x/token","code_challenge_methods_supported":["S256"]}`))
+		base := "http://" + r.Host // RFC 8414 §3.3: the issuer it is fetched for
+		_, _ = w.Write([]byte(`{"issuer":"` + base + `","token_endpoint":"` + base + `/token","code_challenge_methods_supported":["S256"]}`))
 	}))
 	t.Cleanup(plain.Close)
 	// Passes fedas through, but answers without Cache-Control (RFC 6749
@@ -85,6 +92,7 @@ func TestConformanceCmd_ExitStatus(t *testing.T) {
 		{"no native endpoint", plain.URL, nil, 0, fmt.Sprintf("0 passed, 0 failed, %d not applicable", n)},
 		{"no native endpoint: the reason", plain.URL, nil, 0, fmt.Sprintf("not applicable (%d): the metadata advertises no authorization_challenge_endpoint", n)},
 		{"errors without no-store", front.URL, nil, 1, "fipa-error-body"},
+		{"nothing listening", "http://" + freeAddr(t), nil, 1, "fipa-metadata-native-endpoint"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -102,8 +110,10 @@ func TestConformanceCmd_ExitStatus(t *testing.T) {
 			require.NoError(t, err)
 			require.Contains(t, string(md), "| `fipa-metadata-native-endpoint` |")
 			if tc.code == 1 {
-				require.Contains(t, string(md), "## `fipa-error-body` failed")
-				require.Contains(t, string(md), "lacks no-store")
+				// stdout names the failed check; its section has the detail.
+				require.Contains(t, string(md), "## `"+tc.stdout+"` failed")
+				want := map[string]string{"fipa-error-body": "lacks no-store", "fipa-metadata-native-endpoint": "connection refused"}[tc.stdout]
+				require.Contains(t, string(md), want)
 			}
 		})
 	}
