@@ -15,6 +15,7 @@ import (
 
 	"github.com/fedas/fedas/config"
 	"github.com/fedas/fedas/conformance"
+	"github.com/fedas/fedas/conformance/conformancetest"
 	"github.com/fedas/fedas/server/servertest"
 )
 
@@ -36,12 +37,12 @@ func downstreamInputs(e *conformance.Env) {
 // every check is not applicable, and a server without a PAR endpoint in
 // its metadata makes nothing applicable.
 func TestDownstreamProfile(t *testing.T) {
-	s := startFederation(t)
+	s := conformancetest.StartFederation(t)
 	n := len(conformance.DownstreamChecks())
 	for _, tc := range []struct {
 		name   string
 		issuer string
-	}{{"downstream only", s.as2.URL}, {"federating too", s.as1.URL}} {
+	}{{"downstream only", s.AS2.URL}, {"federating too", s.AS1.URL}} {
 		t.Run(tc.name, func(t *testing.T) {
 			rep := runProfile(t, tc.issuer, conformance.ProfileDownstream, downstreamInputs)
 			requirePassing(t, rep, n, "downstream-request-uri-expired")
@@ -51,9 +52,9 @@ func TestDownstreamProfile(t *testing.T) {
 	}
 	t.Run("private_key_jwt", func(t *testing.T) {
 		// AS1's own registration at AS2.
-		rep := runProfile(t, s.as2.URL, conformance.ProfileDownstream, func(e *conformance.Env) {
+		rep := runProfile(t, s.AS2.URL, conformance.ProfileDownstream, func(e *conformance.Env) {
 			e.ClientID, e.PARClientID, e.PARRedirectURI = "demo-app", "as1", "https://as1.example/web-callback"
-			e.PARAuth, e.PARKey = conformance.ClientAuth{Method: "private_key_jwt"}, s.as1Key
+			e.PARAuth, e.PARKey = conformance.ClientAuth{Method: "private_key_jwt"}, s.AS1Key
 		})
 		requirePassing(t, rep, n, "downstream-request-uri-expired")
 		assert.Contains(t, detail(rep, "downstream-par-client-auth"), "a client assertion signed with another key: HTTP 401 invalid_client")
@@ -66,7 +67,7 @@ func TestDownstreamProfile(t *testing.T) {
 		// waits out expires_in without sleeping.
 		clock := &servertest.Clock{}
 		ds := servertest.Start(t, servertest.Options{Clock: clock, Configure: func(c *config.Config) {
-			c.Clients = append(c.Clients, fedBasic())
+			c.Clients = append(c.Clients, conformancetest.FedBasic())
 		}})
 		var waited time.Duration
 		rep := runProfile(t, ds.URL, conformance.ProfileDownstream, func(e *conformance.Env) {
@@ -83,7 +84,7 @@ func TestDownstreamProfile(t *testing.T) {
 		assert.Contains(t, detail(rep, "downstream-request-uri-expired"), `HTTP 400 "invalid_request"`)
 	})
 	t.Run("no PAR client", func(t *testing.T) {
-		rep := runProfile(t, s.as2.URL, conformance.ProfileDownstream, func(e *conformance.Env) { e.ClientID = "demo-app" })
+		rep := runProfile(t, s.AS2.URL, conformance.ProfileDownstream, func(e *conformance.Env) { e.ClientID = "demo-app" })
 		requireAll(t, rep, n, conformance.NotApplicable)
 		for _, r := range rep.Results {
 			assert.Contains(t, r.Detail, "--par-client-id", r.ID)
@@ -97,7 +98,7 @@ func TestDownstreamProfile(t *testing.T) {
 		}
 	})
 	t.Run("a wrong secret", func(t *testing.T) {
-		rep := runProfile(t, s.as2.URL, conformance.ProfileDownstream, func(e *conformance.Env) {
+		rep := runProfile(t, s.AS2.URL, conformance.ProfileDownstream, func(e *conformance.Env) {
 			downstreamInputs(e)
 			e.PARAuth.Secret = "not-the-secret"
 		})
@@ -184,8 +185,8 @@ func replaying(t *testing.T, in *servertest.Instance) string {
 // used twice fails the single-use check, with both uses in its
 // exchanges, and the run exits 1.
 func TestDownstreamProfile_Broken(t *testing.T) {
-	s := startFederation(t)
-	rep := runProfile(t, replaying(t, s.as2), conformance.ProfileDownstream, downstreamInputs)
+	s := conformancetest.StartFederation(t)
+	rep := runProfile(t, replaying(t, s.AS2), conformance.ProfileDownstream, downstreamInputs)
 	st := statuses(rep)
 	assert.Equal(t, conformance.Fail, st["downstream-request-uri-single-use"])
 	assert.Contains(t, detail(rep, "downstream-request-uri-single-use"), "the second use of the request_uri was answered HTTP 403 \"insufficient_authorization\"")

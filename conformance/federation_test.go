@@ -3,9 +3,6 @@ package conformance_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -13,88 +10,24 @@ import (
 	"testing"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/crypto/bcrypt"
 
-	"github.com/fedas/fedas/config"
 	"github.com/fedas/fedas/conformance"
-	"github.com/fedas/fedas/federation/fedtest"
+	"github.com/fedas/fedas/conformance/conformancetest"
 	"github.com/fedas/fedas/server/servertest"
 )
 
-// The federation setup's test inputs.
+// The federation setup's test inputs (conformancetest.StartFederation).
 const (
-	fedClient    = "fed-basic" // a federating client with a secret (downstream profile)
-	fedSecret    = "fed-basic-secret"
-	fedRedirect  = "https://fed-basic.example/cb"
-	fedCallback  = "https://app.example/cb"
-	carolPW      = "carol-pw"
+	fedClient    = conformancetest.FedClient
+	fedSecret    = conformancetest.FedSecret
+	fedRedirect  = conformancetest.FedRedirect
+	fedCallback  = conformancetest.FedCallback
+	carolPW      = conformancetest.CarolPassword
 	carolAtAS2   = "carol@as2.example"
 	daveAtLegacy = "dave@legacy.example"
 )
-
-// fedSetup is AS1, which federates @as2.example to AS2 and
-// @legacy.example to a downstream without a native endpoint, and AS2,
-// where AS1 is a federating client (private_key_jwt, credential
-// challenges allowed) and an app of AS2 takes over a request that
-// carries a native callback (redirect_to_app). Both register fed-basic,
-// a federating client with a secret, for the downstream profile.
-type fedSetup struct {
-	as1, as2 *servertest.Instance
-	// as1Key is AS1's private JWK (JSON) for private_key_jwt at AS2.
-	as1Key string
-}
-
-// fedBasic is a federating client with a secret (downstream profile),
-// allowed credential challenges so that its pushes start with one.
-func fedBasic() config.Client {
-	return config.Client{ID: fedClient, Federating: true, AllowCredentialChallenges: true, TokenEndpointAuthMethod: "client_secret_basic",
-		SecretSHA256: config.SecretDigest(fedSecret), Scopes: []string{"openid"}, GrantTypes: []string{"authorization_code"},
-		RedirectURIs: []string{fedRedirect}}
-}
-
-func startFederation(tb testing.TB) fedSetup {
-	tb.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(tb, err)
-	priv := jose.JSONWebKey{Key: k, KeyID: "as1-at-as2", Algorithm: string(jose.ES256), Use: "sig"}
-	privJSON, err := json.Marshal(priv)
-	require.NoError(tb, err)
-	pubJSON, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{priv.Public()}})
-	require.NoError(tb, err)
-	hash, err := bcrypt.GenerateFromPassword([]byte(carolPW), bcrypt.MinCost)
-	require.NoError(tb, err)
-	basic := fedBasic()
-
-	as2 := servertest.Start(tb, servertest.Options{Configure: func(c *config.Config) {
-		c.Users = append(c.Users, config.User{Username: "carol", Subject: "carol", PasswordHash: string(hash)})
-		c.Clients = append(c.Clients, basic, config.Client{
-			ID: "as1", Federating: true, AllowCredentialChallenges: true,
-			TokenEndpointAuthMethod: "private_key_jwt", JWKS: string(pubJSON), SigningAlg: "ES256",
-			Scopes: []string{"openid", "profile", "email"}, GrantTypes: []string{"authorization_code"},
-			RedirectURIs: []string{"https://as1.example/web-callback"}, NativeCallbackURIs: []string{fedCallback},
-		})
-		c.Apps = append(c.Apps, config.App{ID: "as2app", ClientID: "demo-app", DeepLink: "https://as2.example/app", DownstreamRole: true})
-	}})
-	legacy := fedtest.Start(tb, fedtest.Options{NoNative: true})
-	as1 := servertest.Start(tb, servertest.Options{Configure: func(c *config.Config) {
-		c.Clients = append(c.Clients, basic)
-		for _, d := range []struct{ id, issuer string }{{"as2", as2.URL}, {"legacy", legacy.URL}} {
-			c.Downstreams = append(c.Downstreams, config.Downstream{
-				ID: d.id, Issuer: d.issuer, Name: d.id, ClientID: "as1",
-				Auth:   config.DownstreamAuth{Method: "private_key_jwt", Key: string(privJSON)},
-				Scopes: map[string]string{"openid": "openid", "profile": "profile", "email": "email"},
-			})
-		}
-		c.Prompt = &config.Prompt{Inputs: []config.PromptInput{{Key: "email", Title: "Email", Hint: "you@example.com"}}}
-		c.Routes = append(c.Routes,
-			config.Route{Downstream: "as2", EmailDomains: []string{"as2.example"}},
-			config.Route{Downstream: "legacy", EmailDomains: []string{"legacy.example"}})
-	}})
-	return fedSetup{as1: as1, as2: as2, as1Key: string(privJSON)}
-}
 
 // federationInputs configures env for the federation profile against AS1.
 func federationInputs(e *conformance.Env) {
@@ -130,11 +63,11 @@ func requireAll(t *testing.T, rep *conformance.Report, n int, want conformance.S
 // inputs each is not applicable, naming the missing flag; against a
 // fedas that does not federate, the prompt checks fail.
 func TestFederationProfile(t *testing.T) {
-	s := startFederation(t)
+	s := conformancetest.StartFederation(t)
 	n := len(conformance.FederationChecks())
 
 	t.Run("all inputs", func(t *testing.T) {
-		rep := runProfile(t, s.as1.URL, conformance.ProfileFederation, federationInputs)
+		rep := runProfile(t, s.AS1.URL, conformance.ProfileFederation, federationInputs)
 		requireAll(t, rep, n, conformance.Pass)
 		assert.Equal(t, 0, rep.ExitCode())
 		// No live value reaches the report: not the codes of either AS, not
@@ -148,7 +81,7 @@ func TestFederationProfile(t *testing.T) {
 	})
 
 	t.Run("no inputs", func(t *testing.T) {
-		rep := runProfile(t, s.as1.URL, conformance.ProfileFederation, func(e *conformance.Env) { e.ClientID = "demo-app" })
+		rep := runProfile(t, s.AS1.URL, conformance.ProfileFederation, func(e *conformance.Env) { e.ClientID = "demo-app" })
 		requireAll(t, rep, n, conformance.NotApplicable)
 		for _, r := range rep.Results {
 			assert.Regexp(t, `--(federation|unsupported)-prompt`, r.Detail, r.ID)
@@ -157,7 +90,7 @@ func TestFederationProfile(t *testing.T) {
 	})
 
 	t.Run("only the prompt", func(t *testing.T) {
-		rep := runProfile(t, s.as1.URL, conformance.ProfileFederation, func(e *conformance.Env) {
+		rep := runProfile(t, s.AS1.URL, conformance.ProfileFederation, func(e *conformance.Env) {
 			e.ClientID, e.FederationPrompt = "demo-app", url.Values{"email": {carolAtAS2}}
 		})
 		st := statuses(rep)
@@ -177,7 +110,7 @@ func TestFederationProfile(t *testing.T) {
 
 	t.Run("a server that does not federate", func(t *testing.T) {
 		// AS2 has no prompt: it answers insufficient_authorization.
-		rep := runProfile(t, s.as2.URL, conformance.ProfileFederation, federationInputs)
+		rep := runProfile(t, s.AS2.URL, conformance.ProfileFederation, federationInputs)
 		st := statuses(rep)
 		assert.Equal(t, conformance.Fail, st["federation-insufficient-information"])
 		assert.Contains(t, detail(rep, "federation-insufficient-information"), "want insufficient_information")
@@ -240,7 +173,7 @@ func rewriting(t *testing.T, in *servertest.Instance, editRequest func(path stri
 // proxy in front of AS1 breaks it) fails the check of that rule, with
 // the exchange that shows it, and the run exits 1.
 func TestFederationProfile_Broken(t *testing.T) {
-	s := startFederation(t)
+	s := conformancetest.StartFederation(t)
 	for _, tc := range []struct {
 		name         string
 		editRequest  func(path string, form url.Values)
@@ -264,7 +197,7 @@ func TestFederationProfile_Broken(t *testing.T) {
 			[]string{"federation-federate-shape", "federation-body-works", "federation-complete", "federation-response-uri-session"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			front := rewriting(t, s.as1, tc.editRequest, tc.editResponse)
+			front := rewriting(t, s.AS1, tc.editRequest, tc.editResponse)
 			rep := runProfile(t, front, conformance.ProfileFederation, federationInputs)
 			st := statuses(rep)
 			for _, id := range tc.fails {

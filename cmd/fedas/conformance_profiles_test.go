@@ -2,9 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"os"
@@ -13,64 +10,11 @@ import (
 	"strings"
 	"testing"
 
-	jose "github.com/go-jose/go-jose/v4"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/crypto/bcrypt"
 
-	"github.com/fedas/fedas/config"
 	"github.com/fedas/fedas/conformance"
-	"github.com/fedas/fedas/federation/fedtest"
-	"github.com/fedas/fedas/server/servertest"
+	"github.com/fedas/fedas/conformance/conformancetest"
 )
-
-// startConformanceFederation starts AS1, which federates @as2.example to
-// AS2 and @legacy.example to a downstream without a native endpoint, and
-// AS2, where AS1 is a federating client and an app of AS2 takes over
-// requests carrying a native callback. AS1 also registers fed-basic, a
-// federating client with a secret, so that one run checks it in both the
-// federation and the downstream profile. It returns both issuers and
-// AS1's private JWK for private_key_jwt at AS2.
-func startConformanceFederation(tb testing.TB) (as1URL, as2URL, as1Key string) {
-	tb.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(tb, err)
-	priv := jose.JSONWebKey{Key: k, KeyID: "as1-at-as2", Algorithm: string(jose.ES256), Use: "sig"}
-	privJSON, err := json.Marshal(priv)
-	require.NoError(tb, err)
-	pubJSON, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{priv.Public()}})
-	require.NoError(tb, err)
-	hash, err := bcrypt.GenerateFromPassword([]byte("carol-pw"), bcrypt.MinCost)
-	require.NoError(tb, err)
-
-	as2 := servertest.Start(tb, servertest.Options{Configure: func(c *config.Config) {
-		c.Users = append(c.Users, config.User{Username: "carol", Subject: "carol", PasswordHash: string(hash)})
-		c.Clients = append(c.Clients, config.Client{
-			ID: "as1", Federating: true, AllowCredentialChallenges: true,
-			TokenEndpointAuthMethod: "private_key_jwt", JWKS: string(pubJSON), SigningAlg: "ES256",
-			Scopes: []string{"openid", "email"}, GrantTypes: []string{"authorization_code"},
-			RedirectURIs: []string{"https://as1.example/web-callback"}, NativeCallbackURIs: []string{"https://app.example/cb"},
-		})
-		c.Apps = append(c.Apps, config.App{ID: "as2app", ClientID: "demo-app", DeepLink: "https://as2.example/app", DownstreamRole: true})
-	}})
-	legacy := fedtest.Start(tb, fedtest.Options{NoNative: true})
-	as1 := servertest.Start(tb, servertest.Options{Configure: func(c *config.Config) {
-		c.Clients = append(c.Clients, config.Client{ID: "fed-basic", Federating: true, AllowCredentialChallenges: true,
-			TokenEndpointAuthMethod: "client_secret_basic", SecretSHA256: config.SecretDigest("fed-basic-secret"),
-			Scopes: []string{"openid"}, GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{"https://fed-basic.example/cb"}})
-		for _, d := range []struct{ id, issuer string }{{"as2", as2.URL}, {"legacy", legacy.URL}} {
-			c.Downstreams = append(c.Downstreams, config.Downstream{
-				ID: d.id, Issuer: d.issuer, Name: d.id, ClientID: "as1",
-				Auth:   config.DownstreamAuth{Method: "private_key_jwt", Key: string(privJSON)},
-				Scopes: map[string]string{"openid": "openid", "email": "email"},
-			})
-		}
-		c.Prompt = &config.Prompt{Inputs: []config.PromptInput{{Key: "email", Title: "Email"}}}
-		c.Routes = append(c.Routes,
-			config.Route{Downstream: "as2", EmailDomains: []string{"as2.example"}},
-			config.Route{Downstream: "legacy", EmailDomains: []string{"legacy.example"}})
-	}})
-	return as1.URL, as2.URL, string(privJSON)
-}
 
 // TestConformanceCmd_Profiles runs the real binary with --profile
 // federation,downstream against a federating fedas (AS1 → AS2): with
@@ -81,7 +25,8 @@ func startConformanceFederation(tb testing.TB) (as1URL, as2URL, as1Key string) {
 // profile against AS2 with AS1's private_key_jwt key passes too.
 func TestConformanceCmd_Profiles(t *testing.T) {
 	bin := buildBinary(t)
-	as1, as2, key := startConformanceFederation(t)
+	fed := conformancetest.StartFederation(t)
+	as1, as2, key := fed.AS1.URL, fed.AS2.URL, fed.AS1Key
 	keyFile := filepath.Join(t.TempDir(), "as1.jwk")
 	require.NoError(t, os.WriteFile(keyFile, []byte(key), 0o600))
 	both := len(conformance.FederationChecks()) + len(conformance.DownstreamChecks())
