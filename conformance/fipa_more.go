@@ -231,20 +231,17 @@ func checkRedirectToWeb(ctx context.Context, env *Env) Result {
 }
 
 func checkSessionClientBinding(ctx context.Context, env *Env) Result {
-	resp, ex, _, r := start(ctx, env)
-	if r != nil {
-		return *r
-	}
-	form, ok := followUp(env, resp)
-	if !ok {
-		return na([]Exchange{ex}, "the challenge has no inputs to answer")
-	}
-	form.Set("client_id", env.OtherClientID)
-	resp2, ex2 := env.post(ctx, env.NativeEndpoint(), form, nil, false)
-	return wantRefused([]Exchange{ex, ex2}, resp2, "a follow-up of another client ("+env.OtherClientID+")", "")
+	return followUpAs(ctx, env, env.OtherClientID, "a follow-up of another client ("+env.OtherClientID+")", "")
 }
 
 func checkSessionUnknownClient(ctx context.Context, env *Env) Result {
+	return followUpAs(ctx, env, "conformance-unknown-"+randomToken(6), "a follow-up naming an unknown client_id", "invalid_client")
+}
+
+// followUpAs starts a session and answers its challenge naming clientID:
+// the answer must be refused (with code, when set; FiPA-04 §5.1: the
+// auth_session is bound to its client).
+func followUpAs(ctx context.Context, env *Env, clientID, what, code string) Result {
 	resp, ex, _, r := start(ctx, env)
 	if r != nil {
 		return *r
@@ -253,9 +250,9 @@ func checkSessionUnknownClient(ctx context.Context, env *Env) Result {
 	if !ok {
 		return na([]Exchange{ex}, "the challenge has no inputs to answer")
 	}
-	form.Set("client_id", "conformance-unknown-"+randomToken(6))
+	form.Set("client_id", clientID)
 	resp2, ex2 := env.post(ctx, env.NativeEndpoint(), form, nil, false)
-	return wantRefused([]Exchange{ex, ex2}, resp2, "a follow-up naming an unknown client_id", "invalid_client")
+	return wantRefused([]Exchange{ex, ex2}, resp2, what, code)
 }
 
 // checkInvalidClientBasic sends an unknown client's HTTP Basic
