@@ -2,10 +2,7 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -54,21 +51,13 @@ func TestConformanceCmd_Profiles(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			jsonFile := filepath.Join(t.TempDir(), "r.json")
 			args := append([]string{"conformance", "--issuer", tc.issuer, "--profile", tc.profiles, "--json", jsonFile}, tc.args...)
-			cmd := exec.Command(bin, args...)
-			var out, errOut bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &errOut
-			err := cmd.Run()
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", ee.ExitCode(), out.String(), errOut.String())
-			}
-			require.NoError(t, err)
-			require.Contains(t, out.String(), tc.stdout)
+			stdout, stderr, code := runBinary(t, bin, args...)
+			require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+			require.Contains(t, stdout, tc.stdout)
 
+			rep := readReport(t, jsonFile)
 			b, err := os.ReadFile(jsonFile)
 			require.NoError(t, err)
-			var rep conformance.Report
-			require.NoError(t, json.Unmarshal(b, &rep))
 			require.Len(t, rep.Results, tc.n)
 			for _, r := range rep.Results {
 				want := tc.want
